@@ -1,0 +1,273 @@
+// The thread backend: a persistent pool of std::threads shared by every call
+// of the process, chunked dynamic scheduling off one atomic counter, and the
+// calling thread takes part. Per task there is no allocation, lock or syscall:
+// a worker claims a chunk with one fetch_add and runs it through one indirect
+// call. Per call: one uncontended mutex, one atomic bump of the epoch and a
+// futex wake only for workers that have gone to sleep (workers spin ~100 µs
+// after a call before sleeping, so back-to-back calls cost no syscall).
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/executor.h"
+
+namespace fanout {
+namespace {
+
+void FutexWait(std::atomic<std::uint32_t>* word, std::uint32_t expected) {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word),
+          FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+}
+
+void FutexWake(std::atomic<std::uint32_t>* word, int count) {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word),
+          FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Spins until pred() or about `budget` has passed; true when pred() held.
+template <class Pred>
+bool SpinUntil(Pred pred, std::chrono::microseconds budget) {
+  for (int i = 0; i < 64; ++i) {
+    if (pred()) return true;
+    CpuRelax();
+  }
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  for (;;) {
+    for (int i = 0; i < 256; ++i) {
+      if (pred()) return true;
+      CpuRelax();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return pred();
+  }
+}
+
+constexpr std::chrono::microseconds kSpin{100};
+constexpr int kClosed = INT_MAX / 2;
+
+class Pool {
+ public:
+  RunReport Run(const Job& job, const RunOptions& options);
+
+ private:
+  void EnsureHelpers(int count);
+  void HelperLoop();
+  void Work(int worker);
+
+  std::mutex call_mu_;  // one call at a time on the pool
+  std::vector<std::thread> helpers_;
+
+  // The current call; written before epoch_ is bumped.
+  const Job* job_ = nullptr;
+  const RunOptions* options_ = nullptr;
+  std::size_t batch_ = 1;
+  std::atomic<int> max_helpers_{0};  // read by helpers that lost the race
+
+  alignas(64) std::atomic<std::size_t> next_{0};
+  alignas(64) std::atomic<std::uint32_t> epoch_{0};
+  std::atomic<int> sleepers_{0};
+  alignas(64) std::atomic<int> joined_{kClosed};
+  alignas(64) std::atomic<std::uint32_t> finished_{0};
+  std::atomic<int> caller_sleeping_{0};
+  alignas(64) std::atomic<bool> stop_{false};
+  std::atomic<bool> cancelled_{false};
+
+  std::mutex failures_mu_;  // taken only when a task fails
+  std::vector<TaskError> failures_;
+};
+
+// The pool of this process. A forked child gets a fresh one: the parent's
+// threads do not exist there (the old object is leaked on purpose).
+std::atomic<Pool*> g_pool{nullptr};
+std::once_flag g_atfork_once;
+
+Pool& GetPool() {
+  Pool* pool = g_pool.load(std::memory_order_acquire);
+  if (pool != nullptr) return *pool;
+  std::call_once(g_atfork_once, [] {
+    pthread_atfork(nullptr, nullptr, [] {
+      g_pool.store(nullptr, std::memory_order_relaxed);
+    });
+  });
+  static std::mutex make_mu;
+  std::lock_guard<std::mutex> lock(make_mu);
+  pool = g_pool.load(std::memory_order_acquire);
+  if (pool == nullptr) {
+    pool = new Pool;
+    g_pool.store(pool, std::memory_order_release);
+  }
+  return *pool;
+}
+
+void Pool::EnsureHelpers(int count) {
+  while (static_cast<int>(helpers_.size()) < count) {
+    helpers_.emplace_back([this] { HelperLoop(); });
+    helpers_.back().detach();
+  }
+}
+
+void Pool::HelperLoop() {
+  internal::InTaskScope in_task;  // a call from a task on this thread runs inline
+  std::uint32_t seen = epoch_.load(std::memory_order_acquire);
+  for (;;) {
+    if (!SpinUntil([&] { return epoch_.load(std::memory_order_acquire) != seen; },
+                   kSpin)) {
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      while (epoch_.load(std::memory_order_seq_cst) == seen) {
+        FutexWait(&epoch_, seen);
+      }
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    seen = epoch_.load(std::memory_order_acquire);
+    const int slot = joined_.fetch_add(1, std::memory_order_acq_rel);
+    if (slot >= max_helpers_.load(std::memory_order_relaxed)) continue;  // not needed, or the call is over
+    Work(slot + 1);
+    finished_.fetch_add(1, std::memory_order_seq_cst);
+    if (caller_sleeping_.load(std::memory_order_seq_cst) != 0) {
+      FutexWake(&finished_, 1);
+    }
+  }
+}
+
+void Pool::Work(int worker) {
+  const Job& job = *job_;
+  const RunOptions& options = *options_;
+  const std::size_t batch = batch_;
+  TaskFailure failure;
+  for (;;) {
+    if (stop_.load(std::memory_order_relaxed)) return;
+    if (options.cancel != nullptr &&
+        options.cancel->load(std::memory_order_relaxed)) {
+      cancelled_.store(true, std::memory_order_relaxed);
+      stop_.store(true, std::memory_order_relaxed);
+      return;
+    }
+    std::size_t begin = next_.fetch_add(batch, std::memory_order_relaxed);
+    if (begin >= job.n) return;
+    const std::size_t end = std::min(job.n, begin + batch);
+    while (begin < end) {
+      const std::size_t done = job.run_range(job.ctx, begin, end, &failure);
+      if (options.progress != nullptr) {
+        options.progress->fetch_add(done + (begin + done < end),
+                                    std::memory_order_relaxed);
+      }
+      if (begin + done == end) break;
+      const std::size_t failed = begin + done;
+      {
+        std::lock_guard<std::mutex> lock(failures_mu_);
+        failures_.emplace_back(TaskError::Details{
+            failed, "thread", "thread " + std::to_string(worker),
+            std::move(failure.type), std::move(failure.message), 0, -1,
+            std::move(failure.exception)});
+      }
+      failure = TaskFailure();
+      if (options.errors == ErrorPolicy::kFailFast) {
+        stop_.store(true, std::memory_order_relaxed);
+        return;
+      }
+      begin = failed + 1;
+    }
+  }
+}
+
+RunReport Pool::Run(const Job& job, const RunOptions& options) {
+  std::lock_guard<std::mutex> call(call_mu_);
+  const int helpers =
+      static_cast<int>(std::min<std::size_t>(options.jobs - 1, job.n ? job.n - 1 : 0));
+  EnsureHelpers(helpers);
+  job_ = &job;
+  options_ = &options;
+  batch_ = options.batch_size ? options.batch_size
+                              : auto_batch_size(job.n, options.jobs);
+  max_helpers_.store(helpers, std::memory_order_relaxed);
+  next_.store(0, std::memory_order_relaxed);
+  stop_.store(false, std::memory_order_relaxed);
+  cancelled_.store(false, std::memory_order_relaxed);
+  finished_.store(0, std::memory_order_relaxed);
+  failures_.clear();
+  joined_.store(0, std::memory_order_release);  // opens the call to helpers
+  if (helpers > 0) {
+    epoch_.fetch_add(1, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      FutexWake(&epoch_, helpers);
+    }
+  }
+
+  {
+    internal::InTaskScope in_task;
+    Work(0);
+  }
+
+  // Close the call: helpers that joined before this are waited for; any
+  // later one sees a slot past max_helpers_ and goes back to waiting.
+  const int joined = std::min(joined_.exchange(kClosed, std::memory_order_acq_rel), helpers);
+  const auto all_in = [&] {
+    return finished_.load(std::memory_order_acquire) ==
+           static_cast<std::uint32_t>(joined);
+  };
+  if (!SpinUntil(all_in, kSpin)) {
+    caller_sleeping_.store(1, std::memory_order_seq_cst);
+    for (std::uint32_t f; (f = finished_.load(std::memory_order_seq_cst)) !=
+                          static_cast<std::uint32_t>(joined);) {
+      FutexWait(&finished_, f);
+    }
+    caller_sleeping_.store(0, std::memory_order_relaxed);
+  }
+
+  RunReport report;
+  report.failures = std::move(failures_);
+  failures_ = {};
+  std::sort(report.failures.begin(), report.failures.end(),
+            [](const TaskError& a, const TaskError& b) {
+              return a.index() < b.index();
+            });
+  report.cancelled = cancelled_.load(std::memory_order_relaxed);
+  return report;
+}
+
+class ThreadExecutor final : public Executor {
+ public:
+  explicit ThreadExecutor(int jobs) : jobs_(jobs) {}
+  std::string_view name() const override { return "thread"; }
+  bool shares_memory() const override { return true; }
+  int jobs() const override { return jobs_; }
+  RunReport run(const Job& job, const RunOptions& options) override {
+    if (options.jobs <= 1 || job.n <= 1) {
+      return internal::run_inline("thread", job, options, "thread 0");
+    }
+    return GetPool().Run(job, options);
+  }
+
+ private:
+  int jobs_;
+};
+
+}  // namespace
+}  // namespace fanout
+
+FANOUT_REGISTER_BACKEND(
+    thread,
+    "a persistent std::thread pool; chunked dynamic scheduling off one atomic "
+    "counter; the caller takes part",
+    [](const fanout::ExecutorOptions& options) {
+      return std::make_unique<fanout::ThreadExecutor>(options.jobs);
+    })

@@ -1,0 +1,205 @@
+#include "core/executor.h"
+
+#include <cxxabi.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <typeinfo>
+#include <utility>
+
+namespace fanout {
+namespace {
+
+struct Registration {
+  std::string description;
+  ExecutorFactory factory;
+};
+
+// Function-local static: registrations run from other translation units'
+// static initializers, in an order nobody controls.
+std::map<std::string, Registration, std::less<>>& Registry() {
+  static auto* registry = new std::map<std::string, Registration, std::less<>>;
+  return *registry;
+}
+
+std::mutex& RegistryMutex() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+
+thread_local bool t_in_task = false;
+
+std::string Demangle(const char* mangled) {
+  int status = 0;
+  char* s = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  std::string out = (status == 0 && s != nullptr) ? s : mangled;
+  std::free(s);
+  return out;
+}
+
+// The cgroup CPU quota as a CPU count, or 0 when there is none.
+int CgroupCpuLimit() {
+  {  // cgroup v2: "max 100000" or "150000 100000"
+    std::ifstream f("/sys/fs/cgroup/cpu.max");
+    std::string quota;
+    long period = 0;
+    if (f >> quota >> period && quota != "max" && period > 0) {
+      long q = std::atol(quota.c_str());
+      if (q > 0) return static_cast<int>(std::ceil(double(q) / double(period)));
+    }
+  }
+  {  // cgroup v1
+    std::ifstream fq("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
+    std::ifstream fp("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
+    long q = -1, p = 0;
+    if (fq >> q && fp >> p && q > 0 && p > 0) {
+      return static_cast<int>(std::ceil(double(q) / double(p)));
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool register_backend(std::string name, std::string description,
+                      ExecutorFactory factory) {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  Registry()[std::move(name)] =
+      Registration{std::move(description), std::move(factory)};
+  return true;
+}
+
+std::vector<std::string> backend_names() {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  std::vector<std::string> names;
+  for (const auto& [name, reg] : Registry()) names.push_back(name);
+  return names;
+}
+
+std::string backend_description(std::string_view name) {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  auto it = Registry().find(name);
+  return it == Registry().end() ? "" : it->second.description;
+}
+
+std::unique_ptr<Executor> make_executor(std::string_view name,
+                                        const ExecutorOptions& options) {
+  ExecutorFactory factory;
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    auto it = Registry().find(name);
+    if (it != Registry().end()) factory = it->second.factory;
+  }
+  if (!factory) {
+    std::string valid;
+    for (const std::string& n : backend_names()) {
+      valid += (valid.empty() ? "" : ", ") + n;
+    }
+    if (valid.empty()) valid = "(none linked: depend on @fanout//backends/...)";
+    throw UsageError("unknown backend '" + std::string(name) +
+                     "'; valid backends: " + valid);
+  }
+  ExecutorOptions resolved = options;
+  resolved.jobs = resolve_jobs(options.jobs);
+  return factory(resolved);
+}
+
+int usable_cpus() {
+  static const int cpus = [] {
+    int n = 0;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
+    if (n <= 0) n = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+    int quota = CgroupCpuLimit();
+    if (quota > 0) n = std::min(n, quota);
+    return std::max(n, 1);
+  }();
+  return cpus;
+}
+
+int resolve_jobs(int jobs) {
+  if (jobs == 0) {
+    throw UsageError(
+        "jobs must not be 0; valid: a positive count, or -1 for every usable "
+        "CPU (" + std::to_string(usable_cpus()) + " here), -2 for all but one, ...");
+  }
+  if (jobs > 0) return jobs;
+  return std::max(usable_cpus() + 1 + jobs, 1);
+}
+
+std::size_t auto_batch_size(std::size_t n, int jobs) {
+  // About 32 chunks per worker keeps imbalance low (dynamic scheduling) while
+  // a chunk of up to 2048 tiny tasks makes the shared counter's cost vanish.
+  std::size_t per = n / (static_cast<std::size_t>(std::max(jobs, 1)) * 32);
+  return std::clamp<std::size_t>(per, 1, 2048);
+}
+
+bool in_task() { return t_in_task; }
+
+namespace internal {
+
+InTaskScope::InTaskScope() : previous_(t_in_task) { t_in_task = true; }
+InTaskScope::~InTaskScope() { t_in_task = previous_; }
+
+TaskFailure describe_current_exception() {
+  TaskFailure f;
+  f.exception = std::current_exception();
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    f.type = Demangle(typeid(e).name());
+    f.message = e.what();
+  } catch (...) {
+    const std::type_info* t = abi::__cxa_current_exception_type();
+    f.type = t != nullptr ? Demangle(t->name()) : "unknown exception";
+    f.message = "(not a std::exception)";
+  }
+  return f;
+}
+
+RunReport run_inline(std::string_view backend, const Job& job,
+                     const RunOptions& options, std::string_view worker) {
+  RunReport report;
+  InTaskScope scope;
+  const std::size_t batch =
+      options.batch_size ? options.batch_size : auto_batch_size(job.n, 1);
+  std::size_t next = 0;
+  while (next < job.n) {
+    if (options.cancel != nullptr &&
+        options.cancel->load(std::memory_order_relaxed)) {
+      report.cancelled = true;
+      break;
+    }
+    const std::size_t end = std::min(job.n, next + batch);
+    TaskFailure failure;
+    std::size_t done = job.run_range(job.ctx, next, end, &failure);
+    if (options.progress != nullptr) {
+      options.progress->fetch_add(done, std::memory_order_relaxed);
+    }
+    if (next + done == end) {
+      next = end;
+      continue;
+    }
+    std::size_t failed = next + done;
+    report.failures.emplace_back(TaskError::Details{
+        failed, std::string(backend), std::string(worker),
+        std::move(failure.type), std::move(failure.message), 0, -1,
+        std::move(failure.exception)});
+    if (options.progress != nullptr) {
+      options.progress->fetch_add(1, std::memory_order_relaxed);
+    }
+    if (options.errors == ErrorPolicy::kFailFast) break;
+    next = failed + 1;
+  }
+  return report;
+}
+
+}  // namespace internal
+}  // namespace fanout

@@ -1,0 +1,188 @@
+// fanout/core/executor.h — the backend-agnostic Executor interface and registry.
+//
+// Users rarely touch this header: `fanout::Parallel` (core/parallel.h) is the
+// front end. Backends implement `Executor` and register themselves by name;
+// programs pick one at run time:
+//
+//   std::unique_ptr<fanout::Executor> ex =
+//       fanout::make_executor("thread", {.jobs = -1});
+//   // throws fanout::UsageError: "unknown backend 'thred'; valid backends:
+//   // process, sequential, tbb, thread" for a name that is not linked in.
+//
+// A job is `n` tasks and a type-erased body that runs a range of task indices
+// (one indirect call per chunk, never an allocation per task). Each task ends
+// in exactly one outcome: its value, stored by the body, or a failure that the
+// backend turns into a `TaskError` naming the task, backend and worker.
+//
+// Writing a backend:
+//
+//   class MyExecutor : public fanout::Executor { ... };
+//   FANOUT_REGISTER_BACKEND(mine, "one line on what it is",
+//       [](const fanout::ExecutorOptions& o) {
+//         return std::make_unique<MyExecutor>(o);
+//       });
+//
+// and make its cc_library `alwayslink = True` so the registration is linked.
+#ifndef FANOUT_CORE_EXECUTOR_H_
+#define FANOUT_CORE_EXECUTOR_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/errors.h"
+
+namespace fanout {
+
+// What happens when a task fails.
+enum class ErrorPolicy {
+  kFailFast,    // the first failure stops tasks not yet started; the call throws
+  kCollectAll,  // every task runs; every outcome is returned
+};
+
+// One task's failure as seen inside a worker, before the backend names it.
+struct TaskFailure {
+  std::string type;              // demangled exception type, e.g. "std::runtime_error"
+  std::string message;           // what()
+  std::exception_ptr exception;  // the original, when it did not cross a process
+};
+
+// The type-erased job a backend runs. Built by the front end.
+struct Job {
+  std::size_t n = 0;  // tasks are 0 .. n-1
+  void* ctx = nullptr;
+
+  // Runs tasks [begin, end) in order, storing each result. Returns how many
+  // succeeded before the first failure; when that is less than end - begin,
+  // task begin + returned failed and *failure describes it.
+  std::size_t (*run_range)(void* ctx, std::size_t begin, std::size_t end,
+                           TaskFailure* failure) = nullptr;
+
+  // For backends that do not share the caller's memory (process, mpi): the
+  // stored result of task `index`, encoded with the codec (core/codec.h) ...
+  void (*encode_result)(void* ctx, std::size_t index, std::string* out) = nullptr;
+  // ... and stored back into the caller's result slot from those bytes.
+  void (*decode_result)(void* ctx, std::size_t index, std::string_view bytes) = nullptr;
+  // sizeof(result) when the result is trivially copyable (encode = memcpy of
+  // this many bytes), else 0. Lets a backend use fixed-size shared slots.
+  std::size_t trivial_result_size = 0;
+  // Address of task `index`'s result slot when trivial_result_size != 0.
+  void* (*result_slot)(void* ctx, std::size_t index) = nullptr;
+};
+
+// Options for one call.
+struct RunOptions {
+  int jobs = 1;                  // already resolved: >= 1
+  std::size_t batch_size = 0;    // tasks per chunk; 0 = auto
+  ErrorPolicy errors = ErrorPolicy::kFailFast;
+  std::chrono::milliseconds timeout{0};  // 0 = none (backends that can enforce it)
+  // Finished-task counter the backend adds to once per chunk; may be null.
+  std::atomic<std::size_t>* progress = nullptr;
+  // Set by anyone to stop the call between chunks; may be null.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+// What one call produced besides the results: the failures, sorted by task
+// index. Under kFailFast it holds at least one failure when the call failed.
+struct RunReport {
+  std::vector<TaskError> failures;
+  bool cancelled = false;
+};
+
+// Options for making an executor.
+struct ExecutorOptions {
+  int jobs = -1;  // as joblib's n_jobs: -1 all usable CPUs, -k usable+1-k, 0 invalid
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+
+  // The registered name ("thread", "process", ...).
+  virtual std::string_view name() const = 0;
+  // True when tasks run in the caller's address space (results are written
+  // in place); false when results cross a boundary through the codec.
+  virtual bool shares_memory() const = 0;
+  // Workers this executor uses by default (resolved from ExecutorOptions).
+  virtual int jobs() const = 0;
+  // False on every rank but the one that should print (mpi); true elsewhere.
+  virtual bool is_primary() const { return true; }
+
+  // Runs every task of `job` (or stops early, per options.errors and
+  // options.cancel) and returns once nothing of the call is still running.
+  // Task failures are reported, not thrown; an error of the backend itself
+  // (a worker that died, a timeout, an interrupt) is thrown as a fanout::Error
+  // subclass.
+  virtual RunReport run(const Job& job, const RunOptions& options) = 0;
+};
+
+using ExecutorFactory =
+    std::function<std::unique_ptr<Executor>(const ExecutorOptions&)>;
+
+// Registers a backend; called from a static initializer in each backend.
+bool register_backend(std::string name, std::string description,
+                      ExecutorFactory factory);
+
+// The names of every linked backend, sorted.
+std::vector<std::string> backend_names();
+// The one-line description given at registration ("" when unknown).
+std::string backend_description(std::string_view name);
+
+// Makes the named executor. Throws UsageError listing the valid names when
+// `name` is not registered, or when options.jobs is 0.
+std::unique_ptr<Executor> make_executor(std::string_view name,
+                                        const ExecutorOptions& options = {});
+
+// The number of CPUs this process may use: its affinity mask, capped by the
+// cgroup CPU quota (v2 cpu.max or v1 cfs quota), at least 1.
+int usable_cpus();
+
+// joblib's n_jobs rule: -1 -> usable_cpus(), -k -> usable+1-k (at least 1),
+// k > 0 -> k. Throws UsageError for 0.
+int resolve_jobs(int jobs);
+
+// The chunk size a backend should hand out when options ask for auto.
+std::size_t auto_batch_size(std::size_t n, int jobs);
+
+// True while the calling thread is running a task of some backend. A call
+// made from inside a task runs inline instead of deadlocking on the pool.
+bool in_task();
+
+namespace internal {
+// Marks the current thread as running tasks for its lifetime.
+class InTaskScope {
+ public:
+  InTaskScope();
+  ~InTaskScope();
+  InTaskScope(const InTaskScope&) = delete;
+  InTaskScope& operator=(const InTaskScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Runs the whole job on the calling thread: the reference semantics every
+// backend must match. `worker` names the thread in errors.
+RunReport run_inline(std::string_view backend, const Job& job,
+                     const RunOptions& options, std::string_view worker);
+
+// The demangled type name and message of an exception in flight.
+TaskFailure describe_current_exception();
+}  // namespace internal
+
+}  // namespace fanout
+
+#define FANOUT_REGISTER_BACKEND(ident, description, ...)          \
+  namespace {                                                     \
+  [[maybe_unused]] const bool fanout_registered_backend_##ident = \
+      ::fanout::register_backend(#ident, description, __VA_ARGS__); \
+  }
+
+#endif  // FANOUT_CORE_EXECUTOR_H_

@@ -1,0 +1,327 @@
+// fanout/core/parallel.h — joblib's Parallel for C++: one call runs many
+// independent tasks on every core, on an engine picked by name at run time.
+//
+// A parallel map over an index range or a container, results in task order:
+//
+//   #include "core/parallel.h"
+//
+//   long long process(long long n) {            // the reference workload
+//     long long s = 0;
+//     for (long long i = 0; i < 100000; ++i) s += i * n;
+//     return s;
+//   }
+//
+//   fanout::Parallel parallel({.jobs = -1, .backend = "thread"});
+//   std::vector<long long> r = parallel.map(10000, process);     // task i gets i
+//   std::vector<int> fibs = parallel.map(std::vector{38, 37, 36}, fib);
+//
+// The joblib spelling — tasks made with delayed(f)(args...), then run:
+//
+//   std::vector<fanout::Task<long long>> tasks;
+//   for (int i = 0; i < 10000; ++i) tasks.push_back(fanout::delayed(process)(i));
+//   std::vector<long long> r = fanout::Parallel({.jobs = -1, .verbose = 10})(tasks);
+//
+// Options (all optional):
+//   jobs        -1 every usable CPU (affinity mask and cgroup quota), -k
+//               usable+1-k, k > 0 exactly k, 0 is an error; 1 runs inline.
+//   backend     "thread" (default), "sequential", "process", "tbb", "mpi" —
+//               whichever are linked (see fanout::backend_names()).
+//   verbose     joblib-style progress lines on stderr; 0 none, 10 many, >10 all.
+//   batch_size  tasks per chunk handed to a worker; 0 picks one from n and jobs.
+//   errors      kFailFast (default): the first failing task stops tasks not yet
+//               started and the call throws fanout::TaskError naming the task,
+//               backend, worker and the exception's type and message.
+//               kCollectAll: every task runs; map() then throws the lowest
+//               failed task's error, try_map() returns every outcome.
+//   timeout     a call running longer throws fanout::TimeoutError.
+//   on_progress a callback receiving progress events (core/progress.h).
+//
+// A call made from inside a task runs inline on the calling worker.
+#ifndef FANOUT_CORE_PARALLEL_H_
+#define FANOUT_CORE_PARALLEL_H_
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "core/codec.h"
+#include "core/errors.h"
+#include "core/executor.h"
+#include "core/progress.h"
+
+namespace fanout {
+
+struct Options {
+  int jobs = -1;
+  std::string backend = "thread";
+  int verbose = 0;
+  std::size_t batch_size = 0;
+  ErrorPolicy errors = ErrorPolicy::kFailFast;
+  std::chrono::milliseconds timeout{0};
+  ProgressCallback on_progress;
+  // Raised by the caller (e.g. from a signal handler) to stop the call between
+  // chunks; the call then throws InterruptedError. May be null.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+// One task's outcome under the collect-all policy: its value or its error.
+template <class R>
+class Outcome {
+ public:
+  explicit Outcome(R value) : v_(std::move(value)) {}
+  explicit Outcome(TaskError error) : v_(std::move(error)) {}
+  bool ok() const { return v_.index() == 0; }
+  const R& value() const& {
+    if (!ok()) throw std::get<1>(v_);
+    return std::get<0>(v_);
+  }
+  R&& value() && {
+    if (!ok()) throw std::get<1>(v_);
+    return std::get<0>(std::move(v_));
+  }
+  const TaskError& error() const { return std::get<1>(v_); }
+
+ private:
+  std::variant<R, TaskError> v_;
+};
+
+// A task made by delayed(f)(args...): f with its arguments bound (copied, as
+// joblib pickles them). Run by Parallel::operator().
+template <class R>
+class Task {
+ public:
+  using result_type = R;
+  explicit Task(std::function<R()> fn) : fn_(std::move(fn)) {}
+  R operator()() const { return fn_(); }
+
+ private:
+  std::function<R()> fn_;
+};
+
+// joblib's delayed: delayed(f)(args...) makes a Task calling f(args...).
+template <class F>
+auto delayed(F f) {
+  return [f = std::move(f)](auto&&... args) {
+    using R = std::invoke_result_t<const F&,
+                                   const std::decay_t<decltype(args)>&...>;
+    return Task<R>(
+        [f, ... a = std::forward<decltype(args)>(args)]() -> R {
+          return std::invoke(f, a...);
+        });
+  };
+}
+
+namespace internal {
+
+// How results are stored while tasks run: in place when R allows it.
+// bool gets a byte (std::vector<bool> packs bits: workers would race), types
+// without a default constructor an optional.
+template <class R>
+using Slot = std::conditional_t<
+    std::is_same_v<R, bool>, unsigned char,
+    std::conditional_t<std::is_default_constructible_v<R>, R, std::optional<R>>>;
+
+template <class R>
+R TakeSlot(Slot<R>& s) {
+  if constexpr (std::is_same_v<Slot<R>, std::optional<R>>) {
+    return std::move(*s);
+  } else if constexpr (std::is_same_v<R, bool>) {
+    return s != 0;
+  } else {
+    return std::move(s);
+  }
+}
+
+// The typed job behind the type-erased fanout::Job.
+template <class R, class F>
+class Runner {
+ public:
+  Runner(std::size_t n, F& f) : f_(f) {
+    if constexpr (!std::is_void_v<R>) slots_.resize(n);
+  }
+
+  Job MakeJob(std::size_t n) {
+    Job job;
+    job.n = n;
+    job.ctx = this;
+    job.run_range = &RunRange;
+    if constexpr (!std::is_void_v<R>) {
+      job.encode_result = &Encode;
+      job.decode_result = &Decode;
+      if constexpr (codec::kIsTrivial<Slot<R>>) {
+        job.trivial_result_size = sizeof(Slot<R>);
+        job.result_slot = &ResultSlot;
+      }
+    } else {
+      job.encode_result = [](void*, std::size_t, std::string*) {};
+      job.decode_result = [](void*, std::size_t, std::string_view) {};
+    }
+    return job;
+  }
+
+  std::vector<Slot<R>>& slots() { return slots_; }
+
+ private:
+  static std::size_t RunRange(void* ctx, std::size_t begin, std::size_t end,
+                              TaskFailure* failure) {
+    auto* self = static_cast<Runner*>(ctx);
+    std::size_t i = begin;
+    try {
+      for (; i < end; ++i) {
+        if constexpr (std::is_void_v<R>) {
+          std::invoke(self->f_, i);
+        } else {
+          self->slots_[i] = std::invoke(self->f_, i);
+        }
+      }
+    } catch (...) {
+      *failure = describe_current_exception();
+    }
+    return i - begin;
+  }
+
+  static void Encode(void* ctx, std::size_t index, std::string* out) {
+    auto* self = static_cast<Runner*>(ctx);
+    if constexpr (std::is_same_v<Slot<R>, std::optional<R>>) {
+      codec::encode(*self->slots_[index], *out);
+    } else {
+      codec::encode(self->slots_[index], *out);
+    }
+  }
+
+  static void Decode(void* ctx, std::size_t index, std::string_view bytes) {
+    auto* self = static_cast<Runner*>(ctx);
+    if constexpr (!std::is_default_constructible_v<R>) {
+      throw Error("a result type without a default constructor cannot cross "
+                  "a process boundary; give it one");
+    } else if constexpr (std::is_same_v<Slot<R>, std::optional<R>>) {
+      self->slots_[index].emplace(codec::decode<R>(bytes));
+    } else {
+      self->slots_[index] = codec::decode<Slot<R>>(bytes);
+    }
+  }
+
+  static void* ResultSlot(void* ctx, std::size_t index) {
+    return &static_cast<Runner*>(ctx)->slots_[index];
+  }
+
+  F& f_;
+  std::conditional_t<std::is_void_v<R>, char, std::vector<Slot<R>>> slots_{};
+};
+
+}  // namespace internal
+
+class Parallel {
+ public:
+  // Makes the executor named by options.backend. Throws UsageError for an
+  // unknown backend or jobs == 0.
+  explicit Parallel(Options options = {});
+  // Runs on an executor the caller made (shared between Parallel objects).
+  Parallel(std::shared_ptr<Executor> executor, Options options = {});
+
+  Executor& executor() const { return *executor_; }
+  const Options& options() const { return options_; }
+  // Workers a call uses (options.jobs resolved).
+  int jobs() const { return executor_->jobs(); }
+
+  // r[i] = f(i) for i in [0, n), in parallel; results in task order.
+  template <class F>
+    requires std::invocable<F&, std::size_t>
+  auto map(std::size_t n, F&& f) {
+    using R = std::invoke_result_t<F&, std::size_t>;
+    static_assert(!std::is_void_v<R>, "map needs a value; use for_each");
+    internal::Runner<R, std::remove_reference_t<F>> runner(n, f);
+    RunReport report = Run(runner.MakeJob(n), options_.errors);
+    ThrowFirst(report);
+    return Collect<R>(runner.slots());
+  }
+
+  // r[k] = f(items[k]) for each item of a container, in parallel.
+  template <std::ranges::sized_range Items, class F>
+    requires std::invocable<F&, std::ranges::range_reference_t<const Items&>>
+  auto map(const Items& items, F&& f) {
+    if constexpr (std::ranges::random_access_range<const Items&>) {
+      auto first = std::ranges::begin(items);
+      return map(std::ranges::size(items),
+                 [&](std::size_t i) { return std::invoke(f, first[i]); });
+    } else {
+      std::vector<const std::ranges::range_value_t<Items>*> refs;
+      refs.reserve(std::ranges::size(items));
+      for (const auto& item : items) refs.push_back(&item);
+      return map(refs.size(),
+                 [&](std::size_t i) { return std::invoke(f, *refs[i]); });
+    }
+  }
+
+  // f(i) for i in [0, n), in parallel, for its effects.
+  template <class F>
+    requires std::invocable<F&, std::size_t>
+  void for_each(std::size_t n, F&& f) {
+    internal::Runner<void, std::remove_reference_t<F>> runner(n, f);
+    RunReport report = Run(runner.MakeJob(n), options_.errors);
+    ThrowFirst(report);
+  }
+
+  // Like map, but every task runs and each outcome is returned: its value or
+  // its TaskError. Backend failures (timeout, interrupt) still throw.
+  template <class F>
+    requires std::invocable<F&, std::size_t>
+  auto try_map(std::size_t n, F&& f) {
+    using R = std::invoke_result_t<F&, std::size_t>;
+    internal::Runner<R, std::remove_reference_t<F>> runner(n, f);
+    RunReport report = Run(runner.MakeJob(n), ErrorPolicy::kCollectAll);
+    std::vector<Outcome<R>> out;
+    out.reserve(n);
+    auto failure = report.failures.begin();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (failure != report.failures.end() && failure->index() == i) {
+        out.emplace_back(*failure++);
+      } else {
+        out.emplace_back(internal::TakeSlot<R>(runner.slots()[i]));
+      }
+    }
+    return out;
+  }
+
+  // joblib's Parallel(...)(delayed(f)(x) for x in xs): runs the tasks.
+  template <class R>
+  std::vector<R> operator()(const std::vector<Task<R>>& tasks) {
+    return map(tasks.size(), [&](std::size_t i) { return tasks[i](); });
+  }
+
+ private:
+  RunReport Run(const Job& job, ErrorPolicy errors);
+  static void ThrowFirst(const RunReport& report);
+
+  template <class R>
+  static std::vector<R> Collect(std::vector<internal::Slot<R>>& slots) {
+    if constexpr (std::is_same_v<internal::Slot<R>, R>) {
+      return std::move(slots);
+    } else {
+      std::vector<R> out;
+      out.reserve(slots.size());
+      for (auto& s : slots) out.push_back(internal::TakeSlot<R>(s));
+      return out;
+    }
+  }
+
+  std::shared_ptr<Executor> executor_;
+  Options options_;
+};
+
+}  // namespace fanout
+
+#endif  // FANOUT_CORE_PARALLEL_H_

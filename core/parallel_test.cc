@@ -1,0 +1,57 @@
+// Front-end behaviour that does not depend on a backend (the conformance
+// suite covers the rest, for every backend).
+#include "core/parallel.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+
+namespace {
+
+TEST(Parallel, UnknownBackendIsAUsageError) {
+  EXPECT_THROW(fanout::Parallel({.backend = "gpu"}), fanout::UsageError);
+}
+
+TEST(Parallel, OriginalExceptionIsKept) {
+  fanout::Parallel p({.backend = "sequential"});
+  try {
+    p.map(3, [](std::size_t i) -> int {
+      if (i == 2) throw std::invalid_argument("two");
+      return 0;
+    });
+    FAIL();
+  } catch (const fanout::TaskError& e) {
+    ASSERT_TRUE(e.original());
+    EXPECT_THROW(std::rethrow_exception(e.original()), std::invalid_argument);
+    EXPECT_EQ(e.worker(), "main thread");
+  }
+}
+
+TEST(Parallel, UserCancelFlagStopsTheCall) {
+  std::atomic<bool> cancel{false};
+  fanout::Parallel p({.backend = "sequential", .batch_size = 1, .cancel = &cancel});
+  std::size_t ran = 0;
+  EXPECT_THROW(p.for_each(100000,
+                          [&](std::size_t i) {
+                            ++ran;
+                            if (i == 10) cancel = true;
+                            std::this_thread::sleep_for(std::chrono::microseconds(100));
+                          }),
+               fanout::InterruptedError);
+  EXPECT_LT(ran, 100000u);
+}
+
+TEST(Parallel, MoveOnlyAndNonDefaultConstructibleResults) {
+  struct NoDefault {
+    explicit NoDefault(int v) : v(v) {}
+    int v;
+  };
+  fanout::Parallel p({.backend = "sequential"});
+  auto r = p.map(5, [](std::size_t i) { return NoDefault(int(i)); });
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(r[i].v, i);
+  auto u = p.map(3, [](std::size_t i) { return std::make_unique<int>(int(i)); });
+  EXPECT_EQ(*u[2], 2);
+}
+
+}  // namespace

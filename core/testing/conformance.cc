@@ -1,0 +1,329 @@
+#include "core/testing/conformance.h"
+
+#include <sys/mman.h>
+
+#include <atomic>
+#include <chrono>
+#include <list>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/parallel.h"
+
+namespace fanout_conformance {
+
+// A user exception type, to check the type name reaches the caller.
+struct BadInput : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// A user result type, serialized by cereal across process boundaries.
+struct Point {
+  std::string name;
+  std::vector<double> xy;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(name, xy);
+  }
+  bool operator==(const Point&) const = default;
+};
+
+}  // namespace fanout_conformance
+
+namespace fanout::testing {
+namespace {
+
+using fanout_conformance::BadInput;
+using fanout_conformance::Point;
+
+// Counters in MAP_SHARED memory: visible to threads and forked workers alike.
+template <class T>
+class SharedCounters {
+ public:
+  explicit SharedCounters(std::size_t n) : n_(n) {
+    bytes_ = std::max<std::size_t>(n * sizeof(std::atomic<T>), 1);
+    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    data_ = static_cast<std::atomic<T>*>(p);
+    for (std::size_t i = 0; i < n; ++i) new (&data_[i]) std::atomic<T>(0);
+  }
+  ~SharedCounters() { munmap(data_, bytes_); }
+  std::atomic<T>& operator[](std::size_t i) const { return data_[i]; }
+  std::size_t size() const { return n_; }
+
+ private:
+  std::size_t n_;
+  std::size_t bytes_;
+  std::atomic<T>* data_;
+};
+
+TEST_P(Conformance, EmptyJob) {
+  Parallel p({.jobs = 2, .backend = backend()});
+  std::vector<int> r = p.map(0, [](std::size_t) { return 1; });
+  EXPECT_TRUE(r.empty());
+  p.for_each(0, [](std::size_t) { throw std::logic_error("never runs"); });
+}
+
+TEST_P(Conformance, OneTask) {
+  Parallel p({.jobs = 2, .backend = backend()});
+  std::vector<long> r = p.map(1, [](std::size_t i) { return long(i) + 41; });
+  EXPECT_EQ(r, std::vector<long>{41});
+}
+
+TEST_P(Conformance, TasksNotDivisibleByJobs) {
+  for (int jobs : {2, 3, 4}) {
+    Parallel p({.jobs = jobs, .backend = backend()});
+    std::vector<std::size_t> r =
+        p.map(1001, [](std::size_t i) { return i * i; });
+    ASSERT_EQ(r.size(), 1001u);
+    for (std::size_t i = 0; i < r.size(); ++i) ASSERT_EQ(r[i], i * i) << i;
+  }
+}
+
+TEST_P(Conformance, MillionTinyTasksEachRunExactlyOnce) {
+  constexpr std::size_t kN = 1'000'000;
+  SharedCounters<std::uint8_t> runs(kN);
+  Parallel p({.jobs = -1, .backend = backend()});
+  std::vector<std::uint64_t> r = p.map(kN, [&](std::size_t i) {
+    runs[i].fetch_add(1, std::memory_order_relaxed);
+    return std::uint64_t(i) * 3 + 1;
+  });
+  ASSERT_EQ(r.size(), kN);
+  std::size_t wrong = 0, not_once = 0;
+  for (std::size_t i = 0; i < kN; ++i) {
+    wrong += r[i] != std::uint64_t(i) * 3 + 1;
+    not_once += runs[i].load() != 1;
+  }
+  EXPECT_EQ(wrong, 0u);
+  EXPECT_EQ(not_once, 0u);
+}
+
+TEST_P(Conformance, ResultsInTaskOrderMatchSequential) {
+  // Uneven task costs so completion order differs from task order.
+  auto f = [](std::size_t i) {
+    std::uint64_t h = i;
+    for (std::size_t k = 0; k < (i % 7) * 500; ++k) h = h * 6364136223846793005u + 1;
+    return h;
+  };
+  std::vector<std::uint64_t> expected =
+      Parallel({.backend = "sequential"}).map(5000, f);
+  std::vector<std::uint64_t> got =
+      Parallel({.jobs = -1, .backend = backend()}).map(5000, f);
+  EXPECT_EQ(got, expected);
+}
+
+TEST_P(Conformance, ForEachRunsEveryTask) {
+  SharedCounters<std::uint32_t> runs(1000);
+  Parallel({.jobs = -1, .backend = backend()}).for_each(1000, [&](std::size_t i) {
+    runs[i].fetch_add(1);
+  });
+  for (std::size_t i = 0; i < 1000; ++i) ASSERT_EQ(runs[i].load(), 1u) << i;
+}
+
+TEST_P(Conformance, MapOverContainers) {
+  Parallel p({.jobs = -1, .backend = backend()});
+  std::vector<int> v{38, 7, 1, 20};
+  EXPECT_EQ(p.map(v, [](int x) { return x * 2; }),
+            (std::vector<int>{76, 14, 2, 40}));
+  std::list<std::string> words{"a", "bb", "ccc"};
+  EXPECT_EQ(p.map(words, [](const std::string& w) { return w.size(); }),
+            (std::vector<std::size_t>{1, 2, 3}));
+}
+
+TEST_P(Conformance, DelayedTasks) {
+  auto process = [](long long n, long long scale) { return n * scale; };
+  std::vector<Task<long long>> tasks;
+  for (int i = 0; i < 100; ++i) tasks.push_back(delayed(process)(i, 3));
+  std::vector<long long> r = Parallel({.jobs = -1, .backend = backend()})(tasks);
+  ASSERT_EQ(r.size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(r[i], i * 3LL);
+}
+
+TEST_P(Conformance, ExceptionNamesTaskTypeAndMessage) {
+  Parallel p({.jobs = 2, .backend = backend()});
+  try {
+    p.map(100, [](std::size_t i) -> int {
+      if (i == 37) throw BadInput("bad value 37");
+      return int(i);
+    });
+    FAIL() << "expected TaskError";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.index(), 37u);
+    EXPECT_EQ(e.backend(), backend());
+    EXPECT_EQ(e.type(), "fanout_conformance::BadInput");
+    EXPECT_EQ(e.message(), "bad value 37");
+    EXPECT_FALSE(e.worker().empty());
+    EXPECT_EQ(e.signal(), 0);
+    const std::string what = e.what();
+    EXPECT_NE(what.find("task 37 failed on backend '" + backend() + "'"),
+              std::string::npos) << what;
+    EXPECT_NE(what.find("fanout_conformance::BadInput: bad value 37"),
+              std::string::npos) << what;
+  }
+}
+
+TEST_P(Conformance, NonStdExceptionIsNamed) {
+  Parallel p({.jobs = 2, .backend = backend()});
+  try {
+    p.for_each(10, [](std::size_t i) {
+      if (i == 4) throw 42;
+    });
+    FAIL() << "expected TaskError";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.index(), 4u);
+    EXPECT_EQ(e.type(), "int");
+  }
+}
+
+TEST_P(Conformance, FailFastStopsEarly) {
+  constexpr std::size_t kN = 2000;
+  SharedCounters<std::uint32_t> ran(1);
+  Parallel p({.jobs = 2, .backend = backend(), .batch_size = 1});
+  EXPECT_THROW(p.for_each(kN,
+                          [&](std::size_t i) {
+                            ran[0].fetch_add(1);
+                            if (i == 0) throw std::runtime_error("first");
+                            std::this_thread::sleep_for(std::chrono::microseconds(500));
+                          }),
+               TaskError);
+  // Task 0 fails at once; at 0.5 ms a task the other worker gets through a
+  // handful before it sees the stop, nowhere near all 2000.
+  EXPECT_LT(ran[0].load(), kN / 2);
+}
+
+TEST_P(Conformance, CollectAllReturnsEveryOutcome) {
+  constexpr std::size_t kN = 500;
+  SharedCounters<std::uint32_t> runs(kN);
+  Parallel p({.jobs = -1, .backend = backend()});
+  auto outcomes = p.try_map(kN, [&](std::size_t i) -> std::string {
+    runs[i].fetch_add(1);
+    if (i % 10 == 3) throw std::out_of_range("task " + std::to_string(i));
+    return std::to_string(i);
+  });
+  ASSERT_EQ(outcomes.size(), kN);
+  for (std::size_t i = 0; i < kN; ++i) {
+    EXPECT_EQ(runs[i].load(), 1u) << i;
+    if (i % 10 == 3) {
+      ASSERT_FALSE(outcomes[i].ok()) << i;
+      EXPECT_EQ(outcomes[i].error().index(), i);
+      EXPECT_EQ(outcomes[i].error().type(), "std::out_of_range");
+      EXPECT_EQ(outcomes[i].error().message(), "task " + std::to_string(i));
+    } else {
+      ASSERT_TRUE(outcomes[i].ok()) << i;
+      EXPECT_EQ(outcomes[i].value(), std::to_string(i));
+    }
+  }
+}
+
+TEST_P(Conformance, CollectAllPolicyThrowsLowestWithCount) {
+  SharedCounters<std::uint32_t> ran(1);
+  Parallel p({.jobs = -1, .backend = backend(), .errors = ErrorPolicy::kCollectAll});
+  try {
+    p.map(300, [&](std::size_t i) {
+      ran[0].fetch_add(1);
+      if (i % 100 == 50) throw std::runtime_error("x");
+      return i;
+    });
+    FAIL() << "expected TaskError";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.index(), 50u);
+    EXPECT_EQ(e.failed_tasks(), 3u);
+    EXPECT_NE(std::string(e.what()).find("(and 2 other tasks failed)"),
+              std::string::npos) << e.what();
+  }
+  EXPECT_EQ(ran[0].load(), 300u);
+}
+
+TEST_P(Conformance, JobsMinusOneOneAndMoreThanCores) {
+  const int cpus = usable_cpus();
+  for (int jobs : {-1, 1, cpus + 3, -2}) {
+    Parallel p({.jobs = jobs, .backend = backend()});
+    std::vector<int> r = p.map(97, [](std::size_t i) { return int(i) - 5; });
+    ASSERT_EQ(r.size(), 97u) << jobs;
+    for (int i = 0; i < 97; ++i) ASSERT_EQ(r[i], i - 5) << "jobs=" << jobs;
+  }
+  EXPECT_EQ(Parallel({.jobs = -1, .backend = backend()}).jobs(),
+            backend() == "sequential" ? 1 : cpus);
+}
+
+TEST_P(Conformance, JobsZeroIsAnError) {
+  try {
+    Parallel p({.jobs = 0, .backend = backend()});
+    FAIL() << "expected UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("jobs must not be 0"), std::string::npos);
+  }
+}
+
+TEST_P(Conformance, NestedCallsRunInline) {
+  Parallel outer({.jobs = -1, .backend = backend()});
+  std::vector<int> r = outer.map(8, [&](std::size_t i) {
+    Parallel inner({.jobs = -1, .backend = backend()});
+    std::vector<int> v = inner.map(10, [&](std::size_t j) { return int(i * 10 + j); });
+    int s = 0;
+    for (int x : v) s += x;
+    return s;
+  });
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(r[i], 100 * i + 45);
+}
+
+TEST_P(Conformance, NonTrivialResultTypes) {
+  Parallel p({.jobs = -1, .backend = backend()});
+  std::vector<std::string> s =
+      p.map(200, [](std::size_t i) { return std::string(i % 50, 'a' + i % 26); });
+  for (std::size_t i = 0; i < 200; ++i) {
+    ASSERT_EQ(s[i], std::string(i % 50, 'a' + i % 26));
+  }
+  std::vector<std::vector<int>> v = p.map(100, [](std::size_t i) {
+    return std::vector<int>(i, int(i));
+  });
+  for (std::size_t i = 0; i < 100; ++i) ASSERT_EQ(v[i], std::vector<int>(i, int(i)));
+  std::vector<Point> pts = p.map(50, [](std::size_t i) {
+    return Point{"p" + std::to_string(i), {double(i), -double(i)}};
+  });
+  for (std::size_t i = 0; i < 50; ++i) {
+    ASSERT_EQ(pts[i], (Point{"p" + std::to_string(i), {double(i), -double(i)}}));
+  }
+  std::vector<bool> b = p.map(1000, [](std::size_t i) { return i % 3 == 0; });
+  for (std::size_t i = 0; i < 1000; ++i) ASSERT_EQ(b[i], i % 3 == 0);
+}
+
+TEST_P(Conformance, TimeoutStopsTheCall) {
+  Parallel p({.jobs = 2, .backend = backend(),
+              .timeout = std::chrono::milliseconds(200)});
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(p.for_each(1000,
+                          [](std::size_t) {
+                            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                          }),
+               TimeoutError);
+  // 1000 tasks of 20 ms on 2 workers would take 10 s.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST_P(Conformance, ProgressReachesTotal) {
+  std::vector<ProgressEvent> events;
+  Parallel p({.jobs = 2, .backend = backend(),
+              .on_progress = [&](const ProgressEvent& e) { events.push_back(e); }});
+  p.for_each(50, [](std::size_t) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(4));
+  });
+  ASSERT_FALSE(events.empty());
+  EXPECT_TRUE(events.back().finished);
+  EXPECT_EQ(events.back().done, 50u);
+  EXPECT_EQ(events.back().total, 50u);
+  for (std::size_t k = 1; k < events.size(); ++k) {
+    EXPECT_LE(events[k - 1].done, events[k].done);
+  }
+}
+
+TEST_P(Conformance, ExecutorReportsItsName) {
+  EXPECT_EQ(make_executor(backend(), {.jobs = 2})->name(), backend());
+}
+
+}  // namespace
+}  // namespace fanout::testing
