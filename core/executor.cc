@@ -66,6 +66,21 @@ int CgroupCpuLimit() {
   return 0;
 }
 
+std::size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
 }  // namespace
 
 bool register_backend(std::string name, std::string description,
@@ -103,8 +118,12 @@ std::unique_ptr<Executor> make_executor(std::string_view name,
       valid += (valid.empty() ? "" : ", ") + n;
     }
     if (valid.empty()) valid = "(none linked: depend on @fanout//backends/...)";
-    throw UsageError("unknown backend '" + std::string(name) +
-                     "'; valid backends: " + valid);
+    std::string hint;
+    for (const std::string& n : backend_names()) {
+      if (EditDistance(name, n) <= 2) hint = " (did you mean '" + n + "'?)";
+    }
+    throw UsageError("unknown backend '" + std::string(name) + "'" + hint +
+                     "; valid backends: " + valid);
   }
   ExecutorOptions resolved = options;
   resolved.jobs = resolve_jobs(options.jobs);

@@ -1,0 +1,172 @@
+// fanout's command-line driver: runs a reference workload on a backend picked
+// by name, and reports the answer, the backend, jobs, tasks and wall time.
+//
+//   ./bazelw run //cli:run -- --backend=thread
+//   ./bazelw run //cli:run -- --backend=process --workload=fib --speedup
+//   ./bazelw run //cli:run -- --list-backends
+//
+// Exit codes: 0 ok, 1 a task failed (or timed out), 2 bad usage,
+// 130 interrupted (Ctrl+C / SIGTERM).
+//
+// The main lives here (not in a library) because absl's --help lists only
+// flags defined in <binary>.cc or <binary>_main.cc.
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cli/driver.h"
+#include "core/executor.h"
+
+ABSL_FLAG(std::string, backend, "thread",
+          "engine to run on: one of --list-backends (e.g. thread, process, tbb)");
+ABSL_FLAG(std::string, jobs, "-1",
+          "workers, as joblib's n_jobs: -1 every usable CPU, -2 all but one, "
+          "N exactly N; 0 is invalid. Example: --jobs=2");
+ABSL_FLAG(std::string, workload, "sum",
+          "sum (10000 tasks, task n = sum of i*n for i < 100000), fib (naive "
+          "fib of 38..33), sleep (tasks that sleep, like I/O), noop (overhead only)");
+ABSL_FLAG(std::string, tasks, "",
+          "number of tasks (default: sum 10000, fib 6, sleep 100, noop 1000000). "
+          "Example: --tasks=500");
+ABSL_FLAG(std::string, sleep_ms, "10", "milliseconds each sleep task sleeps");
+ABSL_FLAG(std::string, batch_size, "0", "tasks per chunk; 0 picks one from tasks and jobs");
+ABSL_FLAG(std::string, timeout_ms, "0",
+          "fail the call if it runs longer than this many milliseconds; 0 = none");
+ABSL_FLAG(int, verbose, 0,
+          "joblib-style progress lines on stderr: 0 none, 1 few ... 10 many, 50 all");
+ABSL_FLAG(bool, speedup, false,
+          "also run the workload on the sequential backend and print the speedup");
+ABSL_FLAG(bool, list_backends, false, "list the backends this build has, and exit");
+ABSL_FLAG(std::string, fail_task, "",
+          "fault injection: make this task fail (see --fail-mode). Example: "
+          "--fail-task=17 --fail-mode=segv");
+ABSL_FLAG(std::string, fail_mode, "throw",
+          "how --fail-task fails: throw (an exception), segv (SIGSEGV), abort "
+          "(SIGABRT), exit (_exit(3)), hang (sleeps until killed or timed out). "
+          "On in-process backends segv/abort/exit end the whole program, as they "
+          "would in your own code: surviving them is what --backend=process is for");
+
+namespace {
+
+constexpr char kUsage[] =
+    "fanout: run many independent tasks on every core, on a backend picked by name.\n"
+    "\n"
+    "Usage: run [--backend=NAME] [--jobs=N] [--workload=sum|fib|sleep|noop] [flags]\n"
+    "\n"
+    "Examples:\n"
+    "  run --backend=thread                     # the reference sum on all cores\n"
+    "  run --backend=process --workload=fib     # fib 38..33 in forked workers\n"
+    "  run --workload=sum --jobs=2 --speedup    # also run sequentially, print speedup\n"
+    "  run --workload=sleep --tasks=40 --verbose=10\n"
+    "  run --backend=process --fail-task=17 --fail-mode=segv   # see a crash reported\n"
+    "  run --list-backends\n"
+    "\n"
+    "Output: the answer alone on the first line of stdout, then backend, jobs,\n"
+    "tasks and wall time. Exit codes: 0 ok, 1 a task failed or timed out,\n"
+    "2 bad usage, 130 interrupted.";
+
+// Flags whose value absl would reject with exit 1; we want exit 2 and our
+// own message, so numbers are parsed here.
+[[noreturn]] void UsageFail(const std::string& message) {
+  std::fprintf(stderr, "run: %s\n", message.c_str());
+  std::fprintf(stderr, "run: see --help for every flag\n");
+  std::exit(2);
+}
+
+// The flags this program defines (not absl's own), for error messages.
+std::vector<std::string> FlagNames() {
+  std::vector<std::string> names;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (flag->Filename().find("cli/run.cc") != std::string::npos) {
+      std::string dashed(name);
+      std::replace(dashed.begin(), dashed.end(), '_', '-');
+      names.push_back("--" + dashed);
+    }
+  }
+  std::sort(names.begin(), names.end());
+  names.push_back("--help");
+  return names;
+}
+
+// Rejects flags absl does not know with exit 2 (absl itself exits 1).
+void CheckFlagNames(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--") break;
+    if (arg.rfind("--", 0) != 0 && arg.rfind("-", 0) != 0) continue;
+    std::string name = arg.substr(arg.find_first_not_of('-'));
+    name = name.substr(0, name.find('='));
+    if (name.empty() || name == "help" || name == "helpfull" ||
+        name == "helpshort" || name == "version" || name == "helppackage" ||
+        name == "helpon" || name == "helpmatch" || name == "only_check_args") {
+      continue;
+    }
+    std::string plain = name;
+    for (char& c : plain) c = c == '-' ? '_' : c;
+    if (absl::FindCommandLineFlag(plain) != nullptr) {
+      if (plain != name) {
+        // Accept --list-backends for --list_backends: rewrite in place.
+        std::string rewritten = "--" + plain + arg.substr(arg.find(name) + name.size());
+        argv[i] = strdup(rewritten.c_str());
+      }
+      continue;
+    }
+    if (plain.rfind("no", 0) == 0 && absl::FindCommandLineFlag(plain.substr(2))) {
+      continue;
+    }
+    UsageFail("unknown flag '--" + name + "'; valid flags: " +
+              absl::StrJoin(FlagNames(), ", "));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  CheckFlagNames(argc, argv);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    UsageFail(absl::StrCat("unexpected argument '", positional[1],
+                           "'; flags look like --backend=thread"));
+  }
+
+  if (absl::GetFlag(FLAGS_list_backends)) {
+    fanout::cli::ListBackends(stdout);
+    return 0;
+  }
+
+  fanout::cli::Request request;
+  try {
+    request = fanout::cli::ParseRequest({
+        .backend = absl::GetFlag(FLAGS_backend),
+        .jobs = absl::GetFlag(FLAGS_jobs),
+        .workload = absl::GetFlag(FLAGS_workload),
+        .tasks = absl::GetFlag(FLAGS_tasks),
+        .sleep_ms = absl::GetFlag(FLAGS_sleep_ms),
+        .batch_size = absl::GetFlag(FLAGS_batch_size),
+        .timeout_ms = absl::GetFlag(FLAGS_timeout_ms),
+        .verbose = absl::GetFlag(FLAGS_verbose),
+        .speedup = absl::GetFlag(FLAGS_speedup),
+        .fail_task = absl::GetFlag(FLAGS_fail_task),
+        .fail_mode = absl::GetFlag(FLAGS_fail_mode),
+    });
+  } catch (const fanout::UsageError& e) {
+    UsageFail(e.what());
+  }
+  return fanout::cli::Run(request, stdout, stderr);
+}
