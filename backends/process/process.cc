@@ -1,0 +1,800 @@
+// The process backend (see process.h): fork()ed workers per call, a control
+// block in MAP_SHARED memory, and a caller that waits in poll() on a pidfd per
+// worker, the result pipes and a signal self-pipe.
+#include "backends/process/process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "core/errors.h"
+#include "core/executor.h"
+
+namespace fanout {
+namespace {
+
+constexpr std::int64_t kNoTask = -1;
+constexpr std::size_t kPage = 4096;
+// A worker that finds its parent already gone exits with this status.
+constexpr int kOrphanStatus = 125;
+// How often the caller wakes to mirror progress and look at cancel.
+constexpr int kTickMs = 10;
+// Pipe messages are flushed once this many bytes are buffered (and at the end
+// of every chunk).
+constexpr std::size_t kFlushBytes = 1 << 16;
+
+// ---------------------------------------------------------------------------
+// Shared memory layout: Control, then one WorkerSlot per worker, then (for
+// trivially copyable results) n result slots, page aligned.
+
+struct alignas(64) Control {
+  std::atomic<std::size_t> next{0};
+  alignas(64) std::atomic<std::size_t> progress{0};
+  alignas(64) std::atomic<std::uint32_t> stop{0};
+};
+
+struct alignas(64) WorkerSlot {
+  // The task the worker is running (or ran last); kNoTask before its first.
+  std::atomic<std::int64_t> current{kNoTask};
+  // Set just before a clean _exit(0): an exit(0) from a task leaves it clear.
+  std::atomic<std::uint32_t> finished{0};
+};
+
+class SharedBlock {
+ public:
+  SharedBlock(int workers, std::size_t result_bytes) {
+    slots_offset_ = sizeof(Control);
+    results_offset_ =
+        (slots_offset_ + sizeof(WorkerSlot) * workers + kPage - 1) / kPage * kPage;
+    bytes_ = results_offset_ + result_bytes;
+    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    base_ = static_cast<char*>(p);
+    new (base_) Control;
+    for (int w = 0; w < workers; ++w) new (&slot(w)) WorkerSlot;
+  }
+  ~SharedBlock() { munmap(base_, bytes_); }
+  SharedBlock(const SharedBlock&) = delete;
+  SharedBlock& operator=(const SharedBlock&) = delete;
+
+  Control& control() const { return *reinterpret_cast<Control*>(base_); }
+  WorkerSlot& slot(int w) const {
+    return reinterpret_cast<WorkerSlot*>(base_ + slots_offset_)[w];
+  }
+  char* results() const { return base_ + results_offset_; }
+
+ private:
+  char* base_ = nullptr;
+  std::size_t bytes_ = 0;
+  std::size_t slots_offset_ = 0;
+  std::size_t results_offset_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Messages from a worker to the caller, over the worker's pipe.
+
+enum class MessageKind : std::uint32_t { kResult = 1, kFailure = 2 };
+
+struct MessageHeader {
+  MessageKind kind;
+  std::uint32_t length;  // bytes after the header
+  std::uint64_t index;   // the task
+};
+
+void AppendHeader(std::string& buf, MessageKind kind, std::size_t index) {
+  MessageHeader h{kind, 0, index};
+  buf.append(reinterpret_cast<const char*>(&h), sizeof(h));
+}
+
+// Sets the length of the message whose header starts at `at`.
+void PatchLength(std::string& buf, std::size_t at) {
+  const std::uint32_t length =
+      static_cast<std::uint32_t>(buf.size() - at - sizeof(MessageHeader));
+  std::memcpy(&buf[at + offsetof(MessageHeader, length)], &length, sizeof(length));
+}
+
+void AppendFailure(std::string& buf, std::size_t index, const std::string& type,
+                   const std::string& message) {
+  const std::size_t at = buf.size();
+  AppendHeader(buf, MessageKind::kFailure, index);
+  const std::uint32_t type_length = static_cast<std::uint32_t>(type.size());
+  buf.append(reinterpret_cast<const char*>(&type_length), sizeof(type_length));
+  buf += type;
+  buf += message;
+  PatchLength(buf, at);
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers.
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? std::string("SIG") + abbrev
+                           : "signal " + std::to_string(sig);
+}
+
+std::string SignalDescription(int sig) {
+  const char* d = sigdescr_np(sig);
+  return d != nullptr ? d : "unknown signal";
+}
+
+int PidfdOpen(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+void CloseFd(int& fd) {
+  if (fd >= 0) close(fd);
+  fd = -1;
+}
+
+[[noreturn]] void ThrowErrno(const char* what) {
+  throw Error(std::string("process backend: ") + what + ": " + strerror(errno));
+}
+
+// ---------------------------------------------------------------------------
+// SIGINT / SIGTERM during calls. The first call in flight installs the
+// handlers (unless the signal is ignored), the last one restores the old
+// ones. The handler writes the signal number to every call's wake pipe.
+
+constexpr int kMaxWakeFds = 64;
+std::atomic<int> g_wake_fds[kMaxWakeFds];
+std::once_flag g_wake_fds_once;
+
+class SignalScope {
+ public:
+  explicit SignalScope(int wake_fd) {
+    std::call_once(g_wake_fds_once, [] {
+      for (auto& fd : g_wake_fds) fd.store(-1);
+    });
+    std::lock_guard<std::mutex> lock(Mu());
+    for (int i = 0; i < kMaxWakeFds; ++i) {
+      int expected = -1;
+      if (g_wake_fds[i].compare_exchange_strong(expected, wake_fd)) {
+        index_ = i;
+        break;
+      }
+    }
+    if (Users()++ == 0) {
+      for (int k = 0; k < 2; ++k) {
+        struct sigaction old;
+        sigaction(kSignals[k], nullptr, &old);
+        installed_[k] = old.sa_handler != SIG_IGN;
+        Old()[k] = old;
+        if (installed_[k]) {
+          struct sigaction sa;
+          std::memset(&sa, 0, sizeof(sa));
+          sa.sa_handler = &Handler;
+          sigfillset(&sa.sa_mask);
+          sa.sa_flags = SA_RESTART;
+          sigaction(kSignals[k], &sa, nullptr);
+        }
+        Installed()[k] = installed_[k];
+      }
+    }
+  }
+  ~SignalScope() {
+    std::lock_guard<std::mutex> lock(Mu());
+    if (index_ >= 0) g_wake_fds[index_].store(-1);
+    if (--Users() == 0) {
+      for (int k = 0; k < 2; ++k) {
+        if (Installed()[k]) sigaction(kSignals[k], &Old()[k], nullptr);
+      }
+    }
+  }
+  SignalScope(const SignalScope&) = delete;
+  SignalScope& operator=(const SignalScope&) = delete;
+
+ private:
+  static constexpr int kSignals[2] = {SIGINT, SIGTERM};
+  static void Handler(int sig) {
+    const int saved = errno;
+    const unsigned char byte = static_cast<unsigned char>(sig);
+    for (auto& slot : g_wake_fds) {
+      const int fd = slot.load(std::memory_order_relaxed);
+      if (fd >= 0) {
+        [[maybe_unused]] ssize_t r = write(fd, &byte, 1);
+      }
+    }
+    errno = saved;
+  }
+  static std::mutex& Mu() {
+    static auto* mu = new std::mutex;
+    return *mu;
+  }
+  static int& Users() {
+    static int users = 0;
+    return users;
+  }
+  static struct sigaction* Old() {
+    static struct sigaction old[2];
+    return old;
+  }
+  static bool* Installed() {
+    static bool installed[2] = {false, false};
+    return installed;
+  }
+  int index_ = -1;
+  bool installed_[2] = {false, false};
+};
+
+// ---------------------------------------------------------------------------
+// The worker side. Runs in the forked child and never returns.
+
+struct WorkerPlan {
+  const Job* job;
+  const RunOptions* options;
+  Control* control;
+  WorkerSlot* slot;
+  char* results;         // shared result slots, or null
+  bool contiguous;       // the caller's result slots form one array
+  std::size_t batch;
+  int write_fd;
+  pid_t parent;
+};
+
+void WriteAll(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    const ssize_t w = write(fd, data, size);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      _exit(kOrphanStatus);  // the caller is gone (EPIPE) or the pipe broke
+    }
+    data += w;
+    size -= static_cast<std::size_t>(w);
+  }
+}
+
+void Flush(int fd, std::string& buf) {
+  if (buf.empty()) return;
+  WriteAll(fd, buf.data(), buf.size());
+  buf.clear();
+}
+
+void ResetSignals() {
+  struct sigaction dfl;
+  std::memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    sigaction(sig, &dfl, nullptr);  // fails harmlessly for reserved signals
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+[[noreturn]] void WorkerMain(const WorkerPlan& plan,
+                             const std::vector<int>& close_fds) {
+  // Die with the caller; if it already died, the parent is now someone else.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != plan.parent) _exit(kOrphanStatus);
+  ResetSignals();
+  for (int fd : close_fds) close(fd);
+
+  internal::InTaskScope in_task;
+  const Job& job = *plan.job;
+  const bool trivial = job.trivial_result_size != 0;
+  const std::size_t size = job.trivial_result_size;
+  const bool fail_fast = plan.options->errors == ErrorPolicy::kFailFast;
+  Control& control = *plan.control;
+  std::string buf;
+  TaskFailure failure;
+
+  while (control.stop.load(std::memory_order_relaxed) == 0) {
+    const std::size_t begin =
+        control.next.fetch_add(plan.batch, std::memory_order_relaxed);
+    if (begin >= job.n) break;
+    const std::size_t end = std::min(job.n, begin + plan.batch);
+    bool stop = false;
+    for (std::size_t i = begin; i < end; ++i) {
+      plan.slot->current.store(static_cast<std::int64_t>(i),
+                               std::memory_order_relaxed);
+      if (job.run_range(job.ctx, i, i + 1, &failure) != 1) {
+        AppendFailure(buf, i, failure.type, failure.message);
+        failure = TaskFailure();
+        if (fail_fast) {
+          control.stop.store(1, std::memory_order_relaxed);
+          stop = true;
+          break;
+        }
+        continue;
+      }
+      if (trivial) {
+        if (!plan.contiguous) {
+          std::memcpy(plan.results + i * size, job.result_slot(job.ctx, i), size);
+        }
+        continue;
+      }
+      const std::size_t at = buf.size();
+      AppendHeader(buf, MessageKind::kResult, i);
+      try {
+        job.encode_result(job.ctx, i, &buf);
+        PatchLength(buf, at);
+      } catch (...) {
+        buf.resize(at);
+        TaskFailure f = internal::describe_current_exception();
+        AppendFailure(buf, i, f.type, "cannot encode the result: " + f.message);
+        if (fail_fast) {
+          control.stop.store(1, std::memory_order_relaxed);
+          stop = true;
+          break;
+        }
+      }
+      if (buf.size() >= kFlushBytes) Flush(plan.write_fd, buf);
+    }
+    if (trivial && plan.contiguous) {
+      std::memcpy(plan.results + begin * size, job.result_slot(job.ctx, begin),
+                  (end - begin) * size);
+    }
+    control.progress.fetch_add(end - begin, std::memory_order_relaxed);
+    Flush(plan.write_fd, buf);
+    if (stop) break;
+  }
+  Flush(plan.write_fd, buf);
+  std::fflush(nullptr);  // what the tasks printed
+  plan.slot->finished.store(1, std::memory_order_release);
+  _exit(0);
+}
+
+// ---------------------------------------------------------------------------
+// The caller side: one call.
+
+struct Worker {
+  pid_t pid = -1;
+  int pidfd = -1;
+  int read_fd = -1;
+  bool reaped = false;
+  int status = 0;
+  bool status_known = false;
+  std::string inbox;  // bytes read, not yet a whole message
+};
+
+class Call {
+ public:
+  Call(const Job& job, const RunOptions& options, int workers)
+      : job_(job),
+        options_(options),
+        start_(std::chrono::steady_clock::now()),
+        shared_(workers, job.trivial_result_size * job.n),
+        workers_(workers) {}
+
+  ~Call() {
+    KillAll();
+    for (Worker& w : workers_) {
+      CloseFd(w.pidfd);
+      CloseFd(w.read_fd);
+    }
+    CloseFd(wake_read_);
+    CloseFd(wake_write_);
+  }
+
+  RunReport Run();
+
+ private:
+  void Start();
+  void KillAll();
+  bool Reap(Worker& w, bool block);
+  // Reads what is in the worker's pipe; false when the caller must stop
+  // (a failure under kFailFast).
+  bool Drain(int w);
+  bool HandleMessages(int w);
+  [[noreturn]] void ThrowDeath(int w);
+  [[noreturn]] void ThrowTimeout();
+  [[noreturn]] void ThrowInterrupted(int sig);
+  void MirrorProgress();
+  int CheckSignal();
+  std::string WorkerName(int w) const {
+    return "pid " + std::to_string(workers_[w].pid);
+  }
+
+  const Job& job_;
+  const RunOptions& options_;
+  const std::chrono::steady_clock::time_point start_;
+  SharedBlock shared_;
+  std::vector<Worker> workers_;
+  int wake_read_ = -1;
+  int wake_write_ = -1;
+  bool contiguous_ = false;
+  std::size_t progress_seen_ = 0;
+  RunReport report_;
+};
+
+void Call::Start() {
+  const std::size_t size = job_.trivial_result_size;
+  if (size != 0 && job_.n > 0) {
+    const char* first = static_cast<const char*>(job_.result_slot(job_.ctx, 0));
+    const char* last =
+        static_cast<const char*>(job_.result_slot(job_.ctx, job_.n - 1));
+    contiguous_ = last == first + (job_.n - 1) * size;
+  }
+  WorkerPlan plan{&job_,
+                  &options_,
+                  &shared_.control(),
+                  nullptr,
+                  size != 0 ? shared_.results() : nullptr,
+                  contiguous_,
+                  options_.batch_size != 0
+                      ? options_.batch_size
+                      : auto_batch_size(job_.n, static_cast<int>(workers_.size())),
+                  -1,
+                  getpid()};
+
+  std::fflush(nullptr);  // nothing buffered is printed twice
+  for (std::size_t k = 0; k < workers_.size(); ++k) {
+    Worker& w = workers_[k];
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) ThrowErrno("pipe2");
+    // Descriptors of this call the worker must not hold.
+    std::vector<int> close_fds = {fds[0], wake_read_, wake_write_};
+    for (std::size_t j = 0; j < k; ++j) {
+      close_fds.push_back(workers_[j].read_fd);
+      if (workers_[j].pidfd >= 0) close_fds.push_back(workers_[j].pidfd);
+    }
+    plan.slot = &shared_.slot(static_cast<int>(k));
+    plan.write_fd = fds[1];
+    const pid_t pid = fork();
+    if (pid == 0) WorkerMain(plan, close_fds);
+    const int fork_errno = errno;
+    close(fds[1]);
+    if (pid < 0) {
+      close(fds[0]);
+      errno = fork_errno;
+      ThrowErrno("fork");
+    }
+    w.pid = pid;
+    w.read_fd = fds[0];
+    fcntl(w.read_fd, F_SETFL, O_NONBLOCK);
+    w.pidfd = PidfdOpen(pid);
+  }
+}
+
+void Call::KillAll() {
+  for (Worker& w : workers_) {
+    if (w.pid > 0 && !w.reaped) kill(w.pid, SIGKILL);
+  }
+  for (Worker& w : workers_) {
+    if (w.pid > 0 && !w.reaped) Reap(w, /*block=*/true);
+  }
+}
+
+bool Call::Reap(Worker& w, bool block) {
+  for (;;) {
+    int status = 0;
+    const pid_t r = waitpid(w.pid, &status, block ? 0 : WNOHANG);
+    if (r == w.pid) {
+      w.reaped = true;
+      w.status = status;
+      w.status_known = true;
+      return true;
+    }
+    if (r == 0) return false;
+    if (errno == EINTR) continue;
+    // ECHILD: someone else reaped it (SIGCHLD ignored, or a wait(-1)
+    // elsewhere in the program). It is gone; its status is unknown.
+    w.reaped = true;
+    w.status_known = false;
+    return true;
+  }
+}
+
+bool Call::HandleMessages(int k) {
+  Worker& w = workers_[k];
+  std::size_t pos = 0;
+  bool keep_going = true;
+  while (w.inbox.size() - pos >= sizeof(MessageHeader)) {
+    MessageHeader h;
+    std::memcpy(&h, w.inbox.data() + pos, sizeof(h));
+    if (w.inbox.size() - pos - sizeof(h) < h.length) break;
+    const std::string_view body(w.inbox.data() + pos + sizeof(h), h.length);
+    pos += sizeof(h) + h.length;
+    if (h.kind == MessageKind::kResult) {
+      try {
+        job_.decode_result(job_.ctx, h.index, body);
+      } catch (...) {
+        TaskFailure f = internal::describe_current_exception();
+        report_.failures.emplace_back(TaskError::Details{
+            h.index, "process", WorkerName(k), std::move(f.type),
+            "cannot decode the result: " + f.message, 0, -1, nullptr});
+        if (options_.errors == ErrorPolicy::kFailFast) keep_going = false;
+      }
+    } else {
+      std::uint32_t type_length = 0;
+      std::memcpy(&type_length, body.data(), sizeof(type_length));
+      const std::string_view rest = body.substr(sizeof(type_length));
+      report_.failures.emplace_back(TaskError::Details{
+          h.index, "process", WorkerName(k),
+          std::string(rest.substr(0, type_length)),
+          std::string(rest.substr(type_length)), 0, -1, nullptr});
+      if (options_.errors == ErrorPolicy::kFailFast) keep_going = false;
+    }
+  }
+  w.inbox.erase(0, pos);
+  return keep_going;
+}
+
+bool Call::Drain(int k) {
+  Worker& w = workers_[k];
+  if (w.read_fd < 0) return true;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t r = read(w.read_fd, buf, sizeof(buf));
+    if (r > 0) {
+      w.inbox.append(buf, static_cast<std::size_t>(r));
+      if (static_cast<std::size_t>(r) < sizeof(buf)) break;
+      continue;
+    }
+    if (r == 0) {  // every writer is gone
+      CloseFd(w.read_fd);
+      break;
+    }
+    if (errno == EINTR) continue;
+    break;  // EAGAIN: nothing more for now
+  }
+  return HandleMessages(k);
+}
+
+void Call::MirrorProgress() {
+  if (options_.progress == nullptr) return;
+  const std::size_t now =
+      shared_.control().progress.load(std::memory_order_relaxed);
+  if (now > progress_seen_) {
+    options_.progress->fetch_add(now - progress_seen_, std::memory_order_relaxed);
+    progress_seen_ = now;
+  }
+}
+
+int Call::CheckSignal() {
+  unsigned char byte = 0;
+  int sig = 0;
+  while (read(wake_read_, &byte, 1) == 1) sig = byte;
+  return sig;
+}
+
+void Call::ThrowDeath(int k) {
+  Worker& w = workers_[k];
+  const std::int64_t current =
+      shared_.slot(k).current.load(std::memory_order_relaxed);
+  const std::string pid = WorkerName(k);
+  // Stop and reap the others before anything is thrown.
+  KillAll();
+  std::string how;
+  int sig = 0;
+  int exit_status = -1;
+  if (!w.status_known) {
+    how = "worker ended and was reaped outside fanout (exit status unknown)";
+  } else if (WIFSIGNALED(w.status)) {
+    sig = WTERMSIG(w.status);
+    how = "worker killed by " + SignalName(sig) + " (" + SignalDescription(sig) + ")";
+    if (sig == SIGKILL) {
+      how += ", possibly out of memory (see the kernel log for the OOM killer)";
+    }
+  } else {
+    exit_status = WEXITSTATUS(w.status);
+    how = "worker exited with status " + std::to_string(exit_status);
+  }
+  if (current == kNoTask) {
+    throw Error("process backend: " + how + " (" + pid +
+                ") before it started a task");
+  }
+  how += " while running this task";
+  TaskError error(TaskError::Details{static_cast<std::size_t>(current), "process",
+                                     pid, "", how, sig, exit_status, nullptr});
+  throw error.with_failed_tasks(report_.failures.size() + 1);
+}
+
+void Call::ThrowTimeout() {
+  std::string running;
+  for (std::size_t k = 0; k < workers_.size(); ++k) {
+    const Worker& w = workers_[k];
+    if (w.reaped) continue;
+    const std::int64_t current =
+        shared_.slot(static_cast<int>(k)).current.load(std::memory_order_relaxed);
+    if (current == kNoTask) continue;
+    running += (running.empty() ? "" : ", ") + std::string("task ") +
+               std::to_string(current) + " (" + WorkerName(static_cast<int>(k)) + ")";
+  }
+  KillAll();
+  MirrorProgress();
+  const std::size_t done = shared_.control().progress.load();
+  throw TimeoutError("call timed out after " +
+                     std::to_string(options_.timeout.count()) +
+                     " ms on backend 'process' with " + std::to_string(done) +
+                     " of " + std::to_string(job_.n) + " tasks finished; " +
+                     (running.empty() ? std::string("no task was running")
+                                      : "still running: " + running));
+}
+
+void Call::ThrowInterrupted(int sig) {
+  KillAll();
+  MirrorProgress();
+  throw InterruptedError("interrupted by " + SignalName(sig) +
+                             " on backend 'process' with " +
+                             std::to_string(shared_.control().progress.load()) +
+                             " of " + std::to_string(job_.n) +
+                             " tasks finished; every worker was stopped",
+                         sig);
+}
+
+RunReport Call::Run() {
+  int wake[2];
+  if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) ThrowErrno("pipe2");
+  wake_read_ = wake[0];
+  wake_write_ = wake[1];
+  SignalScope signals_scope(wake_write_);
+  Start();
+
+  const bool timed = options_.timeout.count() > 0;
+  const auto deadline = start_ + options_.timeout;
+  const bool ticking = options_.progress != nullptr || options_.cancel != nullptr;
+  bool pidfds = true;
+  for (const Worker& w : workers_) pidfds = pidfds && w.pidfd >= 0;
+
+  std::vector<pollfd> fds;
+  std::vector<int> owner;  // worker of each pollfd, -1 for the wake pipe
+  std::vector<bool> exited;  // pidfd readable (every worker without pidfds)
+  std::size_t running = workers_.size();
+  while (running > 0) {
+    if (const int sig = CheckSignal(); sig != 0) ThrowInterrupted(sig);
+    if (options_.cancel != nullptr &&
+        options_.cancel->load(std::memory_order_relaxed)) {
+      // The front end's monitor raises cancel at the deadline too: a cancel
+      // at (about) the deadline is the timeout, whose message names tasks.
+      if (timed && std::chrono::steady_clock::now() >=
+                       deadline - std::chrono::milliseconds(25)) {
+        ThrowTimeout();
+      }
+      KillAll();
+      MirrorProgress();
+      report_.cancelled = true;
+      break;
+    }
+    if (timed && std::chrono::steady_clock::now() >= deadline) ThrowTimeout();
+    MirrorProgress();
+
+    fds.clear();
+    owner.clear();
+    fds.push_back({wake_read_, POLLIN, 0});
+    owner.push_back(-1);
+    for (std::size_t k = 0; k < workers_.size(); ++k) {
+      const Worker& w = workers_[k];
+      if (w.reaped) continue;
+      if (w.pidfd >= 0) {
+        fds.push_back({w.pidfd, POLLIN, 0});
+        owner.push_back(static_cast<int>(k));
+      }
+      if (w.read_fd >= 0) {
+        fds.push_back({w.read_fd, POLLIN, 0});
+        owner.push_back(static_cast<int>(k));
+      }
+    }
+    int timeout_ms = -1;
+    if (ticking || !pidfds) timeout_ms = kTickMs;
+    if (timed) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            deadline - std::chrono::steady_clock::now())
+                            .count() + 1;
+      timeout_ms = timeout_ms < 0 ? static_cast<int>(std::max<long long>(left, 0))
+                                  : std::min<int>(timeout_ms, std::max<long long>(left, 0));
+    }
+    const int ready = poll(fds.data(), fds.size(), timeout_ms);
+    if (ready < 0 && errno != EINTR) ThrowErrno("poll");
+    if (const int sig = CheckSignal(); sig != 0) ThrowInterrupted(sig);
+
+    // Results and failures first, then exits (a worker that exits has
+    // nothing more to say once its pipe is drained).
+    bool stop = false;
+    exited.assign(workers_.size(), !pidfds);
+    for (std::size_t i = 1; ready > 0 && i < fds.size(); ++i) {
+      if (fds[i].revents == 0) continue;
+      if (fds[i].fd == workers_[owner[i]].pidfd) {
+        exited[owner[i]] = true;
+      } else if (!stop) {
+        stop = !Drain(owner[i]);
+      }
+    }
+    if (!stop) {
+      for (std::size_t k = 0; k < workers_.size() && !stop; ++k) {
+        Worker& w = workers_[k];
+        if (w.reaped || !exited[k] || !Reap(w, /*block=*/false)) continue;
+        --running;
+        stop = !Drain(static_cast<int>(k));
+        if (stop) break;
+        const bool clean =
+            (w.status_known && WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0 &&
+             shared_.slot(static_cast<int>(k)).finished.load(std::memory_order_acquire)) ||
+            (!w.status_known &&
+             shared_.slot(static_cast<int>(k)).finished.load(std::memory_order_acquire));
+        if (!clean) ThrowDeath(static_cast<int>(k));
+        CloseFd(w.pidfd);
+      }
+    }
+    if (stop) {  // a failure under kFailFast: nothing else is needed
+      shared_.control().stop.store(1, std::memory_order_relaxed);
+      KillAll();
+      break;
+    }
+  }
+  MirrorProgress();
+
+  if (job_.trivial_result_size != 0 && !report_.cancelled) {
+    const std::size_t size = job_.trivial_result_size;
+    if (contiguous_) {
+      std::memcpy(job_.result_slot(job_.ctx, 0), shared_.results(), job_.n * size);
+    } else {
+      for (std::size_t i = 0; i < job_.n; ++i) {
+        std::memcpy(job_.result_slot(job_.ctx, i), shared_.results() + i * size, size);
+      }
+    }
+  }
+  std::sort(report_.failures.begin(), report_.failures.end(),
+            [](const TaskError& a, const TaskError& b) { return a.index() < b.index(); });
+  return std::move(report_);
+}
+
+class ProcessExecutor final : public Executor {
+ public:
+  explicit ProcessExecutor(int jobs) : jobs_(jobs) {}
+  std::string_view name() const override { return "process"; }
+  bool shares_memory() const override { return false; }
+  int jobs() const override { return jobs_; }
+  RunReport run(const Job& job, const RunOptions& options) override {
+    if (options.jobs <= 1 || job.n <= 1) {
+      return internal::run_inline("process", job, options,
+                                  "pid " + std::to_string(getpid()));
+    }
+    const int workers = static_cast<int>(
+        std::min<std::size_t>(static_cast<std::size_t>(options.jobs), job.n));
+    Call call(job, options, workers);
+    return call.Run();
+  }
+
+ private:
+  int jobs_;
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> make_process_executor(int jobs) {
+  return std::make_unique<ProcessExecutor>(std::max(jobs, 1));
+}
+
+}  // namespace fanout
+
+FANOUT_REGISTER_BACKEND(
+    process,
+    "fork()ed workers per call; any closure works; survives crashes, "
+    "timeouts and Ctrl+C and names the task that failed",
+    [](const fanout::ExecutorOptions& options) {
+      return fanout::make_process_executor(options.jobs);
+    })

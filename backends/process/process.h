@@ -1,0 +1,90 @@
+// fanout/backends/process/process.h — the `process` backend: tasks run in
+// fork()ed worker processes, so a task that crashes, aborts, exits, leaks or
+// hangs cannot take the caller down with it.
+//
+//   fanout::Parallel p({.jobs = -1, .backend = "process",
+//                       .timeout = std::chrono::seconds(30)});
+//   try {
+//     std::vector<long long> r = p.map(10000, process);  // any closure works
+//   } catch (const fanout::TaskError& e) {
+//     // "task 17 failed on backend 'process' (pid 4242): worker killed by
+//     //  SIGSEGV (Segmentation fault) while running this task"
+//   } catch (const fanout::TimeoutError& e) {
+//     // "... still running: task 3 (pid 4242), task 8 (pid 4243)"
+//   } catch (const fanout::InterruptedError& e) {
+//     // Ctrl+C or SIGTERM reached the caller; every worker is already gone.
+//   }
+//
+// Nothing needs to include this header to use the backend: linking
+// //backends/process registers it under the name "process". The header
+// documents the behaviour and offers make_process_executor() for code that
+// wants the executor without going through the registry.
+//
+// How a call runs. When a call with jobs > 1 and more than one task starts,
+// the caller forks min(jobs, n) workers (jobs == 1 or n <= 1 run inline in the
+// caller, as every backend does). Workers take chunks of task indices off one
+// atomic counter in MAP_SHARED memory (dynamic scheduling; the chunk size is
+// RunOptions::batch_size, or auto_batch_size()). Each worker records the task
+// it is running in its own shared slot, so a death names the task. Results
+// come back through shared memory when the result type is trivially copyable,
+// and otherwise encoded with the codec (core/codec.h) through one pipe per
+// worker. The caller runs no task: it waits in poll() on a pidfd per worker,
+// the result pipes and a self-pipe for signals, so it notices everything at
+// once, without sleeping or spinning.
+//
+// Failures:
+//   - A task that throws: a TaskError with the task index, "pid N", the
+//     exception's demangled type name and its message. Under kFailFast the
+//     other workers are then killed; under kCollectAll every task runs.
+//   - A worker that dies (a signal such as SIGSEGV, SIGABRT — std::terminate
+//     ends there — or SIGKILL, or an exit such as _exit(3) or exit(0) from a
+//     task): the call throws TaskError naming the task that was running, the
+//     signal name (signal()) or the exit status (exit_status()) and the pid;
+//     for SIGKILL the message adds "possibly out of memory". A worker death
+//     is fatal for the call under both error policies (a dead worker's
+//     unfinished chunk and unsent results would otherwise have to be redone,
+//     running tasks twice): try_map() throws it too. The other workers are
+//     killed and reaped before the call returns.
+//   - RunOptions::timeout: the call throws TimeoutError naming each task still
+//     running and its pid; workers are killed and reaped.
+//   - RunOptions::cancel: the workers are killed and the report says
+//     cancelled (the front end turns that into InterruptedError).
+//   - SIGINT or SIGTERM to the caller during a call: handlers are installed
+//     for the duration of the call only (a signal the caller ignores stays
+//     ignored), every worker is killed and reaped, the previous handlers are
+//     restored and the call throws InterruptedError carrying the signal. The
+//     signal is not re-delivered afterwards.
+//   - The caller killed by SIGKILL: workers have PR_SET_PDEATHSIG = SIGKILL,
+//     so they die with the thread that forked them (the calling thread, which
+//     stays inside the call until every worker is reaped). No orphans.
+// Nothing of a call is left running or unreaped when it returns or throws.
+//
+// Inside a worker: signal dispositions are reset to their defaults and the
+// signal mask is cleared; stdio is flushed by the caller before fork (nothing
+// prints twice) and by the worker before it leaves; the worker leaves with
+// _exit, so the caller's atexit handlers and static destructors never run in
+// it. A call made from inside a task runs inline in that worker.
+//
+// The rule for programs with threads: forking copies only the calling
+// thread. A task body may use anything that does not need another thread of
+// the caller — its own computation, malloc, stdio, files, nested fanout
+// calls (they run inline) — but must not wait on the caller's thread pools
+// (a TBB arena, a BS::thread_pool, std::async futures) or on locks another
+// caller thread might have held at fork time; those threads do not exist in
+// the worker and the wait would hang (then only a timeout or Ctrl+C ends the
+// call).
+#ifndef FANOUT_BACKENDS_PROCESS_PROCESS_H_
+#define FANOUT_BACKENDS_PROCESS_PROCESS_H_
+
+#include <memory>
+
+#include "core/executor.h"
+
+namespace fanout {
+
+// The process executor with `jobs` workers per call (already resolved: >= 1).
+std::unique_ptr<Executor> make_process_executor(int jobs);
+
+}  // namespace fanout
+
+#endif  // FANOUT_BACKENDS_PROCESS_PROCESS_H_
