@@ -1,0 +1,34 @@
+// fanout/tests/subprocess.h — runs a program as a child process and captures
+// its stdout, stderr and exit code, for tests that treat a binary as a user
+// would.
+//
+//   fanout::testing::Result r = fanout::testing::RunProgram(
+//       fanout::testing::Runfile("cli/run"), {"--backend=thread"});
+//   EXPECT_EQ(r.exit_code, 0);
+#ifndef FANOUT_TESTS_SUBPROCESS_H_
+#define FANOUT_TESTS_SUBPROCESS_H_
+
+#include <string>
+#include <vector>
+
+namespace fanout::testing {
+
+struct Result {
+  int exit_code = -1;  // the exit status, or 128 + signal when killed
+  std::string out;
+  std::string err;
+};
+
+// Runs `program` with `args`, `input` on its stdin, and waits for it.
+Result RunProgram(const std::string& program, const std::vector<std::string>& args,
+                  const std::string& input = "");
+
+// The path of a file of this repository in the test's runfiles.
+std::string Runfile(const std::string& path);
+
+// The lines of `text`, without their newlines.
+std::vector<std::string> Lines(const std::string& text);
+
+}  // namespace fanout::testing
+
+#endif  // FANOUT_TESTS_SUBPROCESS_H_
