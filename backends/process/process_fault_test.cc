@@ -1,0 +1,338 @@
+// What the process backend does when a task or a worker fails: each fault
+// kind names the task and how it failed, the call returns promptly, and no
+// child of this process is left behind (zombies included).
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "backends/process/process.h"
+#include "backends/process/testing/children.h"
+#include "core/parallel.h"
+
+namespace fanout::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::StartsWith;
+using Clock = std::chrono::steady_clock;
+
+// Generous: a death is noticed in well under a second; this bounds a hang.
+constexpr auto kBound = std::chrono::seconds(5);
+
+// A counter in MAP_SHARED memory, visible to the test after workers wrote it.
+class SharedInt {
+ public:
+  SharedInt() {
+    void* p = mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) std::abort();
+    value_ = new (p) std::atomic<int>(0);
+  }
+  ~SharedInt() { munmap(value_, sizeof(*value_)); }
+  std::atomic<int>& operator*() const { return *value_; }
+  std::atomic<int>* operator->() const { return value_; }
+
+ private:
+  std::atomic<int>* value_;
+};
+
+void Crash() {
+  volatile int* null = nullptr;
+  *null = 1;
+}
+
+// Runs 40 tasks on 2 workers; task 17 fails with `fail`; the others sleep a
+// little, so the second worker is busy when the first one dies. Returns the
+// TaskError and checks the bound and the children.
+template <class Fail>
+TaskError RunWithFault(Fail fail,
+                       ErrorPolicy errors = ErrorPolicy::kFailFast) {
+  Parallel p({.jobs = 2, .backend = "process", .batch_size = 1, .errors = errors});
+  const auto start = Clock::now();
+  try {
+    p.map(40, [&](std::size_t i) -> int {
+      if (i == 17) fail();
+      std::this_thread::sleep_for(std::chrono::milliseconds(i > 17 ? 2000 : 5));
+      return static_cast<int>(i);
+    });
+  } catch (const TaskError& e) {
+    EXPECT_LT(Clock::now() - start, kBound);
+    EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+    return e;
+  }
+  ADD_FAILURE() << "expected TaskError";
+  return TaskError({});
+}
+
+TEST(ProcessFault, SegfaultNamesTaskAndSignal) {
+  TaskError e = RunWithFault(Crash);
+  EXPECT_EQ(e.index(), 17u);
+  EXPECT_EQ(e.backend(), "process");
+  EXPECT_EQ(e.signal(), SIGSEGV);
+  EXPECT_EQ(e.exit_status(), -1);
+  EXPECT_EQ(e.type(), "");
+  EXPECT_THAT(e.worker(), StartsWith("pid "));
+  EXPECT_THAT(e.what(), HasSubstr("task 17 failed on backend 'process' (pid "));
+  EXPECT_THAT(e.what(), HasSubstr("worker killed by SIGSEGV"));
+  EXPECT_THAT(e.what(), HasSubstr("while running this task"));
+}
+
+TEST(ProcessFault, AbortNamesTaskAndSignal) {
+  TaskError e = RunWithFault([] { std::abort(); });
+  EXPECT_EQ(e.index(), 17u);
+  EXPECT_EQ(e.signal(), SIGABRT);
+  EXPECT_THAT(e.what(), HasSubstr("task 17 failed"));
+  EXPECT_THAT(e.what(), HasSubstr("worker killed by SIGABRT"));
+}
+
+TEST(ProcessFault, TerminateIsAnAbort) {
+  TaskError e = RunWithFault([] { std::terminate(); });
+  EXPECT_EQ(e.index(), 17u);
+  EXPECT_EQ(e.signal(), SIGABRT);
+  EXPECT_THAT(e.what(), HasSubstr("SIGABRT"));
+}
+
+TEST(ProcessFault, SigkillSaysPossiblyOutOfMemory) {
+  TaskError e = RunWithFault([] { raise(SIGKILL); });
+  EXPECT_EQ(e.index(), 17u);
+  EXPECT_EQ(e.signal(), SIGKILL);
+  EXPECT_THAT(e.what(), HasSubstr("worker killed by SIGKILL"));
+  EXPECT_THAT(e.what(), HasSubstr("possibly out of memory"));
+}
+
+TEST(ProcessFault, ExitStatusIsNamed) {
+  TaskError e = RunWithFault([] { _exit(3); });
+  EXPECT_EQ(e.index(), 17u);
+  EXPECT_EQ(e.signal(), 0);
+  EXPECT_EQ(e.exit_status(), 3);
+  EXPECT_THAT(e.what(),
+              HasSubstr("task 17 failed on backend 'process' (pid "));
+  EXPECT_THAT(e.what(), HasSubstr("worker exited with status 3"));
+}
+
+TEST(ProcessFault, ExitZeroFromATaskIsStillADeath) {
+  TaskError e = RunWithFault([] { std::exit(0); });
+  EXPECT_EQ(e.index(), 17u);
+  EXPECT_EQ(e.exit_status(), 0);
+  EXPECT_THAT(e.what(), HasSubstr("worker exited with status 0"));
+}
+
+TEST(ProcessFault, ThrowNamesTaskTypeMessageAndPid) {
+  TaskError e = RunWithFault([] { throw std::invalid_argument("bad 17"); });
+  EXPECT_EQ(e.index(), 17u);
+  EXPECT_EQ(e.type(), "std::invalid_argument");
+  EXPECT_EQ(e.message(), "bad 17");
+  EXPECT_EQ(e.signal(), 0);
+  EXPECT_THAT(e.worker(), StartsWith("pid "));
+  EXPECT_NE(e.worker(), "pid " + std::to_string(getpid()));
+  EXPECT_THAT(e.what(), HasSubstr("task 17 failed on backend 'process' (pid "));
+  EXPECT_THAT(e.what(), HasSubstr("std::invalid_argument: bad 17"));
+}
+
+TEST(ProcessFault, DeathIsFatalUnderCollectAllToo) {
+  TaskError e = RunWithFault(Crash, ErrorPolicy::kCollectAll);
+  EXPECT_EQ(e.index(), 17u);
+  EXPECT_EQ(e.signal(), SIGSEGV);
+}
+
+TEST(ProcessFault, HangEndsAtTimeoutNamingRunningTasks) {
+  Parallel p({.jobs = 2, .backend = "process", .batch_size = 1,
+              .timeout = std::chrono::milliseconds(300)});
+  const auto start = Clock::now();
+  try {
+    p.for_each(10, [](std::size_t i) {
+      if (i == 7 || i == 3) pause();  // hangs until killed
+    });
+    FAIL() << "expected TimeoutError";
+  } catch (const TimeoutError& e) {
+    EXPECT_LT(Clock::now() - start, kBound);
+    const std::string what = e.what();
+    EXPECT_THAT(what, HasSubstr("call timed out after 300 ms on backend 'process'"));
+    EXPECT_THAT(what, HasSubstr("still running: task 3 (pid "));
+    EXPECT_THAT(what, HasSubstr("task 7 (pid "));
+  }
+  EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+}
+
+TEST(ProcessFault, CancelKillsWorkers) {
+  std::atomic<bool> cancel{false};
+  Parallel p({.jobs = 2, .backend = "process", .cancel = &cancel});
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    cancel = true;
+  });
+  const auto start = Clock::now();
+  EXPECT_THROW(p.for_each(4, [](std::size_t) { pause(); }), InterruptedError);
+  canceller.join();
+  EXPECT_LT(Clock::now() - start, kBound);
+  EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+}
+
+std::atomic<int> g_user_handler_calls{0};
+void UserHandler(int) { g_user_handler_calls.fetch_add(1); }
+
+// A signal to the caller mid-call: InterruptedError with the signal, workers
+// gone, the caller's own handler back in place and not called.
+void ExpectInterruptedBy(int sig) {
+  struct sigaction user, before, after;
+  std::memset(&user, 0, sizeof(user));
+  user.sa_handler = &UserHandler;
+  sigaction(sig, &user, &before);
+  g_user_handler_calls = 0;
+
+  Parallel p({.jobs = 2, .backend = "process"});
+  const pid_t self = getpid();
+  std::thread sender([&] {
+    WaitFor([&] { return ChildrenOf(self).size() == 2; }, std::chrono::seconds(5));
+    kill(self, sig);
+  });
+  const auto start = Clock::now();
+  try {
+    p.for_each(2, [](std::size_t) { pause(); });
+    ADD_FAILURE() << "expected InterruptedError";
+  } catch (const InterruptedError& e) {
+    EXPECT_EQ(e.signal(), sig);
+    EXPECT_THAT(e.what(), HasSubstr("interrupted by " + std::string(sig == SIGINT
+                                                                       ? "SIGINT"
+                                                                       : "SIGTERM")));
+  }
+  sender.join();
+  EXPECT_LT(Clock::now() - start, kBound);
+  EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+  sigaction(sig, &before, &after);
+  EXPECT_EQ(after.sa_handler, &UserHandler);
+  EXPECT_EQ(g_user_handler_calls.load(), 0);
+}
+
+TEST(ProcessSignals, SigintInterruptsTheCall) { ExpectInterruptedBy(SIGINT); }
+TEST(ProcessSignals, SigtermInterruptsTheCall) { ExpectInterruptedBy(SIGTERM); }
+
+TEST(ProcessSignals, WorkersDieWithAKilledCaller) {
+  // A pipe tells the test the caller's workers are running.
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t caller = fork();
+  ASSERT_GE(caller, 0);
+  if (caller == 0) {
+    close(ready[0]);
+    Parallel p({.jobs = 2, .backend = "process"});
+    p.for_each(2, [&](std::size_t) {
+      char c = 'r';
+      [[maybe_unused]] ssize_t w = write(ready[1], &c, 1);
+      pause();
+    });
+    _exit(0);
+  }
+  close(ready[1]);
+  char buf[2];
+  std::size_t got = 0;
+  while (got < 2) {
+    const ssize_t r = read(ready[0], buf, 2 - got);
+    ASSERT_GT(r, 0);
+    got += static_cast<std::size_t>(r);
+  }
+  close(ready[0]);
+  const std::vector<pid_t> workers = ChildrenOf(caller);
+  ASSERT_EQ(workers.size(), 2u);
+  kill(caller, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(waitpid(caller, &status, 0), caller);
+  EXPECT_TRUE(
+      WaitFor([&] { return IsGoneOrZombie(workers[0]) && IsGoneOrZombie(workers[1]); },
+              std::chrono::seconds(2)));
+}
+
+// A static object's destructor, which must not run in a worker.
+SharedInt* g_destructor_runs = new SharedInt;
+struct CountsDestruction {
+  ~CountsDestruction() { (*g_destructor_runs)->fetch_add(1); }
+} g_counts_destruction;
+
+TEST(ProcessWorker, LeavesWithoutStaticDestructorsOrAtexit) {
+  static SharedInt atexit_runs;
+  static SharedInt* atexit_counter = &atexit_runs;
+  std::atexit([] { (*atexit_counter)->fetch_add(1); });
+  // ExitZeroFromATaskIsStillADeath ran them in a worker on purpose (exit(0)).
+  (*g_destructor_runs)->store(0);
+  Parallel p({.jobs = 2, .backend = "process"});
+  EXPECT_EQ(p.map(8, [](std::size_t i) { return int(i); }).size(), 8u);
+  EXPECT_EQ((*g_destructor_runs)->load(), 0);
+  EXPECT_EQ(atexit_runs->load(), 0);
+}
+
+TEST(ProcessWorker, BufferedOutputIsNotPrintedTwice) {
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  std::fputs("once", f);  // buffered in the caller when the workers fork
+  Parallel p({.jobs = 2, .backend = "process"});
+  p.for_each(4, [&](std::size_t i) { std::fprintf(f, "[%zu]", i); });
+  std::fflush(f);
+  std::rewind(f);
+  char buf[128] = {};
+  const std::size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  const std::string text(buf, n);
+  EXPECT_EQ(text.find("once"), 0u);
+  EXPECT_EQ(text.find("once", 1), std::string::npos) << text;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_THAT(text, HasSubstr("[" + std::to_string(i) + "]")) << text;
+  }
+}
+
+TEST(ProcessWorker, SignalDispositionsAreReset) {
+  struct sigaction ignore, before;
+  std::memset(&ignore, 0, sizeof(ignore));
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGUSR1, &ignore, &before);
+  Parallel p({.jobs = 2, .backend = "process"});
+  std::vector<int> dfl = p.map(2, [](std::size_t) {
+    struct sigaction now;
+    sigaction(SIGUSR1, nullptr, &now);
+    return now.sa_handler == SIG_DFL ? 1 : 0;
+  });
+  sigaction(SIGUSR1, &before, nullptr);
+  EXPECT_EQ(dfl, (std::vector<int>{1, 1}));
+}
+
+TEST(ProcessWorker, ForksFromAProcessWithAThreadPool) {
+  // The thread backend's pool threads exist in this process from now on.
+  Parallel threads({.jobs = 2, .backend = "thread"});
+  EXPECT_EQ(threads.map(100, [](std::size_t i) { return int(i); })[99], 99);
+  Parallel p({.jobs = 2, .backend = "process"});
+  std::vector<long> r = p.map(1000, [](std::size_t i) { return long(i) * 2; });
+  EXPECT_EQ(r[999], 1998);
+  EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+}
+
+TEST(ProcessWorker, IgnoredSigintStaysIgnored) {
+  struct sigaction ignore, before;
+  std::memset(&ignore, 0, sizeof(ignore));
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGINT, &ignore, &before);
+  Parallel p({.jobs = 2, .backend = "process"});
+  std::vector<int> r = p.map(4, [](std::size_t i) {
+    if (i == 0) kill(getppid(), SIGINT);  // the caller ignores it
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return int(i);
+  });
+  sigaction(SIGINT, &before, nullptr);
+  EXPECT_EQ(r, (std::vector<int>{0, 1, 2, 3}));
+}
+
+}  // namespace
+}  // namespace fanout::testing
