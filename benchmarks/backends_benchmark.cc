@@ -1,0 +1,224 @@
+// The backend comparison: every fanout backend in the registry and four peer
+// libraries on the same five workloads (benchmarks/workloads.h), with
+// jobs = 1 and jobs = every usable CPU, in one Google Benchmark binary.
+//
+//   ./bazelw run -c opt //benchmarks:backends -- --benchmark_filter='sum_10k/'
+//   ./bazelw run //benchmarks:compare          # table + plot of the whole run
+//
+// Benchmarks are named <workload>/<runner>/jobs:<jobs>; a runner is a backend
+// name ("thread", "tbb", ...) or a peer: "peer:loop" (a plain sequential
+// loop), "peer:tbb_parallel_for" (auto partitioner in a task_arena),
+// "peer:openmp" (parallel for, static schedule, dynamic for the imbalanced
+// fib) and "peer:thread_pool" (thread_pool::ThreadPool, one Submit per task).
+// Every benchmark checks its answers and reports items (tasks) per second;
+// the binary exits 1 when any answer was wrong or a call threw.
+#include <benchmark/benchmark.h>
+#include <oneapi/tbb/blocked_range.h>
+#include <oneapi/tbb/parallel_for.h>
+#include <oneapi/tbb/partitioner.h>
+#include <oneapi/tbb/task_arena.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <future>
+#include <limits>
+#include <string>
+#include <thread>
+#include <thread_pool/thread_pool.hpp>
+#include <vector>
+
+#include "benchmarks/workloads.h"
+#include "core/executor.h"
+#include "core/parallel.h"
+
+namespace fanout::bench {
+namespace {
+
+std::atomic<bool> g_failed{false};
+
+constexpr std::uint64_t kUnset = std::numeric_limits<std::uint64_t>::max();
+
+void Fail(benchmark::State& state, const std::string& why) {
+  g_failed.store(true);
+  state.SkipWithError(why.c_str());
+}
+
+// Times `run(out)` (which stores task i's result in out[i]) and checks every
+// iteration's answers. Long iterations check with the clock paused; the
+// latency workload's two-slot check is cheaper than pausing would be.
+template <class W, class RunFn>
+void Measure(benchmark::State& state, RunFn&& run) {
+  // Let the threads of the previous benchmark (OpenMP and TBB spin a while
+  // after a parallel region) go idle before this one starts timing.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::vector<std::uint64_t> out(W::kN, kUnset);
+  for (auto _ : state) {
+    try {
+      run(out.data());
+    } catch (const std::exception& e) {
+      Fail(state, std::string("threw: ") + e.what());
+      break;
+    }
+    if constexpr (W::kN <= 2) {
+      if (!W::Check(out.data())) {
+        Fail(state, "wrong answer");
+        break;
+      }
+      out[0] = out[1] = kUnset;
+    } else {
+      state.PauseTiming();
+      const bool ok = W::Check(out.data());
+      std::fill(out.begin(), out.end(), kUnset);
+      state.ResumeTiming();
+      if (!ok) {
+        Fail(state, "wrong answer");
+        break;
+      }
+    }
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(W::kN));
+}
+
+// A fanout backend. Backends that share memory run for_each storing into
+// out; the others (process, mpi) return results through map().
+template <class W>
+void RunBackend(benchmark::State& state, const std::string& backend, int jobs) {
+  Parallel parallel({.jobs = jobs, .backend = backend});
+  const bool shared = parallel.executor().shares_memory();
+  Measure<W>(state, [&](std::uint64_t* out) {
+    if (shared) {
+      parallel.for_each(W::kN, [out](std::size_t i) { out[i] = W::Task(i); });
+    } else {
+      std::vector<std::uint64_t> r =
+          parallel.map(W::kN, [](std::size_t i) { return W::Task(i); });
+      std::copy(r.begin(), r.end(), out);
+    }
+  });
+}
+
+template <class W>
+void RunLoop(benchmark::State& state) {
+  Measure<W>(state, [](std::uint64_t* out) {
+    for (std::size_t i = 0; i < W::kN; ++i) out[i] = W::Task(i);
+  });
+}
+
+template <class W>
+void RunTbb(benchmark::State& state, int jobs) {
+  tbb::task_arena arena(jobs);
+  arena.initialize();
+  Measure<W>(state, [&](std::uint64_t* out) {
+    arena.execute([&] {
+      tbb::parallel_for(
+          tbb::blocked_range<std::size_t>(0, W::kN),
+          [out](const tbb::blocked_range<std::size_t>& r) {
+            for (std::size_t i = r.begin(); i != r.end(); ++i) out[i] = W::Task(i);
+          },
+          tbb::auto_partitioner());
+    });
+  });
+}
+
+template <class W>
+void RunOpenMp(benchmark::State& state, int jobs) {
+  Measure<W>(state, [jobs](std::uint64_t* out) {
+    const long n = static_cast<long>(W::kN);
+    if constexpr (W::kImbalanced) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
+      for (long i = 0; i < n; ++i) out[i] = W::Task(i);
+    } else {
+#pragma omp parallel for schedule(static) num_threads(jobs)
+      for (long i = 0; i < n; ++i) out[i] = W::Task(i);
+    }
+  });
+}
+
+template <class W>
+void RunThreadPool(benchmark::State& state, int jobs) {
+  thread_pool::ThreadPool pool(static_cast<std::size_t>(jobs));
+  std::vector<std::future<void>> futures;
+  Measure<W>(state, [&](std::uint64_t* out) {
+    futures.clear();
+    futures.reserve(W::kN);
+    for (std::size_t i = 0; i < W::kN; ++i) {
+      futures.push_back(pool.Submit([out, i] { out[i] = W::Task(i); }));
+    }
+    for (std::future<void>& f : futures) f.get();
+  });
+}
+
+// True when this process was started by mpirun (Open MPI, or a PMI launcher).
+bool UnderMpirun() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr ||
+         std::getenv("PMIX_RANK") != nullptr || std::getenv("PMI_RANK") != nullptr;
+}
+
+template <class W>
+void RegisterWorkload(const std::vector<std::string>& backends,
+                      const std::vector<int>& job_counts) {
+  for (int jobs : job_counts) {
+    const std::string suffix = "/jobs:" + std::to_string(jobs);
+    auto name = [&](const std::string& runner) {
+      return std::string(W::kName) + "/" + runner + suffix;
+    };
+    std::vector<benchmark::internal::Benchmark*> added;
+    if (jobs == 1) {
+      added.push_back(benchmark::RegisterBenchmark(
+          name("peer:loop").c_str(), [](benchmark::State& s) { RunLoop<W>(s); }));
+    }
+    added.push_back(benchmark::RegisterBenchmark(
+        name("peer:tbb_parallel_for").c_str(),
+        [jobs](benchmark::State& s) { RunTbb<W>(s, jobs); }));
+    added.push_back(benchmark::RegisterBenchmark(
+        name("peer:openmp").c_str(),
+        [jobs](benchmark::State& s) { RunOpenMp<W>(s, jobs); }));
+    added.push_back(benchmark::RegisterBenchmark(
+        name("peer:thread_pool").c_str(),
+        [jobs](benchmark::State& s) { RunThreadPool<W>(s, jobs); }));
+    for (const std::string& backend : backends) {
+      // The sequential backend ignores jobs: once is enough.
+      if (backend == "sequential" && jobs != 1) continue;
+      added.push_back(benchmark::RegisterBenchmark(
+          name(backend).c_str(),
+          [backend, jobs](benchmark::State& s) { RunBackend<W>(s, backend, jobs); }));
+    }
+    for (benchmark::internal::Benchmark* b : added) {
+      b->UseRealTime()->Unit(benchmark::kMillisecond);
+      if (W::kN <= 2) b->Unit(benchmark::kMicrosecond);
+    }
+  }
+}
+
+void RegisterAll() {
+  std::vector<std::string> backends;
+  for (const std::string& name : backend_names()) {
+    // The mpi backend needs its ranks: it runs only under mpirun.
+    if (name == "mpi" && !UnderMpirun()) continue;
+    backends.push_back(name);
+  }
+  std::vector<int> job_counts = {1};
+  if (usable_cpus() > 1) job_counts.push_back(usable_cpus());
+  RegisterWorkload<Tiny>(backends, job_counts);
+  RegisterWorkload<Sum>(backends, job_counts);
+  RegisterWorkload<Fib>(backends, job_counts);
+  RegisterWorkload<Busy>(backends, job_counts);
+  RegisterWorkload<Latency>(backends, job_counts);
+}
+
+}  // namespace
+}  // namespace fanout::bench
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  fanout::bench::RegisterAll();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return fanout::bench::g_failed.load() ? 1 : 0;
+}
