@@ -48,7 +48,7 @@ struct QueueHeader {
   std::uint32_t state;  // State
   std::int32_t dead_pid;
   std::int32_t holder_pid;  // who holds the mutex (for EOWNERDEAD reports)
-  char dead_how[48];
+  char dead_how[80];
   Pusher pushers[kMaxPushers];
 
   char* slot(std::uint64_t i) {

@@ -1,0 +1,197 @@
+#include "core/spawn.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "core/executor.h"
+
+namespace fanout {
+namespace {
+
+int g_global = 0;
+
+// No child is left behind: nothing remains to be reaped.
+void ExpectNoChildren() {
+  errno = 0;
+  EXPECT_EQ(waitpid(-1, nullptr, WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);
+}
+
+class SpawnTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SpawnTest, JoinGivesTheResult) {
+  auto h = spawn(GetParam(), [] { return std::string("forty-two"); });
+  EXPECT_EQ(h.backend(), GetParam());
+  EXPECT_EQ(h.join(), "forty-two");
+  auto v = spawn(GetParam(), [] { return std::vector<int>{1, 2, 3}; });
+  EXPECT_EQ(v.join(), (std::vector<int>{1, 2, 3}));
+  auto n = spawn(GetParam(), [] { return 7LL * 6; });
+  EXPECT_EQ(n.join(), 42);
+  ExpectNoChildren();
+}
+
+TEST_P(SpawnTest, JoinThrowsTheTaskError) {
+  auto h = spawn(GetParam(), []() -> int { throw std::runtime_error("boom"); });
+  try {
+    h.join();
+    FAIL() << "join() did not throw";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.index(), 0u);
+    EXPECT_EQ(e.backend(), GetParam());
+    EXPECT_EQ(e.type(), "std::runtime_error");
+    EXPECT_EQ(e.message(), "boom");
+    EXPECT_EQ(e.signal(), 0);
+    EXPECT_EQ(std::string(e.what()), "task 0 failed on backend '" + GetParam() +
+                                         "' (" + e.worker() +
+                                         "): std::runtime_error: boom");
+  }
+  ExpectNoChildren();
+}
+
+TEST_P(SpawnTest, VoidTasksAndProcesses) {
+  auto h = spawn(GetParam(), [] {});
+  h.join();
+  Process p([] {}, GetParam());
+  p.start();
+  p.join();
+  Process bad([] { throw std::logic_error("bad"); }, GetParam());
+  bad.start();
+  EXPECT_THROW(bad.join(), TaskError);
+  ExpectNoChildren();
+}
+
+class Worker : public Process {
+ public:
+  explicit Worker(std::string backend) : Process(std::move(backend)) {}
+  int fd = -1;
+
+ protected:
+  void run() override {
+    const char msg[] = "ran";
+    (void)!write(fd, msg, 3);
+  }
+};
+
+TEST_P(SpawnTest, SubclassRun) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  Worker w(GetParam());
+  w.fd = fds[1];
+  w.start();
+  w.join();
+  close(fds[1]);
+  char buf[8] = {};
+  EXPECT_EQ(read(fds[0], buf, sizeof(buf)), 3);
+  EXPECT_EQ(std::string(buf), "ran");
+  close(fds[0]);
+  EXPECT_THROW(w.join(), UsageError);
+  EXPECT_THROW(w.start(), UsageError);
+}
+
+TEST_P(SpawnTest, SpawnOnAnExecutor) {
+  auto ex = make_executor(GetParam(), {.jobs = 2});
+  auto h = spawn(*ex, [] { return 5; });
+  EXPECT_EQ(h.join(), 5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SpawnTest,
+                         ::testing::Values("sequential", "thread", "process"),
+                         [](const auto& info) { return info.param; });
+
+TEST(SpawnProcessTest, RunsInItsOwnAddressSpace) {
+  g_global = 1;
+  auto h = spawn("process", [] {
+    g_global = 2;
+    return getpid();
+  });
+  const pid_t child = h.pid();
+  EXPECT_GT(child, 0);
+  EXPECT_NE(child, getpid());
+  EXPECT_EQ(h.join(), child);
+  EXPECT_EQ(g_global, 1);
+}
+
+TEST(SpawnProcessTest, DeathBySignal) {
+  auto h = spawn("process", []() -> int {
+    raise(SIGKILL);
+    return 0;
+  });
+  const pid_t child = h.pid();
+  try {
+    h.join();
+    FAIL() << "join() did not throw";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.signal(), SIGKILL);
+    EXPECT_EQ(e.worker(), "pid " + std::to_string(child));
+    EXPECT_EQ(std::string(e.what()),
+              "task 0 failed on backend 'process' (pid " +
+                  std::to_string(child) + "): killed by signal 9 (SIGKILL)");
+  }
+  ExpectNoChildren();
+}
+
+TEST(SpawnProcessTest, ExitWithoutResult) {
+  auto h = spawn("process", []() -> int { _exit(3); });
+  try {
+    h.join();
+    FAIL() << "join() did not throw";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.exit_status(), 3);
+    EXPECT_EQ(e.message(), "exited with status 3 before returning a result");
+  }
+}
+
+TEST(SpawnProcessTest, LargeResultDoesNotDeadlock) {
+  auto h = spawn("process", [] { return std::string(1 << 20, 'x'); });
+  EXPECT_EQ(h.join().size(), 1u << 20);
+}
+
+TEST(SpawnProcessTest, IsAliveAndDestructorWaits) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  {
+    Process p([fd = fds[0]] {
+      char c;
+      (void)!read(fd, &c, 1);  // waits for the parent
+    });
+    p.start();
+    EXPECT_TRUE(p.is_alive());
+    EXPECT_TRUE(p.is_alive());  // looking does not reap
+    (void)!write(fds[1], "x", 1);
+    p.join();
+    EXPECT_FALSE(p.is_alive());
+  }
+  {
+    Process unjoined([] {});
+    unjoined.start();
+  }  // waited for here
+  close(fds[0]);
+  close(fds[1]);
+  ExpectNoChildren();
+}
+
+TEST(SpawnTest, UnknownBackend) {
+  try {
+    spawn("mpi", [] { return 1; });
+    FAIL() << "spawn did not throw";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "spawn: unknown backend 'mpi'; valid backends: process, "
+              "sequential, thread");
+  }
+  EXPECT_THROW(Process([] {}, "thred"), UsageError);
+  Process never([] {});
+  EXPECT_THROW(never.join(), UsageError);
+}
+
+}  // namespace
+}  // namespace fanout
