@@ -614,15 +614,18 @@ void Call::ThrowDeath(int k) {
 }
 
 void Call::ThrowTimeout() {
-  std::string running;
+  std::vector<std::pair<std::int64_t, int>> tasks;  // (task, worker)
   for (std::size_t k = 0; k < workers_.size(); ++k) {
-    const Worker& w = workers_[k];
-    if (w.reaped) continue;
+    if (workers_[k].reaped) continue;
     const std::int64_t current =
         shared_.slot(static_cast<int>(k)).current.load(std::memory_order_relaxed);
-    if (current == kNoTask) continue;
+    if (current != kNoTask) tasks.emplace_back(current, static_cast<int>(k));
+  }
+  std::sort(tasks.begin(), tasks.end());
+  std::string running;
+  for (const auto& [task, k] : tasks) {
     running += (running.empty() ? "" : ", ") + std::string("task ") +
-               std::to_string(current) + " (" + WorkerName(static_cast<int>(k)) + ")";
+               std::to_string(task) + " (" + WorkerName(k) + ")";
   }
   KillAll();
   MirrorProgress();

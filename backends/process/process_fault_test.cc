@@ -269,6 +269,7 @@ TEST(ProcessWorker, LeavesWithoutStaticDestructorsOrAtexit) {
   std::atexit([] { (*atexit_counter)->fetch_add(1); });
   // ExitZeroFromATaskIsStillADeath ran them in a worker on purpose (exit(0)).
   (*g_destructor_runs)->store(0);
+  atexit_runs->store(0);
   Parallel p({.jobs = 2, .backend = "process"});
   EXPECT_EQ(p.map(8, [](std::size_t i) { return int(i); }).size(), 8u);
   EXPECT_EQ((*g_destructor_runs)->load(), 0);
