@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -12,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "cli/commands.h"
 #include "cli/workloads.h"
 #include "core/parallel.h"
 
@@ -171,6 +174,37 @@ Request ParseRequest(const RawFlags& f) {
   r.verbose = f.verbose;
   r.speedup = f.speedup;
 
+  if (f.format == "json") {
+    r.json = true;
+  } else if (f.format != "text") {
+    throw UsageError("unknown --format '" + f.format + "'; valid: text, json");
+  }
+  r.progress = f.progress;
+  r.commands = f.commands;
+  if (!f.compare.empty()) {
+    const auto names = backend_names();
+    if (f.compare == "all") {
+      r.compare = names;
+    } else {
+      std::string::size_type start = 0;
+      while (start <= f.compare.size()) {
+        auto end = f.compare.find(',', start);
+        if (end == std::string::npos) end = f.compare.size();
+        std::string name = f.compare.substr(start, end - start);
+        start = end + 1;
+        if (name.empty()) continue;
+        if (std::find(names.begin(), names.end(), name) == names.end()) {
+          make_executor(name, {.jobs = 1});  // throws with the valid names
+        }
+        r.compare.push_back(name);
+      }
+      if (r.compare.empty()) {
+        throw UsageError("--compare needs backends; valid: all, or a list such as "
+                         "sequential,thread");
+      }
+    }
+  }
+
   if (!f.fail_task.empty()) {
     r.fail_task = ParseInt("fail-task", f.fail_task, "a task index");
     if (r.fail_task < 0 || static_cast<std::size_t>(r.fail_task) >= r.tasks) {
@@ -199,7 +233,151 @@ void ListBackends(std::FILE* out) {
   }
 }
 
-int Run(const Request& r, std::FILE* out, std::FILE* err) {
+namespace {
+
+std::string JsonString(const std::string& v) {
+  std::string s = "\"";
+  for (char c : v) {
+    switch (c) {
+      case '"': s += "\\\""; break;
+      case '\\': s += "\\\\"; break;
+      case '\n': s += "\\n"; break;
+      case '\t': s += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          s += buf;
+        } else {
+          s += c;
+        }
+    }
+  }
+  return s + "\"";
+}
+
+// A progress bar on a terminal: one line redrawn in place, at most ten
+// times a second, with rate and ETA.
+class ProgressBar {
+ public:
+  explicit ProgressBar(std::FILE* err) : err_(err) {}
+  void operator()(const ProgressEvent& e) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!e.finished && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    const double frac = e.total ? double(e.done) / double(e.total) : 1.0;
+    constexpr int kWidth = 30;
+    const int filled = static_cast<int>(frac * kWidth);
+    std::string bar(filled, '#');
+    bar.append(kWidth - filled, '-');
+    const double rate = e.elapsed > 0 ? double(e.done) / e.elapsed : 0;
+    char eta[32] = "ETA --";
+    if (e.finished) {
+      std::snprintf(eta, sizeof(eta), "in %.1fs", e.elapsed);
+    } else if (e.remaining >= 0) {
+      std::snprintf(eta, sizeof(eta), "ETA %.1fs", e.remaining);
+    }
+    std::fprintf(err_, "\r\033[K[%s] %3.0f%% %zu/%zu %.0f tasks/s %s", bar.c_str(),
+                 frac * 100, e.done, e.total, rate, eta);
+    if (e.finished) std::fputc('\n', err_);
+    std::fflush(err_);
+  }
+
+ private:
+  std::FILE* err_;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+struct Timed {
+  std::string answer;
+  double wall = 0;
+  int jobs = 1;
+  bool primary = true;
+};
+
+Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
+             bool err_is_terminal, bool inject) {
+  Options o{.jobs = r.jobs,
+            .backend = backend,
+            .verbose = r.verbose,
+            .batch_size = r.batch_size,
+            .timeout = r.timeout,
+            .cancel = &g_interrupted};
+  if (r.progress && err_is_terminal) {
+    o.on_progress = ProgressBar(err);
+  }
+  Parallel p(std::move(o));
+  Request run = r;
+  if (!inject) run.fail_task = -1;
+  Timed t;
+  t.primary = p.executor().is_primary();
+  t.jobs = p.jobs();
+  const auto start = std::chrono::steady_clock::now();
+  t.answer = RunWorkload(p, run);
+  t.wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return t;
+}
+
+int Compare(const Request& r, std::FILE* out, std::FILE* err, bool err_is_terminal) {
+  // Sequential is the baseline, run first whether or not it was listed.
+  std::vector<std::string> backends = {"sequential"};
+  for (const auto& b : r.compare) {
+    if (b != "sequential") backends.push_back(b);
+  }
+  std::vector<Timed> rows;
+  for (const auto& b : backends) {
+    rows.push_back(TimeOn(b, r, err, err_is_terminal, /*inject=*/true));
+  }
+  const Timed& seq = rows.front();
+  bool agree = true;
+  for (std::size_t k = 1; k < rows.size(); ++k) {
+    if (rows[k].answer != seq.answer) {
+      agree = false;
+      std::fprintf(err, "run: error: the answers differ: %s gave %s, sequential gave %s\n",
+                   backends[k].c_str(), rows[k].answer.c_str(), seq.answer.c_str());
+    }
+  }
+  bool primary = true;
+  for (const Timed& t : rows) primary = primary && t.primary;
+  if (!primary) return agree ? 0 : 1;
+  auto speedup = [&](const Timed& t) { return t.wall > 0 ? seq.wall / t.wall : 0.0; };
+  auto rate = [&](const Timed& t) { return t.wall > 0 ? double(r.tasks) / t.wall : 0.0; };
+  if (r.json) {
+    std::fprintf(out, "{\"workload\": %s, \"answer\": %s, \"tasks\": %zu, \"agree\": %s, \"rows\": [",
+                 JsonString(r.workload).c_str(), JsonString(seq.answer).c_str(), r.tasks,
+                 agree ? "true" : "false");
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      std::fprintf(out,
+                   "%s{\"backend\": %s, \"jobs\": %d, \"wall_seconds\": %.6f, "
+                   "\"speedup\": %.4f, \"tasks_per_second\": %.1f, \"answer\": %s}",
+                   k ? ", " : "", JsonString(backends[k]).c_str(), rows[k].jobs, rows[k].wall,
+                   speedup(rows[k]), rate(rows[k]), JsonString(rows[k].answer).c_str());
+    }
+    std::fprintf(out, "]}\n");
+  } else {
+    std::fprintf(out, "%s\n", seq.answer.c_str());
+    std::fprintf(out, "%-12s %5s %12s %9s %14s\n", "backend", "jobs", "wall (s)", "speedup",
+                 "tasks/s");
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      std::fprintf(out, "%-12s %5d %12.3f %8.2fx %14.0f\n", backends[k].c_str(), rows[k].jobs,
+                   rows[k].wall, speedup(rows[k]), rate(rows[k]));
+    }
+  }
+  std::fflush(out);
+  return agree ? 0 : 1;
+}
+
+std::string ReadAll(std::FILE* f) {
+  std::string text;
+  char buf[65536];
+  std::size_t got;
+  while ((got = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, got);
+  return text;
+}
+
+}  // namespace
+
+int Run(const Request& r, std::FILE* out, std::FILE* err, bool err_is_terminal) {
   g_interrupted = false;
   struct sigaction sa = {}, old_int = {}, old_term = {};
   sa.sa_handler = OnInterrupt;
@@ -215,45 +393,58 @@ int Run(const Request& r, std::FILE* out, std::FILE* err) {
   } restore{old_int, old_term};
 
   try {
-    Parallel p({.jobs = r.jobs,
-                .backend = r.backend,
-                .verbose = r.verbose,
-                .batch_size = r.batch_size,
-                .timeout = r.timeout,
-                .cancel = &g_interrupted});
-    const bool primary = p.executor().is_primary();
-    const auto start = std::chrono::steady_clock::now();
-    const std::string answer = RunWorkload(p, r);
-    const double wall =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (primary) {
-      std::fprintf(out, "%s\n", answer.c_str());
-      std::fprintf(out, "backend: %s\njobs: %d\ntasks: %zu\nwall: %.3f s\n",
-                   r.backend.c_str(), p.jobs(), r.tasks, wall);
+    if (!r.commands.empty()) {
+      std::string text;
+      if (r.commands == "-") {
+        text = ReadAll(stdin);
+      } else {
+        std::FILE* f = std::fopen(r.commands.c_str(), "r");
+        if (f == nullptr) {
+          throw UsageError("--commands=" + r.commands + ": cannot open: " +
+                           std::strerror(errno) + "; valid: a file with one command a line, "
+                           "or - for standard input");
+        }
+        text = ReadAll(f);
+        std::fclose(f);
+      }
+      return RunCommands(ParseCommands(text), r.jobs, out, err, &g_interrupted);
+    }
+    if (!r.compare.empty()) return Compare(r, out, err, err_is_terminal);
+
+    const Timed t = TimeOn(r.backend, r, err, err_is_terminal, /*inject=*/true);
+    Timed seq;
+    if (r.speedup) seq = TimeOn("sequential", r, err, err_is_terminal, /*inject=*/false);
+    if (t.primary) {
+      if (r.json) {
+        std::fprintf(out,
+                     "{\"answer\": %s, \"backend\": %s, \"workload\": %s, \"jobs\": %d, "
+                     "\"tasks\": %zu, \"wall_seconds\": %.6f",
+                     JsonString(t.answer).c_str(), JsonString(r.backend).c_str(),
+                     JsonString(r.workload).c_str(), t.jobs, r.tasks, t.wall);
+        if (r.speedup) {
+          std::fprintf(out, ", \"sequential_seconds\": %.6f, \"speedup\": %.4f", seq.wall,
+                       t.wall > 0 ? seq.wall / t.wall : 0.0);
+        }
+        std::fprintf(out, "}\n");
+      } else {
+        std::fprintf(out, "%s\n", t.answer.c_str());
+        std::fprintf(out, "backend: %s\njobs: %d\ntasks: %zu\nwall: %.3f s\n",
+                     r.backend.c_str(), t.jobs, r.tasks, t.wall);
+        if (r.speedup) {
+          std::fprintf(out, "sequential: %.3f s\nspeedup: %.2fx\n", seq.wall,
+                       t.wall > 0 ? seq.wall / t.wall : 0.0);
+        }
+      }
       std::fflush(out);
     }
-    if (r.speedup) {
-      Parallel seq({.backend = "sequential", .cancel = &g_interrupted});
-      Request plain = r;
-      plain.fail_task = -1;
-      const auto s0 = std::chrono::steady_clock::now();
-      const std::string seq_answer = RunWorkload(seq, plain);
-      const double seq_wall =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
-      if (primary) {
-        std::fprintf(out, "sequential: %.3f s\nspeedup: %.2fx\n", seq_wall,
-                     wall > 0 ? seq_wall / wall : 0.0);
-        std::fflush(out);
-      }
-      if (seq_answer != answer) {
-        std::fprintf(err, "run: error: the answers differ: %s gave %s, sequential gave %s\n",
-                     r.backend.c_str(), answer.c_str(), seq_answer.c_str());
-        return 1;
-      }
+    if (r.speedup && seq.answer != t.answer) {
+      std::fprintf(err, "run: error: the answers differ: %s gave %s, sequential gave %s\n",
+                   r.backend.c_str(), t.answer.c_str(), seq.answer.c_str());
+      return 1;
     }
     return 0;
   } catch (const InterruptedError& e) {
-    std::fprintf(err, "run: interrupted: %s\n", e.what());
+    std::fprintf(err, "\nrun: interrupted: %s\n", e.what());
     return 130;
   } catch (const TaskError& e) {
     std::fprintf(err, "run: error: %s\n", e.what());

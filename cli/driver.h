@@ -32,6 +32,10 @@ struct RawFlags {
   bool speedup = false;
   std::string fail_task;
   std::string fail_mode = "throw";
+  std::string compare;   // "", "all" or a comma-separated list of backends
+  std::string format = "text";
+  bool progress = false;
+  std::string commands;  // a file of commands, "-" for stdin; "" = workload mode
 };
 
 // Validated.
@@ -47,6 +51,10 @@ struct Request {
   bool speedup = false;
   long long fail_task = -1;
   FailMode fail_mode = FailMode::kNone;
+  std::vector<std::string> compare;  // backends to compare; empty = one run
+  bool json = false;
+  bool progress = false;
+  std::string commands;
 };
 
 std::vector<std::string> WorkloadNames();
@@ -56,7 +64,9 @@ Request ParseRequest(const RawFlags& flags);
 void ListBackends(std::FILE* out);
 
 // Runs the request; SIGINT/SIGTERM during the run stop it (exit 130).
-int Run(const Request& request, std::FILE* out, std::FILE* err);
+// `err_is_terminal` says whether a progress bar may be drawn on `err`.
+int Run(const Request& request, std::FILE* out, std::FILE* err,
+        bool err_is_terminal);
 
 }  // namespace fanout::cli
 

@@ -51,6 +51,23 @@ ABSL_FLAG(int, verbose, 0,
           "joblib-style progress lines on stderr: 0 none, 1 few ... 10 many, 50 all");
 ABSL_FLAG(bool, speedup, false,
           "also run the workload on the sequential backend and print the speedup");
+ABSL_FLAG(std::string, compare, "",
+          "run the workload on each of these backends in turn (all, or a list "
+          "such as thread,process), check the answers agree, and print a table "
+          "of wall time, speedup against sequential and tasks/s. "
+          "Example: --compare=all --workload=fib");
+ABSL_FLAG(std::string, format, "text",
+          "text, or json: one JSON object on stdout (answer, backend, jobs, "
+          "tasks, wall_seconds; rows for --compare) and nothing else there. "
+          "Example: --format=json");
+ABSL_FLAG(bool, progress, false,
+          "draw a progress bar with rate and ETA on stderr when it is a "
+          "terminal (nothing otherwise). Example: --workload=sleep --progress");
+ABSL_FLAG(std::string, commands, "",
+          "run each line of this file (- for stdin) as a shell command, --jobs "
+          "at a time; each command's output is kept together, a summary of exit "
+          "codes goes to stderr, the exit code is 1 if any failed. "
+          "Example: --commands=jobs.txt --jobs=4");
 ABSL_FLAG(bool, list_backends, false, "list the backends this build has, and exit");
 ABSL_FLAG(std::string, fail_task, "",
           "fault injection: make this task fail (see --fail-mode). Example: "
@@ -74,6 +91,9 @@ constexpr char kUsage[] =
     "  run --workload=sum --jobs=2 --speedup    # also run sequentially, print speedup\n"
     "  run --workload=sleep --tasks=40 --verbose=10\n"
     "  run --backend=process --fail-task=17 --fail-mode=segv   # see a crash reported\n"
+    "  run --compare=all --workload=fib         # every backend side by side\n"
+    "  run --format=json                        # one JSON object, for scripts\n"
+    "  run --commands=jobs.txt --jobs=4         # shell commands, 4 at a time\n"
     "  run --list-backends\n"
     "\n"
     "Output: the answer alone on the first line of stdout, then backend, jobs,\n"
@@ -164,9 +184,13 @@ int main(int argc, char** argv) {
         .speedup = absl::GetFlag(FLAGS_speedup),
         .fail_task = absl::GetFlag(FLAGS_fail_task),
         .fail_mode = absl::GetFlag(FLAGS_fail_mode),
+        .compare = absl::GetFlag(FLAGS_compare),
+        .format = absl::GetFlag(FLAGS_format),
+        .progress = absl::GetFlag(FLAGS_progress),
+        .commands = absl::GetFlag(FLAGS_commands),
     });
   } catch (const fanout::UsageError& e) {
     UsageFail(e.what());
   }
-  return fanout::cli::Run(request, stdout, stderr);
+  return fanout::cli::Run(request, stdout, stderr, isatty(STDERR_FILENO) != 0);
 }

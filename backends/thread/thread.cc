@@ -70,7 +70,7 @@ class Pool {
 
  private:
   void EnsureHelpers(int count);
-  void HelperLoop();
+  void HelperLoop(std::uint32_t seen);
   void Work(int worker);
 
   std::mutex call_mu_;  // one call at a time on the pool
@@ -120,14 +120,16 @@ Pool& GetPool() {
 
 void Pool::EnsureHelpers(int count) {
   while (static_cast<int>(helpers_.size()) < count) {
-    helpers_.emplace_back([this] { HelperLoop(); });
+    // The epoch before this call's bump: a helper that starts late must
+    // still see the call that made it.
+    helpers_.emplace_back(
+        [this, seen = epoch_.load(std::memory_order_relaxed)] { HelperLoop(seen); });
     helpers_.back().detach();
   }
 }
 
-void Pool::HelperLoop() {
+void Pool::HelperLoop(std::uint32_t seen) {
   internal::InTaskScope in_task;  // a call from a task on this thread runs inline
-  std::uint32_t seen = epoch_.load(std::memory_order_acquire);
   for (;;) {
     if (!SpinUntil([&] { return epoch_.load(std::memory_order_acquire) != seen; },
                    kSpin)) {

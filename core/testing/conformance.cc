@@ -116,6 +116,27 @@ TEST_P(Conformance, ResultsInTaskOrderMatchSequential) {
   EXPECT_EQ(got, expected);
 }
 
+TEST_P(Conformance, TasksRunAtTheSameTime) {
+  if (backend() == "sequential") GTEST_SKIP() << "one task at a time by design";
+  // Each of `jobs` tasks waits until all have started: they finish only if
+  // the backend really runs them side by side (bounded wait, so a backend
+  // that does not fails instead of hanging).
+  for (int jobs : {2, 3}) {
+    SharedCounters<std::uint32_t> started(1);
+    Parallel p({.jobs = jobs, .backend = backend(), .batch_size = 1});
+    std::vector<int> met = p.map(jobs, [&](std::size_t) {
+      started[0].fetch_add(1);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (started[0].load() < static_cast<std::uint32_t>(jobs)) {
+        if (std::chrono::steady_clock::now() > deadline) return 0;
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+      return 1;
+    });
+    EXPECT_EQ(met, std::vector<int>(jobs, 1)) << "jobs=" << jobs;
+  }
+}
+
 TEST_P(Conformance, ForEachRunsEveryTask) {
   SharedCounters<std::uint32_t> runs(1000);
   Parallel({.jobs = -1, .backend = backend()}).for_each(1000, [&](std::size_t i) {
