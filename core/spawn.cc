@@ -45,11 +45,13 @@ void AppendU32(std::string& out, std::uint32_t v) {
   out.append(reinterpret_cast<const char*>(&v), sizeof(v));
 }
 
+// "SIGKILL (Killed)", as the process backend names signals.
 std::string SignalName(int sig) {
   const char* abbrev = sigabbrev_np(sig);
-  return abbrev == nullptr ? "signal " + std::to_string(sig)
-                           : "signal " + std::to_string(sig) + " (SIG" +
-                                 abbrev + ")";
+  const char* description = sigdescr_np(sig);
+  return (abbrev != nullptr ? std::string("SIG") + abbrev
+                            : "signal " + std::to_string(sig)) +
+         " (" + (description != nullptr ? description : "unknown signal") + ")";
 }
 
 // The child's side: runs the body, sends the outcome, never returns.
@@ -236,12 +238,12 @@ std::string Launch::Wait() {
 
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
-    throw MakeError("", "killed by " + SignalName(sig), sig, -1, nullptr);
+    throw MakeError("", "child killed by " + SignalName(sig), sig, -1, nullptr);
   }
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   if (message.empty() || code != 0) {
     throw MakeError("",
-                    "exited with status " + std::to_string(code) +
+                    "child exited with status " + std::to_string(code) +
                         " before returning a result",
                     0, code, nullptr);
   }
@@ -255,7 +257,7 @@ std::string Launch::Wait() {
     }
   }
   if (message[0] != kValueTag) {
-    throw MakeError("", "sent a malformed result", 0, code, nullptr);
+    throw MakeError("", "child sent a malformed result", 0, code, nullptr);
   }
   return message.substr(1);
 }

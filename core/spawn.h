@@ -23,7 +23,8 @@
 //   "process"     fork()s one child that runs the task; its result comes back
 //                 through a pipe, encoded with core/codec.h (so R must be
 //                 trivially copyable or serializable, and default
-//                 constructible). The child writes nothing else and ends with
+//                 constructible; for another R, spawn throws UsageError on
+//                 this backend only). The child writes nothing else and ends with
 //                 _exit(), after flushing stdio; stdio is also flushed before
 //                 the fork so buffered output is not printed twice. It works
 //                 whether or not the process backend is linked.
@@ -32,7 +33,7 @@
 //
 // Errors: join() throws fanout::TaskError (index 0, the backend, the worker:
 // "pid 4242" or "thread"). For an exception it names its type and message;
-// for a child that died, the signal ("killed by signal 9 (SIGKILL)") or the
+// for a child that died, the signal ("child killed by SIGKILL (Killed)") or the
 // exit status. A handle destroyed without join() waits for its task (nothing
 // is left running) and drops its outcome. join() may be called once.
 #ifndef FANOUT_CORE_SPAWN_H_
@@ -105,6 +106,14 @@ class Launch {
   std::optional<TaskFailure> inline_failure_;
 };
 
+// True when a task's result can come back from a child process.
+template <class R>
+inline constexpr bool kCrossesProcesses =
+    std::is_void_v<R> || codec::kIsTrivial<R> ||
+    (std::is_default_constructible_v<R> &&
+     cereal::traits::is_output_serializable<R, cereal::BinaryOutputArchive>::value &&
+     cereal::traits::is_input_serializable<R, cereal::BinaryInputArchive>::value);
+
 }  // namespace internal
 
 // A started task. join() gives its result (R), or throws its TaskError.
@@ -118,8 +127,10 @@ class SpawnHandle {
   // Waits for the task; its value, or throws fanout::TaskError.
   R join() {
     std::string bytes = launch_->Wait();
-    if (launch_->kind() == internal::Launch::Kind::kProcess) {
-      return codec::decode<R>(bytes);
+    if constexpr (internal::kCrossesProcesses<R>) {
+      if (launch_->kind() == internal::Launch::Kind::kProcess) {
+        return codec::decode<R>(bytes);
+      }
     }
     return std::move(**slot_);
   }
@@ -141,6 +152,14 @@ namespace internal {
 
 template <class R, class F>
 SpawnHandle<R> SpawnAs(Launch::Kind kind, std::string backend, F f) {
+  if constexpr (!kCrossesProcesses<R>) {
+    if (kind == Launch::Kind::kProcess) {
+      throw UsageError(
+          "spawn: the task's result type cannot come back from a child "
+          "process: make it trivially copyable or give it a serialize() "
+          "(core/codec.h), or use the thread backend");
+    }
+  }
   auto launch = std::make_unique<Launch>(kind, std::move(backend));
   using Stored = std::conditional_t<std::is_void_v<R>, char, R>;
   auto slot = std::make_shared<std::optional<Stored>>();
@@ -148,7 +167,7 @@ SpawnHandle<R> SpawnAs(Launch::Kind kind, std::string backend, F f) {
     if constexpr (std::is_void_v<R>) {
       std::invoke(f);
     } else if (kind == Launch::Kind::kProcess) {
-      codec::encode(std::invoke(f), *out);
+      if constexpr (kCrossesProcesses<R>) codec::encode(std::invoke(f), *out);
     } else {
       slot->emplace(std::invoke(f));
     }

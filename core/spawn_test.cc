@@ -134,7 +134,7 @@ TEST(SpawnProcessTest, DeathBySignal) {
     EXPECT_EQ(e.worker(), "pid " + std::to_string(child));
     EXPECT_EQ(std::string(e.what()),
               "task 0 failed on backend 'process' (pid " +
-                  std::to_string(child) + "): killed by signal 9 (SIGKILL)");
+                  std::to_string(child) + "): child killed by SIGKILL (Killed)");
   }
   ExpectNoChildren();
 }
@@ -146,7 +146,7 @@ TEST(SpawnProcessTest, ExitWithoutResult) {
     FAIL() << "join() did not throw";
   } catch (const TaskError& e) {
     EXPECT_EQ(e.exit_status(), 3);
-    EXPECT_EQ(e.message(), "exited with status 3 before returning a result");
+    EXPECT_EQ(e.message(), "child exited with status 3 before returning a result");
   }
 }
 
@@ -176,6 +176,27 @@ TEST(SpawnProcessTest, IsAliveAndDestructorWaits) {
   }  // waited for here
   close(fds[0]);
   close(fds[1]);
+  ExpectNoChildren();
+}
+
+struct NotSerializable {
+  int* p;
+  std::string s;
+};
+
+TEST(SpawnTest, ResultsTheCodecCannotCarryStayInProcess) {
+  int x = 4;
+  auto h = spawn("thread", [&x] { return NotSerializable{&x, "here"}; });
+  EXPECT_EQ(*h.join().p, 4);
+  try {
+    spawn("process", [&x] { return NotSerializable{&x, "there"}; });
+    FAIL() << "spawn did not throw";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "spawn: the task's result type cannot come back from a child "
+              "process: make it trivially copyable or give it a serialize() "
+              "(core/codec.h), or use the thread backend");
+  }
   ExpectNoChildren();
 }
 
