@@ -2,8 +2,9 @@
 //
 // Every rank makes the same sequence of calls. In one call:
 // - rank 0 owns the task counter. Its calling thread only schedules: it
-//   answers chunk requests from the other ranks (polling MPI with a short
-//   sleep that backs off from 20 µs to 500 µs, so it costs almost no CPU),
+//   answers chunk requests from the other ranks (polling MPI: a few dozen
+//   polls after each event, then sleeps backing off from 20 µs to 500 µs,
+//   so it costs almost no CPU),
 //   while `jobs` threads of rank 0 take chunks off the same atomic counter.
 // - every other rank runs `jobs` compute threads fed from a local queue; its
 //   calling thread asks rank 0 for the next chunk while the current ones run
@@ -330,21 +331,33 @@ class Dispenser {
   std::atomic<std::size_t> next_{0};
 };
 
-// Sleeps between polls of MPI: short right after something happened, longer
-// while nothing does. Local events (a thread idle, finished or failed) wake
-// the sleeper at once through comm_cv.
+// Paces the polls of MPI: right after something happened, a few dozen
+// polls back to back (a reply or the next request is often microseconds
+// away), then sleeps growing from 20 µs to 500 µs while nothing happens.
+// Local events (a thread idle, finished or failed) wake the sleeper at once
+// through comm_cv.
 class Backoff {
  public:
-  void Reset() { delay_ = kMin; }
+  void Reset() {
+    spins_ = 0;
+    delay_ = kMin;
+  }
   void Wait(RankRun& run) {
+    if (spins_ < kSpins) {
+      ++spins_;
+      std::this_thread::yield();
+      return;
+    }
     std::unique_lock<std::mutex> lock(run.mu);
     run.comm_cv.wait_for(lock, delay_);
     delay_ = std::min(delay_ * 2, kMax);
   }
 
  private:
+  static constexpr int kSpins = 50;
   static constexpr std::chrono::microseconds kMin{20};
   static constexpr std::chrono::microseconds kMax{500};
+  int spins_ = 0;
   std::chrono::microseconds delay_{kMin};
 };
 
