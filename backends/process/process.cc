@@ -66,10 +66,14 @@ struct alignas(64) WorkerSlot {
 
 class SharedBlock {
  public:
-  SharedBlock(int workers, std::size_t result_bytes) {
+  // `result_bytes` of result slots start at the same offset within a page
+  // as `mirror` (the caller's result array), so that a worker can map the
+  // shared pages straight over its copy of that array (see AliasResults).
+  SharedBlock(int workers, std::size_t result_bytes, const void* mirror) {
     slots_offset_ = sizeof(Control);
     results_offset_ =
-        (slots_offset_ + sizeof(WorkerSlot) * workers + kPage - 1) / kPage * kPage;
+        (slots_offset_ + sizeof(WorkerSlot) * workers + kPage - 1) / kPage * kPage +
+        reinterpret_cast<std::uintptr_t>(mirror) % kPage;
     bytes_ = results_offset_ + result_bytes;
     void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -155,6 +159,14 @@ int PidfdOpen(pid_t pid) {
 void CloseFd(int& fd) {
   if (fd >= 0) close(fd);
   fd = -1;
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
 }
 
 [[noreturn]] void ThrowErrno(const char* what) {
@@ -294,6 +306,30 @@ void ResetSignals() {
   sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
+// In a worker whose caller's result slots form one array: maps the shared
+// result pages over the whole pages of the worker's copy of that array, so a
+// task's result lands in shared memory as the task stores it (no
+// copy-on-write fault, no copy). Returns the task range [head, tail) whose
+// slots lie entirely in those pages; the slots outside it (on the array's
+// partial first and last pages) must still be copied. Returns {0, 0} when
+// nothing could be mapped.
+std::pair<std::size_t, std::size_t> AliasResults(const WorkerPlan& plan) {
+  const Job& job = *plan.job;
+  const std::size_t size = job.trivial_result_size;
+  const auto data = reinterpret_cast<std::uintptr_t>(job.result_slot(job.ctx, 0));
+  const std::uintptr_t end = data + job.n * size;
+  const std::uintptr_t first = (data + kPage - 1) / kPage * kPage;
+  const std::uintptr_t last = end / kPage * kPage;
+  if (last <= first) return {0, 0};
+  void* const from = plan.results + (first - data);
+  void* const to = mremap(from, 0, last - first, MREMAP_MAYMOVE | MREMAP_FIXED,
+                          reinterpret_cast<void*>(first));
+  if (to == MAP_FAILED) return {0, 0};
+  const std::size_t head = (first - data + size - 1) / size;  // first whole slot
+  const std::size_t tail = (last - data) / size;              // past the last
+  return {head, std::max(head, tail)};
+}
+
 [[noreturn]] void WorkerMain(const WorkerPlan& plan,
                              const std::vector<int>& close_fds) {
   // Die with the caller; if it already died, the parent is now someone else.
@@ -310,6 +346,15 @@ void ResetSignals() {
   Control& control = *plan.control;
   std::string buf;
   TaskFailure failure;
+  // Tasks whose results need no copy: they are stored in shared pages.
+  const auto [aliased_begin, aliased_end] =
+      trivial && plan.contiguous ? AliasResults(plan)
+                                 : std::pair<std::size_t, std::size_t>{0, 0};
+  const auto copy_results = [&](std::size_t b, std::size_t e) {
+    if (b < e) {
+      std::memcpy(plan.results + b * size, job.result_slot(job.ctx, b), (e - b) * size);
+    }
+  };
 
   while (control.stop.load(std::memory_order_relaxed) == 0) {
     const std::size_t begin =
@@ -353,9 +398,9 @@ void ResetSignals() {
       }
       if (buf.size() >= kFlushBytes) Flush(plan.write_fd, buf);
     }
-    if (trivial && plan.contiguous) {
-      std::memcpy(plan.results + begin * size, job.result_slot(job.ctx, begin),
-                  (end - begin) * size);
+    if (trivial && plan.contiguous) {  // what the aliased pages did not hold
+      copy_results(begin, std::min(end, aliased_begin));
+      copy_results(std::max(begin, aliased_end), end);
     }
     control.progress.fetch_add(end - begin, std::memory_order_relaxed);
     Flush(plan.write_fd, buf);
@@ -386,7 +431,10 @@ class Call {
       : job_(job),
         options_(options),
         start_(std::chrono::steady_clock::now()),
-        shared_(workers, job.trivial_result_size * job.n),
+        shared_(workers, job.trivial_result_size * job.n,
+                job.trivial_result_size != 0 && job.n > 0
+                    ? job.result_slot(job.ctx, 0)
+                    : nullptr),
         workers_(workers) {}
 
   ~Call() {
@@ -403,6 +451,9 @@ class Call {
 
  private:
   void Start();
+  // Whether worker k (k >= 1) is worth forking: false once every task is
+  // claimed by the workers already running.
+  bool NeedAnotherWorker(std::size_t k) const;
   void KillAll();
   bool Reap(Worker& w, bool block);
   // Reads what is in the worker's pipe; false when the caller must stop
@@ -452,6 +503,10 @@ void Call::Start() {
 
   std::fflush(nullptr);  // nothing buffered is printed twice
   for (std::size_t k = 0; k < workers_.size(); ++k) {
+    if (k > 0 && !NeedAnotherWorker(k)) {
+      workers_.resize(k);
+      break;
+    }
     Worker& w = workers_[k];
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) ThrowErrno("pipe2");
@@ -477,6 +532,31 @@ void Call::Start() {
     fcntl(w.read_fd, F_SETFL, O_NONBLOCK);
     w.pidfd = PidfdOpen(pid);
   }
+}
+
+bool Call::NeedAnotherWorker(std::size_t k) const {
+  const Control& control = shared_.control();
+  const auto unclaimed = [&] {
+    return control.next.load(std::memory_order_relaxed) < job_.n;
+  };
+  if (!unclaimed()) return false;
+  // A big job needs every worker; only a small one (a few tasks per worker)
+  // may be finished off by the workers already running.
+  if (job_.n > 4 * workers_.size()) return true;
+  // Give the previous worker a moment to start (bounded: on a busy machine
+  // it may not be scheduled soon) and then a little longer to claim what is
+  // left. Tiny tasks are then all claimed and another fork would be pure
+  // cost; a task that runs longer leaves work unclaimed and gets a worker.
+  const WorkerSlot& previous = shared_.slot(static_cast<int>(k - 1));
+  const auto now = [] { return std::chrono::steady_clock::now(); };
+  const auto give_up = now() + std::chrono::microseconds(300);
+  while (previous.current.load(std::memory_order_relaxed) == kNoTask &&
+         unclaimed() && now() < give_up) {
+    CpuRelax();
+  }
+  const auto claim_by = now() + std::chrono::microseconds(50);
+  while (unclaimed() && now() < claim_by) CpuRelax();
+  return unclaimed();
 }
 
 void Call::KillAll() {

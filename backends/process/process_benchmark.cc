@@ -1,0 +1,117 @@
+// Process-backend speed against its peers and its floor:
+//   Tiny/*     1M tasks of ~50 ns, process vs thread (target: <= 1.10x thread)
+//   Sum/*      the reference sum, 10000 tasks (target: >= 1.9x sequential)
+//   Fib/*      fib 38..33, imbalanced (target: >= 1.9x sequential)
+//   TwoTasks   a 2-task call vs a bare fork+_exit+waitpid (target: <= 1.2x);
+//              BareFork2 forks as many workers as the call does.
+//
+//   ./bazelw run -c opt //backends/process:process_benchmark --
+//       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "backends/process/process.h"
+#include "cli/workloads.h"
+#include "core/parallel.h"
+
+namespace fanout {
+namespace {
+
+constexpr int kJobs = 2;
+
+Parallel Make(const std::string& backend) {
+  return Parallel({.jobs = kJobs, .backend = backend});
+}
+
+void Tiny(benchmark::State& state, const std::string& backend) {
+  Parallel p = Make(backend);
+  constexpr std::size_t kN = 1'000'000;
+  for (auto _ : state) {
+    std::vector<std::uint64_t> r =
+        p.map(kN, [](std::size_t i) { return workloads::TinyTask(i); });
+    if (r[kN - 1] != workloads::TinyTask(kN - 1)) state.SkipWithError("wrong result");
+    benchmark::DoNotOptimize(r.data());
+  }
+  state.SetItemsProcessed(state.iterations() * kN);
+}
+
+void Sum(benchmark::State& state, const std::string& backend) {
+  Parallel p = Make(backend);
+  for (auto _ : state) {
+    std::vector<long long> r = p.map(workloads::kSumTasks, [](std::size_t i) {
+      return workloads::SumTask(static_cast<long long>(i));
+    });
+    long long total = 0;
+    for (long long x : r) total += x;
+    if (total != workloads::kSumAnswer) state.SkipWithError("wrong total");
+  }
+}
+
+void Fib(benchmark::State& state, const std::string& backend) {
+  Parallel p = Make(backend);
+  const std::vector<int> args(std::begin(workloads::kFibArgs),
+                              std::end(workloads::kFibArgs));
+  for (auto _ : state) {
+    std::vector<long long> r = p.map(args, [](int n) { return workloads::Fib(n); });
+    for (std::size_t k = 0; k < r.size(); ++k) {
+      if (r[k] != workloads::kFibAnswers[k]) state.SkipWithError("wrong fib");
+    }
+  }
+}
+
+void TwoTasks(benchmark::State& state) {
+  Parallel p = Make("process");
+  for (auto _ : state) {
+    std::vector<int> r = p.map(2, [](std::size_t i) { return int(i) + 1; });
+    if (r[1] != 2) state.SkipWithError("wrong result");
+  }
+}
+
+// The floor: what any fork-per-call design pays for `children` workers.
+void BareFork(benchmark::State& state) {
+  const int children = static_cast<int>(state.range(0));
+  for (auto _ : state) {
+    pid_t pids[8];
+    for (int c = 0; c < children; ++c) {
+      pids[c] = fork();
+      if (pids[c] == 0) _exit(0);
+    }
+    for (int c = 0; c < children; ++c) waitpid(pids[c], nullptr, 0);
+  }
+}
+
+void Register() {
+  for (const char* b : {"thread", "process"}) {
+    benchmark::RegisterBenchmark((std::string("Tiny/") + b).c_str(), Tiny, b)
+        ->UseRealTime()->Unit(benchmark::kMillisecond);
+  }
+  for (const char* b : {"sequential", "process"}) {
+    benchmark::RegisterBenchmark((std::string("Sum/") + b).c_str(), Sum, b)
+        ->UseRealTime()->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark((std::string("Fib/") + b).c_str(), Fib, b)
+        ->UseRealTime()->Unit(benchmark::kMillisecond);
+  }
+  benchmark::RegisterBenchmark("TwoTasks/process", TwoTasks)
+      ->UseRealTime()->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("BareFork", BareFork)
+      ->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+}
+
+}  // namespace
+}  // namespace fanout
+
+int main(int argc, char** argv) {
+  fanout::Register();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
