@@ -52,12 +52,14 @@ struct QueueHeader {
   Pusher pushers[kMaxPushers];
 
   char* slot(std::uint64_t i) {
-    return reinterpret_cast<char*>(this) + kSlotsOffset + (i % capacity) * stride;
+    return reinterpret_cast<char*>(this) + kSlotsOffset +
+           (i % capacity) * stride;
   }
   static const std::size_t kSlotsOffset;
 };
 
-const std::size_t QueueHeader::kSlotsOffset = (sizeof(QueueHeader) + 63) / 64 * 64;
+const std::size_t QueueHeader::kSlotsOffset =
+    (sizeof(QueueHeader) + 63) / 64 * 64;
 
 namespace {
 
@@ -129,7 +131,8 @@ std::atomic<QueueHeader*> g_pushed_to[kMaxPushers];
 void MarkFinished(QueueHeader* h, pid_t pid) {
   for (Pusher& p : h->pushers) {
     std::atomic_ref<std::uint32_t> pid_ref(p.pid);
-    if (pid_ref.load(std::memory_order_acquire) == static_cast<std::uint32_t>(pid)) {
+    if (pid_ref.load(std::memory_order_acquire) ==
+        static_cast<std::uint32_t>(pid)) {
       std::atomic_ref<std::uint32_t>(p.state).store(kFinished,
                                                     std::memory_order_release);
     }
@@ -139,7 +142,8 @@ void MarkFinished(QueueHeader* h, pid_t pid) {
 void MarkThisProcessFinished() {
   const pid_t me = getpid();
   for (auto& slot : g_pushed_to) {
-    if (QueueHeader* h = slot.load(std::memory_order_acquire)) MarkFinished(h, me);
+    if (QueueHeader* h = slot.load(std::memory_order_acquire))
+      MarkFinished(h, me);
   }
 }
 
@@ -164,7 +168,8 @@ void Forget(QueueHeader* h) {
 
 QueueCore::QueueCore(std::size_t capacity, std::size_t slot_bytes) {
   if (capacity == 0) throw UsageError("queue: capacity must be at least 1");
-  if (slot_bytes == 0) throw UsageError("queue: max_item_bytes must be at least 1");
+  if (slot_bytes == 0)
+    throw UsageError("queue: max_item_bytes must be at least 1");
   const std::size_t stride = (sizeof(std::uint32_t) + slot_bytes + 7) / 8 * 8;
   map_ = SharedMapping(QueueHeader::kSlotsOffset + capacity * stride);
   h_ = static_cast<QueueHeader*>(map_.data());
@@ -223,9 +228,8 @@ void QueueCore::ThrowClosed() const {
     const pid_t pid = h_->dead_pid;
     const std::string how = h_->dead_how;
     Unlock();
-    throw QueueClosedError("queue abandoned: process " + std::to_string(pid) +
-                               " " + how,
-                           pid);
+    throw QueueClosedError(
+        "queue abandoned: process " + std::to_string(pid) + " " + how, pid);
   }
   Unlock();
   throw QueueClosedError("queue: push to a closed queue", 0);
@@ -250,10 +254,10 @@ void QueueCore::RegisterPusher() {
   std::uint64_t start_time = 0;
   if (free_slot != nullptr && ReadStat(me, &state, &start_time)) {
     free_slot->start_time = start_time;
-    std::atomic_ref<std::uint32_t>(free_slot->pid).store(
-        static_cast<std::uint32_t>(me), std::memory_order_release);
-    std::atomic_ref<std::uint32_t>(free_slot->state).store(
-        kActive, std::memory_order_release);
+    std::atomic_ref<std::uint32_t>(free_slot->pid)
+        .store(static_cast<std::uint32_t>(me), std::memory_order_release);
+    std::atomic_ref<std::uint32_t>(free_slot->state)
+        .store(kActive, std::memory_order_release);
   }
   registered_pid_.store(me, std::memory_order_relaxed);
   Remember(h_);

@@ -1,6 +1,7 @@
 #include "core/queue.h"
 
 #include <dirent.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,8 +11,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "core/parallel.h"
 #include "core/shared.h"
@@ -117,7 +116,8 @@ TEST(QueueTest, CloseWakesConsumersInOtherProcesses) {
   Queue<int> q(1);
   std::vector<SpawnHandle<bool>> consumers;
   for (int i = 0; i < 2; ++i) {
-    consumers.push_back(spawn("process", [&q] { return !q.pop().has_value(); }));
+    consumers.push_back(
+        spawn("process", [&q] { return !q.pop().has_value(); }));
   }
   std::this_thread::sleep_for(milliseconds(50));
   q.close();
@@ -133,7 +133,8 @@ TEST_P(QueueMpmcTest, NoItemLostOrDuplicated) {
   constexpr int kPerProducer = 5000;
   Queue<int> q(16);
   SharedValue<int> producers_left(kProducers);
-  Parallel parallel({.jobs = 2 * kProducers, .backend = GetParam(), .batch_size = 1});
+  Parallel parallel(
+      {.jobs = 2 * kProducers, .backend = GetParam(), .batch_size = 1});
   std::vector<std::vector<int>> got =
       parallel.map(2 * kProducers, [&](std::size_t i) {
         std::vector<int> popped;
@@ -238,30 +239,32 @@ TEST_P(QueueCrashTest, ConsumerWakesAndKnowsWhoDied) {
   }
   EXPECT_EQ(got, (std::vector<int>{1, 2}));
   EXPECT_EQ(dead, pid);
-  const std::string how = GetParam() == Death::kKilledBetweenPushes
-                              ? "pushed to the queue and died (killed or crashed)"
-                              : "died holding the queue's lock";
-  EXPECT_EQ(what, "queue abandoned: process " + std::to_string(pid) + " " + how);
+  const std::string how =
+      GetParam() == Death::kKilledBetweenPushes
+          ? "pushed to the queue and died (killed or crashed)"
+          : "died holding the queue's lock";
+  EXPECT_EQ(what,
+            "queue abandoned: process " + std::to_string(pid) + " " + how);
   EXPECT_THROW(q.push(3), QueueClosedError);
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Deaths, QueueCrashTest,
-    ::testing::Values(Death::kExitHoldingLock, Death::kKilledHoldingLock,
-                      Death::kKilledBetweenPushes),
-    [](const auto& info) {
-      switch (info.param) {
-        case Death::kExitHoldingLock:
-          return std::string("ExitHoldingLock");
-        case Death::kKilledHoldingLock:
-          return std::string("KilledHoldingLock");
-        case Death::kKilledBetweenPushes:
-          return std::string("KilledBetweenPushes");
-      }
-      return std::string();
-    });
+INSTANTIATE_TEST_SUITE_P(Deaths, QueueCrashTest,
+                         ::testing::Values(Death::kExitHoldingLock,
+                                           Death::kKilledHoldingLock,
+                                           Death::kKilledBetweenPushes),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case Death::kExitHoldingLock:
+                               return std::string("ExitHoldingLock");
+                             case Death::kKilledHoldingLock:
+                               return std::string("KilledHoldingLock");
+                             case Death::kKilledBetweenPushes:
+                               return std::string("KilledBetweenPushes");
+                           }
+                           return std::string();
+                         });
 
 // A spawned producer that ends normally is not mistaken for a dead one.
 TEST(QueueTest, ProducerThatEndedNormallyIsNotACrash) {

@@ -4,13 +4,14 @@
 //   fanout::SharedValue<int> hits(0);                  // Value('i', 0)
 //   fanout::SharedArray<double> xs{0.0, 0.0, 0.0};     // Array('d', [0.0]*3)
 //
-//   fanout::Parallel({.jobs = -1, .backend = "process"}).for_each(1000, [&](std::size_t i) {
+//   fanout::Parallel p({.jobs = -1, .backend = "process"});
+//   p.for_each(1000, [&](std::size_t i) {
 //     hits.fetch_add(1);                               // atomic, lock-free
 //     xs.store(i % 3, 1.5);
 //     auto g = xs.lock();                              // compound update
 //     g[0] += g[1] * 2;
 //   });
-//   int total = hits.load();                           // 1000, seen by the caller
+//   int total = hits.load();               // 1000, seen by the caller
 //
 // Both must be made before the workers start (before the call that forks
 // them): the memory is an anonymous MAP_SHARED mapping made by the
@@ -203,14 +204,13 @@ class SharedValue {
   SharedValue& operator=(SharedValue&&) noexcept = default;
 
   // Atomic read and write (lock-free T only).
-  T load(std::memory_order order = std::memory_order_seq_cst) const
-    requires internal::SharedBlock<T>::kLockFree
-  {
+  T load(std::memory_order order = std::memory_order_seq_cst)
+      const requires internal::SharedBlock<T>::kLockFree {
     return ref().load(order);
   }
-  void store(T value, std::memory_order order = std::memory_order_seq_cst)
-    requires internal::SharedBlock<T>::kLockFree
-  {
+  void store(T value,
+             std::memory_order order = std::memory_order_seq_cst) requires
+      internal::SharedBlock<T>::kLockFree {
     ref().store(value, order);
   }
   T exchange(T value) requires internal::SharedBlock<T>::kLockFree {
@@ -218,22 +218,17 @@ class SharedValue {
   }
   // Replaces the value with `desired` when it equals `expected`; otherwise
   // loads the current value into `expected`. True when it replaced.
-  bool compare_exchange(T& expected, T desired)
-    requires internal::SharedBlock<T>::kLockFree
-  {
+  bool compare_exchange(
+      T& expected, T desired) requires internal::SharedBlock<T>::kLockFree {
     return ref().compare_exchange_strong(expected, desired);
   }
   // Adds (subtracts) and returns the value before.
   T fetch_add(T delta) requires internal::SharedBlock<T>::kLockFree &&
-                                (std::is_integral_v<T> ||
-                                 std::is_floating_point_v<T>)
-  {
+      (std::is_integral_v<T> || std::is_floating_point_v<T>) {
     return ref().fetch_add(delta);
   }
   T fetch_sub(T delta) requires internal::SharedBlock<T>::kLockFree &&
-                                (std::is_integral_v<T> ||
-                                 std::is_floating_point_v<T>)
-  {
+      (std::is_integral_v<T> || std::is_floating_point_v<T>) {
     return ref().fetch_sub(delta);
   }
 
@@ -276,38 +271,31 @@ class SharedArray {
   std::size_t size() const { return block_.size(); }
 
   // Atomic operations on element i (lock-free T only; i < size()).
-  T load(std::size_t i,
-         std::memory_order order = std::memory_order_seq_cst) const
-    requires internal::SharedBlock<T>::kLockFree
-  {
+  T load(std::size_t i, std::memory_order order = std::memory_order_seq_cst)
+      const requires internal::SharedBlock<T>::kLockFree {
     return ref(i).load(order);
   }
   void store(std::size_t i, T value,
-             std::memory_order order = std::memory_order_seq_cst)
-    requires internal::SharedBlock<T>::kLockFree
-  {
+             std::memory_order order = std::memory_order_seq_cst) requires
+      internal::SharedBlock<T>::kLockFree {
     ref(i).store(value, order);
   }
-  T exchange(std::size_t i, T value)
-    requires internal::SharedBlock<T>::kLockFree
-  {
+  T exchange(std::size_t i,
+             T value) requires internal::SharedBlock<T>::kLockFree {
     return ref(i).exchange(value);
   }
-  bool compare_exchange(std::size_t i, T& expected, T desired)
-    requires internal::SharedBlock<T>::kLockFree
-  {
+  bool compare_exchange(std::size_t i, T& expected, T desired) requires
+      internal::SharedBlock<T>::kLockFree {
     return ref(i).compare_exchange_strong(expected, desired);
   }
-  T fetch_add(std::size_t i, T delta)
-    requires internal::SharedBlock<T>::kLockFree &&
-             (std::is_integral_v<T> || std::is_floating_point_v<T>)
-  {
+  T fetch_add(std::size_t i,
+              T delta) requires internal::SharedBlock<T>::kLockFree &&
+      (std::is_integral_v<T> || std::is_floating_point_v<T>) {
     return ref(i).fetch_add(delta);
   }
-  T fetch_sub(std::size_t i, T delta)
-    requires internal::SharedBlock<T>::kLockFree &&
-             (std::is_integral_v<T> || std::is_floating_point_v<T>)
-  {
+  T fetch_sub(std::size_t i,
+              T delta) requires internal::SharedBlock<T>::kLockFree &&
+      (std::is_integral_v<T> || std::is_floating_point_v<T>) {
     return ref(i).fetch_sub(delta);
   }
 

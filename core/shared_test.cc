@@ -1,6 +1,7 @@
 #include "core/shared.h"
 
 #include <dirent.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "core/parallel.h"
 
@@ -37,14 +36,21 @@ struct Big {
 // Atomic operations exist only for types the CPU handles lock-free: others
 // would fall back to a lock table private to one process.
 template <class V>
-concept HasLoad = requires(V v) { v.load(); };
+concept HasLoad = requires(V v) {
+  v.load();
+};
 template <class V, class T>
-concept HasFetchAdd = requires(V v, T t) { v.fetch_add(t); };
+concept HasFetchAdd = requires(V v, T t) {
+  v.fetch_add(t);
+};
 template <class V>
-concept HasLock = requires(V v) { v.lock(); };
+concept HasLock = requires(V v) {
+  v.lock();
+};
 static_assert(HasFetchAdd<SharedValue<long long>, long long>);
 static_assert(HasFetchAdd<SharedValue<double>, double>);
-static_assert(HasLoad<SharedValue<Pair>> == std::atomic_ref<Pair>::is_always_lock_free);
+static_assert(HasLoad<SharedValue<Pair>> ==
+              std::atomic_ref<Pair>::is_always_lock_free);
 static_assert(HasLock<SharedValue<Pair>>);
 static_assert(!HasLoad<SharedValue<Big>>);
 static_assert(HasLock<SharedValue<Big>>);
@@ -188,7 +194,8 @@ TEST_P(SharedContentionTest, CompareExchangeElectsOneWinner) {
   SharedValue<int> wins(0);
   Parallel({.jobs = 4, .backend = GetParam()}).for_each(64, [&](std::size_t i) {
     int expected = -1;
-    if (winner.compare_exchange(expected, static_cast<int>(i))) wins.fetch_add(1);
+    if (winner.compare_exchange(expected, static_cast<int>(i)))
+      wins.fetch_add(1);
   });
   EXPECT_EQ(wins.load(), 1);
   EXPECT_GE(winner.load(), 0);

@@ -121,15 +121,16 @@ void Launch::Start(Body body) {
       return;
     case Kind::kThread: {
       auto state = std::make_shared<ThreadState>();
-      state->thread = std::thread([state_ptr = state.get(), body = std::move(body)] {
-        InTaskScope in_task;
-        try {
-          body(nullptr);
-        } catch (...) {
-          state_ptr->failure = describe_current_exception();
-        }
-        state_ptr->done.store(true, std::memory_order_release);
-      });
+      state->thread =
+          std::thread([state_ptr = state.get(), body = std::move(body)] {
+            InTaskScope in_task;
+            try {
+              body(nullptr);
+            } catch (...) {
+              state_ptr->failure = describe_current_exception();
+            }
+            state_ptr->done.store(true, std::memory_order_release);
+          });
       thread_ = std::move(state);
       return;
     }
@@ -186,7 +187,7 @@ TaskError Launch::MakeError(std::string type, std::string message, int signal,
   TaskError::Details d;
   d.index = 0;
   d.backend = backend_;
-  d.worker = kind_ == Kind::kProcess ? "pid " + std::to_string(pid_)
+  d.worker = kind_ == Kind::kProcess  ? "pid " + std::to_string(pid_)
              : kind_ == Kind::kThread ? "thread"
                                       : "caller";
   d.type = std::move(type);

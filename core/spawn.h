@@ -2,13 +2,14 @@
 // multiprocessing.Process, in both its styles.
 //
 //   // A function started at once; join() gives its result or throws its error.
-//   fanout::SpawnHandle<long> h = fanout::spawn("process", [] { return fib(30); });
-//   long r = h.join();                          // 832040
+//   fanout::SpawnHandle<long> h = fanout::spawn("process", [] { return fib(30);
+//   }); long r = h.join();                          // 832040
 //
 //   // Process(target=f).start() / .join()
 //   fanout::Process p([] { std::puts("hello from a child process"); });
 //   p.start();
-//   p.join();                                   // throws fanout::TaskError on failure
+//   p.join();                                   // throws fanout::TaskError on
+//   failure
 //
 //   // A Process subclass overriding run()
 //   class Worker : public fanout::Process {
@@ -24,10 +25,10 @@
 //                 through a pipe, encoded with core/codec.h (so R must be
 //                 trivially copyable or serializable, and default
 //                 constructible; for another R, spawn throws UsageError on
-//                 this backend only). The child writes nothing else and ends with
-//                 _exit(), after flushing stdio; stdio is also flushed before
-//                 the fork so buffered output is not printed twice. It works
-//                 whether or not the process backend is linked.
+//                 this backend only). The child writes nothing else and ends
+//                 with _exit(), after flushing stdio; stdio is also flushed
+//                 before the fork so buffered output is not printed twice. It
+//                 works whether or not the process backend is linked.
 //   "thread"      one std::thread.
 //   "sequential"  runs the task inside spawn(); join() reports the outcome.
 //
@@ -73,7 +74,8 @@ class Launch {
   // is null.
   using Body = std::function<void(std::string* out)>;
 
-  Launch(Kind kind, std::string backend) : kind_(kind), backend_(std::move(backend)) {}
+  Launch(Kind kind, std::string backend)
+      : kind_(kind), backend_(std::move(backend)) {}
   ~Launch();  // waits for a started body; its outcome is dropped
   Launch(const Launch&) = delete;
   Launch& operator=(const Launch&) = delete;
@@ -111,8 +113,10 @@ template <class R>
 inline constexpr bool kCrossesProcesses =
     std::is_void_v<R> || codec::kIsTrivial<R> ||
     (std::is_default_constructible_v<R> &&
-     cereal::traits::is_output_serializable<R, cereal::BinaryOutputArchive>::value &&
-     cereal::traits::is_input_serializable<R, cereal::BinaryInputArchive>::value);
+     cereal::traits::is_output_serializable<
+         R, cereal::BinaryOutputArchive>::value &&
+     cereal::traits::is_input_serializable<R,
+                                           cereal::BinaryInputArchive>::value);
 
 }  // namespace internal
 
@@ -199,8 +203,8 @@ class SpawnHandle<void> {
 // Starts f() at once on the named backend ("process", "thread",
 // "sequential"); throws UsageError for another name.
 template <class F>
-  requires std::invocable<F&>
-SpawnHandle<std::invoke_result_t<F&>> spawn(std::string_view backend, F f) {
+requires std::invocable<F&> SpawnHandle<std::invoke_result_t<F&>> spawn(
+    std::string_view backend, F f) {
   return internal::SpawnAs<std::invoke_result_t<F&>>(
       internal::Launch::KindOf(backend), std::string(backend), std::move(f));
 }
@@ -208,8 +212,8 @@ SpawnHandle<std::invoke_result_t<F&>> spawn(std::string_view backend, F f) {
 // Starts f() at once the way `executor` runs tasks: in a child process for
 // the process backend, on a thread for one that shares memory.
 template <class F>
-  requires std::invocable<F&>
-SpawnHandle<std::invoke_result_t<F&>> spawn(const Executor& executor, F f) {
+requires std::invocable<F&> SpawnHandle<std::invoke_result_t<F&>> spawn(
+    const Executor& executor, F f) {
   return internal::SpawnAs<std::invoke_result_t<F&>>(
       internal::Launch::KindOf(executor), std::string(executor.name()),
       std::move(f));

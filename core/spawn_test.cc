@@ -1,6 +1,7 @@
 #include "core/spawn.h"
 
 #include <errno.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "core/executor.h"
 
@@ -134,7 +133,8 @@ TEST(SpawnProcessTest, DeathBySignal) {
     EXPECT_EQ(e.worker(), "pid " + std::to_string(child));
     EXPECT_EQ(std::string(e.what()),
               "task 0 failed on backend 'process' (pid " +
-                  std::to_string(child) + "): child killed by SIGKILL (Killed)");
+                  std::to_string(child) +
+                  "): child killed by SIGKILL (Killed)");
   }
   ExpectNoChildren();
 }
@@ -146,7 +146,8 @@ TEST(SpawnProcessTest, ExitWithoutResult) {
     FAIL() << "join() did not throw";
   } catch (const TaskError& e) {
     EXPECT_EQ(e.exit_status(), 3);
-    EXPECT_EQ(e.message(), "child exited with status 3 before returning a result");
+    EXPECT_EQ(e.message(),
+              "child exited with status 3 before returning a result");
   }
 }
 

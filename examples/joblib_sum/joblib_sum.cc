@@ -5,7 +5,8 @@
 //   def process(n):
 //       return sum([i * n for i in range(100000)])
 //
-//   result = Parallel(n_jobs=-1, verbose=10)(delayed(process)(i) for i in range(10000))
+//   result = Parallel(n_jobs=-1, verbose=10)(
+//       delayed(process)(i) for i in range(10000))
 //   print(sum(result))        # 249972500250000000
 //
 // Run: ./bazelw run //examples/joblib_sum [-- BACKEND]   (default: thread)
@@ -39,8 +40,8 @@ int main(int argc, char** argv) {
     for (long long i = 0; i < 10000; ++i) {
       tasks.push_back(fanout::delayed(process)(i));
     }
-    std::vector<long long> result =
-        fanout::Parallel({.jobs = -1, .backend = backend, .verbose = 10})(tasks);
+    std::vector<long long> result = fanout::Parallel(
+        {.jobs = -1, .backend = backend, .verbose = 10})(tasks);
     std::printf("%lld\n", std::accumulate(result.begin(), result.end(), 0LL));
   } catch (const fanout::Error& e) {
     std::fprintf(stderr, "joblib_sum: %s\n", e.what());

@@ -35,7 +35,8 @@ Finished Run(const std::string& command) {
   char buf[256];
   while (std::fgets(buf, sizeof(buf), pipe) != nullptr) f.output += buf;
   const int status = pclose(pipe);
-  f.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  f.exit_code =
+      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return f;
 }
 
@@ -50,15 +51,17 @@ int main() {
                                   " started'; sleep 0.2; echo 'child " +
                                   std::to_string(i) + " done'; exit " +
                                   std::to_string(i);
-      children.push_back(fanout::spawn("thread", [command] { return Run(command); }));
+      children.push_back(
+          fanout::spawn("thread", [command] { return Run(command); }));
     }
     for (int i = 0; i < 5; ++i) {
       const Finished f = children[i].join();
-      std::printf("%schild %d exit code %d\n", f.output.c_str(), i, f.exit_code);
+      std::printf("%schild %d exit code %d\n", f.output.c_str(), i,
+                  f.exit_code);
     }
-    const double elapsed = std::chrono::duration<double>(
-                               std::chrono::steady_clock::now() - start)
-                               .count();
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     std::fprintf(stderr, "5 children of 0.2 s each ran in %.2f s\n", elapsed);
   } catch (const fanout::Error& e) {
     std::fprintf(stderr, "parent_children: %s\n", e.what());

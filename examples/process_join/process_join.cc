@@ -84,9 +84,8 @@ int main(int argc, char** argv) {
     std::printf("fib(25) = %ld\n", h.join());
 
     // A child's error comes back too, with its type and message.
-    auto bad = fanout::spawn(backend, []() -> int {
-      throw std::invalid_argument("no such input");
-    });
+    auto bad = fanout::spawn(
+        backend, []() -> int { throw std::invalid_argument("no such input"); });
     try {
       bad.join();
     } catch (const fanout::TaskError& e) {

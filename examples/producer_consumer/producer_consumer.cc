@@ -24,7 +24,8 @@
 // return what they took; the parent checks every item was consumed exactly
 // once and prints them sorted (which consumer took which item varies).
 //
-// Run: ./bazelw run //examples/producer_consumer [-- BACKEND]   (default: process)
+// Run: ./bazelw run //examples/producer_consumer [-- BACKEND]
+// (default: process)
 #include <cstdio>
 #include <map>
 #include <string>
@@ -40,16 +41,18 @@ int main(int argc, char** argv) {
 
     std::vector<fanout::SpawnHandle<int>> producers;
     for (const char* name : {"a", "b"}) {
-      producers.push_back(fanout::spawn(backend, [&q, name = std::string(name)] {
-        for (int i = 0; i < 10; ++i) q.push(name + "-" + std::to_string(i));
-        return 10;
-      }));
+      producers.push_back(
+          fanout::spawn(backend, [&q, name = std::string(name)] {
+            for (int i = 0; i < 10; ++i) q.push(name + "-" + std::to_string(i));
+            return 10;
+          }));
     }
     std::vector<fanout::SpawnHandle<std::vector<std::string>>> consumers;
     for (int c = 0; c < 2; ++c) {
       consumers.push_back(fanout::spawn(backend, [&q] {
         std::vector<std::string> taken;
-        while (std::optional<std::string> item = q.pop()) taken.push_back(*item);
+        while (std::optional<std::string> item = q.pop())
+          taken.push_back(*item);
         return taken;
       }));
     }

@@ -34,8 +34,8 @@
 int main(int argc, char** argv) {
   const std::string backend = argc > 1 ? argv[1] : "process";
   try {
-    fanout::SharedValue<int> shared_int(1);                   // Value('i', 1)
-    fanout::SharedArray<double> shared_arr{0.0, 0.0, 0.0};   // Array('d', ...)
+    fanout::SharedValue<int> shared_int(1);                 // Value('i', 1)
+    fanout::SharedArray<double> shared_arr{0.0, 0.0, 0.0};  // Array('d', ...)
     fanout::SharedValue<int> in_other_process(0);
     const pid_t caller = getpid();
 
@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
     std::printf("backend: %s\n", backend.c_str());
     std::printf("shared_int: %d\n", shared_int.load());
     std::printf("shared_arr: [%.1f, %.1f, %.1f]\n", arr[0], arr[1], arr[2]);
-    std::printf("sum: %lld\n", std::accumulate(result.begin(), result.end(), 0LL));
+    std::printf("sum: %lld\n",
+                std::accumulate(result.begin(), result.end(), 0LL));
     std::printf("tasks run outside the caller's process: %d of 10000\n",
                 in_other_process.load());
   } catch (const fanout::Error& e) {
