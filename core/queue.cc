@@ -241,18 +241,20 @@ void QueueCore::RegisterPusher() {
   if (registered_pid_.load(std::memory_order_relaxed) == me) return;
   Pusher* free_slot = nullptr;
   for (Pusher& p : h_->pushers) {
-    if (p.pid == static_cast<std::uint32_t>(me) && p.state == kActive) {
+    const std::uint32_t state =
+        std::atomic_ref<std::uint32_t>(p.state).load(std::memory_order_acquire);
+    if (p.pid == static_cast<std::uint32_t>(me) && state == kActive) {
       registered_pid_.store(me, std::memory_order_relaxed);
       Remember(h_);
       AddExitHook(&MarkThisProcessFinished);
       return;
     }
     // A free entry, or one of a process that ended normally.
-    if (p.state != kActive && free_slot == nullptr) free_slot = &p;
+    if (state != kActive && free_slot == nullptr) free_slot = &p;
   }
-  char state = 0;
+  char proc_state = 0;
   std::uint64_t start_time = 0;
-  if (free_slot != nullptr && ReadStat(me, &state, &start_time)) {
+  if (free_slot != nullptr && ReadStat(me, &proc_state, &start_time)) {
     free_slot->start_time = start_time;
     std::atomic_ref<std::uint32_t>(free_slot->pid)
         .store(static_cast<std::uint32_t>(me), std::memory_order_release);
