@@ -2,6 +2,7 @@
 //   Tiny/*     1M tasks of ~50 ns, process vs thread (target: <= 1.10x thread)
 //   Sum/*      the reference sum, 10000 tasks (target: >= 1.9x sequential)
 //   Fib/*      fib 38..33, imbalanced (target: >= 1.9x sequential)
+//   Strings/*  100k std::string results (codec + pipe), process vs thread
 //   TwoTasks   a 2-task call vs a bare fork+_exit+waitpid (target: <= 1.2x);
 //              BareFork2 forks as many workers as the call does.
 //
@@ -66,6 +67,19 @@ void Fib(benchmark::State& state, const std::string& backend) {
   }
 }
 
+// Results that are not trivially copyable cross back through the codec and
+// the worker's pipe.
+void Strings(benchmark::State& state, const std::string& backend) {
+  Parallel p = Make(backend);
+  constexpr std::size_t kN = 100'000;
+  for (auto _ : state) {
+    std::vector<std::string> r =
+        p.map(kN, [](std::size_t i) { return "result " + std::to_string(i); });
+    if (r[kN - 1] != "result 99999") state.SkipWithError("wrong result");
+  }
+  state.SetItemsProcessed(state.iterations() * kN);
+}
+
 void TwoTasks(benchmark::State& state) {
   Parallel p = Make("process");
   for (auto _ : state) {
@@ -90,6 +104,10 @@ void BareFork(benchmark::State& state) {
 void Register() {
   for (const char* b : {"thread", "process"}) {
     benchmark::RegisterBenchmark((std::string("Tiny/") + b).c_str(), Tiny, b)
+        ->UseRealTime()->Unit(benchmark::kMillisecond);
+  }
+  for (const char* b : {"thread", "process"}) {
+    benchmark::RegisterBenchmark((std::string("Strings/") + b).c_str(), Strings, b)
         ->UseRealTime()->Unit(benchmark::kMillisecond);
   }
   for (const char* b : {"sequential", "process"}) {
