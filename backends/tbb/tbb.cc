@@ -7,6 +7,7 @@
 // carries on past it. Cancellation (timeout, interrupt) is checked before each
 // sub-range; progress is counted once per sub-range.
 #include <oneapi/tbb/blocked_range.h>
+#include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/partitioner.h>
 #include <oneapi/tbb/task_arena.h>
@@ -34,6 +35,16 @@ tbb::task_arena& ArenaFor(int jobs) {
   std::lock_guard<std::mutex> lock(mu);
   std::unique_ptr<tbb::task_arena>& arena = (*arenas)[jobs];
   if (arena == nullptr) {
+    // TBB keeps one worker per core less one; jobs beyond the cores need the
+    // process-wide limit raised, or the arena would get fewer threads than
+    // jobs and tasks that wait on each other could not all run at once.
+    static std::unique_ptr<tbb::global_control> limit;
+    if (static_cast<std::size_t>(jobs) >
+        tbb::global_control::active_value(
+            tbb::global_control::max_allowed_parallelism)) {
+      limit = std::make_unique<tbb::global_control>(
+          tbb::global_control::max_allowed_parallelism, jobs);
+    }
     arena = std::make_unique<tbb::task_arena>(jobs);
     arena->initialize();
   }
@@ -124,11 +135,24 @@ class TbbExecutor final : public Executor {
       return internal::run_inline("tbb", job, options, "tbb thread 0");
     }
     Call call(job, options);
-    return call.Run(ArenaFor(options.jobs));
+    return call.Run(Arena(options.jobs));
   }
 
  private:
+  // ArenaFor(jobs), remembered for this executor's own jobs count so the
+  // usual call skips the cache's lock.
+  tbb::task_arena& Arena(int jobs) {
+    if (jobs != jobs_) return ArenaFor(jobs);
+    tbb::task_arena* arena = arena_.load(std::memory_order_acquire);
+    if (arena == nullptr) {
+      arena = &ArenaFor(jobs);
+      arena_.store(arena, std::memory_order_release);
+    }
+    return *arena;
+  }
+
   int jobs_;
+  std::atomic<tbb::task_arena*> arena_{nullptr};
 };
 
 }  // namespace
