@@ -38,12 +38,15 @@ tbb::task_arena& ArenaFor(int jobs) {
     // TBB keeps one worker per core less one; jobs beyond the cores need the
     // process-wide limit raised, or the arena would get fewer threads than
     // jobs and tasks that wait on each other could not all run at once.
-    static std::unique_ptr<tbb::global_control> limit;
+    // Kept to the end of the process (never destroyed at exit, after TBB).
+    static tbb::global_control* limit = nullptr;
     if (static_cast<std::size_t>(jobs) >
         tbb::global_control::active_value(
             tbb::global_control::max_allowed_parallelism)) {
-      limit = std::make_unique<tbb::global_control>(
+      auto* raised = new tbb::global_control(
           tbb::global_control::max_allowed_parallelism, jobs);
+      delete limit;  // after the new one is in force: the limit never dips
+      limit = raised;
     }
     arena = std::make_unique<tbb::task_arena>(jobs);
     arena->initialize();
