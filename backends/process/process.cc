@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -269,6 +270,7 @@ struct WorkerPlan {
   WorkerSlot* slot;
   char* results;         // shared result slots, or null
   bool contiguous;       // the caller's result slots form one array
+  bool dontfork;         // its whole pages were not copied into the worker
   std::size_t batch;
   int write_fd;
   pid_t parent;
@@ -324,7 +326,16 @@ std::pair<std::size_t, std::size_t> AliasResults(const WorkerPlan& plan) {
   void* const from = plan.results + (first - data);
   void* const to = mremap(from, 0, last - first, MREMAP_MAYMOVE | MREMAP_FIXED,
                           reinterpret_cast<void*>(first));
-  if (to == MAP_FAILED) return {0, 0};
+  if (to == MAP_FAILED) {
+    // The pages were left out of the fork (MADV_DONTFORK): give the tasks
+    // private ones to store into; each chunk is then copied.
+    if (plan.dontfork &&
+        mmap(reinterpret_cast<void*>(first), last - first, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+      _exit(kOrphanStatus);
+    }
+    return {0, 0};
+  }
   // One call fills every page-table entry: far cheaper than a fault per page
   // (each costs several microseconds in a VM). Best effort (Linux >= 5.14).
   madvise(to, last - first, MADV_POPULATE_WRITE);
@@ -442,6 +453,7 @@ class Call {
 
   ~Call() {
     KillAll();
+    RestoreFork();
     for (Worker& w : workers_) {
       CloseFd(w.pidfd);
       CloseFd(w.read_fd);
@@ -480,6 +492,17 @@ class Call {
   int wake_read_ = -1;
   int wake_write_ = -1;
   bool contiguous_ = false;
+  // The caller's whole result pages, kept out of the workers' copies of
+  // memory (MADV_DONTFORK) while the call runs: forks copy fewer page-table
+  // entries and the caller's pages stay writable (no copy-on-write faults
+  // when the results are copied in). Workers map shared pages there.
+  std::uintptr_t dontfork_begin_ = 0;
+  std::size_t dontfork_bytes_ = 0;
+  void RestoreFork() {
+    if (dontfork_bytes_ == 0) return;
+    madvise(reinterpret_cast<void*>(dontfork_begin_), dontfork_bytes_, MADV_DOFORK);
+    dontfork_bytes_ = 0;
+  }
   std::size_t progress_seen_ = 0;
   RunReport report_;
 };
@@ -491,6 +514,16 @@ void Call::Start() {
     const char* last =
         static_cast<const char*>(job_.result_slot(job_.ctx, job_.n - 1));
     contiguous_ = last == first + (job_.n - 1) * size;
+    if (contiguous_) {
+      const auto data = reinterpret_cast<std::uintptr_t>(first);
+      const std::uintptr_t begin = (data + kPage - 1) / kPage * kPage;
+      const std::uintptr_t end = (data + job_.n * size) / kPage * kPage;
+      if (end > begin &&
+          madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTFORK) == 0) {
+        dontfork_begin_ = begin;
+        dontfork_bytes_ = end - begin;
+      }
+    }
   }
   WorkerPlan plan{&job_,
                   &options_,
@@ -498,6 +531,7 @@ void Call::Start() {
                   nullptr,
                   size != 0 ? shared_.results() : nullptr,
                   contiguous_,
+                  dontfork_bytes_ != 0,
                   options_.batch_size != 0
                       ? options_.batch_size
                       : auto_batch_size(job_.n, static_cast<int>(workers_.size())),
@@ -553,12 +587,13 @@ bool Call::NeedAnotherWorker(std::size_t k) const {
   const WorkerSlot& previous = shared_.slot(static_cast<int>(k - 1));
   const auto now = [] { return std::chrono::steady_clock::now(); };
   const auto give_up = now() + std::chrono::microseconds(300);
+  // Yield rather than spin: on a busy machine the worker may need this CPU.
   while (previous.current.load(std::memory_order_relaxed) == kNoTask &&
          unclaimed() && now() < give_up) {
-    CpuRelax();
+    sched_yield();
   }
   const auto claim_by = now() + std::chrono::microseconds(50);
-  while (unclaimed() && now() < claim_by) CpuRelax();
+  while (unclaimed() && now() < claim_by) sched_yield();
   return unclaimed();
 }
 
@@ -832,6 +867,8 @@ RunReport Call::Run() {
     }
   }
   MirrorProgress();
+  const bool kept_out_of_fork = dontfork_bytes_ != 0;
+  RestoreFork();
 
   if (job_.trivial_result_size != 0 && !report_.cancelled) {
     const std::size_t size = job_.trivial_result_size;
@@ -842,12 +879,15 @@ RunReport Call::Run() {
       const std::uintptr_t page = from / kPage * kPage;
       madvise(reinterpret_cast<void*>(page), from + job_.n * size - page,
               MADV_POPULATE_READ);
-      // The fork made the caller's own result pages copy-on-write: make them
-      // writable again in one call too, rather than one fault per page.
-      const auto to = reinterpret_cast<std::uintptr_t>(job_.result_slot(job_.ctx, 0));
-      const std::uintptr_t to_page = to / kPage * kPage;
-      madvise(reinterpret_cast<void*>(to_page), to + job_.n * size - to_page,
-              MADV_POPULATE_WRITE);
+      if (!kept_out_of_fork) {
+        // The fork made the caller's result pages copy-on-write: make them
+        // writable again in one call too, rather than one fault per page.
+        const auto to =
+            reinterpret_cast<std::uintptr_t>(job_.result_slot(job_.ctx, 0));
+        const std::uintptr_t to_page = to / kPage * kPage;
+        madvise(reinterpret_cast<void*>(to_page), to + job_.n * size - to_page,
+                MADV_POPULATE_WRITE);
+      }
       std::memcpy(job_.result_slot(job_.ctx, 0), shared_.results(), job_.n * size);
     } else {
       for (std::size_t i = 0; i < job_.n; ++i) {

@@ -320,6 +320,30 @@ TEST(ProcessWorker, ForksFromAProcessWithAThreadPool) {
   EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
 }
 
+TEST(ProcessWorker, ConcurrentCallsFromTwoThreads) {
+  struct sigaction before, after;
+  sigaction(SIGINT, nullptr, &before);
+  auto run = [](long scale, std::vector<long>* out) {
+    Parallel p({.jobs = 2, .backend = "process"});
+    for (int k = 0; k < 20; ++k) {
+      *out = p.map(5000, [scale](std::size_t i) { return long(i) * scale; });
+    }
+  };
+  std::vector<long> a, b;
+  std::thread ta(run, 2, &a), tb(run, 3, &b);
+  ta.join();
+  tb.join();
+  ASSERT_EQ(a.size(), 5000u);
+  ASSERT_EQ(b.size(), 5000u);
+  for (std::size_t i = 0; i < 5000; ++i) {
+    ASSERT_EQ(a[i], long(i) * 2);
+    ASSERT_EQ(b[i], long(i) * 3);
+  }
+  sigaction(SIGINT, nullptr, &after);
+  EXPECT_EQ(after.sa_handler, before.sa_handler);  // restored by the last call
+  EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+}
+
 TEST(ProcessWorker, IgnoredSigintStaysIgnored) {
   struct sigaction ignore, before;
   std::memset(&ignore, 0, sizeof(ignore));
