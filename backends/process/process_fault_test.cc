@@ -51,9 +51,11 @@ class SharedInt {
   std::atomic<int>* value_;
 };
 
+// A real invalid access (a store to a page with no access), not a null
+// dereference UBSan would stop first.
 void Crash() {
-  volatile int* null = nullptr;
-  *null = 1;
+  void* page = mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  *static_cast<volatile int*>(page) = 1;
 }
 
 // Runs 40 tasks on 2 workers; task 17 fails with `fail`; the others sleep a
