@@ -823,11 +823,29 @@ class MpiExecutor final : public Executor {
       throw Error("mpi backend: an earlier MPI call failed; MPI is unusable");
     }
     if (world_.size == 1) return RunLocal(job, options);
-    if (world_.rank == 0) return RunRoot(world_, job, options, call);
-    return RunRemote(world_, job, options, call);
+    const auto start = std::chrono::steady_clock::now();
+    RunReport report = world_.rank == 0 ? RunRoot(world_, job, options, call)
+                                        : RunRemote(world_, job, options, call);
+    if (report.cancelled) AwaitOwnTimeout(options, start);
+    return report;
   }
 
  private:
+  // When another rank's timeout ended the call, this rank's own deadline is
+  // at most the start skew away: wait for it, so that every rank reports a
+  // TimeoutError rather than some of them a plain cancellation. A deadline
+  // further away means the call was cancelled for another reason: no wait.
+  static void AwaitOwnTimeout(const RunOptions& options,
+                              std::chrono::steady_clock::time_point start) {
+    if (options.timeout.count() <= 0 || options.cancel == nullptr) return;
+    const auto own = start + options.timeout;
+    if (own - std::chrono::steady_clock::now() > std::chrono::seconds(1)) return;
+    const auto deadline = own + std::chrono::milliseconds(500);
+    while (!options.cancel->load() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
   int jobs_;
   const World& world_;
 };

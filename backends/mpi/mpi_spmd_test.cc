@@ -381,6 +381,19 @@ TEST(MpiSpmd, TimeoutStopsTheCallOnEveryRank) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
+TEST(MpiSpmd, TimeoutIsATimeoutOnEveryRankWhenStartsAreSkewed) {
+  // Rank 0 starts 150 ms early, so its deadline ends the call for all; the
+  // others must still report a timeout, not a plain cancellation.
+  if (W().rank != 0) std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  Parallel p({.jobs = 1, .backend = "mpi", .batch_size = 1,
+              .timeout = std::chrono::milliseconds(200)});
+  EXPECT_THROW(p.for_each(1000,
+                          [](std::size_t) {
+                            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                          }),
+               TimeoutError);
+}
+
 TEST(MpiSpmd, ProgressReachesTotalOnEveryRank) {
   std::vector<ProgressEvent> events;
   Parallel p({.jobs = 2, .backend = "mpi",
@@ -398,17 +411,22 @@ TEST(MpiSpmd, ProgressReachesTotalOnEveryRank) {
 }
 
 // Prints only failures, prefixed with the rank, on ranks other than 0.
+// (gtest holds its lock while reporting a result: the test's name is kept
+// from OnTestStart, not asked for.)
 class RankFailurePrinter : public ::testing::EmptyTestEventListener {
  public:
+  void OnTestStart(const ::testing::TestInfo& t) override {
+    test_ = std::string(t.test_suite_name()) + "." + t.name();
+  }
   void OnTestPartResult(const ::testing::TestPartResult& r) override {
     if (!r.failed()) return;
-    const ::testing::TestInfo* t =
-        ::testing::UnitTest::GetInstance()->current_test_info();
-    std::fprintf(stderr, "[rank %d] %s.%s failed at %s:%d\n%s\n", W().rank,
-                 t ? t->test_suite_name() : "?", t ? t->name() : "?",
-                 r.file_name() ? r.file_name() : "?", r.line_number(),
-                 r.summary());
+    std::fprintf(stderr, "[rank %d] %s failed at %s:%d\n%s\n", W().rank,
+                 test_.c_str(), r.file_name() ? r.file_name() : "?",
+                 r.line_number(), r.summary());
   }
+
+ private:
+  std::string test_;
 };
 
 }  // namespace
