@@ -58,7 +58,7 @@ const World& world();
 bool under_launcher();
 
 // The name of the machine this rank runs on (MPI_Get_processor_name, or the
-// host name when MPI is not running).
+// host name when MPI is not running). Calls world() first.
 std::string processor_name();
 
 }  // namespace fanout::mpi
