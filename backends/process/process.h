@@ -30,7 +30,11 @@
 // and otherwise encoded with the codec (core/codec.h) through one pipe per
 // worker. The caller runs no task: it waits in poll() on a pidfd per worker,
 // the result pipes and a self-pipe for signals, so it notices everything at
-// once, without sleeping or spinning.
+// once, without sleeping or spinning. For a small job (at most 4 tasks per
+// worker) the next worker is forked only if the ones running have left tasks
+// unclaimed, so a call of a few tiny tasks pays for one fork, not `jobs`.
+// While a call runs, the whole pages of its result array are left out of
+// forks (MADV_DONTFORK): workers map the shared result pages there instead.
 //
 // Failures:
 //   - A task that throws: a TaskError with the task index, "pid N", the
