@@ -67,37 +67,49 @@ struct alignas(64) WorkerSlot {
 
 class SharedBlock {
  public:
-  // `result_bytes` of result slots start at the same offset within a page
-  // as `mirror` (the caller's result array), so that a worker can map the
-  // shared pages straight over its copy of that array (see AliasResults).
-  SharedBlock(int workers, std::size_t result_bytes, const void* mirror) {
-    slots_offset_ = sizeof(Control);
-    results_offset_ =
-        (slots_offset_ + sizeof(WorkerSlot) * workers + kPage - 1) / kPage * kPage +
-        reinterpret_cast<std::uintptr_t>(mirror) % kPage;
-    bytes_ = results_offset_ + result_bytes;
+  // Room for the control block, `workers` slots and `result_bytes` of
+  // result slots (plus a page of slack: see Reset).
+  SharedBlock(int workers, std::size_t result_bytes)
+      : header_(HeaderBytes(workers)), bytes_(header_ + kPage + result_bytes) {
     void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
     base_ = static_cast<char*>(p);
-    new (base_) Control;
-    for (int w = 0; w < workers; ++w) new (&slot(w)) WorkerSlot;
   }
   ~SharedBlock() { munmap(base_, bytes_); }
   SharedBlock(const SharedBlock&) = delete;
   SharedBlock& operator=(const SharedBlock&) = delete;
 
+  bool Fits(int workers, std::size_t result_bytes) const {
+    return HeaderBytes(workers) <= header_ && header_ + kPage + result_bytes <= bytes_;
+  }
+  std::size_t bytes() const { return bytes_; }
+
+  // Readies the block for a call. The result slots start at the same offset
+  // within a page as `mirror` (the caller's result array), so that a worker
+  // can map the shared pages straight over its copy of that array (see
+  // AliasResults). Results of an earlier call may remain: every task of the
+  // new call overwrites its own slot.
+  void Reset(int workers, const void* mirror) {
+    new (base_) Control;
+    for (int w = 0; w < workers; ++w) new (&slot(w)) WorkerSlot;
+    results_ = base_ + header_ + reinterpret_cast<std::uintptr_t>(mirror) % kPage;
+  }
+
   Control& control() const { return *reinterpret_cast<Control*>(base_); }
   WorkerSlot& slot(int w) const {
-    return reinterpret_cast<WorkerSlot*>(base_ + slots_offset_)[w];
+    return reinterpret_cast<WorkerSlot*>(base_ + sizeof(Control))[w];
   }
-  char* results() const { return base_ + results_offset_; }
+  char* results() const { return results_; }
 
  private:
+  static std::size_t HeaderBytes(int workers) {
+    return (sizeof(Control) + sizeof(WorkerSlot) * workers + kPage - 1) / kPage * kPage;
+  }
+  const std::size_t header_;
+  const std::size_t bytes_;
   char* base_ = nullptr;
-  std::size_t bytes_ = 0;
-  std::size_t slots_offset_ = 0;
-  std::size_t results_offset_ = 0;
+  char* results_ = nullptr;
 };
 
 // ---------------------------------------------------------------------------
@@ -441,14 +453,12 @@ struct Worker {
 
 class Call {
  public:
-  Call(const Job& job, const RunOptions& options, int workers)
+  Call(const Job& job, const RunOptions& options, int workers,
+       SharedBlock& shared)
       : job_(job),
         options_(options),
         start_(std::chrono::steady_clock::now()),
-        shared_(workers, job.trivial_result_size * job.n,
-                job.trivial_result_size != 0 && job.n > 0
-                    ? job.result_slot(job.ctx, 0)
-                    : nullptr),
+        shared_(shared),
         workers_(workers) {}
 
   ~Call() {
@@ -487,7 +497,7 @@ class Call {
   const Job& job_;
   const RunOptions& options_;
   const std::chrono::steady_clock::time_point start_;
-  SharedBlock shared_;
+  SharedBlock& shared_;
   std::vector<Worker> workers_;
   int wake_read_ = -1;
   int wake_write_ = -1;
@@ -913,12 +923,46 @@ class ProcessExecutor final : public Executor {
     }
     const int workers = static_cast<int>(
         std::min<std::size_t>(static_cast<std::size_t>(options.jobs), job.n));
-    Call call(job, options, workers);
-    return call.Run();
+    const std::size_t result_bytes = job.trivial_result_size * job.n;
+    std::unique_ptr<SharedBlock> block = TakeBlock(workers, result_bytes);
+    block->Reset(workers, result_bytes != 0 ? job.result_slot(job.ctx, 0) : nullptr);
+    RunReport report;
+    {
+      Call call(job, options, workers, *block);
+      report = call.Run();
+    }  // every worker is reaped: the block is free again
+    GiveBack(std::move(block));
+    return report;
   }
 
  private:
+  // The shared block of the last call is kept for the next one (up to
+  // kMaxCachedBytes): its pages are then already allocated, zeroed and
+  // mapped in the caller, which for a million results saves more than the
+  // rest of the call's overhead together. Concurrent calls get their own.
+  static constexpr std::size_t kMaxCachedBytes = std::size_t{64} << 20;
+
+  std::unique_ptr<SharedBlock> TakeBlock(int workers, std::size_t result_bytes) {
+    {
+      std::lock_guard<std::mutex> lock(cache_mu_);
+      if (cached_ != nullptr && cached_->Fits(workers, result_bytes)) {
+        return std::move(cached_);
+      }
+    }
+    return std::make_unique<SharedBlock>(workers, result_bytes);
+  }
+
+  void GiveBack(std::unique_ptr<SharedBlock> block) {
+    if (block->bytes() > kMaxCachedBytes) return;
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (cached_ == nullptr || cached_->bytes() < block->bytes()) {
+      cached_ = std::move(block);
+    }
+  }
+
   int jobs_;
+  std::mutex cache_mu_;
+  std::unique_ptr<SharedBlock> cached_;
 };
 
 }  // namespace
