@@ -322,6 +322,17 @@ TEST(ProcessWorker, ForksFromAProcessWithAThreadPool) {
   EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
 }
 
+TEST(ProcessWorker, ForksFromAProcessWithTbbThreads) {
+  // TBB's worker threads exist in this process from now on.
+  Parallel tbb({.jobs = 2, .backend = "tbb"});
+  EXPECT_EQ(tbb.map(1000, [](std::size_t i) { return int(i); })[999], 999);
+  Parallel p({.jobs = 2, .backend = "process"});
+  std::vector<long> r = p.map(1000, [](std::size_t i) { return long(i) * 3; });
+  EXPECT_EQ(r[999], 2997);
+  EXPECT_EQ(tbb.map(10, [](std::size_t i) { return int(i); })[9], 9);  // still fine
+  EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+}
+
 TEST(ProcessWorker, ConcurrentCallsFromTwoThreads) {
   struct sigaction before, after;
   sigaction(SIGINT, nullptr, &before);
