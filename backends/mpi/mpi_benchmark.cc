@@ -11,7 +11,10 @@
 // Per workload: the median wall time of --reps runs on the mpi backend (every
 // rank, jobs per rank from --jobs) and of the same runs on the sequential
 // backend on rank 0 alone (the other ranks wait without spinning), their
-// ratio, and the ratio of the fastest runs (steadier on a busy machine). For fib, whose six tasks cannot be split evenly, it also prints the
+// ratio, the ratio of the fastest runs (steadier on a busy machine), and
+// "machine": how much faster the ranks get through `size` copies of the
+// sequential workload run side by side than one rank through one (2.00x on
+// two idle cores) — the most any backend could reach at that moment. For fib, whose six tasks cannot be split evenly, it also prints the
 // best ratio any schedule of those tasks could reach on the job's workers.
 // Startup: seconds in MPI_Init_thread and in making the first mpi executor
 // (MPI_Init_thread, communicator and error handler), the largest over ranks;
@@ -157,8 +160,8 @@ int main(int argc, char** argv) {
     std::printf("startup: MPI_Init_thread %.1f ms, make_executor(\"mpi\") %.1f ms "
                 "(largest of the ranks)\n",
                 init_max * 1e3, make_max * 1e3);
-    std::printf("%-8s %14s %10s %9s %9s\n", "workload", "sequential (s)", "mpi (s)",
-                "speedup", "best/best");
+    std::printf("%-8s %14s %10s %9s %9s %9s\n", "workload", "sequential (s)",
+                "mpi (s)", "speedup", "best/best", "machine");
   }
 
   const int sum_tasks = flags.quick ? 200 : fanout::workloads::kSumTasks;
@@ -170,7 +173,7 @@ int main(int argc, char** argv) {
 
   // Runs `work` on both backends and prints the row; true when they agree.
   auto measure = [&](const char* name, auto work) {
-    std::vector<double> seq_times, mpi_times;
+    std::vector<double> seq_times, mpi_times, side_by_side;
     decltype(work(mpi)) seq_answer{}, mpi_answer{};
     for (int rep = 0; rep < flags.reps; ++rep) {
       QuietBarrier(w.comm);
@@ -180,6 +183,12 @@ int main(int argc, char** argv) {
         seq_times.push_back(Since(t));
       }
       QuietBarrier(w.comm);
+      {  // every rank alone with the whole workload, all at once
+        const auto t = Clock::now();
+        work(seq);
+        side_by_side.push_back(MaxOverRanks(Since(t), w.comm));
+      }
+      QuietBarrier(w.comm);
       const auto t = Clock::now();
       mpi_answer = work(mpi);
       mpi_times.push_back(Since(t));
@@ -187,10 +196,13 @@ int main(int argc, char** argv) {
     if (!primary) return true;  // only rank 0 ran the sequential baseline
     const double best_seq = *std::min_element(seq_times.begin(), seq_times.end());
     const double best_mpi = *std::min_element(mpi_times.begin(), mpi_times.end());
-    std::printf("%-8s %14.3f %10.3f %8.2fx %8.2fx%s\n", name, Median(seq_times),
-                Median(mpi_times), Median(seq_times) / Median(mpi_times),
-                best_seq / best_mpi,
-                seq_answer == mpi_answer ? "" : "  (ANSWERS DIFFER)");
+    // What the machine gives right now: the work of `size` sequential runs
+    // side by side over the time of one alone (2.0 on two idle cores).
+    const double ceiling = w.size * Median(seq_times) / Median(side_by_side);
+    std::printf("%-8s %14.3f %10.3f %8.2fx %8.2fx %8.2fx%s\n", name,
+                Median(seq_times), Median(mpi_times),
+                Median(seq_times) / Median(mpi_times), best_seq / best_mpi,
+                ceiling, seq_answer == mpi_answer ? "" : "  (ANSWERS DIFFER)");
     return seq_answer == mpi_answer;
   };
 
