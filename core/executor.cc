@@ -119,8 +119,10 @@ std::unique_ptr<Executor> make_executor(std::string_view name,
     }
     if (valid.empty()) valid = "(none linked: depend on @fanout//backends/...)";
     std::string hint;
+    // Two typos in a longer name, one in a short one ("gpu" is not "mpi").
+    const std::size_t allowed = name.size() <= 4 ? 1 : 2;
     for (const std::string& n : backend_names()) {
-      if (EditDistance(name, n) <= 2) hint = " (did you mean '" + n + "'?)";
+      if (EditDistance(name, n) <= allowed) hint = " (did you mean '" + n + "'?)";
     }
     throw UsageError("unknown backend '" + std::string(name) + "'" + hint +
                      "; valid backends: " + valid);

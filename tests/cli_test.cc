@@ -98,6 +98,8 @@ TEST(Cli, BadInputGetsOneClearLineAndExit2) {
       {{"--backend=thred"},
        "run: unknown backend 'thred' (did you mean 'thread'?); valid backends: "},
       {{"--backend=gpu"}, "run: unknown backend 'gpu'; valid backends: "},
+      {{"--backend=procces"},
+       "run: unknown backend 'procces' (did you mean 'process'?); valid backends: "},
       {{"--workload=foo"},
        "run: unknown workload 'foo'; valid workloads: fib, noop, sleep, sum"},
       {{"--jobs=0"}, "run: --jobs=0 is invalid; valid: -1 for every usable CPU"},
