@@ -45,6 +45,52 @@
 
 namespace fanout::codec {
 
+namespace internal {
+
+// A streambuf that appends to a std::string: cereal needs a std::ostream,
+// and an ostringstream per value (locale set-up, a copy out) costs more than
+// encoding a short string.
+class AppendBuf final : public std::streambuf {
+ public:
+  std::string* out = nullptr;
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (c != traits_type::eof()) out->push_back(static_cast<char>(c));
+    return c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    out->append(s, static_cast<std::size_t>(n));
+    return n;
+  }
+};
+
+// A streambuf reading a byte range in place.
+class ViewBuf final : public std::streambuf {
+ public:
+  void Reset(std::string_view bytes) {
+    char* p = const_cast<char*>(bytes.data());
+    setg(p, p, p + bytes.size());
+  }
+};
+
+// One stream per thread, reused by every value; `busy` guards the rare value
+// whose serialize() encodes another value with the codec.
+struct Streams {
+  AppendBuf append;
+  ViewBuf view;
+  std::ostream out{&append};
+  std::istream in{&view};
+  bool busy = false;
+};
+
+inline Streams& ThreadStreams() {
+  thread_local Streams streams;
+  return streams;
+}
+
+}  // namespace internal
+
 // True when T is copied byte for byte rather than serialized.
 template <class T>
 inline constexpr bool kIsTrivial = std::is_trivially_copyable_v<T>;
@@ -55,12 +101,27 @@ void encode(const T& value, std::string& out) {
   if constexpr (kIsTrivial<T>) {
     out.append(reinterpret_cast<const char*>(&value), sizeof(T));
   } else {
-    std::ostringstream stream(std::ios::binary);
-    {
-      cereal::BinaryOutputArchive archive(stream);
-      archive(value);
+    internal::Streams& streams = internal::ThreadStreams();
+    if (streams.busy) {
+      std::ostringstream stream(std::ios::binary);
+      {
+        cereal::BinaryOutputArchive archive(stream);
+        archive(value);
+      }
+      out += std::move(stream).str();
+      return;
     }
-    out += std::move(stream).str();
+    streams.busy = true;
+    streams.append.out = &out;
+    streams.out.clear();
+    try {
+      cereal::BinaryOutputArchive archive(streams.out);
+      archive(value);
+    } catch (...) {
+      streams.busy = false;
+      throw;
+    }
+    streams.busy = false;
   }
 }
 
@@ -79,14 +140,33 @@ T decode(std::string_view bytes) {
   } else {
     static_assert(std::is_default_constructible_v<T>,
                   "fanout::codec::decode needs a default-constructible type");
-    std::istringstream stream(std::string(bytes), std::ios::binary);
     T value;
-    try {
-      cereal::BinaryInputArchive archive(stream);
-      archive(value);
-    } catch (const cereal::Exception& e) {
-      throw Error(std::string("codec: cannot decode value: ") + e.what());
+    internal::Streams& streams = internal::ThreadStreams();
+    auto load = [&](std::istream& in) {
+      try {
+        cereal::BinaryInputArchive archive(in);
+        archive(value);
+      } catch (const cereal::Exception& e) {
+        throw Error(std::string("codec: cannot decode value: ") + e.what());
+      }
+    };
+    if (streams.busy) {  // a serialize() decoding from inside a decode
+      internal::ViewBuf view;
+      view.Reset(bytes);
+      std::istream in(&view);
+      load(in);
+      return value;
     }
+    streams.busy = true;
+    streams.view.Reset(bytes);
+    streams.in.clear();
+    try {
+      load(streams.in);
+    } catch (...) {
+      streams.busy = false;
+      throw;
+    }
+    streams.busy = false;
     return value;
   }
 }
