@@ -445,7 +445,7 @@ std::string EncodeRank(RankRun& run, std::uint64_t call) {
   PutVarint(out, failed.size());
   for (const TaskError& e : run.failures) {
     // Encode failures were appended after `failed` was taken: their results
-    // are placeholders, and they travel as failures with the others.
+    // are empty stand-ins, and they travel as failures with the others.
     if (!is_failed(e.index())) continue;
     PutVarint(out, e.index());
     PutBytes(out, e.type());
@@ -490,9 +490,9 @@ Decoded DecodeRank(const World& w, std::string_view bytes, int from,
   }
   const std::string worker = "rank " + std::to_string(from);
   // Tasks that threw have no bytes; tasks whose result could not be encoded
-  // have an empty placeholder.
-  std::vector<std::size_t> failed, placeholders;
-  for (std::vector<std::size_t>* list : {&failed, &placeholders}) {
+  // have empty stand-in bytes.
+  std::vector<std::size_t> failed, unencodable;
+  for (std::vector<std::size_t>* list : {&failed, &unencodable}) {
     const std::uint64_t count = in.Varint();
     for (std::uint64_t k = 0; k < count; ++k) {
       const std::size_t index = in.Varint();
@@ -518,7 +518,7 @@ Decoded DecodeRank(const World& w, std::string_view bytes, int from,
         continue;
       }
       const std::string_view value = in.Bytes();
-      if (!in_list(placeholders, i)) job.decode_result(job.ctx, i, value);
+      if (!in_list(unencodable, i)) job.decode_result(job.ctx, i, value);
     }
   }
   return d;
