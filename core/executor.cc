@@ -222,5 +222,31 @@ RunReport run_inline(std::string_view backend, const Job& job,
   return report;
 }
 
+namespace {
+constexpr int kMaxExitHooks = 16;
+std::atomic<void (*)()> g_exit_hooks[kMaxExitHooks];
+}  // namespace
+
+void AddExitHook(void (*hook)()) {
+  for (auto& slot : g_exit_hooks) {
+    void (*seen)() = slot.load();
+    if (seen == hook) return;
+    if (seen == nullptr) {
+      if (slot.compare_exchange_strong(seen, hook)) {
+        if (&slot == &g_exit_hooks[0]) std::atexit(&RunExitHooks);
+        return;
+      }
+      if (seen == hook) return;
+    }
+  }
+  throw Error("fanout: too many exit hooks (at most 16)");
+}
+
+void RunExitHooks() {
+  for (auto& slot : g_exit_hooks) {
+    if (void (*hook)() = slot.load()) hook();
+  }
+}
+
 }  // namespace internal
 }  // namespace fanout

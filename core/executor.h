@@ -175,6 +175,13 @@ RunReport run_inline(std::string_view backend, const Job& job,
 
 // The demangled type name and message of an exception in flight.
 TaskFailure describe_current_exception();
+
+// Hooks a process runs when it ends its own work normally (Queue uses one to
+// tell consumers that a producer finished rather than crashed). Run at exit()
+// and by fanout's forked workers and children before they _exit().
+// Lock-free; at most 16.
+void AddExitHook(void (*hook)());
+void RunExitHooks();
 }  // namespace internal
 
 }  // namespace fanout

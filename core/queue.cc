@@ -1,5 +1,7 @@
 #include "core/queue.h"
 
+#include "core/executor.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -246,7 +248,7 @@ void QueueCore::RegisterPusher() {
     if (p.pid == static_cast<std::uint32_t>(me) && state == kActive) {
       registered_pid_.store(me, std::memory_order_relaxed);
       Remember(h_);
-      AddExitHook(&MarkThisProcessFinished);
+      ::fanout::internal::AddExitHook(&MarkThisProcessFinished);
       return;
     }
     // A free entry, or one of a process that ended normally.
@@ -263,7 +265,7 @@ void QueueCore::RegisterPusher() {
   }
   registered_pid_.store(me, std::memory_order_relaxed);
   Remember(h_);
-  AddExitHook(&MarkThisProcessFinished);
+  ::fanout::internal::AddExitHook(&MarkThisProcessFinished);
 }
 
 // Called with the lock held, by a consumer that waited a whole slice.

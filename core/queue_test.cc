@@ -282,5 +282,18 @@ TEST(QueueTest, ProducerThatEndedNormallyIsNotACrash) {
   EXPECT_EQ(q.pop(), 3);
 }
 
+// The same for producers that were the process backend's workers: a worker
+// that finished its tasks runs the exit hooks before it leaves.
+TEST(QueueTest, ProcessBackendProducersAreNotCrashes) {
+  Queue<int> q(64);
+  Parallel({.jobs = 2, .backend = "process", .batch_size = 1})
+      .for_each(8, [&q](std::size_t i) { q.push(static_cast<int>(i)); });
+  std::set<int> got;
+  for (int k = 0; k < 8; ++k) got.insert(*q.pop());
+  EXPECT_EQ(got.size(), 8u);
+  EXPECT_THROW(q.pop(milliseconds(350)), TimeoutError);
+  EXPECT_FALSE(q.closed());
+}
+
 }  // namespace
 }  // namespace fanout

@@ -99,11 +99,6 @@ struct RobustMutex {
   void Unlock();
 };
 
-// Hooks a process runs when it ends its own work normally (Queue uses one to
-// tell consumers that a producer finished rather than crashed). Run at exit()
-// and by fanout's forked children before they _exit(). Lock-free; at most 16.
-void AddExitHook(void (*hook)());
-void RunExitHooks();
 
 }  // namespace internal
 

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <thread>
 
+#include "core/executor.h"
 #include "core/shared.h"
 
 namespace fanout::internal {

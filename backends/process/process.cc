@@ -433,7 +433,8 @@ std::pair<std::size_t, std::size_t> AliasResults(const WorkerPlan& plan) {
     if (stop) break;
   }
   Flush(plan.write_fd, buf);
-  std::fflush(nullptr);  // what the tasks printed
+  internal::RunExitHooks();  // e.g. a Queue learns this producer ended well
+  std::fflush(nullptr);       // what the tasks printed
   plan.slot->finished.store(1, std::memory_order_release);
   _exit(0);
 }
