@@ -20,10 +20,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <iostream>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/internal/program_name.h"
+#include "absl/flags/internal/usage.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
@@ -33,24 +36,29 @@
 #include "core/executor.h"
 
 ABSL_FLAG(std::string, backend, "thread",
-          "engine to run on: one of --list-backends (e.g. thread, process, tbb)");
+          "engine to run on: one of --list-backends. Example: --backend=process");
 ABSL_FLAG(std::string, jobs, "-1",
           "workers, as joblib's n_jobs: -1 every usable CPU, -2 all but one, "
           "N exactly N; 0 is invalid. Example: --jobs=2");
 ABSL_FLAG(std::string, workload, "sum",
           "sum (10000 tasks, task n = sum of i*n for i < 100000), fib (naive "
-          "fib of 38..33), sleep (tasks that sleep, like I/O), noop (overhead only)");
+          "fib of 38..33), sleep (tasks that sleep, like I/O), noop (overhead only). "
+          "Example: --workload=fib");
 ABSL_FLAG(std::string, tasks, "",
           "number of tasks (default: sum 10000, fib 6, sleep 100, noop 1000000). "
           "Example: --tasks=500");
-ABSL_FLAG(std::string, sleep_ms, "10", "milliseconds each sleep task sleeps");
-ABSL_FLAG(std::string, batch_size, "0", "tasks per chunk; 0 picks one from tasks and jobs");
+ABSL_FLAG(std::string, sleep_ms, "10", "milliseconds each sleep task sleeps. Example: --workload=sleep --sleep-ms=50");
+ABSL_FLAG(std::string, batch_size, "0", "tasks handed to a worker at a time; 0 picks one from tasks and jobs. "
+          "Example: --batch-size=1");
 ABSL_FLAG(std::string, timeout_ms, "0",
-          "fail the call if it runs longer than this many milliseconds; 0 = none");
+          "fail the call if it runs longer than this many milliseconds; 0 = none. "
+          "Example: --timeout-ms=5000");
 ABSL_FLAG(int, verbose, 0,
-          "joblib-style progress lines on stderr: 0 none, 1 few ... 10 many, 50 all");
+          "joblib-style progress lines on stderr: 0 none, 1 few ... 10 many, 50 all. "
+          "Example: --verbose=10");
 ABSL_FLAG(bool, speedup, false,
-          "also run the workload on the sequential backend and print the speedup");
+          "also run the workload on the sequential backend and print the speedup. "
+          "Example: --backend=thread --speedup");
 ABSL_FLAG(std::string, compare, "",
           "run the workload on each of these backends in turn (all, or a list "
           "such as thread,process), check the answers agree, and print a table "
@@ -68,7 +76,8 @@ ABSL_FLAG(std::string, commands, "",
           "at a time; each command's output is kept together, a summary of exit "
           "codes goes to stderr, the exit code is 1 if any failed. "
           "Example: --commands=jobs.txt --jobs=4");
-ABSL_FLAG(bool, list_backends, false, "list the backends this build has, and exit");
+ABSL_FLAG(bool, list_backends, false, "list the backends this build has, one line on each, and exit. "
+          "Example: --list-backends");
 ABSL_FLAG(std::string, fail_task, "",
           "fault injection: make this task fail (see --fail-mode). Example: "
           "--fail-task=17 --fail-mode=segv");
@@ -76,7 +85,8 @@ ABSL_FLAG(std::string, fail_mode, "throw",
           "how --fail-task fails: throw (an exception), segv (SIGSEGV), abort "
           "(SIGABRT), exit (_exit(3)), hang (sleeps until killed or timed out). "
           "On in-process backends segv/abort/exit end the whole program, as they "
-          "would in your own code: surviving them is what --backend=process is for");
+          "would in your own code: surviving them is what --backend=process is for. "
+          "Example: --backend=process --fail-task=3 --fail-mode=abort");
 
 namespace {
 
@@ -158,6 +168,19 @@ void CheckFlagNames(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
+  // --help (or -h) prints the usage and this program's flags and exits 0;
+  // absl's own handler would exit 1, which reads as a failure in scripts.
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") break;
+    if (arg == "--help" || arg == "-help" || arg == "-h") {
+      absl::flags_internal::SetProgramInvocationName(argv[0]);
+      absl::flags_internal::FlagsHelp(std::cout, "cli/run.cc",
+                                      absl::flags_internal::HelpFormat::kHumanReadable,
+                                      kUsage);
+      return 0;
+    }
+  }
   CheckFlagNames(argc, argv);
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {

@@ -150,12 +150,28 @@ TEST(Cli, TimeoutExits1) {
 
 TEST(Cli, HelpExplainsEveryFlag) {
   Result r = RunProgram(Cli(), {"--help"});
-  const std::string all = r.out + r.err;
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  const std::string all = r.out;
   for (const char* flag : {"backend", "jobs", "workload", "tasks", "verbose",
                            "list_backends", "fail_task", "fail_mode", "speedup"}) {
     EXPECT_NE(all.find(std::string("--") + flag), std::string::npos) << flag;
   }
   EXPECT_NE(all.find("Examples:"), std::string::npos);
+  // Every flag of ours has an example, and absl's own flags are not listed.
+  EXPECT_EQ(all.find("--flagfile"), std::string::npos);
+  std::size_t flags = 0, examples = 0;
+  for (const std::string& line : Lines(all)) {
+    flags += line.rfind("    --", 0) == 0;
+  }
+  // Help text wraps, so count "Example:" in the flags' part of the page.
+  for (std::size_t at = all.find("Example:", all.find("Flags from"));
+       at != std::string::npos; at = all.find("Example:", at + 1)) {
+    ++examples;
+  }
+  EXPECT_EQ(flags, 16u) << all;
+  EXPECT_EQ(examples, flags) << all;
+  EXPECT_EQ(RunProgram(Cli(), {"-h"}).out, r.out);
 }
 
 }  // namespace
