@@ -163,6 +163,7 @@ TEST(CliCommands, CtrlCStopsThemAll) {
   char* argv[] = {const_cast<char*>(Cli().c_str()), arg1.data(), arg2.data(), nullptr};
   pid_t pid;
   ASSERT_EQ(posix_spawn(&pid, Cli().c_str(), &fa, nullptr, argv, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
   // Wait until all three commands run.
   for (int i = 0; i < 100 && ProcessesWith("sleep 31.25").size() < 3; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
