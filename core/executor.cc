@@ -185,6 +185,13 @@ TaskFailure describe_current_exception() {
   return f;
 }
 
+TaskError task_error(std::size_t index, std::string_view backend,
+                     std::string worker, TaskFailure&& failure) {
+  return TaskError(TaskError::Details{index, std::string(backend), std::move(worker),
+                                      std::move(failure.type), std::move(failure.message),
+                                      0, -1, std::move(failure.exception)});
+}
+
 RunReport run_inline(std::string_view backend, const Job& job,
                      const RunOptions& options, std::string_view worker) {
   RunReport report;
@@ -209,10 +216,8 @@ RunReport run_inline(std::string_view backend, const Job& job,
       continue;
     }
     std::size_t failed = next + done;
-    report.failures.emplace_back(TaskError::Details{
-        failed, std::string(backend), std::string(worker),
-        std::move(failure.type), std::move(failure.message), 0, -1,
-        std::move(failure.exception)});
+    report.failures.push_back(
+        task_error(failed, backend, std::string(worker), std::move(failure)));
     if (options.progress != nullptr) {
       options.progress->fetch_add(1, std::memory_order_relaxed);
     }

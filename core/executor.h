@@ -89,8 +89,9 @@ struct RunOptions {
   const std::atomic<bool>* cancel = nullptr;
 };
 
-// What one call produced besides the results: the failures, sorted by task
-// index. Under kFailFast it holds at least one failure when the call failed.
+// What one call produced besides the results: the failures, in any order
+// (the front end sorts them by task index). Under kFailFast it holds at least
+// one failure when the call failed.
 struct RunReport {
   std::vector<TaskError> failures;
   bool cancelled = false;
@@ -175,6 +176,10 @@ RunReport run_inline(std::string_view backend, const Job& job,
 
 // The demangled type name and message of an exception in flight.
 TaskFailure describe_current_exception();
+
+// The TaskError for a task of `backend` that failed on `worker`.
+TaskError task_error(std::size_t index, std::string_view backend,
+                     std::string worker, TaskFailure&& failure);
 
 // Hooks a process runs when it ends its own work normally (Queue uses one to
 // tell consumers that a producer finished rather than crashed). Run at exit()

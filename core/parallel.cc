@@ -1,5 +1,6 @@
 #include "core/parallel.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace fanout {
@@ -14,6 +15,13 @@ Parallel::Parallel(std::shared_ptr<Executor> executor, Options options)
 }
 
 RunReport Parallel::Run(const Job& job, ErrorPolicy errors) {
+  RunReport report = RunOn(job, errors);
+  std::sort(report.failures.begin(), report.failures.end(),
+            [](const TaskError& a, const TaskError& b) { return a.index() < b.index(); });
+  return report;
+}
+
+RunReport Parallel::RunOn(const Job& job, ErrorPolicy errors) {
   RunOptions ro;
   ro.jobs = executor_->jobs();
   ro.batch_size = options_.batch_size;

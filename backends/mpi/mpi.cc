@@ -203,9 +203,8 @@ class RankRun {
       const std::size_t failed = begin + ok;
       {
         std::lock_guard<std::mutex> lock(mu);
-        failures.emplace_back(TaskError::Details{
-            failed, "mpi", worker, std::move(failure.type),
-            std::move(failure.message), 0, -1, std::move(failure.exception)});
+        failures.push_back(
+            internal::task_error(failed, "mpi", worker, std::move(failure)));
       }
       failure = TaskFailure();
       if (options.errors == ErrorPolicy::kFailFast) {

@@ -906,8 +906,6 @@ RunReport Call::Run() {
       }
     }
   }
-  std::sort(report_.failures.begin(), report_.failures.end(),
-            [](const TaskError& a, const TaskError& b) { return a.index() < b.index(); });
   return std::move(report_);
 }
 

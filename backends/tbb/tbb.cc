@@ -129,10 +129,6 @@ class Call {
     }
     RunReport report;
     report.failures = std::move(failures_);
-    std::sort(report.failures.begin(), report.failures.end(),
-              [](const TaskError& a, const TaskError& b) {
-                return a.index() < b.index();
-              });
     report.cancelled = cancelled_.load(std::memory_order_relaxed);
     return report;
   }
@@ -141,10 +137,8 @@ class Call {
   void Record(std::size_t index, TaskFailure failure) {
     const int thread = tbb::this_task_arena::current_thread_index();
     std::lock_guard<std::mutex> lock(failures_mu_);
-    failures_.emplace_back(TaskError::Details{
-        index, "tbb", "tbb thread " + std::to_string(thread),
-        std::move(failure.type), std::move(failure.message), 0, -1,
-        std::move(failure.exception)});
+    failures_.push_back(internal::task_error(
+        index, "tbb", "tbb thread " + std::to_string(thread), std::move(failure)));
   }
 
   const Job& job_;

@@ -176,10 +176,8 @@ void Pool::Work(int worker) {
       const std::size_t failed = begin + done;
       {
         std::lock_guard<std::mutex> lock(failures_mu_);
-        failures_.emplace_back(TaskError::Details{
-            failed, "thread", "thread " + std::to_string(worker),
-            std::move(failure.type), std::move(failure.message), 0, -1,
-            std::move(failure.exception)});
+        failures_.push_back(internal::task_error(
+            failed, "thread", "thread " + std::to_string(worker), std::move(failure)));
       }
       failure = TaskFailure();
       if (options.errors == ErrorPolicy::kFailFast) {
@@ -238,10 +236,6 @@ RunReport Pool::Run(const Job& job, const RunOptions& options) {
   RunReport report;
   report.failures = std::move(failures_);
   failures_ = {};
-  std::sort(report.failures.begin(), report.failures.end(),
-            [](const TaskError& a, const TaskError& b) {
-              return a.index() < b.index();
-            });
   report.cancelled = cancelled_.load(std::memory_order_relaxed);
   return report;
 }
