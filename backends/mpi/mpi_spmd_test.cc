@@ -18,32 +18,14 @@
 
 #include "backends/mpi/mpi.h"
 #include "core/parallel.h"
+#include "core/testing/types.h"
 
-namespace fanout_mpi_test {
-
-// A user exception type, to check the type name reaches every rank.
-struct BadInput : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// A user result type, serialized by cereal between ranks.
-struct Point {
-  std::string name;
-  std::vector<double> xy;
-  template <class Archive>
-  void serialize(Archive& ar) {
-    ar(name, xy);
-  }
-  bool operator==(const Point&) const = default;
-};
-
-}  // namespace fanout_mpi_test
 
 namespace fanout {
 namespace {
 
-using fanout_mpi_test::BadInput;
-using fanout_mpi_test::Point;
+using fanout_conformance::BadInput;
+using fanout_conformance::Point;
 
 const mpi::World& W() { return mpi::world(); }
 
@@ -199,7 +181,7 @@ TEST(MpiSpmd, ExceptionNamesTaskTypeMessageAndRankOnEveryRank) {
   } catch (const TaskError& e) {
     index = static_cast<long long>(e.index());
     EXPECT_EQ(e.backend(), "mpi");
-    EXPECT_EQ(e.type(), "fanout_mpi_test::BadInput");
+    EXPECT_EQ(e.type(), "fanout_conformance::BadInput");
     ran_on = std::stoll(e.message().substr(e.message().rfind(' ') + 1));
     EXPECT_EQ(e.message(), "bad value 37 on " + std::to_string(ran_on));
     EXPECT_EQ(e.worker(), "rank " + std::to_string(ran_on));
@@ -208,7 +190,7 @@ TEST(MpiSpmd, ExceptionNamesTaskTypeMessageAndRankOnEveryRank) {
     const std::string what = e.what();
     EXPECT_NE(what.find("task 37 failed on backend 'mpi' (rank " +
                         std::to_string(ran_on) +
-                        "): fanout_mpi_test::BadInput: bad value 37"),
+                        "): fanout_conformance::BadInput: bad value 37"),
               std::string::npos)
         << what;
     // The original exception object only exists where it was thrown.

@@ -12,26 +12,8 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "core/testing/types.h"
 
-namespace fanout_conformance {
-
-// A user exception type, to check the type name reaches the caller.
-struct BadInput : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// A user result type, serialized by cereal across process boundaries.
-struct Point {
-  std::string name;
-  std::vector<double> xy;
-  template <class Archive>
-  void serialize(Archive& ar) {
-    ar(name, xy);
-  }
-  bool operator==(const Point&) const = default;
-};
-
-}  // namespace fanout_conformance
 
 namespace fanout::testing {
 namespace {
