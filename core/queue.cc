@@ -285,6 +285,24 @@ void QueueCore::CheckPushers() {
   }
 }
 
+namespace {
+
+// How long the next wait may last: a slice, or less near the deadline.
+// False when the caller must not wait (try mode, or the deadline passed).
+bool NextWait(QueueCore::Mode mode, std::chrono::steady_clock::time_point deadline,
+              std::chrono::nanoseconds* wait) {
+  if (mode == QueueCore::Mode::kTry) return false;
+  *wait = kSlice;
+  if (mode == QueueCore::Mode::kDeadline) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= left.zero()) return false;
+    *wait = std::min<std::chrono::nanoseconds>(*wait, left);
+  }
+  return true;
+}
+
+}  // namespace
+
 QueueCore::Result QueueCore::Push(
     const void* data, std::size_t n, Mode mode,
     std::chrono::steady_clock::time_point deadline) {
@@ -304,18 +322,10 @@ QueueCore::Result QueueCore::Push(
       if (wake) FutexWake(&h_->items, 1);
       return Result::kDone;
     }
-    if (mode == Mode::kTry) {
+    std::chrono::nanoseconds wait;
+    if (!NextWait(mode, deadline, &wait)) {
       Unlock();
       return Result::kNotNow;
-    }
-    std::chrono::nanoseconds wait = kSlice;
-    if (mode == Mode::kDeadline) {
-      const auto left = deadline - std::chrono::steady_clock::now();
-      if (left <= left.zero()) {
-        Unlock();
-        return Result::kNotNow;
-      }
-      wait = std::min<std::chrono::nanoseconds>(wait, left);
     }
     const std::uint32_t seen = Load(h_->space);
     ++h_->producers_waiting;
@@ -349,18 +359,10 @@ QueueCore::Result QueueCore::Pop(
       return Result::kClosed;
     }
     if (h_->state == kAbandoned) ThrowClosed();
-    if (mode == Mode::kTry) {
+    std::chrono::nanoseconds wait;
+    if (!NextWait(mode, deadline, &wait)) {
       Unlock();
       return Result::kNotNow;
-    }
-    std::chrono::nanoseconds wait = kSlice;
-    if (mode == Mode::kDeadline) {
-      const auto left = deadline - std::chrono::steady_clock::now();
-      if (left <= left.zero()) {
-        Unlock();
-        return Result::kNotNow;
-      }
-      wait = std::min<std::chrono::nanoseconds>(wait, left);
     }
     const std::uint32_t seen = Load(h_->items);
     ++h_->consumers_waiting;
