@@ -13,11 +13,11 @@
 // Every benchmark checks its answers and reports items (tasks) per second;
 // the binary exits 1 when any answer was wrong or a call threw.
 #include <benchmark/benchmark.h>
+#include <omp.h>
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/partitioner.h>
 #include <oneapi/tbb/task_arena.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -118,7 +118,8 @@ void RunTbb(benchmark::State& state, int jobs) {
       tbb::parallel_for(
           tbb::blocked_range<std::size_t>(0, W::kN),
           [out](const tbb::blocked_range<std::size_t>& r) {
-            for (std::size_t i = r.begin(); i != r.end(); ++i) out[i] = W::Task(i);
+            for (std::size_t i = r.begin(); i != r.end(); ++i)
+              out[i] = W::Task(i);
           },
           tbb::auto_partitioner());
     });
@@ -156,7 +157,8 @@ void RunThreadPool(benchmark::State& state, int jobs) {
 // True when this process was started by mpirun (Open MPI, or a PMI launcher).
 bool UnderMpirun() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr ||
-         std::getenv("PMIX_RANK") != nullptr || std::getenv("PMI_RANK") != nullptr;
+         std::getenv("PMIX_RANK") != nullptr ||
+         std::getenv("PMI_RANK") != nullptr;
 }
 
 template <class W>
@@ -170,7 +172,8 @@ void RegisterWorkload(const std::vector<std::string>& backends,
     std::vector<benchmark::internal::Benchmark*> added;
     if (jobs == 1) {
       added.push_back(benchmark::RegisterBenchmark(
-          name("peer:loop").c_str(), [](benchmark::State& s) { RunLoop<W>(s); }));
+          name("peer:loop").c_str(),
+          [](benchmark::State& s) { RunLoop<W>(s); }));
     }
     added.push_back(benchmark::RegisterBenchmark(
         name("peer:tbb_parallel_for").c_str(),
@@ -185,8 +188,9 @@ void RegisterWorkload(const std::vector<std::string>& backends,
       // The sequential backend ignores jobs: once is enough.
       if (backend == "sequential" && jobs != 1) continue;
       added.push_back(benchmark::RegisterBenchmark(
-          name(backend).c_str(),
-          [backend, jobs](benchmark::State& s) { RunBackend<W>(s, backend, jobs); }));
+          name(backend).c_str(), [backend, jobs](benchmark::State& s) {
+            RunBackend<W>(s, backend, jobs);
+          }));
     }
     for (benchmark::internal::Benchmark* b : added) {
       b->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -64,13 +64,15 @@ struct Sum {
   static constexpr std::size_t kN = workloads::kSumTasks;
   static constexpr bool kImbalanced = false;
   [[gnu::noinline]] static std::uint64_t Task(std::size_t i) {
-    return static_cast<std::uint64_t>(workloads::SumTask(static_cast<long long>(i)));
+    return static_cast<std::uint64_t>(
+        workloads::SumTask(static_cast<long long>(i)));
   }
   static bool Check(const std::uint64_t* out) {
     long long total = 0;
     for (std::size_t i = 0; i < kN; ++i) {
       if (static_cast<long long>(out[i]) !=
-          static_cast<long long>(i) * (workloads::kSumTerms * (workloads::kSumTerms - 1) / 2)) {
+          static_cast<long long>(i) *
+              (workloads::kSumTerms * (workloads::kSumTerms - 1) / 2)) {
         return false;
       }
       total += static_cast<long long>(out[i]);
@@ -89,7 +91,8 @@ struct Fib {
   }
   static bool Check(const std::uint64_t* out) {
     for (std::size_t i = 0; i < kN; ++i) {
-      if (out[i] != static_cast<std::uint64_t>(workloads::kFibAnswers[i])) return false;
+      if (out[i] != static_cast<std::uint64_t>(workloads::kFibAnswers[i]))
+        return false;
     }
     return true;
   }

@@ -62,7 +62,8 @@ Outcome RunOne(const std::string& command, std::string& out, std::string& err,
     if (cancel != nullptr && cancel->load() && !killed) {
       kill(-pid, SIGTERM);
       killed = true;
-      kill_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+      kill_deadline =
+          std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
     }
     if (killed && std::chrono::steady_clock::now() > kill_deadline) {
       kill(-pid, SIGKILL);
@@ -70,7 +71,8 @@ Outcome RunOne(const std::string& command, std::string& out, std::string& err,
     }
     if (ready <= 0) continue;
     for (int k = 0; k < 2; ++k) {
-      if (fds[k].fd < 0 || !(fds[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      if (fds[k].fd < 0 || !(fds[k].revents & (POLLIN | POLLHUP | POLLERR)))
+        continue;
       const ssize_t got = read(fds[k].fd, buf, sizeof(buf));
       if (got > 0) {
         (k == 0 ? out : err).append(buf, static_cast<std::size_t>(got));
@@ -113,33 +115,39 @@ std::vector<std::string> ParseCommands(const std::string& text) {
   return commands;
 }
 
-int RunCommands(const std::vector<std::string>& commands, int jobs, std::FILE* out,
-                std::FILE* err, const std::atomic<bool>* cancel) {
+int RunCommands(const std::vector<std::string>& commands, int jobs,
+                std::FILE* out, std::FILE* err,
+                const std::atomic<bool>* cancel) {
   std::mutex print_mu;
-  fanout::Parallel parallel({.jobs = jobs, .backend = "thread", .batch_size = 1});
+  fanout::Parallel parallel(
+      {.jobs = jobs, .backend = "thread", .batch_size = 1});
   const auto start = std::chrono::steady_clock::now();
-  std::vector<Outcome> outcomes = parallel.map(commands.size(), [&](std::size_t i) {
-    if (cancel != nullptr && cancel->load()) return Outcome{130, SIGINT};
-    std::string o, e;
-    Outcome outcome = RunOne(commands[i], o, e, cancel);
-    std::lock_guard<std::mutex> lock(print_mu);
-    std::fwrite(o.data(), 1, o.size(), out);
-    std::fflush(out);
-    std::fwrite(e.data(), 1, e.size(), err);
-    std::fflush(err);
-    return outcome;
-  });
+  std::vector<Outcome> outcomes =
+      parallel.map(commands.size(), [&](std::size_t i) {
+        if (cancel != nullptr && cancel->load()) return Outcome{130, SIGINT};
+        std::string o, e;
+        Outcome outcome = RunOne(commands[i], o, e, cancel);
+        std::lock_guard<std::mutex> lock(print_mu);
+        std::fwrite(o.data(), 1, o.size(), out);
+        std::fflush(out);
+        std::fwrite(e.data(), 1, e.size(), err);
+        std::fflush(err);
+        return outcome;
+      });
   const double wall =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   std::size_t failed = 0;
   for (const Outcome& o : outcomes) failed += o.exit_code != 0;
-  std::fprintf(err, "commands: %zu run, %zu ok, %zu failed, %d at a time, %.2f s\n",
-               commands.size(), commands.size() - failed, failed, parallel.jobs(), wall);
+  std::fprintf(
+      err, "commands: %zu run, %zu ok, %zu failed, %d at a time, %.2f s\n",
+      commands.size(), commands.size() - failed, failed, parallel.jobs(), wall);
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     if (outcomes[i].exit_code == 0) continue;
     if (outcomes[i].signal != 0) {
-      std::fprintf(err, "  [%zu] killed by signal %d (%s): %s\n", i + 1, outcomes[i].signal,
-                   strsignal(outcomes[i].signal), commands[i].c_str());
+      std::fprintf(err, "  [%zu] killed by signal %d (%s): %s\n", i + 1,
+                   outcomes[i].signal, strsignal(outcomes[i].signal),
+                   commands[i].c_str());
     } else {
       std::fprintf(err, "  [%zu] exit %d: %s\n", i + 1, outcomes[i].exit_code,
                    commands[i].c_str());

@@ -25,8 +25,9 @@ namespace fanout::cli {
 // The commands of `text`: one a line, skipping blank lines and # comments.
 std::vector<std::string> ParseCommands(const std::string& text);
 
-int RunCommands(const std::vector<std::string>& commands, int jobs, std::FILE* out,
-                std::FILE* err, const std::atomic<bool>* cancel);
+int RunCommands(const std::vector<std::string>& commands, int jobs,
+                std::FILE* out, std::FILE* err,
+                const std::atomic<bool>* cancel);
 
 }  // namespace fanout::cli
 

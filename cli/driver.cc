@@ -6,10 +6,10 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -29,7 +29,8 @@ long long ParseInt(const std::string& flag, const std::string& text,
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, value);
   if (text.empty() || ec != std::errc() || ptr != end) {
-    throw UsageError("--" + flag + "='" + text + "' is not a number; valid: " + valid);
+    throw UsageError("--" + flag + "='" + text +
+                     "' is not a number; valid: " + valid);
   }
   return value;
 }
@@ -53,7 +54,8 @@ extern "C" void OnInterrupt(int sig) {
 [[noreturn]] void Fail(FailMode mode, std::size_t task) {
   switch (mode) {
     case FailMode::kThrow:
-      throw std::runtime_error("injected failure in task " + std::to_string(task));
+      throw std::runtime_error("injected failure in task " +
+                               std::to_string(task));
     case FailMode::kSegv:
       std::raise(SIGSEGV);
       break;
@@ -143,11 +145,13 @@ Request ParseRequest(const RawFlags& f) {
       "-1 for every usable CPU (" + std::to_string(usable_cpus()) +
       " here), -2 for all but one, or a positive count";
   r.jobs = static_cast<int>(ParseInt("jobs", f.jobs, jobs_valid));
-  if (r.jobs == 0) throw UsageError("--jobs=0 is invalid; valid: " + jobs_valid);
+  if (r.jobs == 0)
+    throw UsageError("--jobs=0 is invalid; valid: " + jobs_valid);
 
   r.workload = f.workload;
   const auto workloads = WorkloadNames();
-  if (std::find(workloads.begin(), workloads.end(), f.workload) == workloads.end()) {
+  if (std::find(workloads.begin(), workloads.end(), f.workload) ==
+      workloads.end()) {
     throw UsageError("unknown workload '" + f.workload +
                      "'; valid workloads: " + Join(workloads));
   }
@@ -158,19 +162,31 @@ Request ParseRequest(const RawFlags& f) {
                                       : 1000000;
   } else {
     long long t = ParseInt("tasks", f.tasks, "a count >= 0");
-    if (t < 0) throw UsageError("--tasks=" + f.tasks + " is invalid; valid: a count >= 0");
+    if (t < 0)
+      throw UsageError("--tasks=" + f.tasks +
+                       " is invalid; valid: a count >= 0");
     r.tasks = static_cast<std::size_t>(t);
   }
   long long sleep_ms = ParseInt("sleep-ms", f.sleep_ms, "milliseconds >= 0");
-  if (sleep_ms < 0) throw UsageError("--sleep-ms=" + f.sleep_ms + " is invalid; valid: milliseconds >= 0");
+  if (sleep_ms < 0)
+    throw UsageError("--sleep-ms=" + f.sleep_ms +
+                     " is invalid; valid: milliseconds >= 0");
   r.sleep_ms = static_cast<int>(sleep_ms);
-  long long batch = ParseInt("batch-size", f.batch_size, "a count >= 1, or 0 for auto");
-  if (batch < 0) throw UsageError("--batch-size=" + f.batch_size + " is invalid; valid: a count >= 1, or 0 for auto");
+  long long batch =
+      ParseInt("batch-size", f.batch_size, "a count >= 1, or 0 for auto");
+  if (batch < 0)
+    throw UsageError("--batch-size=" + f.batch_size +
+                     " is invalid; valid: a count >= 1, or 0 for auto");
   r.batch_size = static_cast<std::size_t>(batch);
-  long long timeout = ParseInt("timeout-ms", f.timeout_ms, "milliseconds > 0, or 0 for none");
-  if (timeout < 0) throw UsageError("--timeout-ms=" + f.timeout_ms + " is invalid; valid: milliseconds > 0, or 0 for none");
+  long long timeout =
+      ParseInt("timeout-ms", f.timeout_ms, "milliseconds > 0, or 0 for none");
+  if (timeout < 0)
+    throw UsageError("--timeout-ms=" + f.timeout_ms +
+                     " is invalid; valid: milliseconds > 0, or 0 for none");
   r.timeout = std::chrono::milliseconds(timeout);
-  if (f.verbose < 0) throw UsageError("--verbose=" + std::to_string(f.verbose) + " is invalid; valid: 0 (none) to 50 (every event)");
+  if (f.verbose < 0)
+    throw UsageError("--verbose=" + std::to_string(f.verbose) +
+                     " is invalid; valid: 0 (none) to 50 (every event)");
   r.verbose = f.verbose;
   r.speedup = f.speedup;
 
@@ -199,8 +215,9 @@ Request ParseRequest(const RawFlags& f) {
         r.compare.push_back(name);
       }
       if (r.compare.empty()) {
-        throw UsageError("--compare needs backends; valid: all, or a list such as "
-                         "sequential,thread");
+        throw UsageError(
+            "--compare needs backends; valid: all, or a list such as "
+            "sequential,thread");
       }
     }
   }
@@ -208,12 +225,15 @@ Request ParseRequest(const RawFlags& f) {
   if (!f.fail_task.empty()) {
     r.fail_task = ParseInt("fail-task", f.fail_task, "a task index");
     if (r.fail_task < 0 || static_cast<std::size_t>(r.fail_task) >= r.tasks) {
-      throw UsageError("--fail-task=" + f.fail_task + " is not a task of this run; valid: 0 to " +
+      throw UsageError("--fail-task=" + f.fail_task +
+                       " is not a task of this run; valid: 0 to " +
                        std::to_string(static_cast<long long>(r.tasks) - 1));
     }
     static const std::pair<const char*, FailMode> kModes[] = {
-        {"throw", FailMode::kThrow}, {"segv", FailMode::kSegv},
-        {"abort", FailMode::kAbort}, {"exit", FailMode::kExit},
+        {"throw", FailMode::kThrow},
+        {"segv", FailMode::kSegv},
+        {"abort", FailMode::kAbort},
+        {"exit", FailMode::kExit},
         {"hang", FailMode::kHang}};
     r.fail_mode = FailMode::kNone;
     for (const auto& [name, mode] : kModes) {
@@ -229,7 +249,8 @@ Request ParseRequest(const RawFlags& f) {
 
 void ListBackends(std::FILE* out) {
   for (const std::string& name : backend_names()) {
-    std::fprintf(out, "%-12s %s\n", name.c_str(), backend_description(name).c_str());
+    std::fprintf(out, "%-12s %s\n", name.c_str(),
+                 backend_description(name).c_str());
   }
 }
 
@@ -239,10 +260,18 @@ std::string JsonString(const std::string& v) {
   std::string s = "\"";
   for (char c : v) {
     switch (c) {
-      case '"': s += "\\\""; break;
-      case '\\': s += "\\\\"; break;
-      case '\n': s += "\\n"; break;
-      case '\t': s += "\\t"; break;
+      case '"':
+        s += "\\\"";
+        break;
+      case '\\':
+        s += "\\\\";
+        break;
+      case '\n':
+        s += "\\n";
+        break;
+      case '\t':
+        s += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -277,8 +306,8 @@ class ProgressBar {
     } else if (e.remaining >= 0) {
       std::snprintf(eta, sizeof(eta), "ETA %.1fs", e.remaining);
     }
-    std::fprintf(err_, "\r\033[K[%s] %3.0f%% %zu/%zu %.0f tasks/s %s", bar.c_str(),
-                 frac * 100, e.done, e.total, rate, eta);
+    std::fprintf(err_, "\r\033[K[%s] %3.0f%% %zu/%zu %.0f tasks/s %s",
+                 bar.c_str(), frac * 100, e.done, e.total, rate, eta);
     if (e.finished) std::fputc('\n', err_);
     std::fflush(err_);
   }
@@ -314,11 +343,14 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
   t.jobs = p.jobs();
   const auto start = std::chrono::steady_clock::now();
   t.answer = RunWorkload(p, run);
-  t.wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  t.wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   return t;
 }
 
-int Compare(const Request& r, std::FILE* out, std::FILE* err, bool err_is_terminal) {
+int Compare(const Request& r, std::FILE* out, std::FILE* err,
+            bool err_is_terminal) {
   // Sequential is the baseline, run first whether or not it was listed.
   std::vector<std::string> backends = {"sequential"};
   for (const auto& b : r.compare) {
@@ -333,34 +365,44 @@ int Compare(const Request& r, std::FILE* out, std::FILE* err, bool err_is_termin
   for (std::size_t k = 1; k < rows.size(); ++k) {
     if (rows[k].answer != seq.answer) {
       agree = false;
-      std::fprintf(err, "run: error: the answers differ: %s gave %s, sequential gave %s\n",
-                   backends[k].c_str(), rows[k].answer.c_str(), seq.answer.c_str());
+      std::fprintf(
+          err,
+          "run: error: the answers differ: %s gave %s, sequential gave %s\n",
+          backends[k].c_str(), rows[k].answer.c_str(), seq.answer.c_str());
     }
   }
   bool primary = true;
   for (const Timed& t : rows) primary = primary && t.primary;
   if (!primary) return agree ? 0 : 1;
-  auto speedup = [&](const Timed& t) { return t.wall > 0 ? seq.wall / t.wall : 0.0; };
-  auto rate = [&](const Timed& t) { return t.wall > 0 ? double(r.tasks) / t.wall : 0.0; };
+  auto speedup = [&](const Timed& t) {
+    return t.wall > 0 ? seq.wall / t.wall : 0.0;
+  };
+  auto rate = [&](const Timed& t) {
+    return t.wall > 0 ? double(r.tasks) / t.wall : 0.0;
+  };
   if (r.json) {
-    std::fprintf(out, "{\"workload\": %s, \"answer\": %s, \"tasks\": %zu, \"agree\": %s, \"rows\": [",
-                 JsonString(r.workload).c_str(), JsonString(seq.answer).c_str(), r.tasks,
-                 agree ? "true" : "false");
+    std::fprintf(out,
+                 "{\"workload\": %s, \"answer\": %s, \"tasks\": %zu, "
+                 "\"agree\": %s, \"rows\": [",
+                 JsonString(r.workload).c_str(), JsonString(seq.answer).c_str(),
+                 r.tasks, agree ? "true" : "false");
     for (std::size_t k = 0; k < rows.size(); ++k) {
-      std::fprintf(out,
-                   "%s{\"backend\": %s, \"jobs\": %d, \"wall_seconds\": %.6f, "
-                   "\"speedup\": %.4f, \"tasks_per_second\": %.1f, \"answer\": %s}",
-                   k ? ", " : "", JsonString(backends[k]).c_str(), rows[k].jobs, rows[k].wall,
-                   speedup(rows[k]), rate(rows[k]), JsonString(rows[k].answer).c_str());
+      std::fprintf(
+          out,
+          "%s{\"backend\": %s, \"jobs\": %d, \"wall_seconds\": %.6f, "
+          "\"speedup\": %.4f, \"tasks_per_second\": %.1f, \"answer\": %s}",
+          k ? ", " : "", JsonString(backends[k]).c_str(), rows[k].jobs,
+          rows[k].wall, speedup(rows[k]), rate(rows[k]),
+          JsonString(rows[k].answer).c_str());
     }
     std::fprintf(out, "]}\n");
   } else {
     std::fprintf(out, "%s\n", seq.answer.c_str());
-    std::fprintf(out, "%-12s %5s %12s %9s %14s\n", "backend", "jobs", "wall (s)", "speedup",
-                 "tasks/s");
+    std::fprintf(out, "%-12s %5s %12s %9s %14s\n", "backend", "jobs",
+                 "wall (s)", "speedup", "tasks/s");
     for (std::size_t k = 0; k < rows.size(); ++k) {
-      std::fprintf(out, "%-12s %5d %12.3f %8.2fx %14.0f\n", backends[k].c_str(), rows[k].jobs,
-                   rows[k].wall, speedup(rows[k]), rate(rows[k]));
+      std::fprintf(out, "%-12s %5d %12.3f %8.2fx %14.0f\n", backends[k].c_str(),
+                   rows[k].jobs, rows[k].wall, speedup(rows[k]), rate(rows[k]));
     }
   }
   std::fflush(out);
@@ -377,7 +419,8 @@ std::string ReadAll(std::FILE* f) {
 
 }  // namespace
 
-int Run(const Request& r, std::FILE* out, std::FILE* err, bool err_is_terminal) {
+int Run(const Request& r, std::FILE* out, std::FILE* err,
+        bool err_is_terminal) {
   g_interrupted = false;
   struct sigaction sa = {}, old_int = {}, old_term = {};
   sa.sa_handler = OnInterrupt;
@@ -400,8 +443,9 @@ int Run(const Request& r, std::FILE* out, std::FILE* err, bool err_is_terminal) 
       } else {
         std::FILE* f = std::fopen(r.commands.c_str(), "r");
         if (f == nullptr) {
-          throw UsageError("--commands=" + r.commands + ": cannot open: " +
-                           std::strerror(errno) + "; valid: a file with one command a line, "
+          throw UsageError("--commands=" + r.commands +
+                           ": cannot open: " + std::strerror(errno) +
+                           "; valid: a file with one command a line, "
                            "or - for standard input");
         }
         text = ReadAll(f);
@@ -413,17 +457,19 @@ int Run(const Request& r, std::FILE* out, std::FILE* err, bool err_is_terminal) 
 
     const Timed t = TimeOn(r.backend, r, err, err_is_terminal, /*inject=*/true);
     Timed seq;
-    if (r.speedup) seq = TimeOn("sequential", r, err, err_is_terminal, /*inject=*/false);
+    if (r.speedup)
+      seq = TimeOn("sequential", r, err, err_is_terminal, /*inject=*/false);
     if (t.primary) {
       if (r.json) {
-        std::fprintf(out,
-                     "{\"answer\": %s, \"backend\": %s, \"workload\": %s, \"jobs\": %d, "
-                     "\"tasks\": %zu, \"wall_seconds\": %.6f",
-                     JsonString(t.answer).c_str(), JsonString(r.backend).c_str(),
-                     JsonString(r.workload).c_str(), t.jobs, r.tasks, t.wall);
+        std::fprintf(
+            out,
+            "{\"answer\": %s, \"backend\": %s, \"workload\": %s, \"jobs\": %d, "
+            "\"tasks\": %zu, \"wall_seconds\": %.6f",
+            JsonString(t.answer).c_str(), JsonString(r.backend).c_str(),
+            JsonString(r.workload).c_str(), t.jobs, r.tasks, t.wall);
         if (r.speedup) {
-          std::fprintf(out, ", \"sequential_seconds\": %.6f, \"speedup\": %.4f", seq.wall,
-                       t.wall > 0 ? seq.wall / t.wall : 0.0);
+          std::fprintf(out, ", \"sequential_seconds\": %.6f, \"speedup\": %.4f",
+                       seq.wall, t.wall > 0 ? seq.wall / t.wall : 0.0);
         }
         std::fprintf(out, "}\n");
       } else {
@@ -438,8 +484,10 @@ int Run(const Request& r, std::FILE* out, std::FILE* err, bool err_is_terminal) 
       std::fflush(out);
     }
     if (r.speedup && seq.answer != t.answer) {
-      std::fprintf(err, "run: error: the answers differ: %s gave %s, sequential gave %s\n",
-                   r.backend.c_str(), t.answer.c_str(), seq.answer.c_str());
+      std::fprintf(
+          err,
+          "run: error: the answers differ: %s gave %s, sequential gave %s\n",
+          r.backend.c_str(), t.answer.c_str(), seq.answer.c_str());
       return 1;
     }
     return 0;

@@ -32,10 +32,11 @@ struct RawFlags {
   bool speedup = false;
   std::string fail_task;
   std::string fail_mode = "throw";
-  std::string compare;   // "", "all" or a comma-separated list of backends
+  std::string compare;  // "", "all" or a comma-separated list of backends
   std::string format = "text";
   bool progress = false;
-  std::string commands;  // a file of commands, "-" for stdin; "" = workload mode
+  std::string
+      commands;  // a file of commands, "-" for stdin; "" = workload mode
 };
 
 // Validated.

@@ -35,30 +35,40 @@
 #include "cli/driver.h"
 #include "core/executor.h"
 
-ABSL_FLAG(std::string, backend, "thread",
-          "engine to run on: one of --list-backends. Example: --backend=process");
+ABSL_FLAG(
+    std::string, backend, "thread",
+    "engine to run on: one of --list-backends. Example: --backend=process");
 ABSL_FLAG(std::string, jobs, "-1",
           "workers, as joblib's n_jobs: -1 every usable CPU, -2 all but one, "
           "N exactly N; 0 is invalid. Example: --jobs=2");
-ABSL_FLAG(std::string, workload, "sum",
-          "sum (10000 tasks, task n = sum of i*n for i < 100000), fib (naive "
-          "fib of 38..33), sleep (tasks that sleep, like I/O), noop (overhead only). "
-          "Example: --workload=fib");
-ABSL_FLAG(std::string, tasks, "",
-          "number of tasks (default: sum 10000, fib 6, sleep 100, noop 1000000). "
-          "Example: --tasks=500");
-ABSL_FLAG(std::string, sleep_ms, "10", "milliseconds each sleep task sleeps. Example: --workload=sleep --sleep-ms=50");
-ABSL_FLAG(std::string, batch_size, "0", "tasks handed to a worker at a time; 0 picks one from tasks and jobs. "
-          "Example: --batch-size=1");
-ABSL_FLAG(std::string, timeout_ms, "0",
-          "fail the call if it runs longer than this many milliseconds; 0 = none. "
-          "Example: --timeout-ms=5000");
-ABSL_FLAG(int, verbose, 0,
-          "joblib-style progress lines on stderr: 0 none, 1 few ... 10 many, 50 all. "
-          "Example: --verbose=10");
-ABSL_FLAG(bool, speedup, false,
-          "also run the workload on the sequential backend and print the speedup. "
-          "Example: --backend=thread --speedup");
+ABSL_FLAG(
+    std::string, workload, "sum",
+    "sum (10000 tasks, task n = sum of i*n for i < 100000), fib (naive "
+    "fib of 38..33), sleep (tasks that sleep, like I/O), noop (overhead only). "
+    "Example: --workload=fib");
+ABSL_FLAG(
+    std::string, tasks, "",
+    "number of tasks (default: sum 10000, fib 6, sleep 100, noop 1000000). "
+    "Example: --tasks=500");
+ABSL_FLAG(std::string, sleep_ms, "10",
+          "milliseconds each sleep task sleeps. Example: --workload=sleep "
+          "--sleep-ms=50");
+ABSL_FLAG(
+    std::string, batch_size, "0",
+    "tasks handed to a worker at a time; 0 picks one from tasks and jobs. "
+    "Example: --batch-size=1");
+ABSL_FLAG(
+    std::string, timeout_ms, "0",
+    "fail the call if it runs longer than this many milliseconds; 0 = none. "
+    "Example: --timeout-ms=5000");
+ABSL_FLAG(
+    int, verbose, 0,
+    "joblib-style progress lines on stderr: 0 none, 1 few ... 10 many, 50 all. "
+    "Example: --verbose=10");
+ABSL_FLAG(
+    bool, speedup, false,
+    "also run the workload on the sequential backend and print the speedup. "
+    "Example: --backend=thread --speedup");
 ABSL_FLAG(std::string, compare, "",
           "run the workload on each of these backends in turn (all, or a list "
           "such as thread,process), check the answers agree, and print a table "
@@ -71,42 +81,53 @@ ABSL_FLAG(std::string, format, "text",
 ABSL_FLAG(bool, progress, false,
           "draw a progress bar with rate and ETA on stderr when it is a "
           "terminal (nothing otherwise). Example: --workload=sleep --progress");
-ABSL_FLAG(std::string, commands, "",
-          "run each line of this file (- for stdin) as a shell command, --jobs "
-          "at a time; each command's output is kept together, a summary of exit "
-          "codes goes to stderr, the exit code is 1 if any failed. "
-          "Example: --commands=jobs.txt --jobs=4");
-ABSL_FLAG(bool, list_backends, false, "list the backends this build has, one line on each, and exit. "
+ABSL_FLAG(
+    std::string, commands, "",
+    "run each line of this file (- for stdin) as a shell command, --jobs "
+    "at a time; each command's output is kept together, a summary of exit "
+    "codes goes to stderr, the exit code is 1 if any failed. "
+    "Example: --commands=jobs.txt --jobs=4");
+ABSL_FLAG(bool, list_backends, false,
+          "list the backends this build has, one line on each, and exit. "
           "Example: --list-backends");
 ABSL_FLAG(std::string, fail_task, "",
           "fault injection: make this task fail (see --fail-mode). Example: "
           "--fail-task=17 --fail-mode=segv");
-ABSL_FLAG(std::string, fail_mode, "throw",
-          "how --fail-task fails: throw (an exception), segv (SIGSEGV), abort "
-          "(SIGABRT), exit (_exit(3)), hang (sleeps until killed or timed out). "
-          "On in-process backends segv/abort/exit end the whole program, as they "
-          "would in your own code: surviving them is what --backend=process is for. "
-          "Example: --backend=process --fail-task=3 --fail-mode=abort");
+ABSL_FLAG(
+    std::string, fail_mode, "throw",
+    "how --fail-task fails: throw (an exception), segv (SIGSEGV), abort "
+    "(SIGABRT), exit (_exit(3)), hang (sleeps until killed or timed out). "
+    "On in-process backends segv/abort/exit end the whole program, as they "
+    "would in your own code: surviving them is what --backend=process is for. "
+    "Example: --backend=process --fail-task=3 --fail-mode=abort");
 
 namespace {
 
 constexpr char kUsage[] =
-    "fanout: run many independent tasks on every core, on a backend picked by name.\n"
+    "fanout: run many independent tasks on every core, on a backend picked by "
+    "name.\n"
     "\n"
-    "Usage: run [--backend=NAME] [--jobs=N] [--workload=sum|fib|sleep|noop] [flags]\n"
+    "Usage: run [--backend=NAME] [--jobs=N] [--workload=sum|fib|sleep|noop] "
+    "[flags]\n"
     "\n"
     "Examples:\n"
-    "  run --backend=thread                     # the reference sum on all cores\n"
-    "  run --backend=process --workload=fib     # fib 38..33 in forked workers\n"
-    "  run --workload=sum --jobs=2 --speedup    # also run sequentially, print speedup\n"
+    "  run --backend=thread                     # the reference sum on all "
+    "cores\n"
+    "  run --backend=process --workload=fib     # fib 38..33 in forked "
+    "workers\n"
+    "  run --workload=sum --jobs=2 --speedup    # also run sequentially, print "
+    "speedup\n"
     "  run --workload=sleep --tasks=40 --verbose=10\n"
-    "  run --backend=process --fail-task=17 --fail-mode=segv   # see a crash reported\n"
+    "  run --backend=process --fail-task=17 --fail-mode=segv   # see a crash "
+    "reported\n"
     "  run --compare=all --workload=fib         # every backend side by side\n"
-    "  run --format=json                        # one JSON object, for scripts\n"
+    "  run --format=json                        # one JSON object, for "
+    "scripts\n"
     "  run --commands=jobs.txt --jobs=4         # shell commands, 4 at a time\n"
     "  run --list-backends\n"
     "\n"
-    "Output: the answer alone on the first line of stdout, then backend, jobs,\n"
+    "Output: the answer alone on the first line of stdout, then backend, "
+    "jobs,\n"
     "tasks and wall time. Exit codes: 0 ok, 1 a task failed or timed out,\n"
     "2 bad usage, 130 interrupted.";
 
@@ -151,16 +172,18 @@ void CheckFlagNames(int argc, char** argv) {
     if (absl::FindCommandLineFlag(plain) != nullptr) {
       if (plain != name) {
         // Accept --list-backends for --list_backends: rewrite in place.
-        std::string rewritten = "--" + plain + arg.substr(arg.find(name) + name.size());
+        std::string rewritten =
+            "--" + plain + arg.substr(arg.find(name) + name.size());
         argv[i] = strdup(rewritten.c_str());
       }
       continue;
     }
-    if (plain.rfind("no", 0) == 0 && absl::FindCommandLineFlag(plain.substr(2))) {
+    if (plain.rfind("no", 0) == 0 &&
+        absl::FindCommandLineFlag(plain.substr(2))) {
       continue;
     }
-    UsageFail("unknown flag '--" + name + "'; valid flags: " +
-              absl::StrJoin(FlagNames(), ", "));
+    UsageFail("unknown flag '--" + name +
+              "'; valid flags: " + absl::StrJoin(FlagNames(), ", "));
   }
 }
 
@@ -175,9 +198,9 @@ int main(int argc, char** argv) {
     if (arg == "--") break;
     if (arg == "--help" || arg == "-help" || arg == "-h") {
       absl::flags_internal::SetProgramInvocationName(argv[0]);
-      absl::flags_internal::FlagsHelp(std::cout, "cli/run.cc",
-                                      absl::flags_internal::HelpFormat::kHumanReadable,
-                                      kUsage);
+      absl::flags_internal::FlagsHelp(
+          std::cout, "cli/run.cc",
+          absl::flags_internal::HelpFormat::kHumanReadable, kUsage);
       return 0;
     }
   }

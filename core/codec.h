@@ -17,12 +17,6 @@
 #ifndef FANOUT_CORE_CODEC_H_
 #define FANOUT_CORE_CODEC_H_
 
-#include <cstring>
-#include <sstream>
-#include <string>
-#include <string_view>
-#include <type_traits>
-
 #include <cereal/archives/binary.hpp>
 #include <cereal/types/array.hpp>
 #include <cereal/types/chrono.hpp>
@@ -40,6 +34,11 @@
 #include <cereal/types/utility.hpp>
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <type_traits>
 
 #include "core/errors.h"
 

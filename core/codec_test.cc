@@ -42,11 +42,13 @@ TEST(Codec, TriviallyCopyableIsPlainCopy) {
 }
 
 TEST(Codec, StandardTypesThroughCereal) {
-  EXPECT_EQ(RoundTrip(std::string("hello\0world", 11)), std::string("hello\0world", 11));
+  EXPECT_EQ(RoundTrip(std::string("hello\0world", 11)),
+            std::string("hello\0world", 11));
   EXPECT_EQ(RoundTrip(std::vector<std::string>{"a", "", "ccc"}),
             (std::vector<std::string>{"a", "", "ccc"}));
   EXPECT_EQ(RoundTrip(std::optional<int>()), std::optional<int>());
-  EXPECT_EQ(RoundTrip(std::make_pair(std::string("k"), 3)), std::make_pair(std::string("k"), 3));
+  EXPECT_EQ(RoundTrip(std::make_pair(std::string("k"), 3)),
+            std::make_pair(std::string("k"), 3));
 }
 
 TEST(Codec, UserSerialize) {

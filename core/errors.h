@@ -38,13 +38,13 @@ class UsageError : public Error {
 class TaskError : public Error {
  public:
   struct Details {
-    std::size_t index = 0;    // the task
-    std::string backend;      // "thread", "process", ...
-    std::string worker;       // "thread 1", "pid 4242", "rank 3"
-    std::string type;         // exception type, "" when the worker died
-    std::string message;      // exception message, or how the worker died
-    int signal = 0;           // the signal that killed the worker, else 0
-    int exit_status = -1;     // the worker's exit status when it exited, else -1
+    std::size_t index = 0;  // the task
+    std::string backend;    // "thread", "process", ...
+    std::string worker;     // "thread 1", "pid 4242", "rank 3"
+    std::string type;       // exception type, "" when the worker died
+    std::string message;    // exception message, or how the worker died
+    int signal = 0;         // the signal that killed the worker, else 0
+    int exit_status = -1;   // the worker's exit status when it exited, else -1
     std::exception_ptr original;  // the exception itself, when in-process
   };
 

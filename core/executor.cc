@@ -74,7 +74,8 @@ std::size_t EditDistance(std::string_view a, std::string_view b) {
     row[0] = i;
     for (std::size_t j = 1; j <= b.size(); ++j) {
       const std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      row[j] =
+          std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
       diag = up;
     }
   }
@@ -122,7 +123,8 @@ std::unique_ptr<Executor> make_executor(std::string_view name,
     // Two typos in a longer name, one in a short one ("gpu" is not "mpi").
     const std::size_t allowed = name.size() <= 4 ? 1 : 2;
     for (const std::string& n : backend_names()) {
-      if (EditDistance(name, n) <= allowed) hint = " (did you mean '" + n + "'?)";
+      if (EditDistance(name, n) <= allowed)
+        hint = " (did you mean '" + n + "'?)";
     }
     throw UsageError("unknown backend '" + std::string(name) + "'" + hint +
                      "; valid backends: " + valid);
@@ -149,7 +151,8 @@ int resolve_jobs(int jobs) {
   if (jobs == 0) {
     throw UsageError(
         "jobs must not be 0; valid: a positive count, or -1 for every usable "
-        "CPU (" + std::to_string(usable_cpus()) + " here), -2 for all but one, ...");
+        "CPU (" +
+        std::to_string(usable_cpus()) + " here), -2 for all but one, ...");
   }
   if (jobs > 0) return jobs;
   return std::max(usable_cpus() + 1 + jobs, 1);
@@ -187,9 +190,9 @@ TaskFailure describe_current_exception() {
 
 TaskError task_error(std::size_t index, std::string_view backend,
                      std::string worker, TaskFailure&& failure) {
-  return TaskError(TaskError::Details{index, std::string(backend), std::move(worker),
-                                      std::move(failure.type), std::move(failure.message),
-                                      0, -1, std::move(failure.exception)});
+  return TaskError(TaskError::Details{
+      index, std::string(backend), std::move(worker), std::move(failure.type),
+      std::move(failure.message), 0, -1, std::move(failure.exception)});
 }
 
 RunReport run_inline(std::string_view backend, const Job& job,

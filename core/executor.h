@@ -43,15 +43,16 @@ namespace fanout {
 
 // What happens when a task fails.
 enum class ErrorPolicy {
-  kFailFast,    // the first failure stops tasks not yet started; the call throws
+  kFailFast,  // the first failure stops tasks not yet started; the call throws
   kCollectAll,  // every task runs; every outcome is returned
 };
 
 // One task's failure as seen inside a worker, before the backend names it.
 struct TaskFailure {
-  std::string type;              // demangled exception type, e.g. "std::runtime_error"
-  std::string message;           // what()
-  std::exception_ptr exception;  // the original, when it did not cross a process
+  std::string type;     // demangled exception type, e.g. "std::runtime_error"
+  std::string message;  // what()
+  std::exception_ptr
+      exception;  // the original, when it did not cross a process
 };
 
 // The type-erased job a backend runs. Built by the front end.
@@ -67,9 +68,11 @@ struct Job {
 
   // For backends that do not share the caller's memory (process, mpi): the
   // stored result of task `index`, encoded with the codec (core/codec.h) ...
-  void (*encode_result)(void* ctx, std::size_t index, std::string* out) = nullptr;
+  void (*encode_result)(void* ctx, std::size_t index,
+                        std::string* out) = nullptr;
   // ... and stored back into the caller's result slot from those bytes.
-  void (*decode_result)(void* ctx, std::size_t index, std::string_view bytes) = nullptr;
+  void (*decode_result)(void* ctx, std::size_t index,
+                        std::string_view bytes) = nullptr;
   // sizeof(result) when the result is trivially copyable (encode = memcpy of
   // this many bytes), else 0. Lets a backend use fixed-size shared slots.
   std::size_t trivial_result_size = 0;
@@ -79,10 +82,11 @@ struct Job {
 
 // Options for one call.
 struct RunOptions {
-  int jobs = 1;                  // already resolved: >= 1
-  std::size_t batch_size = 0;    // tasks per chunk; 0 = auto
+  int jobs = 1;                // already resolved: >= 1
+  std::size_t batch_size = 0;  // tasks per chunk; 0 = auto
   ErrorPolicy errors = ErrorPolicy::kFailFast;
-  std::chrono::milliseconds timeout{0};  // 0 = none (backends that can enforce it)
+  std::chrono::milliseconds timeout{
+      0};  // 0 = none (backends that can enforce it)
   // Finished-task counter the backend adds to once per chunk; may be null.
   std::atomic<std::size_t>* progress = nullptr;
   // Set by anyone to stop the call between chunks; may be null.
@@ -99,7 +103,8 @@ struct RunReport {
 
 // Options for making an executor.
 struct ExecutorOptions {
-  int jobs = -1;  // as joblib's n_jobs: -1 all usable CPUs, -k usable+1-k, 0 invalid
+  int jobs =
+      -1;  // as joblib's n_jobs: -1 all usable CPUs, -k usable+1-k, 0 invalid
 };
 
 class Executor {
@@ -191,9 +196,9 @@ void RunExitHooks();
 
 }  // namespace fanout
 
-#define FANOUT_REGISTER_BACKEND(ident, description, ...)          \
-  namespace {                                                     \
-  [[maybe_unused]] const bool fanout_registered_backend_##ident = \
+#define FANOUT_REGISTER_BACKEND(ident, description, ...)            \
+  namespace {                                                       \
+  [[maybe_unused]] const bool fanout_registered_backend_##ident =   \
       ::fanout::register_backend(#ident, description, __VA_ARGS__); \
   }
 

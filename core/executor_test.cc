@@ -47,8 +47,12 @@ TEST(Batch, AutoSize) {
 }
 
 TEST(TaskError, Message) {
-  fanout::TaskError e({.index = 17, .backend = "process", .worker = "pid 42",
-                       .type = "", .message = "killed by SIGSEGV", .signal = 11});
+  fanout::TaskError e({.index = 17,
+                       .backend = "process",
+                       .worker = "pid 42",
+                       .type = "",
+                       .message = "killed by SIGSEGV",
+                       .signal = 11});
   EXPECT_EQ(std::string(e.what()),
             "task 17 failed on backend 'process' (pid 42): killed by SIGSEGV");
   EXPECT_EQ(std::string(e.with_failed_tasks(3).what()),

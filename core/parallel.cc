@@ -17,7 +17,9 @@ Parallel::Parallel(std::shared_ptr<Executor> executor, Options options)
 RunReport Parallel::Run(const Job& job, ErrorPolicy errors) {
   RunReport report = RunOn(job, errors);
   std::sort(report.failures.begin(), report.failures.end(),
-            [](const TaskError& a, const TaskError& b) { return a.index() < b.index(); });
+            [](const TaskError& a, const TaskError& b) {
+              return a.index() < b.index();
+            });
   return report;
 }
 
@@ -42,8 +44,8 @@ RunReport Parallel::RunOn(const Job& job, ErrorPolicy errors) {
       if (user) user(e);
     };
   }
-  const bool watch = callback || options_.timeout.count() > 0 ||
-                     options_.cancel != nullptr;
+  const bool watch =
+      callback || options_.timeout.count() > 0 || options_.cancel != nullptr;
   if (!watch) return executor_->run(job, ro);
 
   std::atomic<std::size_t> progress{0};
@@ -63,9 +65,9 @@ RunReport Parallel::RunOn(const Job& job, ErrorPolicy errors) {
   if (report.cancelled && report.failures.empty()) {
     if (monitor.timed_out()) {
       throw TimeoutError("call timed out after " +
-                         std::to_string(options_.timeout.count()) + " ms on backend '" +
-                         std::string(executor_->name()) + "' with " +
-                         std::to_string(progress.load()) + " of " +
+                         std::to_string(options_.timeout.count()) +
+                         " ms on backend '" + std::string(executor_->name()) +
+                         "' with " + std::to_string(progress.load()) + " of " +
                          std::to_string(job.n) + " tasks finished");
     }
     throw InterruptedError("call cancelled on backend '" +

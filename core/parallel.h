@@ -115,12 +115,11 @@ class Task {
 template <class F>
 auto delayed(F f) {
   return [f = std::move(f)](auto&&... args) {
-    using R = std::invoke_result_t<const F&,
-                                   const std::decay_t<decltype(args)>&...>;
-    return Task<R>(
-        [f, ... a = std::forward<decltype(args)>(args)]() -> R {
-          return std::invoke(f, a...);
-        });
+    using R =
+        std::invoke_result_t<const F&, const std::decay_t<decltype(args)>&...>;
+    return Task<R>([f, ... a = std::forward<decltype(args)>(args)]() -> R {
+      return std::invoke(f, a...);
+    });
   };
 }
 
@@ -130,9 +129,10 @@ namespace internal {
 // bool gets a byte (std::vector<bool> packs bits: workers would race), types
 // without a default constructor an optional.
 template <class R>
-using Slot = std::conditional_t<
-    std::is_same_v<R, bool>, unsigned char,
-    std::conditional_t<std::is_default_constructible_v<R>, R, std::optional<R>>>;
+using Slot =
+    std::conditional_t<std::is_same_v<R, bool>, unsigned char,
+                       std::conditional_t<std::is_default_constructible_v<R>, R,
+                                          std::optional<R>>>;
 
 template <class R>
 R TakeSlot(Slot<R>& s) {
@@ -205,8 +205,9 @@ class Runner {
   static void Decode(void* ctx, std::size_t index, std::string_view bytes) {
     auto* self = static_cast<Runner*>(ctx);
     if constexpr (!std::is_default_constructible_v<R>) {
-      throw Error("a result type without a default constructor cannot cross "
-                  "a process boundary; give it one");
+      throw Error(
+          "a result type without a default constructor cannot cross "
+          "a process boundary; give it one");
     } else if constexpr (std::is_same_v<Slot<R>, std::optional<R>>) {
       self->slots_[index].emplace(codec::decode<R>(bytes));
     } else {
@@ -239,7 +240,7 @@ class Parallel {
 
   // r[i] = f(i) for i in [0, n), in parallel; results in task order.
   template <class F>
-    requires std::invocable<F&, std::size_t>
+  requires std::invocable<F&, std::size_t>
   auto map(std::size_t n, F&& f) {
     using R = std::invoke_result_t<F&, std::size_t>;
     static_assert(!std::is_void_v<R>, "map needs a value; use for_each");
@@ -251,7 +252,7 @@ class Parallel {
 
   // r[k] = f(items[k]) for each item of a container, in parallel.
   template <std::ranges::sized_range Items, class F>
-    requires std::invocable<F&, std::ranges::range_reference_t<const Items&>>
+  requires std::invocable<F&, std::ranges::range_reference_t<const Items&>>
   auto map(const Items& items, F&& f) {
     if constexpr (std::ranges::random_access_range<const Items&>) {
       auto first = std::ranges::begin(items);
@@ -268,7 +269,7 @@ class Parallel {
 
   // f(i) for i in [0, n), in parallel, for its effects.
   template <class F>
-    requires std::invocable<F&, std::size_t>
+  requires std::invocable<F&, std::size_t>
   void for_each(std::size_t n, F&& f) {
     internal::Runner<void, std::remove_reference_t<F>> runner(n, f);
     RunReport report = Run(runner.MakeJob(n), options_.errors);
@@ -278,7 +279,7 @@ class Parallel {
   // Like map, but every task runs and each outcome is returned: its value or
   // its TaskError. Backend failures (timeout, interrupt) still throw.
   template <class F>
-    requires std::invocable<F&, std::size_t>
+  requires std::invocable<F&, std::size_t>
   auto try_map(std::size_t n, F&& f) {
     using R = std::invoke_result_t<F&, std::size_t>;
     internal::Runner<R, std::remove_reference_t<F>> runner(n, f);

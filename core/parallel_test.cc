@@ -30,15 +30,17 @@ TEST(Parallel, OriginalExceptionIsKept) {
 
 TEST(Parallel, UserCancelFlagStopsTheCall) {
   std::atomic<bool> cancel{false};
-  fanout::Parallel p({.backend = "sequential", .batch_size = 1, .cancel = &cancel});
+  fanout::Parallel p(
+      {.backend = "sequential", .batch_size = 1, .cancel = &cancel});
   std::size_t ran = 0;
-  EXPECT_THROW(p.for_each(100000,
-                          [&](std::size_t i) {
-                            ++ran;
-                            if (i == 10) cancel = true;
-                            std::this_thread::sleep_for(std::chrono::microseconds(100));
-                          }),
-               fanout::InterruptedError);
+  EXPECT_THROW(
+      p.for_each(100000,
+                 [&](std::size_t i) {
+                   ++ran;
+                   if (i == 10) cancel = true;
+                   std::this_thread::sleep_for(std::chrono::microseconds(100));
+                 }),
+      fanout::InterruptedError);
   EXPECT_LT(ran, 100000u);
 }
 
@@ -50,7 +52,8 @@ TEST(Parallel, MoveOnlyAndNonDefaultConstructibleResults) {
   fanout::Parallel p({.backend = "sequential"});
   auto r = p.map(5, [](std::size_t i) { return NoDefault(int(i)); });
   for (int i = 0; i < 5; ++i) EXPECT_EQ(r[i].v, i);
-  auto u = p.map(3, [](std::size_t i) { return std::make_unique<int>(int(i)); });
+  auto u =
+      p.map(3, [](std::size_t i) { return std::make_unique<int>(int(i)); });
   EXPECT_EQ(*u[2], 2);
 }
 

@@ -18,8 +18,10 @@ std::string VerbosePrinter::FormatTime(double t) {
 void VerbosePrinter::operator()(const ProgressEvent& e) {
   if (level_ <= 0) return;
   if (e.finished) {
-    std::fprintf(out_, "[Parallel(n_jobs=%d)]: Done %3zu out of %3zu | elapsed: %s finished\n",
-                 jobs_, e.done, e.total, FormatTime(e.elapsed).c_str());
+    std::fprintf(
+        out_,
+        "[Parallel(n_jobs=%d)]: Done %3zu out of %3zu | elapsed: %s finished\n",
+        jobs_, e.done, e.total, FormatTime(e.elapsed).c_str());
     std::fflush(out_);
     return;
   }
@@ -34,11 +36,14 @@ void VerbosePrinter::operator()(const ProgressEvent& e) {
   }
   last_printed_ = e.done;
   if (e.remaining >= 0) {
-    std::fprintf(out_, "[Parallel(n_jobs=%d)]: Done %3zu tasks      | elapsed: %s remaining: %s\n",
+    std::fprintf(out_,
+                 "[Parallel(n_jobs=%d)]: Done %3zu tasks      | elapsed: %s "
+                 "remaining: %s\n",
                  jobs_, e.done, FormatTime(e.elapsed).c_str(),
                  FormatTime(e.remaining).c_str());
   } else {
-    std::fprintf(out_, "[Parallel(n_jobs=%d)]: Done %3zu tasks      | elapsed: %s\n",
+    std::fprintf(out_,
+                 "[Parallel(n_jobs=%d)]: Done %3zu tasks      | elapsed: %s\n",
                  jobs_, e.done, FormatTime(e.elapsed).c_str());
   }
   std::fflush(out_);
@@ -67,9 +72,9 @@ ProgressEvent ProgressMonitor::Event(bool finished) const {
   ProgressEvent e;
   e.total = total_;
   e.done = finished ? total_ : done_->load(std::memory_order_relaxed);
-  e.elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                            start_)
-                  .count();
+  e.elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
+          .count();
   if (e.done > 0 && e.done <= total_) {
     e.remaining = e.elapsed / double(e.done) * double(total_ - e.done);
   }
@@ -81,8 +86,8 @@ void ProgressMonitor::Loop() {
   std::size_t last = 0;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
-    cv_.wait_for(lock, std::chrono::milliseconds(
-                           external_cancel_ != nullptr ? 10 : 50));
+    cv_.wait_for(
+        lock, std::chrono::milliseconds(external_cancel_ != nullptr ? 10 : 50));
     if (stop_) break;
     if (external_cancel_ != nullptr && external_cancel_->load()) {
       cancel_->store(true);

@@ -24,11 +24,11 @@
 namespace fanout {
 
 struct ProgressEvent {
-  std::size_t done = 0;    // tasks finished so far
-  std::size_t total = 0;   // tasks in the call
-  double elapsed = 0;      // seconds since the call started
-  double remaining = -1;   // estimated seconds left, -1 when unknown
-  bool finished = false;   // the last event of the call
+  std::size_t done = 0;   // tasks finished so far
+  std::size_t total = 0;  // tasks in the call
+  double elapsed = 0;     // seconds since the call started
+  double remaining = -1;  // estimated seconds left, -1 when unknown
+  bool finished = false;  // the last event of the call
 };
 
 using ProgressCallback = std::function<void(const ProgressEvent&)>;

@@ -7,7 +7,8 @@
 
 namespace {
 
-std::string Capture(int level, const std::vector<fanout::ProgressEvent>& events) {
+std::string Capture(int level,
+                    const std::vector<fanout::ProgressEvent>& events) {
   char* buf = nullptr;
   size_t len = 0;
   FILE* f = open_memstream(&buf, &len);
@@ -22,8 +23,11 @@ std::string Capture(int level, const std::vector<fanout::ProgressEvent>& events)
 TEST(VerbosePrinter, JoblibFormat) {
   EXPECT_EQ(Capture(50, {{.done = 40, .total = 100, .elapsed = 0.1}}),
             "[Parallel(n_jobs=2)]: Done  40 tasks      | elapsed:    0.1s\n");
-  EXPECT_EQ(Capture(50, {{.done = 100, .total = 100, .elapsed = 75, .finished = true}}),
-            "[Parallel(n_jobs=2)]: Done 100 out of 100 | elapsed:  1.2min finished\n");
+  EXPECT_EQ(
+      Capture(50,
+              {{.done = 100, .total = 100, .elapsed = 75, .finished = true}}),
+      "[Parallel(n_jobs=2)]: Done 100 out of 100 | elapsed:  1.2min "
+      "finished\n");
 }
 
 TEST(VerbosePrinter, LevelZeroPrintsNothing) {
@@ -32,8 +36,11 @@ TEST(VerbosePrinter, LevelZeroPrintsNothing) {
 
 TEST(VerbosePrinter, LowerLevelsPrintFewerLines) {
   std::vector<fanout::ProgressEvent> events;
-  for (std::size_t d = 1; d <= 1000; ++d) events.push_back({.done = d, .total = 1000});
-  auto lines = [](const std::string& s) { return std::count(s.begin(), s.end(), '\n'); };
+  for (std::size_t d = 1; d <= 1000; ++d)
+    events.push_back({.done = d, .total = 1000});
+  auto lines = [](const std::string& s) {
+    return std::count(s.begin(), s.end(), '\n');
+  };
   const auto l1 = lines(Capture(1, events));
   const auto l5 = lines(Capture(5, events));
   const auto l10 = lines(Capture(10, events));

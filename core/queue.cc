@@ -1,7 +1,5 @@
 #include "core/queue.h"
 
-#include "core/executor.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -15,6 +13,8 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+
+#include "core/executor.h"
 
 namespace fanout::internal {
 
@@ -289,7 +289,8 @@ namespace {
 
 // How long the next wait may last: a slice, or less near the deadline.
 // False when the caller must not wait (try mode, or the deadline passed).
-bool NextWait(QueueCore::Mode mode, std::chrono::steady_clock::time_point deadline,
+bool NextWait(QueueCore::Mode mode,
+              std::chrono::steady_clock::time_point deadline,
               std::chrono::nanoseconds* wait) {
   if (mode == QueueCore::Mode::kTry) return false;
   *wait = kSlice;

@@ -99,7 +99,6 @@ struct RobustMutex {
   void Unlock();
 };
 
-
 }  // namespace internal
 
 // The lock of a SharedValue or SharedArray, held until destruction or

@@ -18,7 +18,8 @@ const std::string& Cli() {
 std::vector<std::string> Backends() {
   Result r = RunProgram(Cli(), {"--list-backends"});
   std::vector<std::string> names;
-  for (const std::string& line : Lines(r.out)) names.push_back(line.substr(0, line.find(' ')));
+  for (const std::string& line : Lines(r.out))
+    names.push_back(line.substr(0, line.find(' ')));
   return names;
 }
 
@@ -28,7 +29,8 @@ TEST(Cli, ListsBackendsWithDescriptions) {
   const auto names = Backends();
   EXPECT_NE(std::find(names.begin(), names.end(), "sequential"), names.end());
   EXPECT_NE(std::find(names.begin(), names.end(), "thread"), names.end());
-  for (const std::string& line : Lines(r.out)) EXPECT_GT(line.size(), 20u) << line;
+  for (const std::string& line : Lines(r.out))
+    EXPECT_GT(line.size(), 20u) << line;
 }
 
 TEST(Cli, SumAnswerOnEveryBackend) {
@@ -46,12 +48,15 @@ TEST(Cli, SumAnswerOnEveryBackend) {
 
 TEST(Cli, FibAnswerOnEveryBackend) {
   for (const std::string& backend : Backends()) {
-    Result r = RunProgram(Cli(), {"--backend=" + backend, "--workload=fib", "--jobs=2"});
+    Result r = RunProgram(
+        Cli(), {"--backend=" + backend, "--workload=fib", "--jobs=2"});
     ASSERT_EQ(r.exit_code, 0) << backend << ": " << r.err;
     auto lines = Lines(r.out);
     ASSERT_FALSE(lines.empty());
-    EXPECT_EQ(lines[0], "39088169 24157817 14930352 9227465 5702887 3524578") << backend;
-    EXPECT_EQ(lines[2], backend == "sequential" ? "jobs: 1" : "jobs: 2") << backend;
+    EXPECT_EQ(lines[0], "39088169 24157817 14930352 9227465 5702887 3524578")
+        << backend;
+    EXPECT_EQ(lines[2], backend == "sequential" ? "jobs: 1" : "jobs: 2")
+        << backend;
   }
 }
 
@@ -78,13 +83,16 @@ TEST(Cli, SpeedupAgainstSequential) {
 }
 
 TEST(Cli, VerboseLinesOnStderrOnly) {
-  Result r = RunProgram(Cli(), {"--workload=sleep", "--tasks=20", "--sleep-ms=5", "--verbose=50"});
+  Result r = RunProgram(Cli(), {"--workload=sleep", "--tasks=20",
+                                "--sleep-ms=5", "--verbose=50"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Lines(r.out)[0], "20");
   auto err = Lines(r.err);
   ASSERT_FALSE(err.empty());
   EXPECT_EQ(err.back().rfind("[Parallel(n_jobs=", 0), 0u) << err.back();
-  EXPECT_NE(err.back().find("Done  20 out of  20 | elapsed:"), std::string::npos) << err.back();
+  EXPECT_NE(err.back().find("Done  20 out of  20 | elapsed:"),
+            std::string::npos)
+      << err.back();
   EXPECT_EQ(err.back().substr(err.back().size() - 8), "finished");
 }
 
@@ -96,19 +104,26 @@ struct BadInput {
 TEST(Cli, BadInputGetsOneClearLineAndExit2) {
   const std::vector<BadInput> cases = {
       {{"--backend=thred"},
-       "run: unknown backend 'thred' (did you mean 'thread'?); valid backends: "},
+       "run: unknown backend 'thred' (did you mean 'thread'?); valid "
+       "backends: "},
       {{"--backend=gpu"}, "run: unknown backend 'gpu'; valid backends: "},
       {{"--backend=procces"},
-       "run: unknown backend 'procces' (did you mean 'process'?); valid backends: "},
+       "run: unknown backend 'procces' (did you mean 'process'?); valid "
+       "backends: "},
       {{"--workload=foo"},
        "run: unknown workload 'foo'; valid workloads: fib, noop, sleep, sum"},
-      {{"--jobs=0"}, "run: --jobs=0 is invalid; valid: -1 for every usable CPU"},
-      {{"--jobs=two"}, "run: --jobs='two' is not a number; valid: -1 for every usable CPU"},
+      {{"--jobs=0"},
+       "run: --jobs=0 is invalid; valid: -1 for every usable CPU"},
+      {{"--jobs=two"},
+       "run: --jobs='two' is not a number; valid: -1 for every usable CPU"},
       {{"--tasks=-5"}, "run: --tasks=-5 is invalid; valid: a count >= 0"},
-      {{"--tasks=1e3"}, "run: --tasks='1e3' is not a number; valid: a count >= 0"},
-      {{"--sleep-ms=soon", "--workload=sleep"}, "run: --sleep-ms='soon' is not a number"},
+      {{"--tasks=1e3"},
+       "run: --tasks='1e3' is not a number; valid: a count >= 0"},
+      {{"--sleep-ms=soon", "--workload=sleep"},
+       "run: --sleep-ms='soon' is not a number"},
       {{"--fail-task=17", "--fail-mode=melt"},
-       "run: unknown --fail-mode 'melt'; valid: throw, segv, abort, exit, hang"},
+       "run: unknown --fail-mode 'melt'; valid: throw, segv, abort, exit, "
+       "hang"},
       {{"--fail-task=99", "--workload=fib"},
        "run: --fail-task=99 is not a task of this run; valid: 0 to 5"},
       {{"--bogus=1"}, "run: unknown flag '--bogus'; valid flags: --backend, "},
@@ -120,7 +135,8 @@ TEST(Cli, BadInputGetsOneClearLineAndExit2) {
     EXPECT_TRUE(r.out.empty()) << c.args[0] << ": " << r.out;
     auto err = Lines(r.err);
     ASSERT_FALSE(err.empty()) << c.args[0];
-    EXPECT_EQ(err[0].rfind(c.message, 0), 0u) << "got: " << err[0] << "\nwant: " << c.message;
+    EXPECT_EQ(err[0].rfind(c.message, 0), 0u)
+        << "got: " << err[0] << "\nwant: " << c.message;
     EXPECT_EQ(r.err.find("terminate"), std::string::npos) << r.err;
   }
 }
@@ -131,21 +147,26 @@ TEST(Cli, TaskErrorExits1AndNamesTheTask) {
                                   "--fail-mode=throw", "--tasks=100"});
     EXPECT_EQ(r.exit_code, 1) << r.err;
     EXPECT_TRUE(r.out.empty()) << r.out;
-    EXPECT_NE(r.err.find("run: error: task 17 failed on backend '" + backend + "'"),
-              std::string::npos) << r.err;
+    EXPECT_NE(
+        r.err.find("run: error: task 17 failed on backend '" + backend + "'"),
+        std::string::npos)
+        << r.err;
     EXPECT_NE(r.err.find("std::runtime_error: injected failure in task 17"),
-              std::string::npos) << r.err;
+              std::string::npos)
+        << r.err;
   }
 }
 
 TEST(Cli, TimeoutExits1) {
   // On in-process backends a timeout stops the call between chunks; a task
   // that hangs for good is what the process backend's timeout is for.
-  Result r = RunProgram(Cli(), {"--workload=sleep", "--tasks=1000", "--sleep-ms=10",
-                         "--timeout-ms=200"});
+  Result r = RunProgram(Cli(), {"--workload=sleep", "--tasks=1000",
+                                "--sleep-ms=10", "--timeout-ms=200"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_NE(r.err.find("run: error: call timed out after 200 ms on backend 'thread'"),
-            std::string::npos) << r.err;
+  EXPECT_NE(
+      r.err.find("run: error: call timed out after 200 ms on backend 'thread'"),
+      std::string::npos)
+      << r.err;
 }
 
 TEST(Cli, HelpExplainsEveryFlag) {
@@ -153,8 +174,9 @@ TEST(Cli, HelpExplainsEveryFlag) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_TRUE(r.err.empty()) << r.err;
   const std::string all = r.out;
-  for (const char* flag : {"backend", "jobs", "workload", "tasks", "verbose",
-                           "list_backends", "fail_task", "fail_mode", "speedup"}) {
+  for (const char* flag :
+       {"backend", "jobs", "workload", "tasks", "verbose", "list_backends",
+        "fail_task", "fail_mode", "speedup"}) {
     EXPECT_NE(all.find(std::string("--") + flag), std::string::npos) << flag;
   }
   EXPECT_NE(all.find("Examples:"), std::string::npos);

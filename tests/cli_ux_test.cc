@@ -3,12 +3,11 @@
 // progress bar drawn only on a terminal.
 #include <dirent.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <fstream>
@@ -30,15 +29,17 @@ const std::string& Cli() {
 
 // Evaluates a Python expression over the JSON document `json` (bound to d).
 std::string PyJson(const std::string& json, const std::string& expr) {
-  Result r = RunProgram("/usr/bin/python3",
-                        {"-c", "import json,sys; d=json.load(sys.stdin); print(" + expr + ")"},
-                        json);
+  Result r = RunProgram(
+      "/usr/bin/python3",
+      {"-c", "import json,sys; d=json.load(sys.stdin); print(" + expr + ")"},
+      json);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   return r.out.empty() ? "" : r.out.substr(0, r.out.size() - 1);
 }
 
 TEST(CliJson, OneObjectOnStdout) {
-  Result r = RunProgram(Cli(), {"--format=json", "--backend=thread", "--jobs=2"});
+  Result r =
+      RunProgram(Cli(), {"--format=json", "--backend=thread", "--jobs=2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
   EXPECT_EQ(PyJson(r.out, "d['answer']"), "249972500250000000");
@@ -48,23 +49,29 @@ TEST(CliJson, OneObjectOnStdout) {
 }
 
 TEST(CliJson, SpeedupFields) {
-  Result r = RunProgram(Cli(), {"--format=json", "--workload=fib", "--speedup"});
+  Result r =
+      RunProgram(Cli(), {"--format=json", "--workload=fib", "--speedup"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(PyJson(r.out, "d['answer']"),
             "39088169 24157817 14930352 9227465 5702887 3524578");
-  EXPECT_EQ(PyJson(r.out, "d['sequential_seconds'] > 0 and d['speedup'] > 0"), "True");
+  EXPECT_EQ(PyJson(r.out, "d['sequential_seconds'] > 0 and d['speedup'] > 0"),
+            "True");
 }
 
 TEST(CliJson, CompareRows) {
-  Result r = RunProgram(Cli(), {"--format=json", "--compare=thread", "--tasks=300"});
+  Result r =
+      RunProgram(Cli(), {"--format=json", "--compare=thread", "--tasks=300"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(PyJson(r.out, "' '.join(x['backend'] for x in d['rows'])"), "sequential thread");
-  EXPECT_EQ(PyJson(r.out, "d['agree'], d['tasks'], d['rows'][0]['speedup']"), "True 300 1.0");
+  EXPECT_EQ(PyJson(r.out, "' '.join(x['backend'] for x in d['rows'])"),
+            "sequential thread");
+  EXPECT_EQ(PyJson(r.out, "d['agree'], d['tasks'], d['rows'][0]['speedup']"),
+            "True 300 1.0");
   EXPECT_EQ(PyJson(r.out, "len({x['answer'] for x in d['rows']})"), "1");
 }
 
 TEST(CliJson, ErrorsLeaveStdoutEmpty) {
-  Result r = RunProgram(Cli(), {"--format=json", "--fail-task=3", "--tasks=10"});
+  Result r =
+      RunProgram(Cli(), {"--format=json", "--fail-task=3", "--tasks=10"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(r.out.empty()) << r.out;
   r = RunProgram(Cli(), {"--format=yaml"});
@@ -75,13 +82,15 @@ TEST(CliJson, ErrorsLeaveStdoutEmpty) {
 TEST(CliCompare, AlignedTableWithEveryBackend) {
   Result list = RunProgram(Cli(), {"--list-backends"});
   std::vector<std::string> names;
-  for (const auto& line : Lines(list.out)) names.push_back(line.substr(0, line.find(' ')));
+  for (const auto& line : Lines(list.out))
+    names.push_back(line.substr(0, line.find(' ')));
   Result r = RunProgram(Cli(), {"--compare=all", "--workload=fib", "--jobs=2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto lines = Lines(r.out);
   ASSERT_EQ(lines.size(), names.size() + 2) << r.out;
   EXPECT_EQ(lines[0], "39088169 24157817 14930352 9227465 5702887 3524578");
-  EXPECT_EQ(lines[1], "backend       jobs     wall (s)   speedup        tasks/s");
+  EXPECT_EQ(lines[1],
+            "backend       jobs     wall (s)   speedup        tasks/s");
   EXPECT_EQ(lines[2].rfind("sequential       1 ", 0), 0u) << lines[2];
   EXPECT_NE(lines[2].find("    1.00x "), std::string::npos) << lines[2];
   for (std::size_t k = 2; k < lines.size(); ++k) {
@@ -93,7 +102,9 @@ TEST(CliCompare, AlignedTableWithEveryBackend) {
 TEST(CliCompare, UnknownBackendInList) {
   Result r = RunProgram(Cli(), {"--compare=thread,turbo"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(Lines(r.err)[0].rfind("run: unknown backend 'turbo'; valid backends: ", 0), 0u)
+  EXPECT_EQ(Lines(r.err)[0].rfind(
+                "run: unknown backend 'turbo'; valid backends: ", 0),
+            0u)
       << r.err;
 }
 
@@ -116,20 +127,25 @@ TEST(CliCommands, OutputGroupedAndExitCodesSummarized) {
   auto err = Lines(r.err);
   ASSERT_EQ(err.size(), 4u) << r.err;
   EXPECT_EQ(err[0], "oops");
-  EXPECT_EQ(err[1].rfind("commands: 4 run, 2 ok, 2 failed, 4 at a time, ", 0), 0u) << err[1];
+  EXPECT_EQ(err[1].rfind("commands: 4 run, 2 ok, 2 failed, 4 at a time, ", 0),
+            0u)
+      << err[1];
   EXPECT_EQ(err[2], "  [3] exit 3: echo oops >&2; exit 3");
   EXPECT_EQ(err[3], "  [4] killed by signal 9 (Killed): kill -9 $$");
 }
 
 TEST(CliCommands, AllSucceedFromAFile) {
-  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/cmds.txt";
+  const std::string path =
+      std::string(std::getenv("TEST_TMPDIR")) + "/cmds.txt";
   std::ofstream(path) << "true\necho x\n";
   Result r = RunProgram(Cli(), {"--commands=" + path});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "x\n");
   r = RunProgram(Cli(), {"--commands=/nonexistent/cmds"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(Lines(r.err)[0].rfind("run: --commands=/nonexistent/cmds: cannot open: ", 0), 0u)
+  EXPECT_EQ(Lines(r.err)[0].rfind(
+                "run: --commands=/nonexistent/cmds: cannot open: ", 0),
+            0u)
       << r.err;
 }
 
@@ -141,7 +157,8 @@ std::vector<int> ProcessesWith(const std::string& marker) {
     const int pid = std::atoi(e->d_name);
     if (pid <= 0) continue;
     std::ifstream f("/proc/" + std::string(e->d_name) + "/cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::string cmdline((std::istreambuf_iterator<char>(f)),
+                        std::istreambuf_iterator<char>());
     std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
     if (cmdline.find(marker) != std::string::npos &&
         cmdline.find("--commands") == std::string::npos) {
@@ -153,14 +170,16 @@ std::vector<int> ProcessesWith(const std::string& marker) {
 }
 
 TEST(CliCommands, CtrlCStopsThemAll) {
-  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/long.txt";
+  const std::string path =
+      std::string(std::getenv("TEST_TMPDIR")) + "/long.txt";
   std::ofstream(path) << "sleep 31.25\nsleep 31.25\nsh -c 'sleep 31.25'\n";
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
   std::string arg1 = "--commands=" + path, arg2 = "--jobs=3";
-  char* argv[] = {const_cast<char*>(Cli().c_str()), arg1.data(), arg2.data(), nullptr};
+  char* argv[] = {const_cast<char*>(Cli().c_str()), arg1.data(), arg2.data(),
+                  nullptr};
   pid_t pid;
   ASSERT_EQ(posix_spawn(&pid, Cli().c_str(), &fa, nullptr, argv, environ), 0);
   posix_spawn_file_actions_destroy(&fa);
@@ -173,7 +192,8 @@ TEST(CliCommands, CtrlCStopsThemAll) {
   kill(pid, SIGINT);
   int status = 0;
   while (waitpid(pid, &status, WNOHANG) == 0) {
-    ASSERT_LT(std::chrono::steady_clock::now() - sent, std::chrono::seconds(5)) << "still running";
+    ASSERT_LT(std::chrono::steady_clock::now() - sent, std::chrono::seconds(5))
+        << "still running";
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_LT(std::chrono::steady_clock::now() - sent, std::chrono::seconds(2));
@@ -185,16 +205,18 @@ TEST(CliCommands, CtrlCStopsThemAll) {
 
 TEST(CliProgress, BarOnlyOnATerminal) {
   // script(1) gives the CLI a pseudo-terminal.
-  Result tty = RunProgram("/usr/bin/script",
-                          {"-qec", Cli() + " --workload=sleep --tasks=30 --sleep-ms=20 --progress",
-                           "/dev/null"});
+  Result tty = RunProgram(
+      "/usr/bin/script",
+      {"-qec", Cli() + " --workload=sleep --tasks=30 --sleep-ms=20 --progress",
+       "/dev/null"});
   ASSERT_EQ(tty.exit_code, 0) << tty.err;
   EXPECT_NE(tty.out.find("\r\033[K["), std::string::npos) << tty.out;
   EXPECT_NE(tty.out.find("] 100% 30/30 "), std::string::npos) << tty.out;
   EXPECT_NE(tty.out.find(" tasks/s "), std::string::npos) << tty.out;
   EXPECT_NE(tty.out.find("ETA "), std::string::npos) << tty.out;
 
-  Result pipe = RunProgram(Cli(), {"--workload=sleep", "--tasks=30", "--sleep-ms=20", "--progress"});
+  Result pipe = RunProgram(
+      Cli(), {"--workload=sleep", "--tasks=30", "--sleep-ms=20", "--progress"});
   ASSERT_EQ(pipe.exit_code, 0) << pipe.err;
   EXPECT_TRUE(pipe.err.empty()) << pipe.err;
   EXPECT_EQ(Lines(pipe.out)[0], "30");

@@ -13,7 +13,8 @@ extern char** environ;
 
 namespace fanout::testing {
 
-Result RunProgram(const std::string& program, const std::vector<std::string>& args,
+Result RunProgram(const std::string& program,
+                  const std::vector<std::string>& args,
                   const std::string& input) {
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
@@ -29,7 +30,8 @@ Result RunProgram(const std::string& program, const std::vector<std::string>& ar
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   pid_t pid;
-  if (posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), environ) != 0) {
+  if (posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(),
+                  environ) != 0) {
     throw std::runtime_error("cannot run " + program);
   }
   posix_spawn_file_actions_destroy(&actions);
@@ -60,7 +62,8 @@ Result RunProgram(const std::string& program, const std::vector<std::string>& ar
   }
   int status = 0;
   waitpid(pid, &status, 0);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.exit_code =
+      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
 }
 

@@ -20,7 +20,8 @@ struct Result {
 };
 
 // Runs `program` with `args`, `input` on its stdin, and waits for it.
-Result RunProgram(const std::string& program, const std::vector<std::string>& args,
+Result RunProgram(const std::string& program,
+                  const std::vector<std::string>& args,
                   const std::string& input = "");
 
 // The path of a file of this repository in the test's runfiles.

@@ -51,9 +51,9 @@ namespace {
 
 constexpr int kTagRequest = 101;
 constexpr int kTagReply = 102;
-constexpr std::uint64_t kDone = UINT64_MAX;         // reply: no more chunks
-constexpr std::uint64_t kNotNow = UINT64_MAX - 1;   // reply: ask when idle
-constexpr std::uint64_t kFlagFailed = 1;     // request: a task failed (fail-fast)
+constexpr std::uint64_t kDone = UINT64_MAX;        // reply: no more chunks
+constexpr std::uint64_t kNotNow = UINT64_MAX - 1;  // reply: ask when idle
+constexpr std::uint64_t kFlagFailed = 1;  // request: a task failed (fail-fast)
 constexpr std::uint64_t kFlagCancelled = 2;  // request: this rank was cancelled
 
 // Set after an MPI call failed: the world is unusable, and the rank must not
@@ -84,8 +84,8 @@ std::string ErrorString(int rc) {
 void Check(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
   g_broken.store(true);
-  throw Error(std::string("mpi backend: ") + what + " failed: " + ErrorString(rc) +
-              " (a rank may have died; mpirun ends the job)");
+  throw Error(std::string("mpi backend: ") + what + " failed: " +
+              ErrorString(rc) + " (a rank may have died; mpirun ends the job)");
 }
 
 World Start() {
@@ -104,8 +104,9 @@ World Start() {
     if (rc != MPI_SUCCESS) {
       throw Error("mpi backend: MPI_Init_thread failed: " + ErrorString(rc));
     }
-    w.init_seconds = std::chrono::duration<double>(
-                         std::chrono::steady_clock::now() - start).count();
+    w.init_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     std::atexit(FinalizeAtExit);
   }
   w.active = true;
@@ -314,7 +315,8 @@ class Dispenser {
  public:
   Dispenser(std::size_t n, std::size_t batch) : n_(n), batch_(batch) {}
   bool Take(Chunk* c) {
-    const std::size_t begin = next_.fetch_add(batch_, std::memory_order_relaxed);
+    const std::size_t begin =
+        next_.fetch_add(batch_, std::memory_order_relaxed);
     if (begin >= n_) return false;
     *c = {begin, std::min(n_, begin + batch_)};
     return true;
@@ -400,7 +402,8 @@ std::string EncodeRank(RankRun& run, std::uint64_t call) {
   for (const TaskError& e : run.failures) failed.push_back(e.index());
   std::sort(failed.begin(), failed.end());
   auto is_failed = [&](std::size_t i) {
-    return !failed.empty() && std::binary_search(failed.begin(), failed.end(), i);
+    return !failed.empty() &&
+           std::binary_search(failed.begin(), failed.end(), i);
   };
 
   std::string results;
@@ -498,9 +501,9 @@ Decoded DecodeRank(const World& w, std::string_view bytes, int from,
       std::string type(in.Bytes());
       std::string message(in.Bytes());
       list->push_back(index);
-      failures->emplace_back(TaskError::Details{
-          index, "mpi", worker, std::move(type), std::move(message), 0, -1,
-          nullptr});
+      failures->emplace_back(
+          TaskError::Details{index, "mpi", worker, std::move(type),
+                             std::move(message), 0, -1, nullptr});
     }
     std::sort(list->begin(), list->end());
   }
@@ -535,8 +538,8 @@ Gathered AllGather(const World& w, const std::string& mine) {
   g.size.resize(w.size);
   g.offset.resize(w.size);
   std::uint64_t my_size = mine.size();
-  Check(MPI_Allgather(&my_size, 1, MPI_UINT64_T, g.size.data(), 1,
-                      MPI_UINT64_T, w.comm),
+  Check(MPI_Allgather(&my_size, 1, MPI_UINT64_T, g.size.data(), 1, MPI_UINT64_T,
+                      w.comm),
         "MPI_Allgather");
   std::uint64_t total = 0;
   for (int r = 0; r < w.size; ++r) {
@@ -561,9 +564,9 @@ Gathered AllGather(const World& w, const std::string& mine) {
   for (int r = 0; r < w.size; ++r) {
     for (std::uint64_t off = 0; off < g.size[r]; off += kPiece) {
       const int len = static_cast<int>(std::min(kPiece, g.size[r] - off));
-      Check(MPI_Bcast(g.all.data() + g.offset[r] + off, len, MPI_CHAR, r,
-                      w.comm),
-            "MPI_Bcast");
+      Check(
+          MPI_Bcast(g.all.data() + g.offset[r] + off, len, MPI_CHAR, r, w.comm),
+          "MPI_Bcast");
     }
   }
   return g;
@@ -578,8 +581,9 @@ RunReport Exchange(const World& w, RankRun& run, std::uint64_t call) {
   std::size_t done = run.done.load();
   for (int r = 0; r < w.size; ++r) {
     if (r == w.rank) continue;
-    Decoded d = DecodeRank(w, std::string_view(g.all).substr(g.offset[r], g.size[r]),
-                           r, call, run.job, &report.failures);
+    Decoded d =
+        DecodeRank(w, std::string_view(g.all).substr(g.offset[r], g.size[r]), r,
+                   call, run.job, &report.failures);
     report.cancelled = report.cancelled || d.cancelled;
     done += d.done;
   }
@@ -602,8 +606,9 @@ RunReport RunLocal(const Job& job, const RunOptions& options) {
     return internal::run_inline("mpi", job, options, "rank 0");
   }
   RankRun run(job, options, 0);
-  const std::size_t batch =
-      options.batch_size ? options.batch_size : auto_batch_size(job.n, options.jobs);
+  const std::size_t batch = options.batch_size
+                                ? options.batch_size
+                                : auto_batch_size(job.n, options.jobs);
   Dispenser counter(job.n, batch);
   auto take = [&counter](Chunk* c) { return counter.Take(c); };
   {
@@ -638,7 +643,8 @@ RunReport RunRoot(const World& w, const Job& job, const RunOptions& options,
   std::vector<int> threads_of(w.size, options.jobs);
   {
     Threads threads(run);
-    threads.Start(options.jobs, [&counter](Chunk* c) { return counter.Take(c); });
+    threads.Start(options.jobs,
+                  [&counter](Chunk* c) { return counter.Take(c); });
 
     std::vector<Request> requests(w.size);
     std::vector<MPI_Request> pending(w.size - 1, MPI_REQUEST_NULL);
@@ -761,7 +767,7 @@ RunReport RunRemote(const World& w, const Job& job, const RunOptions& options,
           idle = run.idle;
           const std::size_t queued = run.queue.size();
           want = run.stop.load() ||
-                 queued < static_cast<std::size_t>(idle > 0 ? idle
+                 queued < static_cast<std::size_t>(idle > 0  ? idle
                                                    : not_now ? 0
                                                              : 1);
         }
@@ -776,10 +782,12 @@ RunReport RunRemote(const World& w, const Job& job, const RunOptions& options,
           q.flags = (run.failed_fast.load() ? kFlagFailed : 0) |
                     (run.cancelled.load() ? kFlagCancelled : 0);
           reported = done;
-          Check(MPI_Irecv(reply, 3, MPI_UINT64_T, 0, kTagReply, w.comm, &pending),
-                "MPI_Irecv");
-          Check(MPI_Send(&q, kRequestWords, MPI_UINT64_T, 0, kTagRequest, w.comm),
-                "MPI_Send");
+          Check(
+              MPI_Irecv(reply, 3, MPI_UINT64_T, 0, kTagReply, w.comm, &pending),
+              "MPI_Irecv");
+          Check(
+              MPI_Send(&q, kRequestWords, MPI_UINT64_T, 0, kTagRequest, w.comm),
+              "MPI_Send");
           outstanding = true;
           activity = true;
         }
@@ -838,9 +846,11 @@ class MpiExecutor final : public Executor {
                               std::chrono::steady_clock::time_point start) {
     if (options.timeout.count() <= 0 || options.cancel == nullptr) return;
     const auto own = start + options.timeout;
-    if (own - std::chrono::steady_clock::now() > std::chrono::seconds(1)) return;
+    if (own - std::chrono::steady_clock::now() > std::chrono::seconds(1))
+      return;
     const auto deadline = own + std::chrono::milliseconds(500);
-    while (!options.cancel->load() && std::chrono::steady_clock::now() < deadline) {
+    while (!options.cancel->load() &&
+           std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }

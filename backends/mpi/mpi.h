@@ -37,8 +37,8 @@
 namespace fanout::mpi {
 
 struct World {
-  int rank = 0;    // this process's rank in MPI_COMM_WORLD
-  int size = 1;    // ranks in MPI_COMM_WORLD
+  int rank = 0;         // this process's rank in MPI_COMM_WORLD
+  int size = 1;         // ranks in MPI_COMM_WORLD
   bool active = false;  // MPI is running (false: a lone process, no MPI)
   // fanout's duplicate of MPI_COMM_WORLD with MPI_ERRORS_RETURN; the null
   // communicator when !active.

@@ -50,7 +50,8 @@ double Median(std::vector<double> v) {
 // The largest value over ranks, on every rank.
 double MaxOverRanks(double x, MPI_Comm comm) {
   double out = x;
-  if (comm != MPI_COMM_NULL) MPI_Allreduce(&x, &out, 1, MPI_DOUBLE, MPI_MAX, comm);
+  if (comm != MPI_COMM_NULL)
+    MPI_Allreduce(&x, &out, 1, MPI_DOUBLE, MPI_MAX, comm);
   return out;
 }
 
@@ -155,11 +156,13 @@ int main(int argc, char** argv) {
   const double init_max = MaxOverRanks(w.init_seconds, w.comm);
   const double make_max = MaxOverRanks(make_seconds, w.comm);
   if (primary) {
-    std::printf("fanout mpi benchmark: %d rank(s), %d job(s) per rank, median of %d\n",
-                w.size, mpi.jobs(), flags.reps);
-    std::printf("startup: MPI_Init_thread %.1f ms, make_executor(\"mpi\") %.1f ms "
-                "(largest of the ranks)\n",
-                init_max * 1e3, make_max * 1e3);
+    std::printf(
+        "fanout mpi benchmark: %d rank(s), %d job(s) per rank, median of %d\n",
+        w.size, mpi.jobs(), flags.reps);
+    std::printf(
+        "startup: MPI_Init_thread %.1f ms, make_executor(\"mpi\") %.1f ms "
+        "(largest of the ranks)\n",
+        init_max * 1e3, make_max * 1e3);
     std::printf("%-8s %14s %10s %9s %9s %9s\n", "workload", "sequential (s)",
                 "mpi (s)", "speedup", "best/best", "machine");
   }
@@ -194,8 +197,10 @@ int main(int argc, char** argv) {
       mpi_times.push_back(Since(t));
     }
     if (!primary) return true;  // only rank 0 ran the sequential baseline
-    const double best_seq = *std::min_element(seq_times.begin(), seq_times.end());
-    const double best_mpi = *std::min_element(mpi_times.begin(), mpi_times.end());
+    const double best_seq =
+        *std::min_element(seq_times.begin(), seq_times.end());
+    const double best_mpi =
+        *std::min_element(mpi_times.begin(), mpi_times.end());
     // What the machine gives right now: the work of `size` sequential runs
     // side by side over the time of one alone (2.0 on two idle cores).
     const double ceiling = w.size * Median(seq_times) / Median(side_by_side);
@@ -207,15 +212,18 @@ int main(int argc, char** argv) {
   };
 
   bool ok = measure("sum", [&](fanout::Parallel& p) {
-    std::vector<long long> r =
-        p.map(sum_tasks, [](std::size_t i) { return fanout::workloads::SumTask(i); });
+    std::vector<long long> r = p.map(
+        sum_tasks, [](std::size_t i) { return fanout::workloads::SumTask(i); });
     long long s = 0;
     for (long long x : r) s += x;
     return s;
   });
-  ok = measure("fib", [&](fanout::Parallel& p) {
-         return p.map(fib_args, [](int n) { return fanout::workloads::Fib(n); });
-       }) && ok;
+  ok = measure("fib",
+               [&](fanout::Parallel& p) {
+                 return p.map(fib_args,
+                              [](int n) { return fanout::workloads::Fib(n); });
+               }) &&
+       ok;
 
   // The best any schedule of fib's tasks could do on this job's workers.
   if (primary) {
@@ -230,9 +238,10 @@ int main(int argc, char** argv) {
       }
       task_seconds.push_back(Median(t));
     }
-    std::printf("fib: the best schedule of its %zu tasks on %d workers gives %.2fx\n",
-                task_seconds.size(), w.size * mpi.jobs(),
-                BestSpeedup(task_seconds, w.size * mpi.jobs()));
+    std::printf(
+        "fib: the best schedule of its %zu tasks on %d workers gives %.2fx\n",
+        task_seconds.size(), w.size * mpi.jobs(),
+        BestSpeedup(task_seconds, w.size * mpi.jobs()));
   }
   QuietBarrier(w.comm);
 
@@ -241,12 +250,13 @@ int main(int argc, char** argv) {
   QuietBarrier(w.comm);
   const auto t = Clock::now();
   for (int k = 0; k < kCalls; ++k) {
-    mpi.map(static_cast<std::size_t>(2 * w.size), [](std::size_t i) { return i; });
+    mpi.map(static_cast<std::size_t>(2 * w.size),
+            [](std::size_t i) { return i; });
   }
   const double per_call = MaxOverRanks(Since(t) / kCalls, w.comm);
   if (primary) {
-    std::printf("call overhead: %.1f us per map of %d empty tasks\n", per_call * 1e6,
-                2 * w.size);
+    std::printf("call overhead: %.1f us per map of %d empty tasks\n",
+                per_call * 1e6, 2 * w.size);
   }
   return ok ? 0 : 1;
 }

@@ -20,7 +20,6 @@
 #include "core/parallel.h"
 #include "core/testing/types.h"
 
-
 namespace fanout {
 namespace {
 
@@ -33,10 +32,13 @@ const mpi::World& W() { return mpi::world(); }
 class RunCounts {
  public:
   explicit RunCounts(std::size_t n) : counts_(n) {}
-  void Add(std::size_t i) { counts_[i].fetch_add(1, std::memory_order_relaxed); }
+  void Add(std::size_t i) {
+    counts_[i].fetch_add(1, std::memory_order_relaxed);
+  }
   std::vector<std::uint32_t> Total() const {
     std::vector<std::uint32_t> mine(counts_.size()), all(counts_.size());
-    for (std::size_t i = 0; i < counts_.size(); ++i) mine[i] = counts_[i].load();
+    for (std::size_t i = 0; i < counts_.size(); ++i)
+      mine[i] = counts_[i].load();
     if (!W().active) return mine;
     MPI_Allreduce(mine.data(), all.data(), static_cast<int>(mine.size()),
                   MPI_UINT32_T, MPI_SUM, W().comm);
@@ -58,7 +60,8 @@ bool SameOnEveryRank(long long value) {
 
 std::uint64_t Uneven(std::size_t i) {
   std::uint64_t h = i;
-  for (std::size_t k = 0; k < (i % 7) * 500; ++k) h = h * 6364136223846793005u + 1;
+  for (std::size_t k = 0; k < (i % 7) * 500; ++k)
+    h = h * 6364136223846793005u + 1;
   return h;
 }
 
@@ -98,8 +101,8 @@ TEST(MpiSpmd, OneTask) {
 }
 
 TEST(MpiSpmd, TasksNotDivisibleByRanks) {
-  for (std::size_t n : {std::size_t(W().size) + 1, std::size_t(W().size) * 3 - 1,
-                        std::size_t(1001)}) {
+  for (std::size_t n : {std::size_t(W().size) + 1,
+                        std::size_t(W().size) * 3 - 1, std::size_t(1001)}) {
     for (int jobs : {1, 2, 3}) {
       RunCounts runs(n);
       Parallel p({.jobs = jobs, .backend = "mpi"});
@@ -127,7 +130,8 @@ TEST(MpiSpmd, ManyTinyTasksEachRunExactlyOnce) {
   });
   EXPECT_EQ(r.size(), kN);
   std::size_t wrong = 0;
-  for (std::size_t i = 0; i < r.size(); ++i) wrong += r[i] != std::uint64_t(i) * 3 + 1;
+  for (std::size_t i = 0; i < r.size(); ++i)
+    wrong += r[i] != std::uint64_t(i) * 3 + 1;
   EXPECT_EQ(wrong, 0u);
   EXPECT_EQ(runs.Total(), std::vector<std::uint32_t>(kN, 1));
 }
@@ -174,7 +178,8 @@ TEST(MpiSpmd, ExceptionNamesTaskTypeMessageAndRankOnEveryRank) {
   long long index = -1, ran_on = -1, worker_rank = -2;
   try {
     p.map(100, [](std::size_t i) -> int {
-      if (i == 37) throw BadInput("bad value 37 on " + std::to_string(W().rank));
+      if (i == 37)
+        throw BadInput("bad value 37 on " + std::to_string(W().rank));
       return int(i);
     });
     ADD_FAILURE() << "expected TaskError";
@@ -276,8 +281,7 @@ TEST(MpiSpmd, CollectAllReturnsEveryOutcome) {
   std::size_t wrong = 0;
   for (std::size_t i = 0; i < kN; ++i) {
     if (i % 10 == 3) {
-      wrong += outcomes[i].ok() ||
-               outcomes[i].error().index() != i ||
+      wrong += outcomes[i].ok() || outcomes[i].error().index() != i ||
                outcomes[i].error().type() != "std::out_of_range" ||
                outcomes[i].error().message() != "task " + std::to_string(i) ||
                outcomes[i].error().worker().rfind("rank ", 0) != 0;
@@ -290,7 +294,8 @@ TEST(MpiSpmd, CollectAllReturnsEveryOutcome) {
 
 TEST(MpiSpmd, CollectAllPolicyThrowsLowestWithCount) {
   RunCounts runs(300);
-  Parallel p({.jobs = -1, .backend = "mpi", .errors = ErrorPolicy::kCollectAll});
+  Parallel p(
+      {.jobs = -1, .backend = "mpi", .errors = ErrorPolicy::kCollectAll});
   long long index = -1;
   std::size_t failed = 0;
   try {
@@ -317,20 +322,27 @@ TEST(MpiSpmd, NonTrivialResultTypes) {
   for (std::size_t i = 0; i < 200; ++i) {
     expected_s.push_back(std::string(i % 50, char('a' + i % 26)));
   }
-  EXPECT_EQ(p.map(200, [](std::size_t i) { return std::string(i % 50, char('a' + i % 26)); }),
+  EXPECT_EQ(p.map(200,
+                  [](std::size_t i) {
+                    return std::string(i % 50, char('a' + i % 26));
+                  }),
             expected_s);
   std::vector<std::vector<int>> expected_v;
   for (std::size_t i = 0; i < 100; ++i) expected_v.emplace_back(i, int(i));
-  EXPECT_EQ(p.map(100, [](std::size_t i) { return std::vector<int>(i, int(i)); }),
-            expected_v);
+  EXPECT_EQ(
+      p.map(100, [](std::size_t i) { return std::vector<int>(i, int(i)); }),
+      expected_v);
   std::vector<Point> expected_p;
   for (std::size_t i = 0; i < 50; ++i) {
-    expected_p.push_back(Point{"p" + std::to_string(i), {double(i), -double(i)}});
+    expected_p.push_back(
+        Point{"p" + std::to_string(i), {double(i), -double(i)}});
   }
-  EXPECT_EQ(p.map(50, [](std::size_t i) {
+  EXPECT_EQ(
+      p.map(50,
+            [](std::size_t i) {
               return Point{"p" + std::to_string(i), {double(i), -double(i)}};
             }),
-            expected_p);
+      expected_p);
   std::vector<bool> b = p.map(1000, [](std::size_t i) { return i % 3 == 0; });
   std::size_t wrong = 0;
   for (std::size_t i = 0; i < 1000; ++i) wrong += b[i] != (i % 3 == 0);
@@ -341,7 +353,8 @@ TEST(MpiSpmd, NestedCallsRunInline) {
   Parallel outer({.jobs = -1, .backend = "mpi"});
   std::vector<int> r = outer.map(8, [&](std::size_t i) {
     Parallel inner({.jobs = -1, .backend = "mpi"});
-    std::vector<int> v = inner.map(10, [&](std::size_t j) { return int(i * 10 + j); });
+    std::vector<int> v =
+        inner.map(10, [&](std::size_t j) { return int(i * 10 + j); });
     int s = 0;
     for (int x : v) s += x;
     return s;
@@ -352,34 +365,41 @@ TEST(MpiSpmd, NestedCallsRunInline) {
 }
 
 TEST(MpiSpmd, TimeoutStopsTheCallOnEveryRank) {
-  Parallel p({.jobs = 2, .backend = "mpi",
-              .timeout = std::chrono::milliseconds(200)});
+  Parallel p(
+      {.jobs = 2, .backend = "mpi", .timeout = std::chrono::milliseconds(200)});
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_THROW(p.for_each(1000,
-                          [](std::size_t) {
-                            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-                          }),
-               TimeoutError);
+  EXPECT_THROW(
+      p.for_each(1000,
+                 [](std::size_t) {
+                   std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                 }),
+      TimeoutError);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
 TEST(MpiSpmd, TimeoutIsATimeoutOnEveryRankWhenStartsAreSkewed) {
   // Rank 0 starts 150 ms early, so its deadline ends the call for all; the
   // others must still report a timeout, not a plain cancellation.
-  if (W().rank != 0) std::this_thread::sleep_for(std::chrono::milliseconds(150));
-  Parallel p({.jobs = 1, .backend = "mpi", .batch_size = 1,
+  if (W().rank != 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  Parallel p({.jobs = 1,
+              .backend = "mpi",
+              .batch_size = 1,
               .timeout = std::chrono::milliseconds(200)});
-  EXPECT_THROW(p.for_each(1000,
-                          [](std::size_t) {
-                            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-                          }),
-               TimeoutError);
+  EXPECT_THROW(
+      p.for_each(1000,
+                 [](std::size_t) {
+                   std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                 }),
+      TimeoutError);
 }
 
 TEST(MpiSpmd, ProgressReachesTotalOnEveryRank) {
   std::vector<ProgressEvent> events;
-  Parallel p({.jobs = 2, .backend = "mpi",
-              .on_progress = [&](const ProgressEvent& e) { events.push_back(e); }});
+  Parallel p(
+      {.jobs = 2, .backend = "mpi", .on_progress = [&](const ProgressEvent& e) {
+         events.push_back(e);
+       }});
   p.for_each(50, [](std::size_t) {
     std::this_thread::sleep_for(std::chrono::milliseconds(4));
   });
@@ -432,6 +452,7 @@ int main(int argc, char** argv) {
     if (all[r] != 0) failed += " " + std::to_string(r);
   }
   if (failed.empty()) return 0;
-  if (w.rank == 0) std::fprintf(stderr, "tests failed on rank(s):%s\n", failed.c_str());
+  if (w.rank == 0)
+    std::fprintf(stderr, "tests failed on rank(s):%s\n", failed.c_str());
   return 1;
 }

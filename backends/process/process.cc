@@ -81,7 +81,8 @@ class SharedBlock {
   SharedBlock& operator=(const SharedBlock&) = delete;
 
   bool Fits(int workers, std::size_t result_bytes) const {
-    return HeaderBytes(workers) <= header_ && header_ + kPage + result_bytes <= bytes_;
+    return HeaderBytes(workers) <= header_ &&
+           header_ + kPage + result_bytes <= bytes_;
   }
   std::size_t bytes() const { return bytes_; }
 
@@ -93,7 +94,8 @@ class SharedBlock {
   void Reset(int workers, const void* mirror) {
     new (base_) Control;
     for (int w = 0; w < workers; ++w) new (&slot(w)) WorkerSlot;
-    results_ = base_ + header_ + reinterpret_cast<std::uintptr_t>(mirror) % kPage;
+    results_ =
+        base_ + header_ + reinterpret_cast<std::uintptr_t>(mirror) % kPage;
   }
 
   Control& control() const { return *reinterpret_cast<Control*>(base_); }
@@ -104,7 +106,8 @@ class SharedBlock {
 
  private:
   static std::size_t HeaderBytes(int workers) {
-    return (sizeof(Control) + sizeof(WorkerSlot) * workers + kPage - 1) / kPage * kPage;
+    return (sizeof(Control) + sizeof(WorkerSlot) * workers + kPage - 1) /
+           kPage * kPage;
   }
   const std::size_t header_;
   const std::size_t bytes_;
@@ -132,7 +135,8 @@ void AppendHeader(std::string& buf, MessageKind kind, std::size_t index) {
 void PatchLength(std::string& buf, std::size_t at) {
   const std::uint32_t length =
       static_cast<std::uint32_t>(buf.size() - at - sizeof(MessageHeader));
-  std::memcpy(&buf[at + offsetof(MessageHeader, length)], &length, sizeof(length));
+  std::memcpy(&buf[at + offsetof(MessageHeader, length)], &length,
+              sizeof(length));
 }
 
 void AppendFailure(std::string& buf, std::size_t index, const std::string& type,
@@ -280,9 +284,9 @@ struct WorkerPlan {
   const RunOptions* options;
   Control* control;
   WorkerSlot* slot;
-  char* results;         // shared result slots, or null
-  bool contiguous;       // the caller's result slots form one array
-  bool dontfork;         // its whole pages were not copied into the worker
+  char* results;    // shared result slots, or null
+  bool contiguous;  // the caller's result slots form one array
+  bool dontfork;    // its whole pages were not copied into the worker
   std::size_t batch;
   int write_fd;
   pid_t parent;
@@ -330,7 +334,8 @@ void ResetSignals() {
 std::pair<std::size_t, std::size_t> AliasResults(const WorkerPlan& plan) {
   const Job& job = *plan.job;
   const std::size_t size = job.trivial_result_size;
-  const auto data = reinterpret_cast<std::uintptr_t>(job.result_slot(job.ctx, 0));
+  const auto data =
+      reinterpret_cast<std::uintptr_t>(job.result_slot(job.ctx, 0));
   const std::uintptr_t end = data + job.n * size;
   const std::uintptr_t first = (data + kPage - 1) / kPage * kPage;
   const std::uintptr_t last = end / kPage * kPage;
@@ -342,8 +347,9 @@ std::pair<std::size_t, std::size_t> AliasResults(const WorkerPlan& plan) {
     // The pages were left out of the fork (MADV_DONTFORK): give the tasks
     // private ones to store into; each chunk is then copied.
     if (plan.dontfork &&
-        mmap(reinterpret_cast<void*>(first), last - first, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+        mmap(reinterpret_cast<void*>(first), last - first,
+             PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+             -1, 0) == MAP_FAILED) {
       _exit(kOrphanStatus);
     }
     return {0, 0};
@@ -351,8 +357,9 @@ std::pair<std::size_t, std::size_t> AliasResults(const WorkerPlan& plan) {
   // One call fills every page-table entry: far cheaper than a fault per page
   // (each costs several microseconds in a VM). Best effort (Linux >= 5.14).
   madvise(to, last - first, MADV_POPULATE_WRITE);
-  const std::size_t head = (first - data + size - 1) / size;  // first whole slot
-  const std::size_t tail = (last - data) / size;              // past the last
+  const std::size_t head =
+      (first - data + size - 1) / size;           // first whole slot
+  const std::size_t tail = (last - data) / size;  // past the last
   return {head, std::max(head, tail)};
 }
 
@@ -378,7 +385,8 @@ std::pair<std::size_t, std::size_t> AliasResults(const WorkerPlan& plan) {
                                  : std::pair<std::size_t, std::size_t>{0, 0};
   const auto copy_results = [&](std::size_t b, std::size_t e) {
     if (b < e) {
-      std::memcpy(plan.results + b * size, job.result_slot(job.ctx, b), (e - b) * size);
+      std::memcpy(plan.results + b * size, job.result_slot(job.ctx, b),
+                  (e - b) * size);
     }
   };
 
@@ -403,7 +411,8 @@ std::pair<std::size_t, std::size_t> AliasResults(const WorkerPlan& plan) {
       }
       if (trivial) {
         if (!plan.contiguous) {
-          std::memcpy(plan.results + i * size, job.result_slot(job.ctx, i), size);
+          std::memcpy(plan.results + i * size, job.result_slot(job.ctx, i),
+                      size);
         }
         continue;
       }
@@ -434,7 +443,7 @@ std::pair<std::size_t, std::size_t> AliasResults(const WorkerPlan& plan) {
   }
   Flush(plan.write_fd, buf);
   internal::RunExitHooks();  // e.g. a Queue learns this producer ended well
-  std::fflush(nullptr);       // what the tasks printed
+  std::fflush(nullptr);      // what the tasks printed
   plan.slot->finished.store(1, std::memory_order_release);
   _exit(0);
 }
@@ -511,7 +520,8 @@ class Call {
   std::size_t dontfork_bytes_ = 0;
   void RestoreFork() {
     if (dontfork_bytes_ == 0) return;
-    madvise(reinterpret_cast<void*>(dontfork_begin_), dontfork_bytes_, MADV_DOFORK);
+    madvise(reinterpret_cast<void*>(dontfork_begin_), dontfork_bytes_,
+            MADV_DOFORK);
     dontfork_bytes_ = 0;
   }
   std::size_t progress_seen_ = 0;
@@ -529,25 +539,26 @@ void Call::Start() {
       const auto data = reinterpret_cast<std::uintptr_t>(first);
       const std::uintptr_t begin = (data + kPage - 1) / kPage * kPage;
       const std::uintptr_t end = (data + job_.n * size) / kPage * kPage;
-      if (end > begin &&
-          madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTFORK) == 0) {
+      if (end > begin && madvise(reinterpret_cast<void*>(begin), end - begin,
+                                 MADV_DONTFORK) == 0) {
         dontfork_begin_ = begin;
         dontfork_bytes_ = end - begin;
       }
     }
   }
-  WorkerPlan plan{&job_,
-                  &options_,
-                  &shared_.control(),
-                  nullptr,
-                  size != 0 ? shared_.results() : nullptr,
-                  contiguous_,
-                  dontfork_bytes_ != 0,
-                  options_.batch_size != 0
-                      ? options_.batch_size
-                      : auto_batch_size(job_.n, static_cast<int>(workers_.size())),
-                  -1,
-                  getpid()};
+  WorkerPlan plan{
+      &job_,
+      &options_,
+      &shared_.control(),
+      nullptr,
+      size != 0 ? shared_.results() : nullptr,
+      contiguous_,
+      dontfork_bytes_ != 0,
+      options_.batch_size != 0
+          ? options_.batch_size
+          : auto_batch_size(job_.n, static_cast<int>(workers_.size())),
+      -1,
+      getpid()};
 
   std::fflush(nullptr);  // nothing buffered is printed twice
   for (std::size_t k = 0; k < workers_.size(); ++k) {
@@ -698,7 +709,8 @@ void Call::MirrorProgress() {
   const std::size_t now =
       shared_.control().progress.load(std::memory_order_relaxed);
   if (now > progress_seen_) {
-    options_.progress->fetch_add(now - progress_seen_, std::memory_order_relaxed);
+    options_.progress->fetch_add(now - progress_seen_,
+                                 std::memory_order_relaxed);
     progress_seen_ = now;
   }
 }
@@ -724,7 +736,8 @@ void Call::ThrowDeath(int k) {
     how = "worker ended and was reaped outside fanout (exit status unknown)";
   } else if (WIFSIGNALED(w.status)) {
     sig = WTERMSIG(w.status);
-    how = "worker killed by " + SignalName(sig) + " (" + SignalDescription(sig) + ")";
+    how = "worker killed by " + SignalName(sig) + " (" +
+          SignalDescription(sig) + ")";
     if (sig == SIGKILL) {
       how += ", possibly out of memory (see the kernel log for the OOM killer)";
     }
@@ -737,8 +750,9 @@ void Call::ThrowDeath(int k) {
                 ") before it started a task");
   }
   how += " while running this task";
-  TaskError error(TaskError::Details{static_cast<std::size_t>(current), "process",
-                                     pid, "", how, sig, exit_status, nullptr});
+  TaskError error(TaskError::Details{static_cast<std::size_t>(current),
+                                     "process", pid, "", how, sig, exit_status,
+                                     nullptr});
   throw error.with_failed_tasks(report_.failures.size() + 1);
 }
 
@@ -746,8 +760,8 @@ void Call::ThrowTimeout() {
   std::vector<std::pair<std::int64_t, int>> tasks;  // (task, worker)
   for (std::size_t k = 0; k < workers_.size(); ++k) {
     if (workers_[k].reaped) continue;
-    const std::int64_t current =
-        shared_.slot(static_cast<int>(k)).current.load(std::memory_order_relaxed);
+    const std::int64_t current = shared_.slot(static_cast<int>(k))
+                                     .current.load(std::memory_order_relaxed);
     if (current != kNoTask) tasks.emplace_back(current, static_cast<int>(k));
   }
   std::sort(tasks.begin(), tasks.end());
@@ -770,12 +784,11 @@ void Call::ThrowTimeout() {
 void Call::ThrowInterrupted(int sig) {
   KillAll();
   MirrorProgress();
-  throw InterruptedError("interrupted by " + SignalName(sig) +
-                             " on backend 'process' with " +
-                             std::to_string(shared_.control().progress.load()) +
-                             " of " + std::to_string(job_.n) +
-                             " tasks finished; every worker was stopped",
-                         sig);
+  throw InterruptedError(
+      "interrupted by " + SignalName(sig) + " on backend 'process' with " +
+          std::to_string(shared_.control().progress.load()) + " of " +
+          std::to_string(job_.n) + " tasks finished; every worker was stopped",
+      sig);
 }
 
 RunReport Call::Run() {
@@ -788,12 +801,13 @@ RunReport Call::Run() {
 
   const bool timed = options_.timeout.count() > 0;
   const auto deadline = start_ + options_.timeout;
-  const bool ticking = options_.progress != nullptr || options_.cancel != nullptr;
+  const bool ticking =
+      options_.progress != nullptr || options_.cancel != nullptr;
   bool pidfds = true;
   for (const Worker& w : workers_) pidfds = pidfds && w.pidfd >= 0;
 
   std::vector<pollfd> fds;
-  std::vector<int> owner;  // worker of each pollfd, -1 for the wake pipe
+  std::vector<int> owner;    // worker of each pollfd, -1 for the wake pipe
   std::vector<bool> exited;  // pidfd readable (every worker without pidfds)
   std::size_t running = workers_.size();
   while (running > 0) {
@@ -835,9 +849,12 @@ RunReport Call::Run() {
     if (timed) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                             deadline - std::chrono::steady_clock::now())
-                            .count() + 1;
-      timeout_ms = timeout_ms < 0 ? static_cast<int>(std::max<long long>(left, 0))
-                                  : std::min<int>(timeout_ms, std::max<long long>(left, 0));
+                            .count() +
+                        1;
+      timeout_ms =
+          timeout_ms < 0
+              ? static_cast<int>(std::max<long long>(left, 0))
+              : std::min<int>(timeout_ms, std::max<long long>(left, 0));
     }
     const int ready = poll(fds.data(), fds.size(), timeout_ms);
     if (ready < 0 && errno != EINTR) ThrowErrno("poll");
@@ -863,10 +880,12 @@ RunReport Call::Run() {
         stop = !Drain(static_cast<int>(k));
         if (stop) break;
         const bool clean =
-            (w.status_known && WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0 &&
-             shared_.slot(static_cast<int>(k)).finished.load(std::memory_order_acquire)) ||
-            (!w.status_known &&
-             shared_.slot(static_cast<int>(k)).finished.load(std::memory_order_acquire));
+            (w.status_known && WIFEXITED(w.status) &&
+             WEXITSTATUS(w.status) == 0 &&
+             shared_.slot(static_cast<int>(k))
+                 .finished.load(std::memory_order_acquire)) ||
+            (!w.status_known && shared_.slot(static_cast<int>(k))
+                                    .finished.load(std::memory_order_acquire));
         if (!clean) ThrowDeath(static_cast<int>(k));
         CloseFd(w.pidfd);
       }
@@ -899,10 +918,12 @@ RunReport Call::Run() {
         madvise(reinterpret_cast<void*>(to_page), to + job_.n * size - to_page,
                 MADV_POPULATE_WRITE);
       }
-      std::memcpy(job_.result_slot(job_.ctx, 0), shared_.results(), job_.n * size);
+      std::memcpy(job_.result_slot(job_.ctx, 0), shared_.results(),
+                  job_.n * size);
     } else {
       for (std::size_t i = 0; i < job_.n; ++i) {
-        std::memcpy(job_.result_slot(job_.ctx, i), shared_.results() + i * size, size);
+        std::memcpy(job_.result_slot(job_.ctx, i), shared_.results() + i * size,
+                    size);
       }
     }
   }
@@ -924,7 +945,8 @@ class ProcessExecutor final : public Executor {
         std::min<std::size_t>(static_cast<std::size_t>(options.jobs), job.n));
     const std::size_t result_bytes = job.trivial_result_size * job.n;
     std::unique_ptr<SharedBlock> block = TakeBlock(workers, result_bytes);
-    block->Reset(workers, result_bytes != 0 ? job.result_slot(job.ctx, 0) : nullptr);
+    block->Reset(workers,
+                 result_bytes != 0 ? job.result_slot(job.ctx, 0) : nullptr);
     RunReport report;
     {
       Call call(job, options, workers, *block);
@@ -941,7 +963,8 @@ class ProcessExecutor final : public Executor {
   // rest of the call's overhead together. Concurrent calls get their own.
   static constexpr std::size_t kMaxCachedBytes = std::size_t{64} << 20;
 
-  std::unique_ptr<SharedBlock> TakeBlock(int workers, std::size_t result_bytes) {
+  std::unique_ptr<SharedBlock> TakeBlock(int workers,
+                                         std::size_t result_bytes) {
     {
       std::lock_guard<std::mutex> lock(cache_mu_);
       if (cached_ != nullptr && cached_->Fits(workers, result_bytes)) {

@@ -9,6 +9,7 @@
 //
 //   ./bazelw run -c opt //backends/process:process_benchmark --
 //       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,8 +17,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <benchmark/benchmark.h>
 
 #include "backends/process/process.h"
 #include "cli/workloads.h"
@@ -38,7 +37,8 @@ void Tiny(benchmark::State& state, const std::string& backend) {
   for (auto _ : state) {
     std::vector<std::uint64_t> r =
         p.map(kN, [](std::size_t i) { return workloads::TinyTask(i); });
-    if (r[kN - 1] != workloads::TinyTask(kN - 1)) state.SkipWithError("wrong result");
+    if (r[kN - 1] != workloads::TinyTask(kN - 1))
+      state.SkipWithError("wrong result");
     benchmark::DoNotOptimize(r.data());
   }
   state.SetItemsProcessed(state.iterations() * kN);
@@ -61,7 +61,8 @@ void Fib(benchmark::State& state, const std::string& backend) {
   const std::vector<int> args(std::begin(workloads::kFibArgs),
                               std::end(workloads::kFibArgs));
   for (auto _ : state) {
-    std::vector<long long> r = p.map(args, [](int n) { return workloads::Fib(n); });
+    std::vector<long long> r =
+        p.map(args, [](int n) { return workloads::Fib(n); });
     for (std::size_t k = 0; k < r.size(); ++k) {
       if (r[k] != workloads::kFibAnswers[k]) state.SkipWithError("wrong fib");
     }
@@ -105,23 +106,32 @@ void BareFork(benchmark::State& state) {
 void Register() {
   for (const char* b : {"thread", "process"}) {
     benchmark::RegisterBenchmark((std::string("Tiny/") + b).c_str(), Tiny, b)
-        ->UseRealTime()->Unit(benchmark::kMillisecond);
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
   }
   for (const char* b : {"thread", "process"}) {
-    benchmark::RegisterBenchmark((std::string("Strings/") + b).c_str(), Strings, b)
-        ->UseRealTime()->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark((std::string("Strings/") + b).c_str(), Strings,
+                                 b)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
   }
   // thread too: what two cores of this machine give with no fork at all.
   for (const char* b : {"sequential", "thread", "process"}) {
     benchmark::RegisterBenchmark((std::string("Sum/") + b).c_str(), Sum, b)
-        ->UseRealTime()->Unit(benchmark::kMillisecond);
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark((std::string("Fib/") + b).c_str(), Fib, b)
-        ->UseRealTime()->Unit(benchmark::kMillisecond);
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
   }
   benchmark::RegisterBenchmark("TwoTasks/process", TwoTasks)
-      ->UseRealTime()->Unit(benchmark::kMicrosecond);
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("BareFork", BareFork)
-      ->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+      ->Arg(1)
+      ->Arg(2)
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
 }
 
 }  // namespace

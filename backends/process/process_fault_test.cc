@@ -1,6 +1,8 @@
 // What the process backend does when a task or a worker fails: each fault
 // kind names the task and how it failed, the call returns promptly, and no
 // child of this process is left behind (zombies included).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -15,9 +17,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "backends/process/process.h"
 #include "backends/process/testing/children.h"
@@ -54,7 +53,8 @@ class SharedInt {
 // A real invalid access (a store to a page with no access), not a null
 // dereference UBSan would stop first.
 void Crash() {
-  void* page = mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* page =
+      mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   *static_cast<volatile int*>(page) = 1;
 }
 
@@ -62,9 +62,9 @@ void Crash() {
 // little, so the second worker is busy when the first one dies. Returns the
 // TaskError and checks the bound and the children.
 template <class Fail>
-TaskError RunWithFault(Fail fail,
-                       ErrorPolicy errors = ErrorPolicy::kFailFast) {
-  Parallel p({.jobs = 2, .backend = "process", .batch_size = 1, .errors = errors});
+TaskError RunWithFault(Fail fail, ErrorPolicy errors = ErrorPolicy::kFailFast) {
+  Parallel p(
+      {.jobs = 2, .backend = "process", .batch_size = 1, .errors = errors});
   const auto start = Clock::now();
   try {
     p.map(40, [&](std::size_t i) -> int {
@@ -122,8 +122,7 @@ TEST(ProcessFault, ExitStatusIsNamed) {
   EXPECT_EQ(e.index(), 17u);
   EXPECT_EQ(e.signal(), 0);
   EXPECT_EQ(e.exit_status(), 3);
-  EXPECT_THAT(e.what(),
-              HasSubstr("task 17 failed on backend 'process' (pid "));
+  EXPECT_THAT(e.what(), HasSubstr("task 17 failed on backend 'process' (pid "));
   EXPECT_THAT(e.what(), HasSubstr("worker exited with status 3"));
 }
 
@@ -153,7 +152,9 @@ TEST(ProcessFault, DeathIsFatalUnderCollectAllToo) {
 }
 
 TEST(ProcessFault, HangEndsAtTimeoutNamingRunningTasks) {
-  Parallel p({.jobs = 2, .backend = "process", .batch_size = 1,
+  Parallel p({.jobs = 2,
+              .backend = "process",
+              .batch_size = 1,
               .timeout = std::chrono::milliseconds(300)});
   const auto start = Clock::now();
   try {
@@ -164,7 +165,8 @@ TEST(ProcessFault, HangEndsAtTimeoutNamingRunningTasks) {
   } catch (const TimeoutError& e) {
     EXPECT_LT(Clock::now() - start, kBound);
     const std::string what = e.what();
-    EXPECT_THAT(what, HasSubstr("call timed out after 300 ms on backend 'process'"));
+    EXPECT_THAT(what,
+                HasSubstr("call timed out after 300 ms on backend 'process'"));
     EXPECT_THAT(what, HasSubstr("still running: task 3 (pid "));
     EXPECT_THAT(what, HasSubstr("task 7 (pid "));
   }
@@ -200,7 +202,8 @@ void ExpectInterruptedBy(int sig) {
   Parallel p({.jobs = 2, .backend = "process"});
   const pid_t self = getpid();
   std::thread sender([&] {
-    WaitFor([&] { return ChildrenOf(self).size() == 2; }, std::chrono::seconds(5));
+    WaitFor([&] { return ChildrenOf(self).size() == 2; },
+            std::chrono::seconds(5));
     kill(self, sig);
   });
   const auto start = Clock::now();
@@ -209,9 +212,9 @@ void ExpectInterruptedBy(int sig) {
     ADD_FAILURE() << "expected InterruptedError";
   } catch (const InterruptedError& e) {
     EXPECT_EQ(e.signal(), sig);
-    EXPECT_THAT(e.what(), HasSubstr("interrupted by " + std::string(sig == SIGINT
-                                                                       ? "SIGINT"
-                                                                       : "SIGTERM")));
+    EXPECT_THAT(e.what(),
+                HasSubstr("interrupted by " +
+                          std::string(sig == SIGINT ? "SIGINT" : "SIGTERM")));
   }
   sender.join();
   EXPECT_LT(Clock::now() - start, kBound);
@@ -254,9 +257,9 @@ TEST(ProcessSignals, WorkersDieWithAKilledCaller) {
   kill(caller, SIGKILL);
   int status = 0;
   ASSERT_EQ(waitpid(caller, &status, 0), caller);
-  EXPECT_TRUE(
-      WaitFor([&] { return IsGoneOrZombie(workers[0]) && IsGoneOrZombie(workers[1]); },
-              std::chrono::seconds(2)));
+  EXPECT_TRUE(WaitFor(
+      [&] { return IsGoneOrZombie(workers[0]) && IsGoneOrZombie(workers[1]); },
+      std::chrono::seconds(2)));
 }
 
 // A static object's destructor, which must not run in a worker.
@@ -329,7 +332,8 @@ TEST(ProcessWorker, ForksFromAProcessWithTbbThreads) {
   Parallel p({.jobs = 2, .backend = "process"});
   std::vector<long> r = p.map(1000, [](std::size_t i) { return long(i) * 3; });
   EXPECT_EQ(r[999], 2997);
-  EXPECT_EQ(tbb.map(10, [](std::size_t i) { return int(i); })[9], 9);  // still fine
+  EXPECT_EQ(tbb.map(10, [](std::size_t i) { return int(i); })[9],
+            9);  // still fine
   EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
 }
 

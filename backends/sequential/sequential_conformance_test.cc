@@ -2,5 +2,6 @@
 #include "core/testing/conformance.h"
 
 namespace fanout::testing {
-INSTANTIATE_TEST_SUITE_P(Sequential, Conformance, ::testing::Values("sequential"));
+INSTANTIATE_TEST_SUITE_P(Sequential, Conformance,
+                         ::testing::Values("sequential"));
 }  // namespace fanout::testing

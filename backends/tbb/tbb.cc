@@ -118,8 +118,8 @@ class Call {
             [&](const tbb::blocked_range<int>& slots) {
               for (int k = slots.begin(); k != slots.end(); ++k) {
                 for (std::size_t begin;
-                     (begin = next.fetch_add(grain, std::memory_order_relaxed)) <
-                     job_.n;) {
+                     (begin = next.fetch_add(
+                          grain, std::memory_order_relaxed)) < job_.n;) {
                   RunRange(begin, std::min(job_.n, begin + grain));
                 }
               }
@@ -138,7 +138,8 @@ class Call {
     const int thread = tbb::this_task_arena::current_thread_index();
     std::lock_guard<std::mutex> lock(failures_mu_);
     failures_.push_back(internal::task_error(
-        index, "tbb", "tbb thread " + std::to_string(thread), std::move(failure)));
+        index, "tbb", "tbb thread " + std::to_string(thread),
+        std::move(failure)));
   }
 
   const Job& job_;

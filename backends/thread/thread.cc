@@ -27,13 +27,13 @@ namespace fanout {
 namespace {
 
 void FutexWait(std::atomic<std::uint32_t>* word, std::uint32_t expected) {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word),
-          FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE,
+          expected, nullptr, nullptr, 0);
 }
 
 void FutexWake(std::atomic<std::uint32_t>* word, int count) {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word),
-          FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE,
+          count, nullptr, nullptr, 0);
 }
 
 inline void CpuRelax() {
@@ -104,9 +104,8 @@ Pool& GetPool() {
   Pool* pool = g_pool.load(std::memory_order_acquire);
   if (pool != nullptr) return *pool;
   std::call_once(g_atfork_once, [] {
-    pthread_atfork(nullptr, nullptr, [] {
-      g_pool.store(nullptr, std::memory_order_relaxed);
-    });
+    pthread_atfork(nullptr, nullptr,
+                   [] { g_pool.store(nullptr, std::memory_order_relaxed); });
   });
   static std::mutex make_mu;
   std::lock_guard<std::mutex> lock(make_mu);
@@ -123,16 +122,20 @@ void Pool::EnsureHelpers(int count) {
     // The epoch before this call's bump: a helper that starts late must
     // still see the call that made it.
     helpers_.emplace_back(
-        [this, seen = epoch_.load(std::memory_order_relaxed)] { HelperLoop(seen); });
+        [this, seen = epoch_.load(std::memory_order_relaxed)] {
+          HelperLoop(seen);
+        });
     helpers_.back().detach();
   }
 }
 
 void Pool::HelperLoop(std::uint32_t seen) {
-  internal::InTaskScope in_task;  // a call from a task on this thread runs inline
+  internal::InTaskScope
+      in_task;  // a call from a task on this thread runs inline
   for (;;) {
-    if (!SpinUntil([&] { return epoch_.load(std::memory_order_acquire) != seen; },
-                   kSpin)) {
+    if (!SpinUntil(
+            [&] { return epoch_.load(std::memory_order_acquire) != seen; },
+            kSpin)) {
       sleepers_.fetch_add(1, std::memory_order_seq_cst);
       while (epoch_.load(std::memory_order_seq_cst) == seen) {
         FutexWait(&epoch_, seen);
@@ -141,7 +144,8 @@ void Pool::HelperLoop(std::uint32_t seen) {
     }
     seen = epoch_.load(std::memory_order_acquire);
     const int slot = joined_.fetch_add(1, std::memory_order_acq_rel);
-    if (slot >= max_helpers_.load(std::memory_order_relaxed)) continue;  // not needed, or the call is over
+    if (slot >= max_helpers_.load(std::memory_order_relaxed))
+      continue;  // not needed, or the call is over
     Work(slot + 1);
     finished_.fetch_add(1, std::memory_order_seq_cst);
     if (caller_sleeping_.load(std::memory_order_seq_cst) != 0) {
@@ -177,7 +181,8 @@ void Pool::Work(int worker) {
       {
         std::lock_guard<std::mutex> lock(failures_mu_);
         failures_.push_back(internal::task_error(
-            failed, "thread", "thread " + std::to_string(worker), std::move(failure)));
+            failed, "thread", "thread " + std::to_string(worker),
+            std::move(failure)));
       }
       failure = TaskFailure();
       if (options.errors == ErrorPolicy::kFailFast) {
@@ -191,8 +196,8 @@ void Pool::Work(int worker) {
 
 RunReport Pool::Run(const Job& job, const RunOptions& options) {
   std::lock_guard<std::mutex> call(call_mu_);
-  const int helpers =
-      static_cast<int>(std::min<std::size_t>(options.jobs - 1, job.n ? job.n - 1 : 0));
+  const int helpers = static_cast<int>(
+      std::min<std::size_t>(options.jobs - 1, job.n ? job.n - 1 : 0));
   EnsureHelpers(helpers);
   job_ = &job;
   options_ = &options;
@@ -219,7 +224,8 @@ RunReport Pool::Run(const Job& job, const RunOptions& options) {
 
   // Close the call: helpers that joined before this are waited for; any
   // later one sees a slot past max_helpers_ and goes back to waiting.
-  const int joined = std::min(joined_.exchange(kClosed, std::memory_order_acq_rel), helpers);
+  const int joined =
+      std::min(joined_.exchange(kClosed, std::memory_order_acq_rel), helpers);
   const auto all_in = [&] {
     return finished_.load(std::memory_order_acquire) ==
            static_cast<std::uint32_t>(joined);

@@ -14,7 +14,6 @@
 #include "core/parallel.h"
 #include "core/testing/types.h"
 
-
 namespace fanout::testing {
 namespace {
 
@@ -88,7 +87,8 @@ TEST_P(Conformance, ResultsInTaskOrderMatchSequential) {
   // Uneven task costs so completion order differs from task order.
   auto f = [](std::size_t i) {
     std::uint64_t h = i;
-    for (std::size_t k = 0; k < (i % 7) * 500; ++k) h = h * 6364136223846793005u + 1;
+    for (std::size_t k = 0; k < (i % 7) * 500; ++k)
+      h = h * 6364136223846793005u + 1;
     return h;
   };
   std::vector<std::uint64_t> expected =
@@ -108,7 +108,8 @@ TEST_P(Conformance, TasksRunAtTheSameTime) {
     Parallel p({.jobs = jobs, .backend = backend(), .batch_size = 1});
     std::vector<int> met = p.map(jobs, [&](std::size_t) {
       started[0].fetch_add(1);
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      const auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::seconds(10);
       while (started[0].load() < static_cast<std::uint32_t>(jobs)) {
         if (std::chrono::steady_clock::now() > deadline) return 0;
         std::this_thread::sleep_for(std::chrono::microseconds(100));
@@ -121,9 +122,8 @@ TEST_P(Conformance, TasksRunAtTheSameTime) {
 
 TEST_P(Conformance, ForEachRunsEveryTask) {
   SharedCounters<std::uint32_t> runs(1000);
-  Parallel({.jobs = -1, .backend = backend()}).for_each(1000, [&](std::size_t i) {
-    runs[i].fetch_add(1);
-  });
+  Parallel({.jobs = -1, .backend = backend()})
+      .for_each(1000, [&](std::size_t i) { runs[i].fetch_add(1); });
   for (std::size_t i = 0; i < 1000; ++i) ASSERT_EQ(runs[i].load(), 1u) << i;
 }
 
@@ -141,7 +141,8 @@ TEST_P(Conformance, DelayedTasks) {
   auto process = [](long long n, long long scale) { return n * scale; };
   std::vector<Task<long long>> tasks;
   for (int i = 0; i < 100; ++i) tasks.push_back(delayed(process)(i, 3));
-  std::vector<long long> r = Parallel({.jobs = -1, .backend = backend()})(tasks);
+  std::vector<long long> r =
+      Parallel({.jobs = -1, .backend = backend()})(tasks);
   ASSERT_EQ(r.size(), 100u);
   for (int i = 0; i < 100; ++i) EXPECT_EQ(r[i], i * 3LL);
 }
@@ -163,9 +164,11 @@ TEST_P(Conformance, ExceptionNamesTaskTypeAndMessage) {
     EXPECT_EQ(e.signal(), 0);
     const std::string what = e.what();
     EXPECT_NE(what.find("task 37 failed on backend '" + backend() + "'"),
-              std::string::npos) << what;
+              std::string::npos)
+        << what;
     EXPECT_NE(what.find("fanout_conformance::BadInput: bad value 37"),
-              std::string::npos) << what;
+              std::string::npos)
+        << what;
   }
 }
 
@@ -186,13 +189,14 @@ TEST_P(Conformance, FailFastStopsEarly) {
   constexpr std::size_t kN = 2000;
   SharedCounters<std::uint32_t> ran(1);
   Parallel p({.jobs = 2, .backend = backend(), .batch_size = 1});
-  EXPECT_THROW(p.for_each(kN,
-                          [&](std::size_t i) {
-                            ran[0].fetch_add(1);
-                            if (i == 0) throw std::runtime_error("first");
-                            std::this_thread::sleep_for(std::chrono::microseconds(500));
-                          }),
-               TaskError);
+  EXPECT_THROW(
+      p.for_each(kN,
+                 [&](std::size_t i) {
+                   ran[0].fetch_add(1);
+                   if (i == 0) throw std::runtime_error("first");
+                   std::this_thread::sleep_for(std::chrono::microseconds(500));
+                 }),
+      TaskError);
   // Task 0 fails at once; at 0.5 ms a task the other worker gets through a
   // handful before it sees the stop, nowhere near all 2000.
   EXPECT_LT(ran[0].load(), kN / 2);
@@ -224,7 +228,8 @@ TEST_P(Conformance, CollectAllReturnsEveryOutcome) {
 
 TEST_P(Conformance, CollectAllPolicyThrowsLowestWithCount) {
   SharedCounters<std::uint32_t> ran(1);
-  Parallel p({.jobs = -1, .backend = backend(), .errors = ErrorPolicy::kCollectAll});
+  Parallel p(
+      {.jobs = -1, .backend = backend(), .errors = ErrorPolicy::kCollectAll});
   try {
     p.map(300, [&](std::size_t i) {
       ran[0].fetch_add(1);
@@ -236,7 +241,8 @@ TEST_P(Conformance, CollectAllPolicyThrowsLowestWithCount) {
     EXPECT_EQ(e.index(), 50u);
     EXPECT_EQ(e.failed_tasks(), 3u);
     EXPECT_NE(std::string(e.what()).find("(and 2 other tasks failed)"),
-              std::string::npos) << e.what();
+              std::string::npos)
+        << e.what();
   }
   EXPECT_EQ(ran[0].load(), 300u);
 }
@@ -258,7 +264,8 @@ TEST_P(Conformance, JobsZeroIsAnError) {
     Parallel p({.jobs = 0, .backend = backend()});
     FAIL() << "expected UsageError";
   } catch (const UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("jobs must not be 0"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("jobs must not be 0"),
+              std::string::npos);
   }
 }
 
@@ -266,7 +273,8 @@ TEST_P(Conformance, NestedCallsRunInline) {
   Parallel outer({.jobs = -1, .backend = backend()});
   std::vector<int> r = outer.map(8, [&](std::size_t i) {
     Parallel inner({.jobs = -1, .backend = backend()});
-    std::vector<int> v = inner.map(10, [&](std::size_t j) { return int(i * 10 + j); });
+    std::vector<int> v =
+        inner.map(10, [&](std::size_t j) { return int(i * 10 + j); });
     int s = 0;
     for (int x : v) s += x;
     return s;
@@ -276,42 +284,47 @@ TEST_P(Conformance, NestedCallsRunInline) {
 
 TEST_P(Conformance, NonTrivialResultTypes) {
   Parallel p({.jobs = -1, .backend = backend()});
-  std::vector<std::string> s =
-      p.map(200, [](std::size_t i) { return std::string(i % 50, 'a' + i % 26); });
+  std::vector<std::string> s = p.map(
+      200, [](std::size_t i) { return std::string(i % 50, 'a' + i % 26); });
   for (std::size_t i = 0; i < 200; ++i) {
     ASSERT_EQ(s[i], std::string(i % 50, 'a' + i % 26));
   }
-  std::vector<std::vector<int>> v = p.map(100, [](std::size_t i) {
-    return std::vector<int>(i, int(i));
-  });
-  for (std::size_t i = 0; i < 100; ++i) ASSERT_EQ(v[i], std::vector<int>(i, int(i)));
+  std::vector<std::vector<int>> v =
+      p.map(100, [](std::size_t i) { return std::vector<int>(i, int(i)); });
+  for (std::size_t i = 0; i < 100; ++i)
+    ASSERT_EQ(v[i], std::vector<int>(i, int(i)));
   std::vector<Point> pts = p.map(50, [](std::size_t i) {
     return Point{"p" + std::to_string(i), {double(i), -double(i)}};
   });
   for (std::size_t i = 0; i < 50; ++i) {
-    ASSERT_EQ(pts[i], (Point{"p" + std::to_string(i), {double(i), -double(i)}}));
+    ASSERT_EQ(pts[i],
+              (Point{"p" + std::to_string(i), {double(i), -double(i)}}));
   }
   std::vector<bool> b = p.map(1000, [](std::size_t i) { return i % 3 == 0; });
   for (std::size_t i = 0; i < 1000; ++i) ASSERT_EQ(b[i], i % 3 == 0);
 }
 
 TEST_P(Conformance, TimeoutStopsTheCall) {
-  Parallel p({.jobs = 2, .backend = backend(),
+  Parallel p({.jobs = 2,
+              .backend = backend(),
               .timeout = std::chrono::milliseconds(200)});
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_THROW(p.for_each(1000,
-                          [](std::size_t) {
-                            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-                          }),
-               TimeoutError);
+  EXPECT_THROW(
+      p.for_each(1000,
+                 [](std::size_t) {
+                   std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                 }),
+      TimeoutError);
   // 1000 tasks of 20 ms on 2 workers would take 10 s.
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
 TEST_P(Conformance, ProgressReachesTotal) {
   std::vector<ProgressEvent> events;
-  Parallel p({.jobs = 2, .backend = backend(),
-              .on_progress = [&](const ProgressEvent& e) { events.push_back(e); }});
+  Parallel p(
+      {.jobs = 2,
+       .backend = backend(),
+       .on_progress = [&](const ProgressEvent& e) { events.push_back(e); }});
   p.for_each(50, [](std::size_t) {
     std::this_thread::sleep_for(std::chrono::milliseconds(4));
   });

@@ -40,7 +40,8 @@ void Check(int rc, const char* what, MPI_Comm comm) {
 }
 
 void Send(const std::string& msg, int to, MPI_Comm comm) {
-  Check(MPI_Send(msg.data(), static_cast<int>(msg.size()), MPI_CHAR, to, kTag, comm),
+  Check(MPI_Send(msg.data(), static_cast<int>(msg.size()), MPI_CHAR, to, kTag,
+                 comm),
         "MPI_Send", comm);
 }
 
@@ -50,8 +51,9 @@ std::string Receive(int from, MPI_Comm comm) {
   int len = 0;
   Check(MPI_Get_count(&status, MPI_CHAR, &len), "MPI_Get_count", comm);
   std::string msg(len, '\0');
-  Check(MPI_Recv(msg.data(), len, MPI_CHAR, from, kTag, comm, MPI_STATUS_IGNORE),
-        "MPI_Recv", comm);
+  Check(
+      MPI_Recv(msg.data(), len, MPI_CHAR, from, kTag, comm, MPI_STATUS_IGNORE),
+      "MPI_Recv", comm);
   return msg;
 }
 
@@ -75,7 +77,8 @@ int main() {
     std::printf("Processor 0 received message \"%s\" from processor %d\n",
                 msg.c_str(), numproc - 1);
   } else {
-    const std::string msg = Receive(myid - 1, w.comm) + "P" + std::to_string(myid);
+    const std::string msg =
+        Receive(myid - 1, w.comm) + "P" + std::to_string(myid);
     Send(msg, (myid + 1) % numproc, w.comm);
   }
   return 0;

@@ -1,6 +1,8 @@
 // End to end: //cli:run --backend=process as a child process, interrupted,
 // killed and made to fail in each way it can.
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,9 +11,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "backends/process/testing/children.h"
 #include "tests/subprocess.h"
@@ -40,7 +39,8 @@ class Child {
       dup2(null, 1);
       std::vector<char*> argv;
       argv.push_back(const_cast<char*>(program.c_str()));
-      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      for (const std::string& a : args)
+        argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
       execv(program.c_str(), argv.data());
       _exit(127);
@@ -150,20 +150,24 @@ TEST(ProcessCli, EachFailModeExits1NamingTaskAndCause) {
        {"task 17 failed on backend 'process' (pid ",
         "std::runtime_error: injected failure in task 17"}},
       {"segv",
-       {"task 17 failed on backend 'process' (pid ", "worker killed by SIGSEGV"}},
+       {"task 17 failed on backend 'process' (pid ",
+        "worker killed by SIGSEGV"}},
       {"abort",
-       {"task 17 failed on backend 'process' (pid ", "worker killed by SIGABRT"}},
+       {"task 17 failed on backend 'process' (pid ",
+        "worker killed by SIGABRT"}},
       {"exit",
-       {"task 17 failed on backend 'process' (pid ", "worker exited with status 3"}},
+       {"task 17 failed on backend 'process' (pid ",
+        "worker exited with status 3"}},
       {"hang",
        {"call timed out after 1000 ms on backend 'process'",
         "still running: task 17 (pid "}},
   };
   for (const FailCase& c : cases) {
     const auto start = Clock::now();
-    Result r = RunProgram(Cli(), {"--backend=process", "--jobs=2", "--workload=sleep",
-                                  "--tasks=40", "--sleep-ms=5", "--fail-task=17",
-                                  "--fail-mode=" + c.mode, "--timeout-ms=1000"});
+    Result r =
+        RunProgram(Cli(), {"--backend=process", "--jobs=2", "--workload=sleep",
+                           "--tasks=40", "--sleep-ms=5", "--fail-task=17",
+                           "--fail-mode=" + c.mode, "--timeout-ms=1000"});
     EXPECT_LT(Clock::now() - start, std::chrono::seconds(10)) << c.mode;
     EXPECT_EQ(r.exit_code, 1) << c.mode << "\n" << r.err;
     for (const std::string& s : c.expected) {
@@ -175,17 +179,19 @@ TEST(ProcessCli, EachFailModeExits1NamingTaskAndCause) {
 
 TEST(ProcessCli, AnswersMatchSequential) {
   for (const std::string workload : {"sum", "fib", "sleep", "noop"}) {
-    Result seq = RunProgram(Cli(), {"--backend=sequential", "--workload=" + workload});
-    Result proc = RunProgram(Cli(), {"--backend=process", "--jobs=2",
-                                     "--workload=" + workload});
+    Result seq =
+        RunProgram(Cli(), {"--backend=sequential", "--workload=" + workload});
+    Result proc = RunProgram(
+        Cli(), {"--backend=process", "--jobs=2", "--workload=" + workload});
     ASSERT_EQ(seq.exit_code, 0) << seq.err;
     ASSERT_EQ(proc.exit_code, 0) << proc.err;
     ASSERT_FALSE(Lines(seq.out).empty());
     ASSERT_FALSE(Lines(proc.out).empty());
     EXPECT_EQ(Lines(proc.out)[0], Lines(seq.out)[0]) << workload;
   }
-  EXPECT_EQ(Lines(RunProgram(Cli(), {"--backend=process", "--workload=sum"}).out)[0],
-            "249972500250000000");
+  EXPECT_EQ(
+      Lines(RunProgram(Cli(), {"--backend=process", "--workload=sum"}).out)[0],
+      "249972500250000000");
 }
 
 }  // namespace
