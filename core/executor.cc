@@ -1,6 +1,10 @@
 #include "core/executor.h"
 
+#include "core/internal/scheduler.h"
+
 #include <cxxabi.h>
+#include <signal.h>
+#include <string.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -15,6 +19,12 @@
 #include <utility>
 
 namespace fanout {
+
+using internal::CallControl;
+using internal::ChunkRunner;
+using internal::FailureList;
+using internal::InPlaceSink;
+
 namespace {
 
 struct Registration {
@@ -165,7 +175,90 @@ std::size_t auto_batch_size(std::size_t n, int jobs) {
   return std::clamp<std::size_t>(per, 1, 2048);
 }
 
+std::size_t resolve_batch_size(std::size_t n, int jobs,
+                               std::size_t requested) {
+  if (requested == 0) return auto_batch_size(n, jobs);
+  return std::clamp<std::size_t>(requested, 1, std::max<std::size_t>(n, 1));
+}
+
 bool in_task() { return t_in_task; }
+
+namespace {
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? std::string("SIG") + abbrev
+                           : "signal " + std::to_string(sig);
+}
+
+// Throws the error for a call that was stopped from outside; returns for a
+// call that ran to its end or stopped on a failed task.
+void ThrowIfStopped(std::string_view backend, const RunReport& report,
+                    const RunOptions& options, std::size_t n) {
+  const std::string finished = " on backend '" + std::string(backend) +
+                               "' with " +
+                               std::to_string(options.progress->load()) +
+                               " of " + std::to_string(n) + " tasks finished";
+  switch (report.stopped) {
+    case StopReason::kNone:
+    case StopReason::kFailed:
+      return;
+    case StopReason::kTimedOut: {
+      std::string running;
+      for (const RunningTask& t : report.running) {
+        running += (running.empty() ? "" : ", ") + std::string("task ") +
+                   std::to_string(t.index) + " (" + t.worker + ")";
+      }
+      std::string what = "call timed out after " +
+                         std::to_string(options.stop->timeout().count()) +
+                         " ms" + finished;
+      if (!running.empty()) {
+        what += "; still running: " + running;
+      } else if (report.workers_stopped) {
+        what += "; no task was running";
+      }
+      throw TimeoutError(what);
+    }
+    case StopReason::kInterrupted: {
+      const int sig = options.stop->signal();
+      throw InterruptedError(
+          "interrupted by " + SignalName(sig) + finished +
+              (report.workers_stopped ? "; every worker was stopped" : ""),
+          sig);
+    }
+    case StopReason::kCancelled:
+      throw InterruptedError("call cancelled" + finished, 0);
+  }
+}
+
+}  // namespace
+
+RunReport Executor::run(const Job& job, const RunOptions& options) {
+  RunOptions o = options;
+  StopToken own_stop;
+  std::atomic<std::size_t> own_progress{0};
+  if (o.stop == nullptr) {
+    own_stop.SetTimeout(o.timeout);
+    o.stop = &own_stop;
+  }
+  if (o.progress == nullptr) o.progress = &own_progress;
+  o.jobs = std::max(o.jobs, 1);
+  o.batch_auto = o.batch_size == 0;
+  o.batch_size =
+      resolve_batch_size(job.n, total_workers(o.jobs), o.batch_size);
+  RunReport report;
+  if (runs_small_calls_inline() && (o.jobs <= 1 || job.n <= 1)) {
+    report = internal::run_inline(name(), job, o, inline_worker());
+  } else {
+    report = RunParallel(job, o);
+  }
+  std::sort(report.failures.begin(), report.failures.end(),
+            [](const TaskError& a, const TaskError& b) {
+              return a.index() < b.index();
+            });
+  ThrowIfStopped(name(), report, o, job.n);
+  return report;
+}
 
 namespace internal {
 
@@ -197,63 +290,20 @@ TaskError task_error(std::size_t index, std::string_view backend,
 
 RunReport run_inline(std::string_view backend, const Job& job,
                      const RunOptions& options, std::string_view worker) {
-  RunReport report;
   InTaskScope scope;
-  const std::size_t batch =
-      options.batch_size ? options.batch_size : auto_batch_size(job.n, 1);
-  std::size_t next = 0;
-  while (next < job.n) {
-    if (options.cancel != nullptr &&
-        options.cancel->load(std::memory_order_relaxed)) {
-      report.cancelled = true;
-      break;
-    }
-    const std::size_t end = std::min(job.n, next + batch);
-    TaskFailure failure;
-    std::size_t done = job.run_range(job.ctx, next, end, &failure);
-    if (options.progress != nullptr) {
-      options.progress->fetch_add(done, std::memory_order_relaxed);
-    }
-    if (next + done == end) {
-      next = end;
-      continue;
-    }
-    std::size_t failed = next + done;
-    report.failures.push_back(
-        task_error(failed, backend, std::string(worker), std::move(failure)));
-    if (options.progress != nullptr) {
-      options.progress->fetch_add(1, std::memory_order_relaxed);
-    }
-    if (options.errors == ErrorPolicy::kFailFast) break;
-    next = failed + 1;
-  }
+  CallControl control;
+  control.Reset(job.n, options.batch_size);
+  FailureList failures;
+  const auto name = [worker] { return std::string(worker); };
+  InPlaceSink<decltype(name)> sink(failures, backend, name);
+  ChunkRunner<decltype(sink)> runner(
+      job, control, options.errors == ErrorPolicy::kFailFast, options.progress,
+      options.stop, sink);
+  runner.RunClaimed();
+  RunReport report;
+  report.failures = failures.Take();
+  report.stopped = control.stopped();
   return report;
-}
-
-namespace {
-constexpr int kMaxExitHooks = 16;
-std::atomic<void (*)()> g_exit_hooks[kMaxExitHooks];
-}  // namespace
-
-void AddExitHook(void (*hook)()) {
-  for (auto& slot : g_exit_hooks) {
-    void (*seen)() = slot.load();
-    if (seen == hook) return;
-    if (seen == nullptr) {
-      if (slot.compare_exchange_strong(seen, hook)) {
-        if (&slot == &g_exit_hooks[0]) std::atexit(&RunExitHooks);
-        return;
-      }
-      if (seen == hook) return;
-    }
-  }
-  throw Error("fanout: too many exit hooks (at most 16)");
-}
-
-void RunExitHooks() {
-  for (auto& slot : g_exit_hooks) {
-    if (void (*hook)() = slot.load()) hook();
-  }
 }
 
 }  // namespace internal

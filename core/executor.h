@@ -38,6 +38,8 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/internal/exit_hooks.h"
+#include "core/internal/stop_token.h"
 
 namespace fanout {
 
@@ -80,33 +82,49 @@ struct Job {
   void* (*result_slot)(void* ctx, std::size_t index) = nullptr;
 };
 
-// Options for one call.
+// Options for one call, as the front end gives them to Executor::run.
 struct RunOptions {
   int jobs = 1;                // already resolved: >= 1
-  std::size_t batch_size = 0;  // tasks per chunk; 0 = auto
+  std::size_t batch_size = 0;  // tasks per chunk; 0 = auto (see below)
   ErrorPolicy errors = ErrorPolicy::kFailFast;
-  std::chrono::milliseconds timeout{
-      0};  // 0 = none (backends that can enforce it)
-  // Finished-task counter the backend adds to once per chunk; may be null.
+  std::chrono::milliseconds timeout{0};  // 0 = none; sets the token's deadline
+  // Finished-task counter; backends add to it once per chunk. May be null.
   std::atomic<std::size_t>* progress = nullptr;
-  // Set by anyone to stop the call between chunks; may be null.
-  const std::atomic<bool>* cancel = nullptr;
+  // The call's one stop token (cancel, deadline, interrupt). May be null:
+  // Executor::run then makes one from `timeout`.
+  StopToken* stop = nullptr;
+  // Set by Executor::run for the backend: batch_size was 0 and has been
+  // resolved with auto_batch_size().
+  bool batch_auto = false;
 };
 
-// What one call produced besides the results: the failures, in any order
-// (the front end sorts them by task index). Under kFailFast it holds at least
-// one failure when the call failed.
+// A task that was running when a call was stopped from outside.
+struct RunningTask {
+  std::size_t index = 0;
+  std::string worker;  // "pid 4242"
+};
+
+// What one call produced besides the results: the failures (sorted by task
+// index by Executor::run) and why the call stopped early, if it did.
 struct RunReport {
   std::vector<TaskError> failures;
-  bool cancelled = false;
+  StopReason stopped = StopReason::kNone;
+  // Backends that can tell which tasks were still running when the call was
+  // stopped (process) list them; TimeoutError names them.
+  std::vector<RunningTask> running;
+  // True when the backend ended the workers itself (they were killed).
+  bool workers_stopped = false;
 };
 
 // Options for making an executor.
 struct ExecutorOptions {
-  int jobs =
-      -1;  // as joblib's n_jobs: -1 all usable CPUs, -k usable+1-k, 0 invalid
+  int jobs = -1;  // as joblib's n_jobs: -1 all usable CPUs, -k usable+1-k, 0
+                  // invalid
 };
 
+// A backend. Core owns scheduling (core/internal/scheduler.h): run() does
+// what every backend shares, and a backend supplies only RunParallel(): how
+// its workers come to exist and how results move.
 class Executor {
  public:
   virtual ~Executor() = default;
@@ -121,12 +139,32 @@ class Executor {
   // False on every rank but the one that should print (mpi); true elsewhere.
   virtual bool is_primary() const { return true; }
 
-  // Runs every task of `job` (or stops early, per options.errors and
-  // options.cancel) and returns once nothing of the call is still running.
-  // Task failures are reported, not thrown; an error of the backend itself
-  // (a worker that died, a timeout, an interrupt) is thrown as a fanout::Error
-  // subclass.
-  virtual RunReport run(const Job& job, const RunOptions& options) = 0;
+  // Runs every task of `job` (or stops early, per options.errors and the
+  // stop token) and returns once nothing of the call is still running.
+  // Task failures are reported, not thrown. A call that was stopped from
+  // outside throws: TimeoutError at the deadline (naming the tasks still
+  // running where the backend knows them), InterruptedError for a cancel or
+  // a signal. An error of the backend itself (a worker that died) is thrown
+  // as a fanout::Error subclass.
+  //
+  // The same for every backend: a call of jobs <= 1 or n <= 1 runs inline on
+  // the calling thread (as joblib does), the batch size is resolved and
+  // clamped to n, and failures come back sorted by task index.
+  RunReport run(const Job& job, const RunOptions& options);
+
+ protected:
+  // The backend's part of a call with jobs >= 2 and n >= 2 (or every call,
+  // where runs_small_calls_inline() is false). options.batch_size is >= 1
+  // and <= n, options.stop and options.progress are never null.
+  virtual RunReport RunParallel(const Job& job, const RunOptions& options) = 0;
+  // How a call that runs inline names its worker in errors ("thread 0").
+  virtual std::string inline_worker() const { return "main thread"; }
+  // False where even a one-task call must go through the backend (mpi with
+  // several ranks: every rank must take part in every call).
+  virtual bool runs_small_calls_inline() const { return true; }
+  // The workers `jobs` gives across the whole backend (mpi: jobs per rank
+  // times ranks); auto batch sizes are computed for this many.
+  virtual int total_workers(int jobs) const { return jobs; }
 };
 
 using ExecutorFactory =
@@ -157,6 +195,10 @@ int resolve_jobs(int jobs);
 // The chunk size a backend should hand out when options ask for auto.
 std::size_t auto_batch_size(std::size_t n, int jobs);
 
+// The batch size a call uses: auto_batch_size() for 0, else `requested`
+// clamped to [1, max(n, 1)] (a batch larger than the job is the whole job).
+std::size_t resolve_batch_size(std::size_t n, int jobs, std::size_t requested);
+
 // True while the calling thread is running a task of some backend. A call
 // made from inside a task runs inline instead of deadlocking on the pool.
 bool in_task();
@@ -174,11 +216,6 @@ class InTaskScope {
   bool previous_;
 };
 
-// Runs the whole job on the calling thread: the reference semantics every
-// backend must match. `worker` names the thread in errors.
-RunReport run_inline(std::string_view backend, const Job& job,
-                     const RunOptions& options, std::string_view worker);
-
 // The demangled type name and message of an exception in flight.
 TaskFailure describe_current_exception();
 
@@ -186,12 +223,11 @@ TaskFailure describe_current_exception();
 TaskError task_error(std::size_t index, std::string_view backend,
                      std::string worker, TaskFailure&& failure);
 
-// Hooks a process runs when it ends its own work normally (Queue uses one to
-// tell consumers that a producer finished rather than crashed). Run at exit()
-// and by fanout's forked workers and children before they _exit().
-// Lock-free; at most 16.
-void AddExitHook(void (*hook)());
-void RunExitHooks();
+// Runs the whole job on the calling thread, in index order: the reference
+// semantics every backend must match. `worker` names the thread in errors.
+// options.batch_size must be resolved (>= 1).
+RunReport run_inline(std::string_view backend, const Job& job,
+                     const RunOptions& options, std::string_view worker);
 }  // namespace internal
 
 }  // namespace fanout

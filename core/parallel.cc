@@ -15,24 +15,16 @@ Parallel::Parallel(std::shared_ptr<Executor> executor, Options options)
 }
 
 RunReport Parallel::Run(const Job& job, ErrorPolicy errors) {
-  RunReport report = RunOn(job, errors);
-  std::sort(report.failures.begin(), report.failures.end(),
-            [](const TaskError& a, const TaskError& b) {
-              return a.index() < b.index();
-            });
-  return report;
-}
-
-RunReport Parallel::RunOn(const Job& job, ErrorPolicy errors) {
   RunOptions ro;
   ro.jobs = executor_->jobs();
   ro.batch_size = options_.batch_size;
   ro.errors = errors;
   ro.timeout = options_.timeout;
-  ro.cancel = options_.cancel;
 
   if (in_task()) {
-    // A call from inside a task: the workers are busy with the outer call.
+    // A call from inside a task: the workers are busy with the outer call,
+    // whose own deadline and cancel flag still hold.
+    ro.batch_size = resolve_batch_size(job.n, 1, ro.batch_size);
     return internal::run_inline(executor_->name(), job, ro, "nested call");
   }
 
@@ -44,16 +36,16 @@ RunReport Parallel::RunOn(const Job& job, ErrorPolicy errors) {
       if (user) user(e);
     };
   }
-  const bool watch =
-      callback || options_.timeout.count() > 0 || options_.cancel != nullptr;
+  StopToken stop(options_.timeout);
+  ro.stop = &stop;
+  const bool watch = callback || stop.has_deadline() ||
+                     options_.cancel != nullptr;
   if (!watch) return executor_->run(job, ro);
 
   std::atomic<std::size_t> progress{0};
-  std::atomic<bool> cancel{false};
   ro.progress = &progress;
-  ro.cancel = &cancel;
-  internal::ProgressMonitor monitor(job.n, &progress, callback,
-                                    options_.timeout, options_.cancel, &cancel);
+  internal::ProgressMonitor monitor(job.n, &progress, callback, &stop,
+                                    options_.cancel);
   RunReport report;
   try {
     report = executor_->run(job, ro);
@@ -61,21 +53,7 @@ RunReport Parallel::RunOn(const Job& job, ErrorPolicy errors) {
     monitor.finish(false);
     throw;
   }
-  monitor.finish(report.failures.empty() && !report.cancelled);
-  if (report.cancelled && report.failures.empty()) {
-    if (monitor.timed_out()) {
-      throw TimeoutError("call timed out after " +
-                         std::to_string(options_.timeout.count()) +
-                         " ms on backend '" + std::string(executor_->name()) +
-                         "' with " + std::to_string(progress.load()) + " of " +
-                         std::to_string(job.n) + " tasks finished");
-    }
-    throw InterruptedError("call cancelled on backend '" +
-                               std::string(executor_->name()) + "' with " +
-                               std::to_string(progress.load()) + " of " +
-                               std::to_string(job.n) + " tasks finished",
-                           0);
-  }
+  monitor.finish(report.failures.empty());
   return report;
 }
 

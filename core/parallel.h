@@ -306,7 +306,6 @@ class Parallel {
  private:
   // Runs the job and sorts its failures by task index.
   RunReport Run(const Job& job, ErrorPolicy errors);
-  RunReport RunOn(const Job& job, ErrorPolicy errors);
   static void ThrowFirst(const RunReport& report);
 
   template <class R>

@@ -1,5 +1,6 @@
 #include "core/progress.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -53,17 +54,14 @@ namespace internal {
 
 ProgressMonitor::ProgressMonitor(std::size_t total,
                                  const std::atomic<std::size_t>* done,
-                                 ProgressCallback callback,
-                                 std::chrono::milliseconds timeout,
-                                 const std::atomic<bool>* external_cancel,
-                                 std::atomic<bool>* cancel)
+                                 ProgressCallback callback, StopToken* stop,
+                                 const std::atomic<bool>* external_cancel)
     : total_(total),
       done_(done),
       callback_(std::move(callback)),
       start_(std::chrono::steady_clock::now()),
-      timeout_(timeout),
+      stop_(stop),
       external_cancel_(external_cancel),
-      cancel_(cancel),
       thread_([this] { Loop(); }) {}
 
 ProgressMonitor::~ProgressMonitor() { finish(false); }
@@ -84,18 +82,22 @@ ProgressEvent ProgressMonitor::Event(bool finished) const {
 
 void ProgressMonitor::Loop() {
   std::size_t last = 0;
+  const auto tick =
+      std::chrono::milliseconds(external_cancel_ != nullptr ? 10 : 50);
   std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_) {
-    cv_.wait_for(
-        lock, std::chrono::milliseconds(external_cancel_ != nullptr ? 10 : 50));
-    if (stop_) break;
-    if (external_cancel_ != nullptr && external_cancel_->load()) {
-      cancel_->store(true);
+  while (!stop_requested_) {
+    // Wake at the next tick, or at the deadline if that comes first.
+    auto wake = std::chrono::steady_clock::now() + tick;
+    if (stop_ != nullptr && stop_->has_deadline()) {
+      wake = std::min(wake, stop_->deadline());
     }
-    if (timeout_.count() > 0 &&
-        std::chrono::steady_clock::now() - start_ >= timeout_) {
-      timed_out_ = true;
-      if (cancel_ != nullptr) cancel_->store(true);
+    cv_.wait_until(lock, wake);
+    if (stop_requested_) break;
+    if (stop_ != nullptr) {
+      if (external_cancel_ != nullptr && external_cancel_->load()) {
+        stop_->RequestStop(StopReason::kCancelled);
+      }
+      stop_->CheckDeadline();
     }
     if (callback_) {
       ProgressEvent e = Event(false);
@@ -114,7 +116,7 @@ void ProgressMonitor::finish(bool success) {
     std::lock_guard<std::mutex> lock(mu_);
     if (finished_) return;
     finished_ = true;
-    stop_ = true;
+    stop_requested_ = true;
   }
   cv_.notify_all();
   thread_.join();

@@ -21,6 +21,8 @@
 #include <string>
 #include <thread>
 
+#include "core/internal/stop_token.h"
+
 namespace fanout {
 
 struct ProgressEvent {
@@ -55,18 +57,17 @@ class VerbosePrinter {
 
 namespace internal {
 
-// Polls a counter on its own thread and reports events; raises `cancel` at
-// the deadline or when `external_cancel` (the user's flag) is raised.
+// Polls a counter on its own thread and reports events; stops the call's
+// token at its deadline (kTimedOut) or when `external_cancel` (the user's
+// flag) is raised (kCancelled).
 class ProgressMonitor {
  public:
   ProgressMonitor(std::size_t total, const std::atomic<std::size_t>* done,
-                  ProgressCallback callback, std::chrono::milliseconds timeout,
-                  const std::atomic<bool>* external_cancel,
-                  std::atomic<bool>* cancel);
+                  ProgressCallback callback, StopToken* stop,
+                  const std::atomic<bool>* external_cancel);
   ~ProgressMonitor();
   // Stops the thread and, when the call succeeded, sends the final event.
   void finish(bool success);
-  bool timed_out() const { return timed_out_.load(); }
 
  private:
   void Loop();
@@ -76,13 +77,11 @@ class ProgressMonitor {
   const std::atomic<std::size_t>* done_;
   ProgressCallback callback_;
   const std::chrono::steady_clock::time_point start_;
-  const std::chrono::milliseconds timeout_;
+  StopToken* const stop_;
   const std::atomic<bool>* external_cancel_;
-  std::atomic<bool>* cancel_;
-  std::atomic<bool> timed_out_{false};
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;
+  bool stop_requested_ = false;
   bool finished_ = false;
   std::thread thread_;
 };

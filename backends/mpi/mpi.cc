@@ -176,8 +176,7 @@ class RankRun {
 
   // True when this rank should take no new chunk (fail-fast or cancelled).
   bool CheckStop() {
-    if (options.cancel != nullptr &&
-        options.cancel->load(std::memory_order_relaxed) &&
+    if (options.stop->stop_requested() &&
         !cancelled.load(std::memory_order_relaxed)) {
       cancelled.store(true);
       stop.store(true);
@@ -577,20 +576,17 @@ RunReport Exchange(const World& w, RankRun& run, std::uint64_t call) {
   const Gathered g = AllGather(w, mine);
   RunReport report;
   report.failures = std::move(run.failures);
-  report.cancelled = run.cancelled.load();
+  bool cancelled = run.cancelled.load();
   std::size_t done = run.done.load();
   for (int r = 0; r < w.size; ++r) {
     if (r == w.rank) continue;
     Decoded d =
         DecodeRank(w, std::string_view(g.all).substr(g.offset[r], g.size[r]), r,
                    call, run.job, &report.failures);
-    report.cancelled = report.cancelled || d.cancelled;
+    cancelled = cancelled || d.cancelled;
     done += d.done;
   }
-  std::sort(report.failures.begin(), report.failures.end(),
-            [](const TaskError& a, const TaskError& b) {
-              return a.index() < b.index();
-            });
+  if (cancelled) report.stopped = StopReason::kCancelled;
   if (run.options.progress != nullptr) {
     const std::size_t seen = run.options.progress->load();
     if (done > seen) run.options.progress->fetch_add(done - seen);
@@ -602,14 +598,8 @@ RunReport Exchange(const World& w, RankRun& run, std::uint64_t call) {
 // The three roles.
 
 RunReport RunLocal(const Job& job, const RunOptions& options) {
-  if (options.jobs <= 1 || job.n <= 1) {
-    return internal::run_inline("mpi", job, options, "rank 0");
-  }
   RankRun run(job, options, 0);
-  const std::size_t batch = options.batch_size
-                                ? options.batch_size
-                                : auto_batch_size(job.n, options.jobs);
-  Dispenser counter(job.n, batch);
+  Dispenser counter(job.n, options.batch_size);
   auto take = [&counter](Chunk* c) { return counter.Take(c); };
   {
     Threads threads(run);
@@ -623,11 +613,7 @@ RunReport RunLocal(const Job& job, const RunOptions& options) {
   }
   RunReport report;
   report.failures = std::move(run.failures);
-  std::sort(report.failures.begin(), report.failures.end(),
-            [](const TaskError& a, const TaskError& b) {
-              return a.index() < b.index();
-            });
-  report.cancelled = run.cancelled.load();
+  if (run.cancelled.load()) report.stopped = options.stop->reason();
   return report;
 }
 
@@ -636,10 +622,7 @@ RunReport RunRoot(const World& w, const Job& job, const RunOptions& options,
   RankRun run(job, options, 0);
   // Chunks sized for every compute thread of the job (ranks start alike).
   const int all_threads = options.jobs * w.size;
-  const std::size_t batch = options.batch_size
-                                ? options.batch_size
-                                : auto_batch_size(job.n, all_threads);
-  Dispenser counter(job.n, batch);
+  Dispenser counter(job.n, options.batch_size);
   std::vector<int> threads_of(w.size, options.jobs);
   {
     Threads threads(run);
@@ -821,7 +804,14 @@ class MpiExecutor final : public Executor {
   int jobs() const override { return jobs_; }
   bool is_primary() const override { return world_.rank == 0; }
 
-  RunReport run(const Job& job, const RunOptions& options) override {
+
+ protected:
+  std::string inline_worker() const override { return "rank 0"; }
+  // Every rank takes part in every call of a world of several ranks.
+  bool runs_small_calls_inline() const override { return world_.size == 1; }
+  int total_workers(int jobs) const override { return jobs * world_.size; }
+
+  RunReport RunParallel(const Job& job, const RunOptions& options) override {
     std::lock_guard<std::mutex> lock(CallMutex());
     static std::uint64_t calls = 0;
     const std::uint64_t call = ++calls;
@@ -833,7 +823,12 @@ class MpiExecutor final : public Executor {
     const auto start = std::chrono::steady_clock::now();
     RunReport report = world_.rank == 0 ? RunRoot(world_, job, options, call)
                                         : RunRemote(world_, job, options, call);
-    if (report.cancelled) AwaitOwnTimeout(options, start);
+    if (report.stopped == StopReason::kCancelled) {
+      AwaitOwnTimeout(options, start);
+      if (options.stop->stop_requested()) {
+        report.stopped = options.stop->reason();
+      }
+    }
     return report;
   }
 
@@ -844,12 +839,12 @@ class MpiExecutor final : public Executor {
   // further away means the call was cancelled for another reason: no wait.
   static void AwaitOwnTimeout(const RunOptions& options,
                               std::chrono::steady_clock::time_point start) {
-    if (options.timeout.count() <= 0 || options.cancel == nullptr) return;
-    const auto own = start + options.timeout;
+    if (!options.stop->has_deadline()) return;
+    const auto own = options.stop->deadline();
     if (own - std::chrono::steady_clock::now() > std::chrono::seconds(1))
       return;
     const auto deadline = own + std::chrono::milliseconds(500);
-    while (!options.cancel->load() &&
+    while (!options.stop->CheckDeadline() &&
            std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }

@@ -496,8 +496,9 @@ class Call {
   bool Drain(int w);
   bool HandleMessages(int w);
   [[noreturn]] void ThrowDeath(int w);
-  [[noreturn]] void ThrowTimeout();
-  [[noreturn]] void ThrowInterrupted(int sig);
+  // The call's stop token was raised (deadline, cancel, a signal): records
+  // what was running, stops every worker and says so in the report.
+  void StopFromOutside();
   void MirrorProgress();
   int CheckSignal();
   std::string WorkerName(int w) const {
@@ -554,9 +555,7 @@ void Call::Start() {
       size != 0 ? shared_.results() : nullptr,
       contiguous_,
       dontfork_bytes_ != 0,
-      options_.batch_size != 0
-          ? options_.batch_size
-          : auto_batch_size(job_.n, static_cast<int>(workers_.size())),
+      options_.batch_size,
       -1,
       getpid()};
 
@@ -756,7 +755,7 @@ void Call::ThrowDeath(int k) {
   throw error.with_failed_tasks(report_.failures.size() + 1);
 }
 
-void Call::ThrowTimeout() {
+void Call::StopFromOutside() {
   std::vector<std::pair<std::int64_t, int>> tasks;  // (task, worker)
   for (std::size_t k = 0; k < workers_.size(); ++k) {
     if (workers_[k].reaped) continue;
@@ -765,30 +764,14 @@ void Call::ThrowTimeout() {
     if (current != kNoTask) tasks.emplace_back(current, static_cast<int>(k));
   }
   std::sort(tasks.begin(), tasks.end());
-  std::string running;
   for (const auto& [task, k] : tasks) {
-    running += (running.empty() ? "" : ", ") + std::string("task ") +
-               std::to_string(task) + " (" + WorkerName(k) + ")";
+    report_.running.push_back(
+        {static_cast<std::size_t>(task), WorkerName(k)});
   }
   KillAll();
   MirrorProgress();
-  const std::size_t done = shared_.control().progress.load();
-  throw TimeoutError("call timed out after " +
-                     std::to_string(options_.timeout.count()) +
-                     " ms on backend 'process' with " + std::to_string(done) +
-                     " of " + std::to_string(job_.n) + " tasks finished; " +
-                     (running.empty() ? std::string("no task was running")
-                                      : "still running: " + running));
-}
-
-void Call::ThrowInterrupted(int sig) {
-  KillAll();
-  MirrorProgress();
-  throw InterruptedError(
-      "interrupted by " + SignalName(sig) + " on backend 'process' with " +
-          std::to_string(shared_.control().progress.load()) + " of " +
-          std::to_string(job_.n) + " tasks finished; every worker was stopped",
-      sig);
+  report_.stopped = options_.stop->reason();
+  report_.workers_stopped = true;
 }
 
 RunReport Call::Run() {
@@ -799,10 +782,9 @@ RunReport Call::Run() {
   SignalScope signals_scope(wake_write_);
   Start();
 
-  const bool timed = options_.timeout.count() > 0;
-  const auto deadline = start_ + options_.timeout;
-  const bool ticking =
-      options_.progress != nullptr || options_.cancel != nullptr;
+  StopToken& token = *options_.stop;
+  const bool timed = token.has_deadline();
+  const auto deadline = token.deadline();
   bool pidfds = true;
   for (const Worker& w : workers_) pidfds = pidfds && w.pidfd >= 0;
 
@@ -811,21 +793,13 @@ RunReport Call::Run() {
   std::vector<bool> exited;  // pidfd readable (every worker without pidfds)
   std::size_t running = workers_.size();
   while (running > 0) {
-    if (const int sig = CheckSignal(); sig != 0) ThrowInterrupted(sig);
-    if (options_.cancel != nullptr &&
-        options_.cancel->load(std::memory_order_relaxed)) {
-      // The front end's monitor raises cancel at the deadline too: a cancel
-      // at (about) the deadline is the timeout, whose message names tasks.
-      if (timed && std::chrono::steady_clock::now() >=
-                       deadline - std::chrono::milliseconds(25)) {
-        ThrowTimeout();
-      }
-      KillAll();
-      MirrorProgress();
-      report_.cancelled = true;
+    if (const int sig = CheckSignal(); sig != 0) {
+      token.RequestStop(StopReason::kInterrupted, sig);
+    }
+    if (token.CheckDeadline()) {
+      StopFromOutside();
       break;
     }
-    if (timed && std::chrono::steady_clock::now() >= deadline) ThrowTimeout();
     MirrorProgress();
 
     fds.clear();
@@ -844,21 +818,25 @@ RunReport Call::Run() {
         owner.push_back(static_cast<int>(k));
       }
     }
-    int timeout_ms = -1;
-    if (ticking || !pidfds) timeout_ms = kTickMs;
+    // Wake every tick (the token may be raised from outside) and at the
+    // deadline, whichever comes first.
+    int timeout_ms = kTickMs;
     if (timed) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            deadline - std::chrono::steady_clock::now())
-                            .count() +
-                        1;
-      timeout_ms =
-          timeout_ms < 0
-              ? static_cast<int>(std::max<long long>(left, 0))
-              : std::min<int>(timeout_ms, std::max<long long>(left, 0));
+      const long long left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(
+              deadline - std::chrono::steady_clock::now())
+              .count() +
+          1;
+      timeout_ms = static_cast<int>(
+          std::clamp<long long>(left, 0, static_cast<long long>(kTickMs)));
     }
     const int ready = poll(fds.data(), fds.size(), timeout_ms);
     if (ready < 0 && errno != EINTR) ThrowErrno("poll");
-    if (const int sig = CheckSignal(); sig != 0) ThrowInterrupted(sig);
+    if (const int sig = CheckSignal(); sig != 0) {
+      token.RequestStop(StopReason::kInterrupted, sig);
+      StopFromOutside();
+      break;
+    }
 
     // Results and failures first, then exits (a worker that exits has
     // nothing more to say once its pipe is drained).
@@ -900,7 +878,7 @@ RunReport Call::Run() {
   const bool kept_out_of_fork = dontfork_bytes_ != 0;
   RestoreFork();
 
-  if (job_.trivial_result_size != 0 && !report_.cancelled) {
+  if (job_.trivial_result_size != 0 && !report_.workers_stopped) {
     const std::size_t size = job_.trivial_result_size;
     if (contiguous_) {
       // The caller never touched these pages: map them in one call, not a
@@ -936,11 +914,12 @@ class ProcessExecutor final : public Executor {
   std::string_view name() const override { return "process"; }
   bool shares_memory() const override { return false; }
   int jobs() const override { return jobs_; }
-  RunReport run(const Job& job, const RunOptions& options) override {
-    if (options.jobs <= 1 || job.n <= 1) {
-      return internal::run_inline("process", job, options,
-                                  "pid " + std::to_string(getpid()));
-    }
+
+ protected:
+  std::string inline_worker() const override {
+    return "pid " + std::to_string(getpid());
+  }
+  RunReport RunParallel(const Job& job, const RunOptions& options) override {
     const int workers = static_cast<int>(
         std::min<std::size_t>(static_cast<std::size_t>(options.jobs), job.n));
     const std::size_t result_bytes = job.trivial_result_size * job.n;

@@ -11,9 +11,12 @@ class SequentialExecutor final : public Executor {
  public:
   std::string_view name() const override { return "sequential"; }
   bool shares_memory() const override { return true; }
+  // One worker: Executor::run runs every call inline.
   int jobs() const override { return 1; }
-  RunReport run(const Job& job, const RunOptions& options) override {
-    return internal::run_inline("sequential", job, options, "main thread");
+
+ protected:
+  RunReport RunParallel(const Job& job, const RunOptions& options) override {
+    return internal::run_inline("sequential", job, options, inline_worker());
   }
 };
 

@@ -1,14 +1,14 @@
 // The tbb backend: oneTBB runs the tasks. Each call executes in a
 // tbb::task_arena sized to the call's jobs (arenas are cached per jobs count:
 // making one costs far more than a small call) and splits the task range with
-// tbb::parallel_for and the auto partitioner, calling the job's run_range once
-// per sub-range TBB hands out. A job of only a few tasks per thread (each
-// likely long) is handed out task by task in index order instead, still by a
-// parallel_for in the arena: halving 6 unequal tasks caps 2 cores near 1.6x.
-// A failed task cancels the call's
-// task_group_context under the fail-fast policy; under collect-all the call
-// carries on past it. Cancellation (timeout, interrupt) is checked before each
-// sub-range; progress is counted once per sub-range.
+// tbb::parallel_for and the auto partitioner; every sub-range TBB hands out
+// is one chunk for core's scheduler (internal::ChunkRunner), which runs it,
+// counts progress and records failures as on every backend. A job of only a
+// few tasks per thread (each likely long) is claimed chunk by chunk off
+// core's counter in index order instead, still by a parallel_for in the
+// arena: halving 6 unequal tasks caps 2 cores near 1.6x. A call that stops
+// (a failure under fail-fast, cancel, timeout, interrupt) cancels its
+// task_group_context so TBB hands out no more sub-ranges.
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/executor.h"
+#include "core/internal/scheduler.h"
 
 namespace fanout {
 namespace {
@@ -61,93 +62,84 @@ tbb::task_arena& ArenaFor(int jobs) {
 constexpr std::size_t kFewTasksPerJob = 8;
 
 // The state one call shares between the TBB threads running its sub-ranges.
+// The chunk loop itself is core's (internal::ChunkRunner); this class only
+// says how TBB hands the chunks out.
 class Call {
  public:
   Call(const Job& job, const RunOptions& options)
-      : job_(job), options_(options) {}
-
-  // Runs tasks [begin, end): the body of parallel_for.
-  void RunRange(std::size_t begin, std::size_t end) {
-    if (context_.is_group_execution_cancelled()) return;
-    if (options_.cancel != nullptr &&
-        options_.cancel->load(std::memory_order_relaxed)) {
-      cancelled_.store(true, std::memory_order_relaxed);
-      context_.cancel_group_execution();
-      return;
-    }
-    internal::InTaskScope in_task;  // a call from a task here runs inline
-    TaskFailure failure;
-    while (begin < end) {
-      const std::size_t done = job_.run_range(job_.ctx, begin, end, &failure);
-      if (options_.progress != nullptr) {
-        options_.progress->fetch_add(done + (begin + done < end),
-                                     std::memory_order_relaxed);
-      }
-      if (begin + done == end) return;
-      const std::size_t failed = begin + done;
-      Record(failed, std::move(failure));
-      failure = TaskFailure();
-      if (options_.errors == ErrorPolicy::kFailFast) {
-        context_.cancel_group_execution();
-        return;
-      }
-      begin = failed + 1;
-    }
+      : job_(job), options_(options) {
+    control_.Reset(job.n, options.batch_size);
   }
 
   RunReport Run(tbb::task_arena& arena, int jobs) {
-    const std::size_t grain = std::max<std::size_t>(options_.batch_size, 1);
     if (job_.n > kFewTasksPerJob * static_cast<std::size_t>(jobs)) {
-      arena.execute([&] {
-        tbb::parallel_for(
-            tbb::blocked_range<std::size_t>(0, job_.n, grain),
-            [this](const tbb::blocked_range<std::size_t>& r) {
-              RunRange(r.begin(), r.end());
-            },
-            tbb::auto_partitioner(), context_);
-      });
+      RunSplit(arena);
     } else {
-      // Few tasks, each likely long (fib 38..33): the auto partitioner's
-      // halving leaves one thread with most of the work (1.6x on 2 cores
-      // where greedy gets 2.0x). One parallel_for body per thread instead,
-      // each taking the next `grain` tasks in index order until none is left.
-      std::atomic<std::size_t> next{0};
-      arena.execute([&] {
-        tbb::parallel_for(
-            tbb::blocked_range<int>(0, jobs, 1),
-            [&](const tbb::blocked_range<int>& slots) {
-              for (int k = slots.begin(); k != slots.end(); ++k) {
-                for (std::size_t begin;
-                     (begin = next.fetch_add(
-                          grain, std::memory_order_relaxed)) < job_.n;) {
-                  RunRange(begin, std::min(job_.n, begin + grain));
-                }
-              }
-            },
-            tbb::simple_partitioner(), context_);
-      });
+      RunGreedy(arena, jobs);
     }
     RunReport report;
-    report.failures = std::move(failures_);
-    report.cancelled = cancelled_.load(std::memory_order_relaxed);
+    report.failures = failures_.Take();
+    report.stopped = control_.stopped();
     return report;
   }
 
  private:
-  void Record(std::size_t index, TaskFailure failure) {
-    const int thread = tbb::this_task_arena::current_thread_index();
-    std::lock_guard<std::mutex> lock(failures_mu_);
-    failures_.push_back(internal::task_error(
-        index, "tbb", "tbb thread " + std::to_string(thread),
-        std::move(failure)));
+  static std::string WorkerName() {
+    return "tbb thread " +
+           std::to_string(tbb::this_task_arena::current_thread_index());
+  }
+  using Sink = internal::InPlaceSink<decltype(&WorkerName)>;
+
+  // Many tasks: parallel_for with the auto partitioner; each sub-range is a
+  // chunk. A stopping call cancels the task_group_context.
+  void RunSplit(tbb::task_arena& arena) {
+    // The user's batch size is TBB's grain; auto lets TBB decide alone.
+    const std::size_t grain = options_.batch_auto ? 1 : options_.batch_size;
+    arena.execute([&] {
+      tbb::parallel_for(
+          tbb::blocked_range<std::size_t>(0, job_.n, grain),
+          [this](const tbb::blocked_range<std::size_t>& r) {
+            if (context_.is_group_execution_cancelled()) return;
+            internal::InTaskScope in_task;  // a call from a task runs inline
+            Sink sink(failures_, "tbb", &WorkerName);
+            if (!Runner(sink).RunChunk(r.begin(), r.end())) {
+              context_.cancel_group_execution();
+            }
+          },
+          tbb::auto_partitioner(), context_);
+    });
+  }
+
+  // Few tasks, each likely long (fib 38..33): the auto partitioner's
+  // halving leaves one thread with most of the work (1.6x on 2 cores where
+  // greedy gets 2.0x). One parallel_for body per thread instead, each
+  // claiming the next chunk off core's counter until none is left.
+  void RunGreedy(tbb::task_arena& arena, int jobs) {
+    arena.execute([&] {
+      tbb::parallel_for(
+          tbb::blocked_range<int>(0, jobs, 1),
+          [&](const tbb::blocked_range<int>& slots) {
+            internal::InTaskScope in_task;
+            Sink sink(failures_, "tbb", &WorkerName);
+            for (int k = slots.begin(); k != slots.end(); ++k) {
+              Runner(sink).RunClaimed();
+            }
+          },
+          tbb::simple_partitioner(), context_);
+    });
+  }
+
+  internal::ChunkRunner<Sink> Runner(Sink& sink) {
+    return internal::ChunkRunner<Sink>(
+        job_, control_, options_.errors == ErrorPolicy::kFailFast,
+        options_.progress, options_.stop, sink);
   }
 
   const Job& job_;
   const RunOptions& options_;
+  internal::CallControl control_;
   tbb::task_group_context context_;
-  std::atomic<bool> cancelled_{false};
-  std::mutex failures_mu_;  // taken only when a task fails
-  std::vector<TaskError> failures_;
+  internal::FailureList failures_;
 };
 
 class TbbExecutor final : public Executor {
@@ -156,13 +148,13 @@ class TbbExecutor final : public Executor {
   std::string_view name() const override { return "tbb"; }
   bool shares_memory() const override { return true; }
   int jobs() const override { return jobs_; }
-  RunReport run(const Job& job, const RunOptions& options) override {
-    if (options.jobs <= 1 || job.n <= 1) {
-      return internal::run_inline("tbb", job, options, "tbb thread 0");
-    }
+
+ protected:
+  RunReport RunParallel(const Job& job, const RunOptions& options) override {
     Call call(job, options);
     return call.Run(Arena(options.jobs), options.jobs);
   }
+  std::string inline_worker() const override { return "tbb thread 0"; }
 
  private:
   // ArenaFor(jobs), remembered for this executor's own jobs count so the

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/executor.h"
+#include "core/internal/scheduler.h"
 
 namespace fanout {
 namespace {
@@ -79,20 +80,15 @@ class Pool {
   // The current call; written before epoch_ is bumped.
   const Job* job_ = nullptr;
   const RunOptions* options_ = nullptr;
-  std::size_t batch_ = 1;
   std::atomic<int> max_helpers_{0};  // read by helpers that lost the race
 
-  alignas(64) std::atomic<std::size_t> next_{0};
+  internal::CallControl control_;  // the call's chunks and stop flag
   alignas(64) std::atomic<std::uint32_t> epoch_{0};
   std::atomic<int> sleepers_{0};
   alignas(64) std::atomic<int> joined_{kClosed};
   alignas(64) std::atomic<std::uint32_t> finished_{0};
   std::atomic<int> caller_sleeping_{0};
-  alignas(64) std::atomic<bool> stop_{false};
-  std::atomic<bool> cancelled_{false};
-
-  std::mutex failures_mu_;  // taken only when a task fails
-  std::vector<TaskError> failures_;
+  internal::FailureList failures_;
 };
 
 // The pool of this process. A forked child gets a fresh one: the parent's
@@ -157,41 +153,12 @@ void Pool::HelperLoop(std::uint32_t seen) {
 void Pool::Work(int worker) {
   const Job& job = *job_;
   const RunOptions& options = *options_;
-  const std::size_t batch = batch_;
-  TaskFailure failure;
-  for (;;) {
-    if (stop_.load(std::memory_order_relaxed)) return;
-    if (options.cancel != nullptr &&
-        options.cancel->load(std::memory_order_relaxed)) {
-      cancelled_.store(true, std::memory_order_relaxed);
-      stop_.store(true, std::memory_order_relaxed);
-      return;
-    }
-    std::size_t begin = next_.fetch_add(batch, std::memory_order_relaxed);
-    if (begin >= job.n) return;
-    const std::size_t end = std::min(job.n, begin + batch);
-    while (begin < end) {
-      const std::size_t done = job.run_range(job.ctx, begin, end, &failure);
-      if (options.progress != nullptr) {
-        options.progress->fetch_add(done + (begin + done < end),
-                                    std::memory_order_relaxed);
-      }
-      if (begin + done == end) break;
-      const std::size_t failed = begin + done;
-      {
-        std::lock_guard<std::mutex> lock(failures_mu_);
-        failures_.push_back(internal::task_error(
-            failed, "thread", "thread " + std::to_string(worker),
-            std::move(failure)));
-      }
-      failure = TaskFailure();
-      if (options.errors == ErrorPolicy::kFailFast) {
-        stop_.store(true, std::memory_order_relaxed);
-        return;
-      }
-      begin = failed + 1;
-    }
-  }
+  const auto name = [worker] { return "thread " + std::to_string(worker); };
+  internal::InPlaceSink<decltype(name)> sink(failures_, "thread", name);
+  internal::ChunkRunner<decltype(sink)> runner(
+      job, control_, options.errors == ErrorPolicy::kFailFast,
+      options.progress, options.stop, sink);
+  runner.RunClaimed();
 }
 
 RunReport Pool::Run(const Job& job, const RunOptions& options) {
@@ -201,14 +168,9 @@ RunReport Pool::Run(const Job& job, const RunOptions& options) {
   EnsureHelpers(helpers);
   job_ = &job;
   options_ = &options;
-  batch_ = options.batch_size ? options.batch_size
-                              : auto_batch_size(job.n, options.jobs);
+  control_.Reset(job.n, options.batch_size);
   max_helpers_.store(helpers, std::memory_order_relaxed);
-  next_.store(0, std::memory_order_relaxed);
-  stop_.store(false, std::memory_order_relaxed);
-  cancelled_.store(false, std::memory_order_relaxed);
   finished_.store(0, std::memory_order_relaxed);
-  failures_.clear();
   joined_.store(0, std::memory_order_release);  // opens the call to helpers
   if (helpers > 0) {
     epoch_.fetch_add(1, std::memory_order_seq_cst);
@@ -240,9 +202,8 @@ RunReport Pool::Run(const Job& job, const RunOptions& options) {
   }
 
   RunReport report;
-  report.failures = std::move(failures_);
-  failures_ = {};
-  report.cancelled = cancelled_.load(std::memory_order_relaxed);
+  report.failures = failures_.Take();
+  report.stopped = control_.stopped();
   return report;
 }
 
@@ -252,12 +213,12 @@ class ThreadExecutor final : public Executor {
   std::string_view name() const override { return "thread"; }
   bool shares_memory() const override { return true; }
   int jobs() const override { return jobs_; }
-  RunReport run(const Job& job, const RunOptions& options) override {
-    if (options.jobs <= 1 || job.n <= 1) {
-      return internal::run_inline("thread", job, options, "thread 0");
-    }
+
+ protected:
+  RunReport RunParallel(const Job& job, const RunOptions& options) override {
     return GetPool().Run(job, options);
   }
+  std::string inline_worker() const override { return "thread 0"; }
 
  private:
   int jobs_;

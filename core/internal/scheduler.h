@@ -1,0 +1,268 @@
+// fanout/core/internal/scheduler.h — the one chunk scheduler every backend
+// runs its tasks through.
+//
+// IWYU pragma: private, include "core/executor.h"
+//
+// A backend says only how its workers come to exist (a pool, an arena, forked
+// processes, ranks) and where outcomes go; each worker then runs
+//
+//   internal::ChunkRunner<Sink> runner(job, control, options, sink);
+//   runner.RunClaimed();          // chunks off the shared counter, or
+//   runner.RunChunk(begin, end);  // a chunk handed out by someone else
+//
+// and the runner does the rest, the same way on every backend: it claims
+// chunks without overflow, runs them with one indirect call per chunk,
+// counts progress exactly (a task that never ran is never counted), turns a
+// failure into the sink's record, stops every worker of the call on the
+// first failure under fail-fast, and stops at a chunk boundary once the
+// call's StopToken says so (cancel, timeout, interrupt).
+//
+// CallControl holds only lock-free atomics and plain values, so it may live
+// in MAP_SHARED memory that forked workers share with the caller.
+#ifndef FANOUT_CORE_INTERNAL_SCHEDULER_H_
+#define FANOUT_CORE_INTERNAL_SCHEDULER_H_
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/errors.h"
+#include "core/executor.h"
+#include "core/internal/stop_token.h"
+
+namespace fanout::internal {
+
+// The chunks of one call and the call's own stop flag.
+struct alignas(64) CallControl {
+  // Readies the control block for a call of `n` tasks in chunks of `batch`
+  // (>= 1). Not thread-safe: call before any worker starts.
+  void Reset(std::size_t n_tasks, std::size_t batch_size) {
+    n = n_tasks;
+    batch = std::max<std::size_t>(batch_size, 1);
+    chunks = n / batch + (n % batch != 0 ? 1 : 0);
+    next_chunk.store(0, std::memory_order_relaxed);
+    progress.store(0, std::memory_order_relaxed);
+    stop.store(0, std::memory_order_relaxed);
+  }
+
+  // Claims the next chunk [*begin, *end); false when none is left. Counts
+  // chunks, not task indices: however large the batch, the counter cannot
+  // wrap and no task is handed out twice.
+  bool Claim(std::size_t* begin, std::size_t* end) {
+    const std::size_t k = next_chunk.fetch_add(1, std::memory_order_relaxed);
+    if (k >= chunks) return false;
+    *begin = k * batch;
+    *end = *begin + std::min(batch, n - *begin);
+    return true;
+  }
+
+  // Whether any chunk is still unclaimed.
+  bool Unclaimed() const {
+    return next_chunk.load(std::memory_order_relaxed) < chunks;
+  }
+  // Chunks not yet claimed.
+  std::size_t RemainingChunks() const {
+    const std::size_t k = next_chunk.load(std::memory_order_relaxed);
+    return k >= chunks ? 0 : chunks - k;
+  }
+
+  // Stops every worker of the call at its next chunk boundary; the first
+  // reason stays.
+  void RequestStop(StopReason reason) {
+    std::uint32_t expected = 0;
+    stop.compare_exchange_strong(expected, static_cast<std::uint32_t>(reason),
+                                 std::memory_order_relaxed);
+  }
+  StopReason stopped() const {
+    return static_cast<StopReason>(stop.load(std::memory_order_relaxed));
+  }
+
+  std::size_t n = 0;
+  std::size_t batch = 1;
+  std::size_t chunks = 0;
+  alignas(64) std::atomic<std::size_t> next_chunk{0};
+  // Tasks finished (succeeded or failed) by workers that cannot reach the
+  // caller's progress counter (forked workers); others count there directly.
+  alignas(64) std::atomic<std::size_t> progress{0};
+  alignas(64) std::atomic<std::uint32_t> stop{0};
+};
+
+// The failures of one in-process call, shared by its workers. The lock is
+// taken only when a task fails.
+class FailureList {
+ public:
+  void Add(TaskError error) {
+    std::lock_guard<std::mutex> lock(mu_);
+    failures_.push_back(std::move(error));
+  }
+  std::vector<TaskError> Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(failures_, {});
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<TaskError> failures_;
+};
+
+// The sink of a worker that shares the caller's memory: results are already
+// in place; a failure goes into the call's FailureList, named by
+// `worker_name()` (called only when a task fails).
+template <class WorkerName>
+class InPlaceSink {
+ public:
+  static constexpr bool kPerTask = false;
+
+  InPlaceSink(FailureList& failures, std::string_view backend,
+              WorkerName worker_name)
+      : failures_(failures), backend_(backend), worker_name_(worker_name) {}
+
+  void Failed(std::size_t index, TaskFailure&& failure) {
+    failures_.Add(task_error(index, backend_, worker_name_(),
+                             std::move(failure)));
+  }
+  void ChunkDone(std::size_t, std::size_t) {}
+  void Started(std::size_t) {}
+  bool Finished(std::size_t) { return true; }
+
+ private:
+  FailureList& failures_;
+  std::string_view backend_;
+  WorkerName worker_name_;
+};
+
+// Runs chunks of one call on one worker. `Sink` receives the outcomes:
+//   static constexpr bool kPerTask;  // run task by task (process: a death
+//                                    // must name its task) or per chunk
+//   void Started(std::size_t i);     // kPerTask: task i is about to run
+//   bool Finished(std::size_t i);    // kPerTask: task i succeeded; false
+//                                    // when its result could not be kept
+//                                    // (the sink recorded that failure)
+//   void Failed(std::size_t i, TaskFailure&&);  // task i threw
+//   void ChunkDone(std::size_t begin, std::size_t end);  // tasks that ran
+template <class Sink>
+class ChunkRunner {
+ public:
+  // `progress` counts finished tasks (may be null); `stop` is the call's
+  // token when this worker can see it (null in a forked worker: its caller
+  // watches the token and stops the worker from outside).
+  ChunkRunner(const Job& job, CallControl& control, bool fail_fast,
+              std::atomic<std::size_t>* progress, const StopToken* stop,
+              Sink& sink)
+      : job_(job),
+        control_(control),
+        fail_fast_(fail_fast),
+        progress_(progress),
+        stop_(stop),
+        sink_(sink) {}
+
+  // True once the call is stopping: fail-fast, or its token was raised (the
+  // token's reason is then copied into the control block for the others).
+  bool Stopping() const {
+    if (control_.stop.load(std::memory_order_relaxed) != 0) return true;
+    if (stop_ != nullptr && stop_->stop_requested()) {
+      control_.RequestStop(stop_->reason());
+      return true;
+    }
+    return false;
+  }
+
+  // Claims and runs chunks until none is left or the call stops.
+  void RunClaimed() {
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    while (!Stopping() && control_.Claim(&begin, &end)) {
+      if (!RunChunk(begin, end)) return;
+    }
+  }
+
+  // Runs tasks [begin, end) unless the call is stopping. False when the call
+  // must stop (this chunk's failure under fail-fast, or a stop request).
+  bool RunChunk(std::size_t begin, std::size_t end) {
+    if (Stopping()) return false;
+    if constexpr (Sink::kPerTask) {
+      return RunTaskByTask(begin, end);
+    } else {
+      return RunWhole(begin, end);
+    }
+  }
+
+ private:
+  bool RunWhole(std::size_t begin, std::size_t end);
+  bool RunTaskByTask(std::size_t begin, std::size_t end);
+  void Count(std::size_t tasks) {
+    if (progress_ != nullptr && tasks != 0) {
+      progress_->fetch_add(tasks, std::memory_order_relaxed);
+    }
+  }
+  // Records task `index`'s failure; false when the call must stop.
+  bool Fail(std::size_t index, TaskFailure&& failure);
+
+  const Job& job_;
+  CallControl& control_;
+  const bool fail_fast_;
+  std::atomic<std::size_t>* const progress_;
+  const StopToken* const stop_;
+  Sink& sink_;
+};
+
+template <class Sink>
+bool ChunkRunner<Sink>::Fail(std::size_t index, TaskFailure&& failure) {
+  sink_.Failed(index, std::move(failure));
+  if (!fail_fast_) return true;
+  control_.RequestStop(StopReason::kFailed);
+  return false;
+}
+
+template <class Sink>
+bool ChunkRunner<Sink>::RunWhole(std::size_t begin, std::size_t end) {
+  const std::size_t first = begin;
+  TaskFailure failure;
+  while (begin < end) {
+    const std::size_t done = job_.run_range(job_.ctx, begin, end, &failure);
+    const std::size_t failed = begin + done;
+    // The tasks that succeeded, and the one that failed (it finished too).
+    Count(done + (failed < end ? 1 : 0));
+    if (failed == end) break;
+    if (!Fail(failed, std::exchange(failure, TaskFailure()))) {
+      sink_.ChunkDone(first, failed + 1);
+      return false;
+    }
+    begin = failed + 1;
+  }
+  sink_.ChunkDone(first, end);
+  return true;
+}
+
+template <class Sink>
+bool ChunkRunner<Sink>::RunTaskByTask(std::size_t begin, std::size_t end) {
+  TaskFailure failure;
+  bool keep_going = true;
+  std::size_t i = begin;
+  while (i < end && keep_going) {
+    sink_.Started(i);
+    if (job_.run_range(job_.ctx, i, i + 1, &failure) != 1) {
+      keep_going = Fail(i, std::exchange(failure, TaskFailure()));
+    } else if (!sink_.Finished(i)) {
+      // The sink recorded why the result could not be kept.
+      if (fail_fast_) {
+        control_.RequestStop(StopReason::kFailed);
+        keep_going = false;
+      }
+    }
+    ++i;
+  }
+  sink_.ChunkDone(begin, i);
+  Count(i - begin);
+  return keep_going;
+}
+
+}  // namespace fanout::internal
+
+#endif  // FANOUT_CORE_INTERNAL_SCHEDULER_H_
