@@ -34,6 +34,7 @@
 
 #include "core/errors.h"
 #include "core/executor.h"
+#include "core/internal/scheduler.h"
 
 namespace fanout {
 namespace {
@@ -52,11 +53,9 @@ constexpr std::size_t kFlushBytes = 1 << 16;
 // Shared memory layout: Control, then one WorkerSlot per worker, then (for
 // trivially copyable results) n result slots, page aligned.
 
-struct alignas(64) Control {
-  std::atomic<std::size_t> next{0};
-  alignas(64) std::atomic<std::size_t> progress{0};
-  alignas(64) std::atomic<std::uint32_t> stop{0};
-};
+// The call's chunk counter, progress and stop flag: core's scheduler state,
+// placed in the shared block so every worker claims off the same counter.
+using Control = internal::CallControl;
 
 struct alignas(64) WorkerSlot {
   // The task the worker is running (or ran last); kNoTask before its first.
@@ -287,7 +286,6 @@ struct WorkerPlan {
   char* results;    // shared result slots, or null
   bool contiguous;  // the caller's result slots form one array
   bool dontfork;    // its whole pages were not copied into the worker
-  std::size_t batch;
   int write_fd;
   pid_t parent;
 };
@@ -363,6 +361,80 @@ std::pair<std::size_t, std::size_t> AliasResults(const WorkerPlan& plan) {
   return {head, std::max(head, tail)};
 }
 
+// Where a worker's task outcomes go: results into the shared pages (trivial
+// results) or encoded down the pipe, failures down the pipe. Task by task,
+// so that the worker's slot always names the task it is running.
+class WorkerSink {
+ public:
+  static constexpr bool kPerTask = true;
+
+  explicit WorkerSink(const WorkerPlan& plan)
+      : plan_(plan),
+        job_(*plan.job),
+        size_(job_.trivial_result_size),
+        aliased_(size_ != 0 && plan.contiguous
+                     ? AliasResults(plan)
+                     : std::pair<std::size_t, std::size_t>{0, 0}) {}
+
+  void Started(std::size_t i) {
+    plan_.slot->current.store(static_cast<std::int64_t>(i),
+                              std::memory_order_relaxed);
+  }
+
+  bool Finished(std::size_t i) {
+    if (size_ != 0) {
+      if (!plan_.contiguous) {
+        std::memcpy(plan_.results + i * size_, job_.result_slot(job_.ctx, i),
+                    size_);
+      }
+      return true;
+    }
+    const std::size_t at = buf_.size();
+    AppendHeader(buf_, MessageKind::kResult, i);
+    try {
+      job_.encode_result(job_.ctx, i, &buf_);
+      PatchLength(buf_, at);
+    } catch (...) {
+      buf_.resize(at);
+      TaskFailure f = internal::describe_current_exception();
+      AppendFailure(buf_, i, f.type, "cannot encode the result: " + f.message);
+      return false;
+    }
+    if (buf_.size() >= kFlushBytes) Flush(plan_.write_fd, buf_);
+    return true;
+  }
+
+  void Failed(std::size_t i, TaskFailure&& failure) {
+    AppendFailure(buf_, i, failure.type, failure.message);
+  }
+
+  // Copies what the aliased pages did not hold, then sends what is queued.
+  void ChunkDone(std::size_t begin, std::size_t end) {
+    if (size_ != 0 && plan_.contiguous) {
+      CopyResults(begin, std::min(end, aliased_.first));
+      CopyResults(std::max(begin, aliased_.second), end);
+    }
+    Flush(plan_.write_fd, buf_);
+  }
+
+  void FlushAll() { Flush(plan_.write_fd, buf_); }
+
+ private:
+  void CopyResults(std::size_t b, std::size_t e) {
+    if (b < e) {
+      std::memcpy(plan_.results + b * size_, job_.result_slot(job_.ctx, b),
+                  (e - b) * size_);
+    }
+  }
+
+  const WorkerPlan& plan_;
+  const Job& job_;
+  const std::size_t size_;
+  // Tasks whose results need no copy: they are stored in shared pages.
+  const std::pair<std::size_t, std::size_t> aliased_;
+  std::string buf_;
+};
+
 [[noreturn]] void WorkerMain(const WorkerPlan& plan,
                              const std::vector<int>& close_fds) {
   // Die with the caller; if it already died, the parent is now someone else.
@@ -371,77 +443,18 @@ std::pair<std::size_t, std::size_t> AliasResults(const WorkerPlan& plan) {
   ResetSignals();
   for (int fd : close_fds) close(fd);
 
-  internal::InTaskScope in_task;
-  const Job& job = *plan.job;
-  const bool trivial = job.trivial_result_size != 0;
-  const std::size_t size = job.trivial_result_size;
-  const bool fail_fast = plan.options->errors == ErrorPolicy::kFailFast;
-  Control& control = *plan.control;
-  std::string buf;
-  TaskFailure failure;
-  // Tasks whose results need no copy: they are stored in shared pages.
-  const auto [aliased_begin, aliased_end] =
-      trivial && plan.contiguous ? AliasResults(plan)
-                                 : std::pair<std::size_t, std::size_t>{0, 0};
-  const auto copy_results = [&](std::size_t b, std::size_t e) {
-    if (b < e) {
-      std::memcpy(plan.results + b * size, job.result_slot(job.ctx, b),
-                  (e - b) * size);
-    }
-  };
-
-  while (control.stop.load(std::memory_order_relaxed) == 0) {
-    const std::size_t begin =
-        control.next.fetch_add(plan.batch, std::memory_order_relaxed);
-    if (begin >= job.n) break;
-    const std::size_t end = std::min(job.n, begin + plan.batch);
-    bool stop = false;
-    for (std::size_t i = begin; i < end; ++i) {
-      plan.slot->current.store(static_cast<std::int64_t>(i),
-                               std::memory_order_relaxed);
-      if (job.run_range(job.ctx, i, i + 1, &failure) != 1) {
-        AppendFailure(buf, i, failure.type, failure.message);
-        failure = TaskFailure();
-        if (fail_fast) {
-          control.stop.store(1, std::memory_order_relaxed);
-          stop = true;
-          break;
-        }
-        continue;
-      }
-      if (trivial) {
-        if (!plan.contiguous) {
-          std::memcpy(plan.results + i * size, job.result_slot(job.ctx, i),
-                      size);
-        }
-        continue;
-      }
-      const std::size_t at = buf.size();
-      AppendHeader(buf, MessageKind::kResult, i);
-      try {
-        job.encode_result(job.ctx, i, &buf);
-        PatchLength(buf, at);
-      } catch (...) {
-        buf.resize(at);
-        TaskFailure f = internal::describe_current_exception();
-        AppendFailure(buf, i, f.type, "cannot encode the result: " + f.message);
-        if (fail_fast) {
-          control.stop.store(1, std::memory_order_relaxed);
-          stop = true;
-          break;
-        }
-      }
-      if (buf.size() >= kFlushBytes) Flush(plan.write_fd, buf);
-    }
-    if (trivial && plan.contiguous) {  // what the aliased pages did not hold
-      copy_results(begin, std::min(end, aliased_begin));
-      copy_results(std::max(begin, aliased_end), end);
-    }
-    control.progress.fetch_add(end - begin, std::memory_order_relaxed);
-    Flush(plan.write_fd, buf);
-    if (stop) break;
+  {
+    internal::InTaskScope in_task;
+    WorkerSink sink(plan);
+    // The caller watches the call's stop token and stops workers from
+    // outside; here only the shared control block's stop flag is seen.
+    internal::ChunkRunner<WorkerSink> runner(
+        *plan.job, *plan.control,
+        plan.options->errors == ErrorPolicy::kFailFast,
+        &plan.control->progress, /*stop=*/nullptr, sink);
+    runner.RunClaimed();
+    sink.FlushAll();
   }
-  Flush(plan.write_fd, buf);
   internal::RunExitHooks();  // e.g. a Queue learns this producer ended well
   std::fflush(nullptr);      // what the tasks printed
   plan.slot->finished.store(1, std::memory_order_release);
@@ -555,7 +568,6 @@ void Call::Start() {
       size != 0 ? shared_.results() : nullptr,
       contiguous_,
       dontfork_bytes_ != 0,
-      options_.batch_size,
       -1,
       getpid()};
 
@@ -594,9 +606,7 @@ void Call::Start() {
 
 bool Call::NeedAnotherWorker(std::size_t k) const {
   const Control& control = shared_.control();
-  const auto unclaimed = [&] {
-    return control.next.load(std::memory_order_relaxed) < job_.n;
-  };
+  const auto unclaimed = [&] { return control.Unclaimed(); };
   if (!unclaimed()) return false;
   // A big job needs every worker; only a small one (a few tasks per worker)
   // may be finished off by the workers already running.
@@ -869,7 +879,7 @@ RunReport Call::Run() {
       }
     }
     if (stop) {  // a failure under kFailFast: nothing else is needed
-      shared_.control().stop.store(1, std::memory_order_relaxed);
+      shared_.control().RequestStop(StopReason::kFailed);
       KillAll();
       break;
     }
@@ -926,6 +936,7 @@ class ProcessExecutor final : public Executor {
     std::unique_ptr<SharedBlock> block = TakeBlock(workers, result_bytes);
     block->Reset(workers,
                  result_bytes != 0 ? job.result_slot(job.ctx, 0) : nullptr);
+    block->control().Reset(job.n, options.batch_size);
     RunReport report;
     {
       Call call(job, options, workers, *block);

@@ -258,8 +258,10 @@ bool ChunkRunner<Sink>::RunTaskByTask(std::size_t begin, std::size_t end) {
     }
     ++i;
   }
-  sink_.ChunkDone(begin, i);
+  // Counted before the sink sends the chunk's outcomes: a caller that stops
+  // the call on a failure it receives has then already seen the count.
   Count(i - begin);
+  sink_.ChunkDone(begin, i);
   return keep_going;
 }
 

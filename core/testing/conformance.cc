@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
+#include <memory>
 #include <list>
 #include <new>
 #include <stdexcept>
@@ -339,6 +341,158 @@ TEST_P(Conformance, ProgressReachesTotal) {
 
 TEST_P(Conformance, ExecutorReportsItsName) {
   EXPECT_EQ(make_executor(backend(), {.jobs = 2})->name(), backend());
+}
+
+// A batch size near SIZE_MAX must neither wrap the chunk counter (running
+// tasks two or three times) nor be refused: it means "one chunk".
+TEST_P(Conformance, HugeBatchSizesRunEachTaskExactlyOnce) {
+  constexpr std::size_t kN = 100;
+  const std::size_t kMax = std::numeric_limits<std::size_t>::max();
+  for (std::size_t batch : {kMax, kMax - 1, kMax / 2 + 1, std::size_t{1} << 62,
+                            kN + 1, kN, std::size_t{3}}) {
+    SharedCounters<std::uint32_t> runs(kN);
+    std::atomic<std::size_t> last_done{0};
+    Parallel p({.jobs = 8,
+                .backend = backend(),
+                .batch_size = batch,
+                .on_progress = [&](const ProgressEvent& e) {
+                  if (!e.finished) last_done = e.done;
+                }});
+    std::vector<std::size_t> r = p.map(kN, [&](std::size_t i) {
+      runs[i].fetch_add(1, std::memory_order_relaxed);
+      return i + 7;
+    });
+    ASSERT_EQ(r.size(), kN) << "batch " << batch;
+    for (std::size_t i = 0; i < kN; ++i) {
+      ASSERT_EQ(r[i], i + 7) << "batch " << batch << " task " << i;
+      ASSERT_EQ(runs[i].load(), 1u) << "batch " << batch << " task " << i;
+    }
+    EXPECT_LE(last_done.load(), kN) << "batch " << batch;
+  }
+}
+
+// Progress counts tasks that finished, never tasks a fail-fast stop skipped.
+TEST_P(Conformance, ProgressCountsOnlyTasksThatRan) {
+  constexpr std::size_t kN = 2000;
+  SharedCounters<std::uint32_t> runs(kN);
+  std::unique_ptr<Executor> ex = make_executor(backend(), {.jobs = 2});
+  struct Ctx {
+    SharedCounters<std::uint32_t>* runs;
+  } ctx{&runs};
+  Job job;
+  job.n = kN;
+  job.ctx = &ctx;
+  job.run_range = [](void* c, std::size_t begin, std::size_t end,
+                     TaskFailure* failure) -> std::size_t {
+    auto* ctx = static_cast<Ctx*>(c);
+    for (std::size_t i = begin; i < end; ++i) {
+      (*ctx->runs)[i].fetch_add(1, std::memory_order_relaxed);
+      if (i == 5) {
+        failure->type = "BadInput";
+        failure->message = "task 5";
+        return i - begin;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return end - begin;
+  };
+  job.trivial_result_size = 1;
+  static char sink[kN];
+  job.result_slot = [](void*, std::size_t i) -> void* { return &sink[i]; };
+  job.encode_result = [](void*, std::size_t, std::string*) {};
+  job.decode_result = [](void*, std::size_t, std::string_view) {};
+  std::atomic<std::size_t> progress{0};
+  RunOptions options;
+  options.jobs = 2;
+  options.batch_size = 50;
+  options.progress = &progress;
+  RunReport report = ex->run(job, options);
+  ASSERT_EQ(report.failures.size(), 1u);
+  EXPECT_EQ(report.failures[0].index(), 5u);
+  std::size_t ran = 0;
+  for (std::size_t i = 0; i < kN; ++i) {
+    ASSERT_LE(runs[i].load(), 1u) << "task " << i;
+    ran += runs[i].load();
+  }
+  EXPECT_LT(ran, kN);
+  if (ex->shares_memory()) {
+    EXPECT_EQ(progress.load(), ran);
+  } else {
+    // A worker stopped from outside mid-chunk (the failure ends the call at
+    // once) ran tasks whose outcomes never reached the caller: those are not
+    // counted, but nothing that did not run is.
+    EXPECT_LE(progress.load(), ran);
+    EXPECT_GE(progress.load(), 6u);  // tasks 0..5 of the failing chunk
+  }
+}
+
+// The caller's cancel flag, raised while the call runs, stops it at a chunk
+// boundary: InterruptedError, no task twice, not every task run.
+TEST_P(Conformance, UserCancelMidCall) {
+  constexpr std::size_t kN = 400;
+  SharedCounters<std::uint32_t> runs(kN);
+  std::atomic<bool> cancel{false};
+  Parallel p({.jobs = 2,
+              .backend = backend(),
+              .batch_size = 1,
+              .cancel = &cancel});
+  std::thread raiser([&] {
+    while (runs[3].load() == 0 && runs[0].load() == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    cancel = true;
+  });
+  try {
+    p.for_each(kN, [&](std::size_t i) {
+      runs[i].fetch_add(1, std::memory_order_relaxed);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    });
+    ADD_FAILURE() << "expected InterruptedError";
+  } catch (const InterruptedError& e) {
+    EXPECT_NE(std::string(e.what()).find("call cancelled on backend '" +
+                                         backend() + "'"),
+              std::string::npos)
+        << e.what();
+  }
+  raiser.join();
+  std::size_t ran = 0;
+  for (std::size_t i = 0; i < kN; ++i) {
+    ASSERT_LE(runs[i].load(), 1u) << "task " << i;
+    ran += runs[i].load();
+  }
+  EXPECT_GT(ran, 0u);
+  EXPECT_LT(ran, kN);
+}
+
+// Two threads of the caller making calls at the same time each get exactly
+// their own answers.
+constexpr std::size_t kCallerTasks = 20000;
+
+TEST_P(Conformance, TwoCallersFromDifferentThreadsAtOnce) {
+  constexpr std::size_t kN = kCallerTasks;
+  auto caller = [&](std::uint64_t salt, std::vector<std::uint64_t>* out) {
+    Parallel p({.jobs = 2, .backend = backend()});
+    for (int round = 0; round < 5 && !::testing::Test::HasFailure();
+         ++round) {
+      *out = p.map(kN, [salt](std::size_t i) {
+        return salt * kCallerTasks + i;
+      });
+      for (std::size_t i = 0; i < kN; ++i) {
+        if ((*out)[i] != salt * kN + i) {
+          ADD_FAILURE() << "caller " << salt << " round " << round
+                        << " task " << i << " got " << (*out)[i];
+          return;
+        }
+      }
+    }
+  };
+  std::vector<std::uint64_t> a, b;
+  std::thread ta(caller, 1, &a);
+  std::thread tb(caller, 2, &b);
+  ta.join();
+  tb.join();
+  EXPECT_EQ(a.size(), kN);
+  EXPECT_EQ(b.size(), kN);
 }
 
 }  // namespace
