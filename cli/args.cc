@@ -53,23 +53,6 @@ std::vector<std::string> SplitList(const std::string& text) {
   return items;
 }
 
-// Edits that turn `a` into `b` (Levenshtein distance).
-std::size_t Distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
-                         diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
 // One pass over the arguments, with what the flags seen so far asked for.
 class Parser {
  public:
@@ -284,19 +267,8 @@ class Parser {
   }
 
   [[noreturn]] void ThrowUnknown(const std::string& typed) const {
-    std::string best;
-    std::size_t best_distance = std::max<std::size_t>(1, typed.size() / 3) + 1;
-    for (const auto& [name, flag] : flags_) {
-      const std::size_t d = Distance(Underscored(typed), name);
-      if (d < best_distance) {
-        best = name;
-        best_distance = d;
-      }
-    }
-    throw UsageError(
-        "unknown flag '--" + typed + "'" +
-        (best.empty() ? "" : " (did you mean '--" + Dashed(best) + "'?)") +
-        "; valid flags: " + ValidFlags());
+    throw UsageError("unknown flag '--" + typed +
+                     "'; valid flags: " + ValidFlags());
   }
 
   const std::map<std::string, absl::CommandLineFlag*> flags_;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 #include <exception>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,14 @@ int Run(const Request& r, std::FILE* out, std::FILE* err,
   } catch (const UsageError& e) {
     std::fprintf(err, "run: %s\n", e.what());
     return 2;
+  } catch (const std::bad_alloc&) {
+    // ParseRequest refuses results larger than the machine; this is what
+    // is left when the memory in use leaves too little for them.
+    std::fprintf(err,
+                 "run: error: out of memory for the results of %zu tasks "
+                 "(%zu bytes each); try fewer --tasks\n",
+                 r.tasks, ResultBytes(r.workload));
+    return 1;
   } catch (const std::exception& e) {
     // TaskError, TimeoutError and anything else a run throws.
     std::fprintf(err, "run: error: %s\n", e.what());

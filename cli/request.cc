@@ -63,12 +63,6 @@ std::string HumanBytes(unsigned __int128 bytes) {
   return text;
 }
 
-std::string ToString(unsigned __int128 v) {
-  std::string s = v == 0 ? "0" : "";
-  for (; v > 0; v /= 10) s.insert(s.begin(), static_cast<char>('0' + v % 10));
-  return s;
-}
-
 // Refuses a task count whose results alone would not fit in memory, before
 // anything is allocated.
 void CheckResultsFit(const std::string& typed, std::size_t tasks,
@@ -78,10 +72,10 @@ void CheckResultsFit(const std::string& typed, std::size_t tasks,
   const unsigned long long have = MachineMemoryBytes();
   if (have == 0 || need <= have) return;
   throw UsageError("--tasks=" + typed + " is too many: their results need " +
-                   ToString(need) + " bytes (" + HumanBytes(need) +
-                   ") and this machine has " + ToString(have) + " bytes (" +
+                   ToDecimal(need) + " bytes (" + HumanBytes(need) +
+                   ") and this machine has " + ToDecimal(have) + " bytes (" +
                    HumanBytes(have) + ") of memory; valid: a count from 0 to " +
-                   ToString(have / each) + " for --workload=" + workload);
+                   ToDecimal(have / each) + " for --workload=" + workload);
 }
 
 std::size_t ParseTasks(const RawFlags& f) {

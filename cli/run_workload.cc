@@ -18,17 +18,13 @@ using FibResult = long long;
 using SleepResult = int;
 using NoopResult = std::uint64_t;
 
-std::string ToString(unsigned __int128 v) {
-  if (v == 0) return "0";
-  std::string s;
-  while (v > 0) {
-    s.insert(s.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
-    v /= 10;
-  }
+}  // namespace
+
+std::string ToDecimal(unsigned __int128 v) {
+  std::string s = v == 0 ? "0" : "";
+  for (; v > 0; v /= 10) s.insert(s.begin(), static_cast<char>('0' + v % 10));
   return s;
 }
-
-}  // namespace
 
 std::size_t ResultBytes(const std::string& workload) {
   if (workload == "sum") return sizeof(SumResult);
@@ -48,8 +44,8 @@ std::string RunWorkload(Parallel& p, const Request& r) {
     });
     __int128 total = 0;
     for (SumResult x : v) total += x;
-    return total < 0 ? "-" + ToString(-static_cast<unsigned __int128>(total))
-                     : ToString(static_cast<unsigned __int128>(total));
+    return total < 0 ? "-" + ToDecimal(-static_cast<unsigned __int128>(total))
+                     : ToDecimal(static_cast<unsigned __int128>(total));
   }
   if (r.workload == "fib") {
     std::vector<FibResult> v = p.map(r.tasks, [&](std::size_t i) {
@@ -77,7 +73,7 @@ std::string RunWorkload(Parallel& p, const Request& r) {
   });
   unsigned __int128 total = 0;
   for (NoopResult x : v) total += x;
-  return ToString(total);
+  return ToDecimal(total);
 }
 
 }  // namespace fanout::cli

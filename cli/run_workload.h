@@ -19,6 +19,10 @@ namespace fanout::cli {
 // Runs `r.workload` with `r.tasks` tasks on `p`; returns its answer line.
 std::string RunWorkload(Parallel& p, const Request& r);
 
+// `v` in decimal: the answers are 128-bit sums, and byte counts of 64-bit
+// task counts need 128 bits too.
+std::string ToDecimal(unsigned __int128 v);
+
 // Bytes one task's result of `workload` takes in the results vector.
 std::size_t ResultBytes(const std::string& workload);
 
