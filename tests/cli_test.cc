@@ -137,7 +137,7 @@ TEST(Cli, BadInputGetsOneClearLineAndExit2) {
     EXPECT_EQ(r.exit_code, 2) << c.args[0] << ": " << r.err;
     EXPECT_TRUE(r.out.empty()) << c.args[0] << ": " << r.out;
     auto err = Lines(r.err);
-    ASSERT_FALSE(err.empty()) << c.args[0];
+    ASSERT_EQ(err.size(), 1u) << c.args[0] << ": " << r.err;
     EXPECT_EQ(err[0].rfind(c.message, 0), 0u)
         << "got: " << err[0] << "\nwant: " << c.message;
     EXPECT_EQ(r.err.find("terminate"), std::string::npos) << r.err;
