@@ -8,32 +8,19 @@
 // Exit codes: 0 ok, 1 a task failed (or timed out), 2 bad usage,
 // 130 interrupted (Ctrl+C / SIGTERM).
 //
-// The main lives here (not in a library) because absl's --help lists only
-// flags defined in <binary>.cc or <binary>_main.cc.
-#include <signal.h>
-#include <string.h>
+// The flags and the main live here: --help lists the flags defined in this
+// file, and cli/args.h parses the command line into them.
 #include <unistd.h>
 
-#include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
-#include <iostream>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/internal/program_name.h"
-#include "absl/flags/internal/usage.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/reflection.h"
-#include "absl/flags/usage.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "cli/args.h"
 #include "cli/driver.h"
-#include "core/executor.h"
+#include "core/errors.h"
 
 ABSL_FLAG(
     std::string, backend, "thread",
@@ -51,18 +38,19 @@ ABSL_FLAG(
     "number of tasks (default: sum 10000, fib 6, sleep 100, noop 1000000). "
     "Example: --tasks=500");
 ABSL_FLAG(std::string, sleep_ms, "10",
-          "milliseconds each sleep task sleeps. Example: --workload=sleep "
-          "--sleep-ms=50");
+          "milliseconds each sleep task sleeps, 0 to 2147483647. Example: "
+          "--workload=sleep --sleep-ms=50");
 ABSL_FLAG(
     std::string, batch_size, "0",
     "tasks handed to a worker at a time; 0 picks one from tasks and jobs. "
     "Example: --batch-size=1");
 ABSL_FLAG(
     std::string, timeout_ms, "0",
-    "fail the call if it runs longer than this many milliseconds; 0 = none. "
+    "fail the call if it runs longer than this many milliseconds (at most "
+    "2147483647, about 24.8 days); 0 = none. "
     "Example: --timeout-ms=5000");
 ABSL_FLAG(
-    int, verbose, 0,
+    std::string, verbose, "0",
     "joblib-style progress lines on stderr: 0 none, 1 few ... 10 many, 50 all. "
     "Example: --verbose=10");
 ABSL_FLAG(
@@ -131,94 +119,16 @@ constexpr char kUsage[] =
     "tasks and wall time. Exit codes: 0 ok, 1 a task failed or timed out,\n"
     "2 bad usage, 130 interrupted.";
 
-// Flags whose value absl would reject with exit 1; we want exit 2 and our
-// own message, so numbers are parsed here.
+// Every usage error: one `run:` line on stderr and exit 2.
 [[noreturn]] void UsageFail(const std::string& message) {
   std::fprintf(stderr, "run: %s\n", message.c_str());
-  std::fprintf(stderr, "run: see --help for every flag\n");
   std::exit(2);
 }
 
-// The flags this program defines (not absl's own), for error messages.
-std::vector<std::string> FlagNames() {
-  std::vector<std::string> names;
-  for (const auto& [name, flag] : absl::GetAllFlags()) {
-    if (flag->Filename().find("cli/run.cc") != std::string::npos) {
-      std::string dashed(name);
-      std::replace(dashed.begin(), dashed.end(), '_', '-');
-      names.push_back("--" + dashed);
-    }
-  }
-  std::sort(names.begin(), names.end());
-  names.push_back("--help");
-  return names;
-}
-
-// Rejects flags absl does not know with exit 2 (absl itself exits 1).
-void CheckFlagNames(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--") break;
-    if (arg.rfind("--", 0) != 0 && arg.rfind("-", 0) != 0) continue;
-    std::string name = arg.substr(arg.find_first_not_of('-'));
-    name = name.substr(0, name.find('='));
-    if (name.empty() || name == "help" || name == "helpfull" ||
-        name == "helpshort" || name == "version" || name == "helppackage" ||
-        name == "helpon" || name == "helpmatch" || name == "only_check_args") {
-      continue;
-    }
-    std::string plain = name;
-    for (char& c : plain) c = c == '-' ? '_' : c;
-    if (absl::FindCommandLineFlag(plain) != nullptr) {
-      if (plain != name) {
-        // Accept --list-backends for --list_backends: rewrite in place.
-        std::string rewritten =
-            "--" + plain + arg.substr(arg.find(name) + name.size());
-        argv[i] = strdup(rewritten.c_str());
-      }
-      continue;
-    }
-    if (plain.rfind("no", 0) == 0 &&
-        absl::FindCommandLineFlag(plain.substr(2))) {
-      continue;
-    }
-    UsageFail("unknown flag '--" + name +
-              "'; valid flags: " + absl::StrJoin(FlagNames(), ", "));
-  }
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(kUsage);
-  // --help (or -h) prints the usage and this program's flags and exits 0;
-  // absl's own handler would exit 1, which reads as a failure in scripts.
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--") break;
-    if (arg == "--help" || arg == "-help" || arg == "-h") {
-      absl::flags_internal::SetProgramInvocationName(argv[0]);
-      absl::flags_internal::FlagsHelp(
-          std::cout, "cli/run.cc",
-          absl::flags_internal::HelpFormat::kHumanReadable, kUsage);
-      return 0;
-    }
-  }
-  CheckFlagNames(argc, argv);
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
-  if (positional.size() > 1) {
-    UsageFail(absl::StrCat("unexpected argument '", positional[1],
-                           "'; flags look like --backend=thread"));
-  }
-
-  if (absl::GetFlag(FLAGS_list_backends)) {
-    fanout::cli::ListBackends(stdout);
-    return 0;
-  }
-
-  fanout::cli::Request request;
+// The flags, checked; exits 2 on a usage error.
+fanout::cli::Request CheckedRequest() {
   try {
-    request = fanout::cli::ParseRequest({
+    return fanout::cli::ParseRequest({
         .backend = absl::GetFlag(FLAGS_backend),
         .jobs = absl::GetFlag(FLAGS_jobs),
         .workload = absl::GetFlag(FLAGS_workload),
@@ -238,5 +148,37 @@ int main(int argc, char** argv) {
   } catch (const fanout::UsageError& e) {
     UsageFail(e.what());
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Our own parser, not absl::ParseCommandLine, which prints `ERROR:` and
+  // exits 1 by itself; help exits 0, as scripts expect.
+  fanout::cli::Args args;
+  try {
+    args = fanout::cli::ParseArgs(
+        std::vector<std::string>(argv + 1, argv + argc), "cli/run.cc");
+  } catch (const fanout::UsageError& e) {
+    UsageFail(e.what());
+  }
+  if (args.help) {
+    fanout::cli::PrintHelp(stdout, "run", kUsage, "cli/run.cc");
+    return 0;
+  }
+  if (args.version) {
+    std::printf("run (fanout)\n");
+    return 0;
+  }
+  if (!args.positional.empty()) {
+    UsageFail("unexpected argument '" + args.positional[0] +
+              "'; flags look like --backend=thread");
+  }
+  if (absl::GetFlag(FLAGS_list_backends)) {
+    fanout::cli::ListBackends(stdout);
+    return 0;
+  }
+  const fanout::cli::Request request = CheckedRequest();
+  if (args.only_check_args) return 0;
   return fanout::cli::Run(request, stdout, stderr, isatty(STDERR_FILENO) != 0);
 }

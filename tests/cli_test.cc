@@ -1,7 +1,10 @@
 // The CLI as a user meets it: run as a process, answers on stdout, one clear
 // line on stderr and exit code 2 for every kind of bad input.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -134,10 +137,209 @@ TEST(Cli, BadInputGetsOneClearLineAndExit2) {
     EXPECT_EQ(r.exit_code, 2) << c.args[0] << ": " << r.err;
     EXPECT_TRUE(r.out.empty()) << c.args[0] << ": " << r.out;
     auto err = Lines(r.err);
-    ASSERT_FALSE(err.empty()) << c.args[0];
+    ASSERT_EQ(err.size(), 1u) << c.args[0] << ": " << r.err;
     EXPECT_EQ(err[0].rfind(c.message, 0), 0u)
         << "got: " << err[0] << "\nwant: " << c.message;
     EXPECT_EQ(r.err.find("terminate"), std::string::npos) << r.err;
+  }
+}
+
+// Whether `text` is `pattern`, where each '%' in the pattern stands for any
+// run of characters.
+bool Matches(const std::string& pattern, const std::string& text) {
+  const std::size_t star = pattern.find('%');
+  if (star == std::string::npos) return pattern == text;
+  if (text.compare(0, star, pattern, 0, star) != 0) return false;
+  const std::string rest = pattern.substr(star + 1);
+  for (std::size_t at = star; at <= text.size(); ++at) {
+    if (Matches(rest, text.substr(at))) return true;
+  }
+  return false;
+}
+
+// The first line of `text`, or "" when there is none.
+std::string FirstLine(const std::string& text) {
+  const auto lines = Lines(text);
+  return lines.empty() ? "" : lines[0];
+}
+
+// Exit 2, nothing on stdout and exactly one line on stderr: `message`.
+void ExpectUsageError(const std::vector<std::string>& args,
+                      const std::string& message) {
+  Result r = RunProgram(Cli(), args);
+  const std::string what = args.empty() ? "" : args[0];
+  EXPECT_EQ(r.exit_code, 2) << what << ": " << r.err;
+  EXPECT_TRUE(r.out.empty()) << what << ": " << r.out;
+  const auto err = Lines(r.err);
+  ASSERT_EQ(err.size(), 1u) << what << ": " << r.err;
+  EXPECT_TRUE(Matches(message, err[0]))
+      << "got:  " << err[0] << "\nwant: " << message;
+}
+
+// Issue 14 item 6: arguments that are all dashes.
+TEST(CliUsage, DashesAreUsageErrors) {
+  ExpectUsageError(
+      {"-"}, "run: unexpected argument '-'; flags look like --backend=thread");
+  ExpectUsageError({"---"},
+                   "run: '---' is not a flag: too many dashes; flags look "
+                   "like --backend=thread");
+  ExpectUsageError({"---backend=x"},
+                   "run: '---backend=x' is not a flag: too many dashes; flags "
+                   "look like --backend=thread");
+  ExpectUsageError({"--=3"},
+                   "run: '--=3' names no flag; flags look like "
+                   "--backend=thread");
+}
+
+// Issue 14 item 7: a timeout must fit in the clocks it is added to.
+TEST(CliUsage, HugeTimeoutIsRejected) {
+  const std::string valid =
+      "valid: milliseconds from 1 to 2147483647 (about 24.8 days), or 0 for "
+      "none";
+  ExpectUsageError(
+      {"--timeout-ms=9223372036854775807"},
+      "run: --timeout-ms=9223372036854775807 is invalid; " + valid);
+  ExpectUsageError({"--timeout-ms=9223372036854776"},
+                   "run: --timeout-ms=9223372036854776 is invalid; " + valid);
+  ExpectUsageError(
+      {"--timeout-ms=99999999999999999999"},
+      "run: --timeout-ms=99999999999999999999 is invalid; " + valid);
+  Result r = RunProgram(
+      Cli(), {"--workload=noop", "--tasks=100", "--timeout-ms=2147483647"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(FirstLine(r.out), "4950");
+}
+
+// Issue 14 item 10: what absl's parser used to reject with exit 1.
+TEST(CliUsage, FlagSyntaxErrorsExit2) {
+  ExpectUsageError({"--backend"},
+                   "run: --backend needs a value, as in --backend=process");
+  ExpectUsageError({"--nobackend"},
+                   "run: --nobackend is invalid: --backend is not a "
+                   "true/false flag; give it a value, as in "
+                   "--backend=process");
+  ExpectUsageError({"--speedup=2"},
+                   "run: --speedup=2 is invalid; valid: --speedup, "
+                   "--nospeedup, --speedup=true or --speedup=false");
+  ExpectUsageError({"--verbose=abc"},
+                   "run: --verbose='abc' is not a number; valid: 0 (none) to "
+                   "50 (every event)");
+  ExpectUsageError({"--verbose="},
+                   "run: --verbose='' is not a number; valid: 0 (none) to 50 "
+                   "(every event)");
+  ExpectUsageError({"--list-backends=maybe"},
+                   "run: --list-backends=maybe is invalid; valid: "
+                   "--list-backends, --nolist-backends, --list-backends=true "
+                   "or --list-backends=false");
+  ExpectUsageError({"--flagfile=/nonexistent"},
+                   "run: --flagfile=/nonexistent: cannot open: No such file "
+                   "or directory; valid: a file with one --flag=value a line");
+  ExpectUsageError({"--fromenv=jobs"},
+                   "run: --fromenv=jobs: FLAGS_jobs is not set; valid: names "
+                   "of flags whose values are in FLAGS_<name> environment "
+                   "variables");
+}
+
+// What absl's syntax allowed still works: a value in the next argument,
+// --noflag, true/false values, underscores, a flag file, values from the
+// environment.
+TEST(CliUsage, AbslFlagSyntaxStillWorks) {
+  Result r = RunProgram(
+      Cli(), {"--workload", "noop", "--tasks", "10", "--jobs", "-1",
+              "--nospeedup", "--progress=false", "--list_backends=no"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(FirstLine(r.out), "45");
+  const std::string path =
+      std::string(std::getenv("TEST_TMPDIR")) + "/flags.txt";
+  std::ofstream(path) << "# a comment\n--workload=noop\n\n  --tasks=20\n";
+  r = RunProgram(Cli(), {"--flagfile=" + path});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(FirstLine(r.out), "190");
+  setenv("FLAGS_tasks", "30", 1);
+  r = RunProgram(Cli(), {"--workload=noop", "--fromenv=tasks"});
+  unsetenv("FLAGS_tasks");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(FirstLine(r.out), "435");
+  r = RunProgram(Cli(), {"--workload=noop", "--tasks=3", "--tryfromenv=jobs",
+                         "--undefok=turbo", "--turbo=1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(FirstLine(r.out), "3");
+  r = RunProgram(Cli(), {"--only_check_args", "--workload=noop"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+// Issue 14 item 11: values that do not fit an int are rejected, not cut.
+TEST(CliUsage, ValuesBeyondIntAreRejected) {
+  const std::string jobs =
+      "valid: -1 for every usable CPU (% here), -2 for all but one, or a "
+      "count from 1 to 2147483647";
+  ExpectUsageError({"--jobs=4294967296"},
+                   "run: --jobs=4294967296 is invalid; " + jobs);
+  ExpectUsageError({"--jobs=4294967297"},
+                   "run: --jobs=4294967297 is invalid; " + jobs);
+  ExpectUsageError({"--jobs=-4294967297"},
+                   "run: --jobs=-4294967297 is invalid; " + jobs);
+  ExpectUsageError({"--workload=sleep", "--sleep-ms=2147483648"},
+                   "run: --sleep-ms=2147483648 is invalid; valid: "
+                   "milliseconds from 0 to 2147483647 (about 24.8 days)");
+  ExpectUsageError({"--verbose=2147483648"},
+                   "run: --verbose=2147483648 is invalid; valid: 0 (none) to "
+                   "50 (every event)");
+}
+
+// Issue 14 item 12: task counts whose results cannot fit in memory.
+TEST(CliUsage, TooManyTasksForMemory) {
+  const unsigned long long memory =
+      static_cast<unsigned long long>(sysconf(_SC_PHYS_PAGES)) *
+      static_cast<unsigned long long>(sysconf(_SC_PAGESIZE));
+  const std::string has = "and this machine has " + std::to_string(memory) +
+                          " bytes (%) of memory; valid: a count from 0 to ";
+  ExpectUsageError({"--tasks=1000000000000"},
+                   "run: --tasks=1000000000000 is too many: their results "
+                   "need 8000000000000 bytes (7.3 TiB) " +
+                       has + std::to_string(memory / 8) +
+                       " for --workload=sum");
+  ExpectUsageError({"--tasks=9223372036854775807"},
+                   "run: --tasks=9223372036854775807 is too many: their "
+                   "results need 73786976294838206456 bytes (64.0 EiB) " +
+                       has + std::to_string(memory / 8) +
+                       " for --workload=sum");
+  ExpectUsageError({"--workload=sleep", "--tasks=1000000000000"},
+                   "run: --tasks=1000000000000 is too many: their results "
+                   "need 4000000000000 bytes (3.6 TiB) " +
+                       has + std::to_string(memory / 4) +
+                       " for --workload=sleep");
+}
+
+// Issue 14 item 12: a count that passes the check but finds too little
+// memory left gets one line, not std::bad_alloc.
+TEST(CliUsage, OutOfMemoryForResultsIsOneLine) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "sanitizers reserve more address space than ulimit -v "
+                  "leaves";
+#endif
+  Result r =
+      RunProgram("/bin/sh", {"-c", "ulimit -v 1000000 && exec " + Cli() +
+                                       " --backend=sequential --workload=noop "
+                                       "--tasks=1000000000"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_EQ(r.err,
+            "run: error: out of memory for the results of 1000000000 tasks "
+            "(8 bytes each); try fewer --tasks\n");
+}
+
+// Issue 14 item 10: every way of asking for help exits 0 with the help.
+TEST(CliUsage, EveryHelpFlagExits0) {
+  const std::string help = RunProgram(Cli(), {"--help"}).out;
+  ASSERT_NE(help.find("Flags from cli/run.cc:"), std::string::npos) << help;
+  for (const char* flag : {"--helpfull", "--help=jobs", "--helpshort",
+                           "--helpmatch=jobs", "-help"}) {
+    Result r = RunProgram(Cli(), {flag});
+    EXPECT_EQ(r.exit_code, 0) << flag << ": " << r.err;
+    EXPECT_TRUE(r.err.empty()) << flag << ": " << r.err;
+    EXPECT_EQ(r.out, help) << flag;
   }
 }
 

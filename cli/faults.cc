@@ -1,0 +1,50 @@
+#include "cli/faults.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+
+#include "core/errors.h"
+
+namespace fanout::cli {
+
+FailMode ParseFailMode(const std::string& name) {
+  static const std::pair<const char*, FailMode> kModes[] = {
+      {"throw", FailMode::kThrow},
+      {"segv", FailMode::kSegv},
+      {"abort", FailMode::kAbort},
+      {"exit", FailMode::kExit},
+      {"hang", FailMode::kHang}};
+  for (const auto& [known, mode] : kModes) {
+    if (name == known) return mode;
+  }
+  throw UsageError("unknown --fail-mode '" + name +
+                   "'; valid: throw, segv, abort, exit, hang");
+}
+
+void Fail(FailMode mode, std::size_t task) {
+  switch (mode) {
+    case FailMode::kThrow:
+      throw std::runtime_error("injected failure in task " +
+                               std::to_string(task));
+    case FailMode::kSegv:
+      std::raise(SIGSEGV);
+      break;
+    case FailMode::kAbort:
+      std::abort();
+    case FailMode::kExit:
+      _exit(3);
+    case FailMode::kHang:
+      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+    case FailMode::kNone:
+      break;
+  }
+  std::abort();
+}
+
+}  // namespace fanout::cli

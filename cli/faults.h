@@ -1,0 +1,27 @@
+// fanout/cli/faults.h — the CLI's fault injection: --fail-task=N makes task N
+// fail in the way --fail-mode names, to show how each backend reports it.
+//
+//   FailMode mode = ParseFailMode("segv");  // throws UsageError if unknown
+//   if (i == fail_task) Fail(mode, i);
+#ifndef FANOUT_CLI_FAULTS_H_
+#define FANOUT_CLI_FAULTS_H_
+
+#include <cstddef>
+#include <string>
+
+namespace fanout::cli {
+
+enum class FailMode { kNone, kThrow, kSegv, kAbort, kExit, kHang };
+
+// The mode named `name` (throw, segv, abort, exit, hang); throws
+// fanout::UsageError naming the valid ones otherwise.
+FailMode ParseFailMode(const std::string& name);
+
+// Fails task `task` as `mode` says: throws, raises SIGSEGV, aborts, calls
+// _exit(3) or sleeps for ever. On in-process backends all but kThrow end the
+// whole program, as they would in the user's own code.
+[[noreturn]] void Fail(FailMode mode, std::size_t task);
+
+}  // namespace fanout::cli
+
+#endif  // FANOUT_CLI_FAULTS_H_

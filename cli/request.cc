@@ -1,0 +1,195 @@
+#include "cli/request.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <iterator>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "cli/run_workload.h"
+#include "cli/workloads.h"
+#include "core/errors.h"
+#include "core/executor.h"
+
+namespace fanout::cli {
+namespace {
+
+constexpr const char* kWorkloads[] = {"fib", "noop", "sleep", "sum"};
+constexpr long long kIntMax = std::numeric_limits<int>::max();
+constexpr long long kLongMax = std::numeric_limits<long long>::max();
+// Milliseconds fit an int, so a deadline (now + timeout, in nanoseconds)
+// cannot overflow and poll()'s int timeout holds any of them.
+constexpr char kMaxMillis[] = "2147483647 (about 24.8 days)";
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+// `text` as an integer from `min` to `max`, or a UsageError naming `valid`.
+long long ParseInRange(const std::string& flag, const std::string& text,
+                       long long min, long long max, const std::string& valid) {
+  long long value = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  const bool too_big = ec == std::errc::result_out_of_range;
+  if (text.empty() || ptr != end || (ec != std::errc() && !too_big)) {
+    throw UsageError("--" + flag + "='" + text +
+                     "' is not a number; valid: " + valid);
+  }
+  if (too_big || value < min || value > max) {
+    throw UsageError("--" + flag + "=" + text + " is invalid; valid: " + valid);
+  }
+  return value;
+}
+
+// "7.3 TiB": `bytes` in the largest binary unit it reaches.
+std::string HumanBytes(unsigned __int128 bytes) {
+  static const char* const kUnits[] = {"bytes", "KiB", "MiB", "GiB",
+                                       "TiB",   "PiB", "EiB"};
+  long double value = static_cast<long double>(bytes);
+  std::size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1Lf %s", value, kUnits[unit]);
+  return text;
+}
+
+// Refuses a task count whose results alone would not fit in memory, before
+// anything is allocated.
+void CheckResultsFit(const std::string& typed, std::size_t tasks,
+                     const std::string& workload) {
+  const std::size_t each = ResultBytes(workload);
+  const unsigned __int128 need = static_cast<unsigned __int128>(tasks) * each;
+  const unsigned long long have = MachineMemoryBytes();
+  if (have == 0 || need <= have) return;
+  throw UsageError("--tasks=" + typed + " is too many: their results need " +
+                   ToDecimal(need) + " bytes (" + HumanBytes(need) +
+                   ") and this machine has " + ToDecimal(have) + " bytes (" +
+                   HumanBytes(have) + ") of memory; valid: a count from 0 to " +
+                   ToDecimal(have / each) + " for --workload=" + workload);
+}
+
+std::size_t ParseTasks(const RawFlags& f) {
+  if (f.tasks.empty()) {
+    return f.workload == "sum"     ? workloads::kSumTasks
+           : f.workload == "fib"   ? 6
+           : f.workload == "sleep" ? 100
+                                   : 1000000;
+  }
+  const auto tasks = static_cast<std::size_t>(
+      ParseInRange("tasks", f.tasks, 0, kLongMax, "a count >= 0"));
+  if (f.commands.empty()) CheckResultsFit(f.tasks, tasks, f.workload);
+  return tasks;
+}
+
+void CheckBackend(const std::string& name) {
+  const auto names = backend_names();
+  if (std::find(names.begin(), names.end(), name) == names.end()) {
+    make_executor(name, {.jobs = 1});  // throws, with its "did you mean"
+  }
+}
+
+// --compare: "all", or a comma-separated list of backends.
+std::vector<std::string> ParseCompare(const std::string& text) {
+  if (text.empty()) return {};
+  if (text == "all") return backend_names();
+  std::vector<std::string> backends;
+  std::string::size_type start = 0;
+  while (start <= text.size()) {
+    auto end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    std::string name = text.substr(start, end - start);
+    start = end + 1;
+    if (name.empty()) continue;
+    CheckBackend(name);
+    backends.push_back(name);
+  }
+  if (backends.empty()) {
+    throw UsageError(
+        "--compare needs backends; valid: all, or a list such as "
+        "sequential,thread");
+  }
+  return backends;
+}
+
+// --fail-task and --fail-mode, once the number of tasks is known.
+void ParseFailure(const RawFlags& f, Request* r) {
+  if (f.fail_task.empty()) return;
+  r->fail_task = ParseInRange("fail-task", f.fail_task,
+                              std::numeric_limits<long long>::min(), kLongMax,
+                              "a task index");
+  if (r->fail_task < 0 || static_cast<std::size_t>(r->fail_task) >= r->tasks) {
+    throw UsageError("--fail-task=" + f.fail_task +
+                     " is not a task of this run; valid: 0 to " +
+                     std::to_string(static_cast<long long>(r->tasks) - 1));
+  }
+  r->fail_mode = ParseFailMode(f.fail_mode);
+}
+
+}  // namespace
+
+std::vector<std::string> WorkloadNames() {
+  return std::vector<std::string>(std::begin(kWorkloads), std::end(kWorkloads));
+}
+
+unsigned long long MachineMemoryBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return 0;  // unknown: no check
+  return static_cast<unsigned long long>(pages) *
+         static_cast<unsigned long long>(page_size);
+}
+
+Request ParseRequest(const RawFlags& f) {
+  Request r;
+  r.backend = f.backend;
+  CheckBackend(f.backend);
+  const std::string jobs_valid =
+      "-1 for every usable CPU (" + std::to_string(usable_cpus()) +
+      " here), -2 for all but one, or a count from 1 to " +
+      std::to_string(kIntMax);
+  r.jobs = static_cast<int>(
+      ParseInRange("jobs", f.jobs, -kIntMax - 1, kIntMax, jobs_valid));
+  if (r.jobs == 0) {
+    throw UsageError("--jobs=0 is invalid; valid: " + jobs_valid);
+  }
+  r.workload = f.workload;
+  const auto workloads = WorkloadNames();
+  if (std::find(workloads.begin(), workloads.end(), f.workload) ==
+      workloads.end()) {
+    throw UsageError("unknown workload '" + f.workload +
+                     "'; valid workloads: " + Join(workloads));
+  }
+  r.tasks = ParseTasks(f);
+  r.sleep_ms = static_cast<int>(
+      ParseInRange("sleep-ms", f.sleep_ms, 0, kIntMax,
+                   std::string("milliseconds from 0 to ") + kMaxMillis));
+  r.batch_size = static_cast<std::size_t>(ParseInRange(
+      "batch-size", f.batch_size, 0, kLongMax, "a count >= 1, or 0 for auto"));
+  r.timeout = std::chrono::milliseconds(ParseInRange(
+      "timeout-ms", f.timeout_ms, 0, kIntMax,
+      std::string("milliseconds from 1 to ") + kMaxMillis + ", or 0 for none"));
+  r.verbose = static_cast<int>(ParseInRange("verbose", f.verbose, 0, kIntMax,
+                                            "0 (none) to 50 (every event)"));
+  r.speedup = f.speedup;
+  if (f.format != "text" && f.format != "json") {
+    throw UsageError("unknown --format '" + f.format + "'; valid: text, json");
+  }
+  r.json = f.format == "json";
+  r.progress = f.progress;
+  r.commands = f.commands;
+  r.compare = ParseCompare(f.compare);
+  ParseFailure(f, &r);
+  return r;
+}
+
+}  // namespace fanout::cli

@@ -1,0 +1,69 @@
+// fanout/cli/request.h — the CLI's flags as typed, checked into a Request.
+//
+//   fanout::cli::Request r = fanout::cli::ParseRequest({.jobs = "2"});
+//
+// ParseRequest throws fanout::UsageError naming the flag, what is wrong and
+// what is valid. Numbers are read as 64-bit integers and must fit the range
+// the flag names: nothing is cut to fit an int. --sleep-ms and --timeout-ms
+// go up to 2147483647 (about 24.8 days), so that adding them to a clock never
+// overflows; --tasks is refused when its results would not fit in the
+// machine's memory.
+#ifndef FANOUT_CLI_REQUEST_H_
+#define FANOUT_CLI_REQUEST_H_
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "cli/faults.h"
+
+namespace fanout::cli {
+
+// Flag values as the user typed them.
+struct RawFlags {
+  std::string backend = "thread";
+  std::string jobs = "-1";
+  std::string workload = "sum";
+  std::string tasks;  // "" = the workload's default
+  std::string sleep_ms = "10";
+  std::string batch_size = "0";
+  std::string timeout_ms = "0";
+  std::string verbose = "0";
+  bool speedup = false;
+  std::string fail_task;
+  std::string fail_mode = "throw";
+  std::string compare;  // "", "all" or a comma-separated list of backends
+  std::string format = "text";
+  bool progress = false;
+  std::string commands;  // a file of commands, "-" for stdin; "" = workload
+};
+
+// Validated.
+struct Request {
+  std::string backend;
+  int jobs = -1;
+  std::string workload;
+  std::size_t tasks = 0;
+  int sleep_ms = 10;
+  std::size_t batch_size = 0;
+  std::chrono::milliseconds timeout{0};
+  int verbose = 0;
+  bool speedup = false;
+  long long fail_task = -1;
+  FailMode fail_mode = FailMode::kNone;
+  std::vector<std::string> compare;  // backends to compare; empty = one run
+  bool json = false;
+  bool progress = false;
+  std::string commands;
+};
+
+std::vector<std::string> WorkloadNames();
+Request ParseRequest(const RawFlags& flags);
+
+// Physical memory of this machine in bytes (pages times page size).
+unsigned long long MachineMemoryBytes();
+
+}  // namespace fanout::cli
+
+#endif  // FANOUT_CLI_REQUEST_H_

@@ -1,0 +1,79 @@
+#include "cli/run_workload.h"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/faults.h"
+#include "cli/workloads.h"
+
+namespace fanout::cli {
+namespace {
+
+// The result type of each workload's task.
+using SumResult = long long;
+using FibResult = long long;
+using SleepResult = int;
+using NoopResult = std::uint64_t;
+
+}  // namespace
+
+std::string ToDecimal(unsigned __int128 v) {
+  std::string s = v == 0 ? "0" : "";
+  for (; v > 0; v /= 10) s.insert(s.begin(), static_cast<char>('0' + v % 10));
+  return s;
+}
+
+std::size_t ResultBytes(const std::string& workload) {
+  if (workload == "sum") return sizeof(SumResult);
+  if (workload == "fib") return sizeof(FibResult);
+  if (workload == "sleep") return sizeof(SleepResult);
+  return sizeof(NoopResult);
+}
+
+std::string RunWorkload(Parallel& p, const Request& r) {
+  auto maybe_fail = [&r](std::size_t i) {
+    if (static_cast<long long>(i) == r.fail_task) Fail(r.fail_mode, i);
+  };
+  if (r.workload == "sum") {
+    std::vector<SumResult> v = p.map(r.tasks, [&](std::size_t i) {
+      maybe_fail(i);
+      return workloads::SumTask(static_cast<long long>(i));
+    });
+    __int128 total = 0;
+    for (SumResult x : v) total += x;
+    return total < 0 ? "-" + ToDecimal(-static_cast<unsigned __int128>(total))
+                     : ToDecimal(static_cast<unsigned __int128>(total));
+  }
+  if (r.workload == "fib") {
+    std::vector<FibResult> v = p.map(r.tasks, [&](std::size_t i) {
+      maybe_fail(i);
+      return workloads::Fib(workloads::kFibArgs[i % 6]);
+    });
+    std::string s;
+    for (FibResult x : v) s += (s.empty() ? "" : " ") + std::to_string(x);
+    return s;
+  }
+  if (r.workload == "sleep") {
+    std::vector<SleepResult> v = p.map(r.tasks, [&](std::size_t i) {
+      maybe_fail(i);
+      std::this_thread::sleep_for(std::chrono::milliseconds(r.sleep_ms));
+      return SleepResult{1};
+    });
+    std::size_t done = 0;
+    for (SleepResult x : v) done += x;
+    return std::to_string(done);
+  }
+  // noop: overhead only; the answer is the sum of the task indices.
+  std::vector<NoopResult> v = p.map(r.tasks, [&](std::size_t i) {
+    maybe_fail(i);
+    return NoopResult{i};
+  });
+  unsigned __int128 total = 0;
+  for (NoopResult x : v) total += x;
+  return ToDecimal(total);
+}
+
+}  // namespace fanout::cli

@@ -1,0 +1,31 @@
+// fanout/cli/run_workload.h — the CLI's workloads (sum, fib, sleep, noop)
+// run on a Parallel, with --fail-task's fault injected, each giving its
+// answer as one line of text.
+//
+//   fanout::Parallel p({.jobs = 2, .backend = "thread"});
+//   std::string answer = fanout::cli::RunWorkload(p, request);
+//   // "249972500250000000" for the default sum
+#ifndef FANOUT_CLI_RUN_WORKLOAD_H_
+#define FANOUT_CLI_RUN_WORKLOAD_H_
+
+#include <cstddef>
+#include <string>
+
+#include "cli/request.h"
+#include "core/parallel.h"
+
+namespace fanout::cli {
+
+// Runs `r.workload` with `r.tasks` tasks on `p`; returns its answer line.
+std::string RunWorkload(Parallel& p, const Request& r);
+
+// `v` in decimal: the answers are 128-bit sums, and byte counts of 64-bit
+// task counts need 128 bits too.
+std::string ToDecimal(unsigned __int128 v);
+
+// Bytes one task's result of `workload` takes in the results vector.
+std::size_t ResultBytes(const std::string& workload);
+
+}  // namespace fanout::cli
+
+#endif  // FANOUT_CLI_RUN_WORKLOAD_H_
