@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <new>
@@ -19,6 +20,33 @@
 namespace fanout::cli {
 namespace {
 
+// A call stopped while tasks on threads still run. At the deadline the run
+// ends now, naming them (a thread cannot be stopped, and waiting for a hung
+// task would outlive the timeout); after Ctrl+C it says what it waits for.
+void ReportStuck(std::FILE* err, const StuckCall& stuck) {
+  if (stuck.reason == StopReason::kTimedOut) {
+    std::fprintf(err,
+                 "run: error: %s (tasks on threads cannot be stopped: "
+                 "exiting without waiting for them)\n",
+                 stuck.message.c_str());
+    std::fflush(nullptr);
+    // Not exit(): the stuck threads still run tasks that use this process's
+    // memory, which static destructors would free under them.
+    std::_Exit(1);
+  }
+  std::string tasks;
+  for (const RunningTask& t : stuck.running) {
+    tasks += (tasks.empty() ? "" : ", ") + std::string("task ") +
+             std::to_string(t.index) + " on " + t.worker;
+  }
+  std::fprintf(err,
+               "\nrun: interrupted: waiting for %zu running task%s (%s); "
+               "Ctrl+C again to stop now\n",
+               stuck.running.size(), stuck.running.size() == 1 ? "" : "s",
+               tasks.c_str());
+  std::fflush(err);
+}
+
 // Runs the workload on `backend` and times it; `inject` says whether
 // --fail-task applies to this run.
 Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
@@ -32,6 +60,7 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
   if (r.progress && err_is_terminal) {
     o.on_progress = ProgressBar(err);
   }
+  o.on_stuck = [err](const StuckCall& stuck) { ReportStuck(err, stuck); };
   Parallel p(std::move(o));
   Request run = r;
   if (!inject) run.fail_task = -1;

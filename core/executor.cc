@@ -1,11 +1,9 @@
 #include "core/executor.h"
 
-#include "core/internal/scheduler.h"
-
 #include <cxxabi.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +15,8 @@
 #include <sstream>
 #include <typeinfo>
 #include <utility>
+
+#include "core/internal/scheduler.h"
 
 namespace fanout {
 
@@ -90,6 +90,12 @@ std::size_t EditDistance(std::string_view a, std::string_view b) {
     }
   }
   return row[b.size()];
+}
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? std::string("SIG") + abbrev
+                           : "signal " + std::to_string(sig);
 }
 
 }  // namespace
@@ -175,8 +181,7 @@ std::size_t auto_batch_size(std::size_t n, int jobs) {
   return std::clamp<std::size_t>(per, 1, 2048);
 }
 
-std::size_t resolve_batch_size(std::size_t n, int jobs,
-                               std::size_t requested) {
+std::size_t resolve_batch_size(std::size_t n, int jobs, std::size_t requested) {
   if (requested == 0) return auto_batch_size(n, jobs);
   return std::clamp<std::size_t>(requested, 1, std::max<std::size_t>(n, 1));
 }
@@ -184,51 +189,65 @@ std::size_t resolve_batch_size(std::size_t n, int jobs,
 bool in_task() { return t_in_task; }
 
 namespace {
+constinit thread_local std::atomic<std::size_t>* t_task_slot = nullptr;
+}  // namespace
 
-std::string SignalName(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return abbrev != nullptr ? std::string("SIG") + abbrev
-                           : "signal " + std::to_string(sig);
+std::atomic<std::size_t>* internal::current_task_slot() { return t_task_slot; }
+void internal::set_current_task_slot(std::atomic<std::size_t>* slot) {
+  t_task_slot = slot;
 }
+
+std::string internal::stop_message(StopReason reason, std::string_view backend,
+                                   const StopToken& stop, std::size_t done,
+                                   std::size_t n,
+                                   const std::vector<RunningTask>& running,
+                                   bool workers_stopped) {
+  const std::string finished = " on backend '" + std::string(backend) +
+                               "' with " + std::to_string(done) + " of " +
+                               std::to_string(n) + " tasks finished";
+  std::string tasks;
+  for (const RunningTask& t : running) {
+    tasks += (tasks.empty() ? "" : ", ") + std::string("task ") +
+             std::to_string(t.index) + " (" + t.worker + ")";
+  }
+  switch (reason) {
+    case StopReason::kTimedOut: {
+      std::string what = "call timed out after " +
+                         std::to_string(stop.timeout().count()) + " ms" +
+                         finished;
+      if (!tasks.empty()) {
+        what += "; still running: " + tasks;
+      } else if (workers_stopped) {
+        what += "; no task was running";
+      }
+      return what;
+    }
+    case StopReason::kInterrupted:
+      return "interrupted by " + SignalName(stop.signal()) + finished +
+             (workers_stopped ? "; every worker was stopped" : "");
+    default:
+      return "call cancelled" + finished +
+             (tasks.empty() ? "" : "; still running: " + tasks);
+  }
+}
+
+namespace {
 
 // Throws the error for a call that was stopped from outside; returns for a
 // call that ran to its end or stopped on a failed task.
 void ThrowIfStopped(std::string_view backend, const RunReport& report,
                     const RunOptions& options, std::size_t n) {
-  const std::string finished = " on backend '" + std::string(backend) +
-                               "' with " +
-                               std::to_string(options.progress->load()) +
-                               " of " + std::to_string(n) + " tasks finished";
-  switch (report.stopped) {
-    case StopReason::kNone:
-    case StopReason::kFailed:
-      return;
-    case StopReason::kTimedOut: {
-      std::string running;
-      for (const RunningTask& t : report.running) {
-        running += (running.empty() ? "" : ", ") + std::string("task ") +
-                   std::to_string(t.index) + " (" + t.worker + ")";
-      }
-      std::string what = "call timed out after " +
-                         std::to_string(options.stop->timeout().count()) +
-                         " ms" + finished;
-      if (!running.empty()) {
-        what += "; still running: " + running;
-      } else if (report.workers_stopped) {
-        what += "; no task was running";
-      }
-      throw TimeoutError(what);
-    }
-    case StopReason::kInterrupted: {
-      const int sig = options.stop->signal();
-      throw InterruptedError(
-          "interrupted by " + SignalName(sig) + finished +
-              (report.workers_stopped ? "; every worker was stopped" : ""),
-          sig);
-    }
-    case StopReason::kCancelled:
-      throw InterruptedError("call cancelled" + finished, 0);
+  if (report.stopped == StopReason::kNone ||
+      report.stopped == StopReason::kFailed) {
+    return;
   }
+  const std::string what = internal::stop_message(
+      report.stopped, backend, *options.stop, options.progress->load(), n,
+      report.running, report.workers_stopped);
+  if (report.stopped == StopReason::kTimedOut) throw TimeoutError(what);
+  throw InterruptedError(what, report.stopped == StopReason::kInterrupted
+                                   ? options.stop->signal()
+                                   : 0);
 }
 
 }  // namespace
@@ -244,8 +263,7 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
   if (o.progress == nullptr) o.progress = &own_progress;
   o.jobs = std::max(o.jobs, 1);
   o.batch_auto = o.batch_size == 0;
-  o.batch_size =
-      resolve_batch_size(job.n, total_workers(o.jobs), o.batch_size);
+  o.batch_size = resolve_batch_size(job.n, total_workers(o.jobs), o.batch_size);
   RunReport report;
   if (runs_small_calls_inline() && (o.jobs <= 1 || job.n <= 1)) {
     report = internal::run_inline(name(), job, o, inline_worker());
@@ -295,10 +313,10 @@ RunReport run_inline(std::string_view backend, const Job& job,
   control.Reset(job.n, options.batch_size);
   FailureList failures;
   const auto name = [worker] { return std::string(worker); };
-  InPlaceSink<decltype(name)> sink(failures, backend, name);
-  ChunkRunner<decltype(sink)> runner(
-      job, control, options.errors == ErrorPolicy::kFailFast, options.progress,
-      options.stop, sink);
+  InPlaceSink<decltype(name)> sink(failures, backend, name, options.watch, 0);
+  ChunkRunner<decltype(sink)> runner(job, control,
+                                     options.errors == ErrorPolicy::kFailFast,
+                                     options.progress, options.stop, sink);
   runner.RunClaimed();
   RunReport report;
   report.failures = failures.Take();

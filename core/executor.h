@@ -43,6 +43,10 @@
 
 namespace fanout {
 
+namespace internal {
+class TaskWatch;
+}  // namespace internal
+
 // What happens when a task fails.
 enum class ErrorPolicy {
   kFailFast,  // the first failure stops tasks not yet started; the call throws
@@ -96,6 +100,9 @@ struct RunOptions {
   // Set by Executor::run for the backend: batch_size was 0 and has been
   // resolved with auto_batch_size().
   bool batch_auto = false;
+  // Where in-process workers record the task they run, for a call that can
+  // be stopped while a task does not return. May be null.
+  internal::TaskWatch* watch = nullptr;
 };
 
 // A task that was running when a call was stopped from outside.
@@ -218,6 +225,19 @@ class InTaskScope {
 
 // The demangled type name and message of an exception in flight.
 TaskFailure describe_current_exception();
+
+// Where the task running on this thread records its index (one relaxed
+// store per task), or null when its call keeps no TaskWatch. Read once per
+// chunk by the front end's typed job; set by the scheduler.
+std::atomic<std::size_t>* current_task_slot();
+void set_current_task_slot(std::atomic<std::size_t>* slot);
+
+// The message of the error a call stopped for `reason` throws (TimeoutError
+// for kTimedOut, InterruptedError otherwise): the one place it is written.
+std::string stop_message(StopReason reason, std::string_view backend,
+                         const StopToken& stop, std::size_t done, std::size_t n,
+                         const std::vector<RunningTask>& running,
+                         bool workers_stopped);
 
 // The TaskError for a task of `backend` that failed on `worker`.
 TaskError task_error(std::size_t index, std::string_view backend,

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "core/internal/scheduler.h"
+
 namespace fanout {
 
 Parallel::Parallel(Options options)
@@ -38,14 +40,28 @@ RunReport Parallel::Run(const Job& job, ErrorPolicy errors) {
   }
   StopToken stop(options_.timeout);
   ro.stop = &stop;
-  const bool watch = callback || stop.has_deadline() ||
-                     options_.cancel != nullptr;
-  if (!watch) return executor_->run(job, ro);
+  const bool monitored =
+      callback || stop.has_deadline() || options_.cancel != nullptr;
+  if (!monitored) return executor_->run(job, ro);
 
   std::atomic<std::size_t> progress{0};
   ro.progress = &progress;
-  internal::ProgressMonitor monitor(job.n, &progress, callback, &stop,
-                                    options_.cancel);
+  // A call that can be stopped records which task each thread runs, so a
+  // stop that waits on a task can name it.
+  std::unique_ptr<internal::TaskWatch> watch;
+  if (stop.has_deadline() || options_.cancel != nullptr) {
+    watch = std::make_unique<internal::TaskWatch>();
+    ro.watch = watch.get();
+  }
+  internal::ProgressMonitor monitor(
+      {.total = job.n,
+       .done = &progress,
+       .callback = callback,
+       .stop = &stop,
+       .external_cancel = options_.cancel,
+       .watch = watch.get(),
+       .on_stuck = options_.on_stuck,
+       .backend = std::string(executor_->name())});
   RunReport report;
   try {
     report = executor_->run(job, ro);

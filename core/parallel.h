@@ -33,8 +33,18 @@
 //               backend, worker and the exception's type and message.
 //               kCollectAll: every task runs; map() then throws the lowest
 //               failed task's error, try_map() returns every outcome.
-//   timeout     a call running longer throws fanout::TimeoutError.
+//   timeout     a call running longer throws fanout::TimeoutError. What is
+//               guaranteed, per backend: at the deadline no new task starts
+//               anywhere. process kills its workers at the deadline and
+//               throws at once, naming the tasks that were running. thread,
+//               tbb, sequential and mpi run tasks on threads, which cannot
+//               be killed: the call throws as soon as the tasks running at
+//               the deadline return; a task that never returns keeps the
+//               call waiting, and on_stuck (below) names it 100 ms after the
+//               deadline so the program can report it and end. Use process
+//               for tasks that may hang.
 //   on_progress a callback receiving progress events (core/progress.h).
+//   on_stuck    see above: a call stopped while tasks on threads still run.
 //
 // A call made from inside a task runs inline on the calling worker.
 #ifndef FANOUT_CORE_PARALLEL_H_
@@ -75,6 +85,16 @@ struct Options {
   // Raised by the caller (e.g. from a signal handler) to stop the call between
   // chunks; the call then throws InterruptedError. May be null.
   const std::atomic<bool>* cancel = nullptr;
+  // Called once, on the monitor thread, when the call was stopped (timeout
+  // or cancel) but tasks that cannot be stopped from outside (on threads:
+  // thread, tbb, sequential) are still running 100 ms later. It gets the
+  // reason, the tasks still running and the message of the error the call
+  // will throw once they return. The call itself keeps waiting: a running
+  // thread cannot be killed, and its task may use the caller's memory. A
+  // program may report it and end itself (the CLI does); the process
+  // backend kills its workers at the deadline instead, so it never calls
+  // this.
+  std::function<void(const StuckCall&)> on_stuck;
 };
 
 // One task's outcome under the collect-all policy: its value or its error.
@@ -179,12 +199,23 @@ class Runner {
                               TaskFailure* failure) {
     auto* self = static_cast<Runner*>(ctx);
     std::size_t i = begin;
+    const auto run = [self](std::size_t k) {
+      if constexpr (std::is_void_v<R>) {
+        std::invoke(self->f_, k);
+      } else {
+        self->slots_[k] = std::invoke(self->f_, k);
+      }
+    };
+    // A call that can be stopped records which task runs (one relaxed store
+    // per task), so that one that never returns can be named.
+    std::atomic<std::size_t>* const watch = current_task_slot();
     try {
-      for (; i < end; ++i) {
-        if constexpr (std::is_void_v<R>) {
-          std::invoke(self->f_, i);
-        } else {
-          self->slots_[i] = std::invoke(self->f_, i);
+      if (watch == nullptr) {
+        for (; i < end; ++i) run(i);
+      } else {
+        for (; i < end; ++i) {
+          watch->store(i, std::memory_order_relaxed);
+          run(i);
         }
       }
     } catch (...) {

@@ -4,6 +4,9 @@
 #include <cmath>
 #include <utility>
 
+#include "core/executor.h"
+#include "core/internal/scheduler.h"
+
 namespace fanout {
 
 std::string VerbosePrinter::FormatTime(double t) {
@@ -52,62 +55,89 @@ void VerbosePrinter::operator()(const ProgressEvent& e) {
 
 namespace internal {
 
-ProgressMonitor::ProgressMonitor(std::size_t total,
-                                 const std::atomic<std::size_t>* done,
-                                 ProgressCallback callback, StopToken* stop,
-                                 const std::atomic<bool>* external_cancel)
-    : total_(total),
-      done_(done),
-      callback_(std::move(callback)),
+ProgressMonitor::ProgressMonitor(MonitorOptions options)
+    : options_(std::move(options)),
       start_(std::chrono::steady_clock::now()),
-      stop_(stop),
-      external_cancel_(external_cancel),
       thread_([this] { Loop(); }) {}
 
 ProgressMonitor::~ProgressMonitor() { finish(false); }
 
 ProgressEvent ProgressMonitor::Event(bool finished) const {
   ProgressEvent e;
-  e.total = total_;
-  e.done = finished ? total_ : done_->load(std::memory_order_relaxed);
+  e.total = options_.total;
+  e.done = finished ? options_.total
+                    : options_.done->load(std::memory_order_relaxed);
   e.elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
           .count();
-  if (e.done > 0 && e.done <= total_) {
-    e.remaining = e.elapsed / double(e.done) * double(total_ - e.done);
+  if (e.done > 0 && e.done <= e.total) {
+    e.remaining = e.elapsed / double(e.done) * double(e.total - e.done);
   }
   e.finished = finished;
   return e;
 }
 
+namespace {
+constexpr std::chrono::milliseconds kStuckAfter{100};
+}  // namespace
+
+void ProgressMonitor::CheckStuck() {
+  StopToken* stop = options_.stop;
+  if (stuck_reported_ || stop == nullptr || !stop->stop_requested() ||
+      options_.watch == nullptr || !options_.on_stuck) {
+    return;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (stopped_at_ == std::chrono::steady_clock::time_point{}) {
+    stopped_at_ = now;
+    return;
+  }
+  if (now - stopped_at_ < kStuckAfter) return;
+  const std::vector<RunningTask> running = options_.watch->Running();
+  if (running.empty()) return;
+  stuck_reported_ = true;
+  StuckCall stuck;
+  stuck.reason = stop->reason();
+  stuck.message = stop_message(stuck.reason, options_.backend, *stop,
+                               options_.done->load(std::memory_order_relaxed),
+                               options_.total, running,
+                               /*workers_stopped=*/false);
+  stuck.running = running;
+  options_.on_stuck(stuck);
+}
+
 void ProgressMonitor::Loop() {
   std::size_t last = 0;
-  const auto tick =
-      std::chrono::milliseconds(external_cancel_ != nullptr ? 10 : 50);
+  const bool watching_stop = options_.external_cancel != nullptr ||
+                             (options_.on_stuck && options_.watch != nullptr);
+  const auto tick = std::chrono::milliseconds(watching_stop ? 10 : 50);
+  StopToken* stop = options_.stop;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_requested_) {
     // Wake at the next tick, or at the deadline if that comes first.
     auto wake = std::chrono::steady_clock::now() + tick;
-    if (stop_ != nullptr && stop_->has_deadline()) {
-      wake = std::min(wake, stop_->deadline());
+    if (stop != nullptr && stop->has_deadline() && !stop->stop_requested()) {
+      wake = std::min(wake, stop->deadline());
     }
     cv_.wait_until(lock, wake);
     if (stop_requested_) break;
-    if (stop_ != nullptr) {
-      if (external_cancel_ != nullptr && external_cancel_->load()) {
-        stop_->RequestStop(StopReason::kCancelled);
+    if (stop != nullptr) {
+      if (options_.external_cancel != nullptr &&
+          options_.external_cancel->load()) {
+        stop->RequestStop(StopReason::kCancelled);
       }
-      stop_->CheckDeadline();
+      stop->CheckDeadline();
     }
-    if (callback_) {
+    lock.unlock();
+    CheckStuck();
+    if (options_.callback) {
       ProgressEvent e = Event(false);
       if (e.done != last) {
         last = e.done;
-        lock.unlock();
-        callback_(e);
-        lock.lock();
+        options_.callback(e);
       }
     }
+    lock.lock();
   }
 }
 
@@ -120,7 +150,7 @@ void ProgressMonitor::finish(bool success) {
   }
   cv_.notify_all();
   thread_.join();
-  if (success && callback_) callback_(Event(true));
+  if (success && options_.callback) options_.callback(Event(true));
 }
 
 }  // namespace internal

@@ -20,7 +20,10 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "core/errors.h"
+#include "core/executor.h"
 #include "core/internal/stop_token.h"
 
 namespace fanout {
@@ -34,6 +37,13 @@ struct ProgressEvent {
 };
 
 using ProgressCallback = std::function<void(const ProgressEvent&)>;
+
+// A call that was stopped while tasks on threads still run (Options::on_stuck).
+struct StuckCall {
+  StopReason reason = StopReason::kNone;  // kTimedOut or kCancelled
+  std::vector<RunningTask> running;       // by task index
+  std::string message;  // what the call's TimeoutError/InterruptedError says
+};
 
 // joblib's verbose lines, e.g.
 //   [Parallel(n_jobs=2)]: Done  40 tasks      | elapsed:    0.1s
@@ -57,28 +67,42 @@ class VerbosePrinter {
 
 namespace internal {
 
+class TaskWatch;
+
+// What a call's monitor watches.
+struct MonitorOptions {
+  std::size_t total = 0;                               // tasks in the call
+  const std::atomic<std::size_t>* done = nullptr;      // finished so far
+  ProgressCallback callback;                           // may be empty
+  StopToken* stop = nullptr;                           // the call's token
+  const std::atomic<bool>* external_cancel = nullptr;  // the user's flag
+  // For a call stopped while tasks on threads still run (Options::on_stuck).
+  const TaskWatch* watch = nullptr;
+  std::function<void(const StuckCall&)> on_stuck;
+  std::string backend;
+};
+
 // Polls a counter on its own thread and reports events; stops the call's
-// token at its deadline (kTimedOut) or when `external_cancel` (the user's
-// flag) is raised (kCancelled).
+// token at its deadline (kTimedOut) or when the user's cancel flag is raised
+// (kCancelled); calls on_stuck once when watched tasks still run 100 ms
+// after the stop.
 class ProgressMonitor {
  public:
-  ProgressMonitor(std::size_t total, const std::atomic<std::size_t>* done,
-                  ProgressCallback callback, StopToken* stop,
-                  const std::atomic<bool>* external_cancel);
+  explicit ProgressMonitor(MonitorOptions options);
   ~ProgressMonitor();
   // Stops the thread and, when the call succeeded, sends the final event.
   void finish(bool success);
 
  private:
   void Loop();
+  // Calls on_stuck once if tasks still run `kStuckAfter` after the stop.
+  void CheckStuck();
   ProgressEvent Event(bool finished) const;
 
-  const std::size_t total_;
-  const std::atomic<std::size_t>* done_;
-  ProgressCallback callback_;
+  MonitorOptions options_;
   const std::chrono::steady_clock::time_point start_;
-  StopToken* const stop_;
-  const std::atomic<bool>* external_cancel_;
+  std::chrono::steady_clock::time_point stopped_at_{};
+  bool stuck_reported_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_requested_ = false;

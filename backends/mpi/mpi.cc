@@ -804,7 +804,6 @@ class MpiExecutor final : public Executor {
   int jobs() const override { return jobs_; }
   bool is_primary() const override { return world_.rank == 0; }
 
-
  protected:
   std::string inline_worker() const override { return "rank 0"; }
   // Every rank takes part in every call of a world of several ranks.

@@ -450,8 +450,8 @@ class WorkerSink {
     // outside; here only the shared control block's stop flag is seen.
     internal::ChunkRunner<WorkerSink> runner(
         *plan.job, *plan.control,
-        plan.options->errors == ErrorPolicy::kFailFast,
-        &plan.control->progress, /*stop=*/nullptr, sink);
+        plan.options->errors == ErrorPolicy::kFailFast, &plan.control->progress,
+        /*stop=*/nullptr, sink);
     runner.RunClaimed();
     sink.FlushAll();
   }
@@ -560,16 +560,15 @@ void Call::Start() {
       }
     }
   }
-  WorkerPlan plan{
-      &job_,
-      &options_,
-      &shared_.control(),
-      nullptr,
-      size != 0 ? shared_.results() : nullptr,
-      contiguous_,
-      dontfork_bytes_ != 0,
-      -1,
-      getpid()};
+  WorkerPlan plan{&job_,
+                  &options_,
+                  &shared_.control(),
+                  nullptr,
+                  size != 0 ? shared_.results() : nullptr,
+                  contiguous_,
+                  dontfork_bytes_ != 0,
+                  -1,
+                  getpid()};
 
   std::fflush(nullptr);  // nothing buffered is printed twice
   for (std::size_t k = 0; k < workers_.size(); ++k) {
@@ -775,8 +774,7 @@ void Call::StopFromOutside() {
   }
   std::sort(tasks.begin(), tasks.end());
   for (const auto& [task, k] : tasks) {
-    report_.running.push_back(
-        {static_cast<std::size_t>(task), WorkerName(k)});
+    report_.running.push_back({static_cast<std::size_t>(task), WorkerName(k)});
   }
   KillAll();
   MirrorProgress();

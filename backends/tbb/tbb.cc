@@ -101,7 +101,7 @@ class Call {
           [this](const tbb::blocked_range<std::size_t>& r) {
             if (context_.is_group_execution_cancelled()) return;
             internal::InTaskScope in_task;  // a call from a task runs inline
-            Sink sink(failures_, "tbb", &WorkerName);
+            Sink sink = MakeSink();
             if (!Runner(sink).RunChunk(r.begin(), r.end())) {
               context_.cancel_group_execution();
             }
@@ -120,13 +120,18 @@ class Call {
           tbb::blocked_range<int>(0, jobs, 1),
           [&](const tbb::blocked_range<int>& slots) {
             internal::InTaskScope in_task;
-            Sink sink(failures_, "tbb", &WorkerName);
+            Sink sink = MakeSink();
             for (int k = slots.begin(); k != slots.end(); ++k) {
               Runner(sink).RunClaimed();
             }
           },
           tbb::simple_partitioner(), context_);
     });
+  }
+
+  Sink MakeSink() {
+    return Sink(failures_, "tbb", &WorkerName, options_.watch,
+                tbb::this_task_arena::current_thread_index());
   }
 
   internal::ChunkRunner<Sink> Runner(Sink& sink) {

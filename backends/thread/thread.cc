@@ -154,10 +154,11 @@ void Pool::Work(int worker) {
   const Job& job = *job_;
   const RunOptions& options = *options_;
   const auto name = [worker] { return "thread " + std::to_string(worker); };
-  internal::InPlaceSink<decltype(name)> sink(failures_, "thread", name);
+  internal::InPlaceSink<decltype(name)> sink(failures_, "thread", name,
+                                             options.watch, worker);
   internal::ChunkRunner<decltype(sink)> runner(
-      job, control_, options.errors == ErrorPolicy::kFailFast,
-      options.progress, options.stop, sink);
+      job, control_, options.errors == ErrorPolicy::kFailFast, options.progress,
+      options.stop, sink);
   runner.RunClaimed();
 }
 

@@ -26,6 +26,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -111,21 +113,83 @@ class FailureList {
   std::vector<TaskError> failures_;
 };
 
+// Which task each worker of an in-process call is running, so that a call
+// that was stopped while a task does not return can name it. Kept only for
+// calls that can be stopped (a deadline or a cancel flag): it costs one
+// relaxed store per task. One slot per worker index (thread k, TBB thread
+// index); a worker past the last slot is simply not watched.
+class TaskWatch {
+ public:
+  static constexpr std::size_t kIdle = std::numeric_limits<std::size_t>::max();
+  static constexpr int kSlots = 256;
+
+  struct alignas(64) Slot {
+    std::atomic<std::size_t> task{kIdle};
+    std::atomic<bool> named{false};
+    char name[40] = {};
+  };
+
+  // The slot of worker `index`, named by `name()` on its first use in this
+  // call (a worker index belongs to one thread at a time); null past kSlots.
+  template <class NameFn>
+  Slot* Of(int index, const NameFn& name) {
+    if (index < 0 || index >= kSlots) return nullptr;
+    Slot& slot = slots_[index];
+    if (!slot.named.load(std::memory_order_relaxed)) {
+      const std::string text = name();
+      const std::size_t len = std::min(text.size(), sizeof(slot.name) - 1);
+      std::memcpy(slot.name, text.data(), len);
+      slot.name[len] = '\0';
+      slot.named.store(true, std::memory_order_release);
+    }
+    return &slot;
+  }
+
+  // The tasks running now, by index.
+  std::vector<RunningTask> Running() const {
+    std::vector<RunningTask> out;
+    for (const Slot& slot : slots_) {
+      if (!slot.named.load(std::memory_order_acquire)) continue;
+      const std::size_t task = slot.task.load(std::memory_order_relaxed);
+      if (task != kIdle) out.push_back({task, slot.name});
+    }
+    std::sort(out.begin(), out.end(),
+              [](const RunningTask& a, const RunningTask& b) {
+                return a.index < b.index;
+              });
+    return out;
+  }
+
+ private:
+  Slot slots_[kSlots];
+};
+
 // The sink of a worker that shares the caller's memory: results are already
 // in place; a failure goes into the call's FailureList, named by
-// `worker_name()` (called only when a task fails).
+// `worker_name()` (called only when a task fails, or once per call for the
+// call's TaskWatch). `worker` indexes the watch's slots.
 template <class WorkerName>
 class InPlaceSink {
  public:
   static constexpr bool kPerTask = false;
 
   InPlaceSink(FailureList& failures, std::string_view backend,
-              WorkerName worker_name)
-      : failures_(failures), backend_(backend), worker_name_(worker_name) {}
+              WorkerName worker_name, TaskWatch* watch = nullptr,
+              int worker = 0)
+      : failures_(failures),
+        backend_(backend),
+        worker_name_(worker_name),
+        watch_(watch != nullptr ? watch->Of(worker, worker_name) : nullptr) {}
+
+  // Where the tasks this worker runs record their index; null when the call
+  // keeps no watch.
+  std::atomic<std::size_t>* watch_slot() const {
+    return watch_ != nullptr ? &watch_->task : nullptr;
+  }
 
   void Failed(std::size_t index, TaskFailure&& failure) {
-    failures_.Add(task_error(index, backend_, worker_name_(),
-                             std::move(failure)));
+    failures_.Add(
+        task_error(index, backend_, worker_name_(), std::move(failure)));
   }
   void ChunkDone(std::size_t, std::size_t) {}
   void Started(std::size_t) {}
@@ -135,6 +199,7 @@ class InPlaceSink {
   FailureList& failures_;
   std::string_view backend_;
   WorkerName worker_name_;
+  TaskWatch::Slot* const watch_;
 };
 
 // Runs chunks of one call on one worker. `Sink` receives the outcomes:
@@ -212,6 +277,30 @@ class ChunkRunner {
   Sink& sink_;
 };
 
+// Points the calling thread's current-task slot (see current_task_slot())
+// at `slot` for one chunk; idles the slot and restores the previous one
+// after (a nested call runs inline inside a task).
+class CurrentTaskScope {
+ public:
+  explicit CurrentTaskScope(std::atomic<std::size_t>* slot)
+      : slot_(slot), previous_(current_task_slot()) {
+    if (slot_ != nullptr || previous_ != nullptr) set_current_task_slot(slot_);
+  }
+  ~CurrentTaskScope() {
+    if (slot_ != nullptr)
+      slot_->store(TaskWatch::kIdle, std::memory_order_relaxed);
+    if (slot_ != nullptr || previous_ != nullptr) {
+      set_current_task_slot(previous_);
+    }
+  }
+  CurrentTaskScope(const CurrentTaskScope&) = delete;
+  CurrentTaskScope& operator=(const CurrentTaskScope&) = delete;
+
+ private:
+  std::atomic<std::size_t>* const slot_;
+  std::atomic<std::size_t>* const previous_;
+};
+
 template <class Sink>
 bool ChunkRunner<Sink>::Fail(std::size_t index, TaskFailure&& failure) {
   sink_.Failed(index, std::move(failure));
@@ -224,6 +313,7 @@ template <class Sink>
 bool ChunkRunner<Sink>::RunWhole(std::size_t begin, std::size_t end) {
   const std::size_t first = begin;
   TaskFailure failure;
+  const CurrentTaskScope watching(sink_.watch_slot());
   while (begin < end) {
     const std::size_t done = job_.run_range(job_.ctx, begin, end, &failure);
     const std::size_t failed = begin + done;
