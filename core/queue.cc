@@ -2,9 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +12,7 @@
 #include <string>
 
 #include "core/executor.h"
+#include "core/internal/futex.h"
 
 namespace fanout::internal {
 
@@ -35,7 +33,9 @@ struct Pusher {
 }  // namespace
 
 // The shared control block; slots follow it. Fields are guarded by `mutex`
-// except the futex words (also read by the kernel) and Pusher::state.
+// except the futex words (also read by the kernel; waits and wakes are the
+// FutexScope::kShared ones, as waiters and wakers may be different
+// processes) and Pusher::state.
 struct QueueHeader {
   RobustMutex mutex;
   std::uint64_t capacity;
@@ -75,21 +75,6 @@ void Bump(std::uint32_t& w) {
 
 void Commit(std::uint64_t& w, std::uint64_t v) {
   std::atomic_ref<std::uint64_t>(w).store(v, std::memory_order_release);
-}
-
-// Futexes on a MAP_SHARED word: the non-private operations, so waiters and
-// wakers may be different processes.
-void FutexWait(std::uint32_t* word, std::uint32_t expected,
-               std::chrono::nanoseconds timeout) {
-  if (timeout.count() <= 0) return;
-  timespec ts;
-  ts.tv_sec = static_cast<time_t>(timeout.count() / 1000000000);
-  ts.tv_nsec = static_cast<long>(timeout.count() % 1000000000);
-  syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, nullptr, 0);
-}
-
-void FutexWake(std::uint32_t* word, int count) {
-  syscall(SYS_futex, word, FUTEX_WAKE, count, nullptr, nullptr, 0);
 }
 
 // Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), and the
@@ -221,8 +206,8 @@ void QueueCore::Abandon(pid_t pid, const char* how) const {
   std::snprintf(h_->dead_how, sizeof(h_->dead_how), "%s", how);
   Bump(h_->items);
   Bump(h_->space);
-  FutexWake(&h_->items, INT_MAX);
-  FutexWake(&h_->space, INT_MAX);
+  FutexWake(&h_->items, INT_MAX, FutexScope::kShared);
+  FutexWake(&h_->space, INT_MAX, FutexScope::kShared);
 }
 
 void QueueCore::ThrowClosed() const {
@@ -320,7 +305,7 @@ QueueCore::Result QueueCore::Push(
       Bump(h_->items);
       const bool wake = h_->consumers_waiting > 0;
       Unlock();
-      if (wake) FutexWake(&h_->items, 1);
+      if (wake) FutexWake(&h_->items, 1, FutexScope::kShared);
       return Result::kDone;
     }
     std::chrono::nanoseconds wait;
@@ -331,7 +316,7 @@ QueueCore::Result QueueCore::Push(
     const std::uint32_t seen = Load(h_->space);
     ++h_->producers_waiting;
     Unlock();
-    FutexWait(&h_->space, seen, wait);
+    FutexWaitFor(&h_->space, seen, FutexScope::kShared, wait);
     Lock();
     --h_->producers_waiting;
   }
@@ -352,7 +337,7 @@ QueueCore::Result QueueCore::Pop(
       Bump(h_->space);
       const bool wake = h_->producers_waiting > 0;
       Unlock();
-      if (wake) FutexWake(&h_->space, 1);
+      if (wake) FutexWake(&h_->space, 1, FutexScope::kShared);
       return Result::kDone;
     }
     if (h_->state == kClosedState) {
@@ -369,7 +354,7 @@ QueueCore::Result QueueCore::Pop(
     ++h_->consumers_waiting;
     Unlock();
     const auto start = std::chrono::steady_clock::now();
-    FutexWait(&h_->items, seen, wait);
+    FutexWaitFor(&h_->items, seen, FutexScope::kShared, wait);
     const bool whole_slice = std::chrono::steady_clock::now() - start >= wait;
     Lock();
     --h_->consumers_waiting;
@@ -387,8 +372,8 @@ void QueueCore::Close() {
     Bump(h_->space);
   }
   Unlock();
-  FutexWake(&h_->items, INT_MAX);
-  FutexWake(&h_->space, INT_MAX);
+  FutexWake(&h_->items, INT_MAX, FutexScope::kShared);
+  FutexWake(&h_->space, INT_MAX, FutexScope::kShared);
 }
 
 bool QueueCore::Closed() const {

@@ -52,10 +52,12 @@
 // pushing processes are watched. Consumers are not watched: a consumer killed
 // outside the lock can leave producers waiting on a full queue; producers that
 // must not wait forever use push(x, timeout).
-// A worker of the process backend ends with _exit(): when it pushed, its call
-// is over and a consumer still waits on the open, empty queue, that exit looks
-// like a crash. Close the queue when producing is done (the last producer
-// closes it, or the caller after the call), as the example above does.
+// A worker of the process backend that pushed and then ends normally (its
+// call is over) runs the exit hooks before its _exit(), so it counts as a
+// normal end, not a crash; a worker that dies (a signal, a task's _exit())
+// abandons the queue like any other process. Consumers learn that producing
+// is done only from close(): the last producer closes the queue, or the
+// caller after the call, as the example above does.
 #ifndef FANOUT_CORE_QUEUE_H_
 #define FANOUT_CORE_QUEUE_H_
 
