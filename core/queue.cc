@@ -289,6 +289,26 @@ bool NextWait(QueueCore::Mode mode,
 
 }  // namespace
 
+bool QueueCore::WaitForChange(std::uint32_t& word, std::uint32_t& waiting,
+                              Mode mode,
+                              std::chrono::steady_clock::time_point deadline,
+                              bool* whole_slice) {
+  std::chrono::nanoseconds wait;
+  if (!NextWait(mode, deadline, &wait)) {
+    Unlock();
+    return false;
+  }
+  const std::uint32_t seen = Load(word);
+  ++waiting;
+  Unlock();
+  const auto start = std::chrono::steady_clock::now();
+  FutexWaitFor(&word, seen, FutexScope::kShared, wait);
+  *whole_slice = std::chrono::steady_clock::now() - start >= wait;
+  Lock();
+  --waiting;
+  return true;
+}
+
 QueueCore::Result QueueCore::Push(
     const void* data, std::size_t n, Mode mode,
     std::chrono::steady_clock::time_point deadline) {
@@ -308,17 +328,11 @@ QueueCore::Result QueueCore::Push(
       if (wake) FutexWake(&h_->items, 1, FutexScope::kShared);
       return Result::kDone;
     }
-    std::chrono::nanoseconds wait;
-    if (!NextWait(mode, deadline, &wait)) {
-      Unlock();
+    bool whole_slice = false;
+    if (!WaitForChange(h_->space, h_->producers_waiting, mode, deadline,
+                       &whole_slice)) {
       return Result::kNotNow;
     }
-    const std::uint32_t seen = Load(h_->space);
-    ++h_->producers_waiting;
-    Unlock();
-    FutexWaitFor(&h_->space, seen, FutexScope::kShared, wait);
-    Lock();
-    --h_->producers_waiting;
   }
 }
 
@@ -345,19 +359,11 @@ QueueCore::Result QueueCore::Pop(
       return Result::kClosed;
     }
     if (h_->state == kAbandoned) ThrowClosed();
-    std::chrono::nanoseconds wait;
-    if (!NextWait(mode, deadline, &wait)) {
-      Unlock();
+    bool whole_slice = false;
+    if (!WaitForChange(h_->items, h_->consumers_waiting, mode, deadline,
+                       &whole_slice)) {
       return Result::kNotNow;
     }
-    const std::uint32_t seen = Load(h_->items);
-    ++h_->consumers_waiting;
-    Unlock();
-    const auto start = std::chrono::steady_clock::now();
-    FutexWaitFor(&h_->items, seen, FutexScope::kShared, wait);
-    const bool whole_slice = std::chrono::steady_clock::now() - start >= wait;
-    Lock();
-    --h_->consumers_waiting;
     if (whole_slice && h_->state == kOpen && h_->tail == h_->head) {
       CheckPushers();
     }

@@ -132,6 +132,14 @@ class QueueCore {
   void Unlock() const;
   void RegisterPusher();
   void CheckPushers();
+  // Called with the lock held: waits without it until `word` (a futex word
+  // of the header) changes, counted in `waiting`, for at most a slice or
+  // until the deadline. False, with the lock released, when it must not wait
+  // (kTry, or the deadline passed); else true with the lock held again and
+  // *whole_slice set when the wait lasted its whole length.
+  bool WaitForChange(std::uint32_t& word, std::uint32_t& waiting, Mode mode,
+                     std::chrono::steady_clock::time_point deadline,
+                     bool* whole_slice);
   void Abandon(pid_t pid, const char* how) const;
   [[noreturn]] void ThrowClosed() const;
 
