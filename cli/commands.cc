@@ -96,11 +96,8 @@ Outcome RunOne(const std::string& command, std::string& out, std::string& err,
   int status = 0;
   internal::WaitPid(pid, &status);
   if (killed) kill(-pid, SIGKILL);  // anything of its group still around
-  const internal::WaitOutcome ended = internal::DecodeWaitStatus(status);
-  Outcome o;
-  o.signal = ended.signal;
-  o.exit_code = ended.signal != 0 ? 128 + ended.signal : ended.exit_status;
-  return o;
+  return {internal::ShellExitCode(status),
+          internal::DecodeWaitStatus(status).signal};
 }
 
 }  // namespace

@@ -289,6 +289,15 @@ bool NextWait(QueueCore::Mode mode,
 
 }  // namespace
 
+void QueueCore::CommitAndWake(std::uint64_t& end, std::uint32_t& word,
+                              std::uint32_t waiting) {
+  Commit(end, end + 1);
+  Bump(word);
+  const bool wake = waiting > 0;
+  Unlock();
+  if (wake) FutexWake(&word, 1, FutexScope::kShared);
+}
+
 bool QueueCore::WaitForChange(std::uint32_t& word, std::uint32_t& waiting,
                               Mode mode,
                               std::chrono::steady_clock::time_point deadline,
@@ -321,11 +330,7 @@ QueueCore::Result QueueCore::Push(
       const std::uint32_t size = static_cast<std::uint32_t>(n);
       std::memcpy(slot, &size, sizeof(size));
       std::memcpy(slot + sizeof(size), data, n);
-      Commit(h_->tail, h_->tail + 1);
-      Bump(h_->items);
-      const bool wake = h_->consumers_waiting > 0;
-      Unlock();
-      if (wake) FutexWake(&h_->items, 1, FutexScope::kShared);
+      CommitAndWake(h_->tail, h_->items, h_->consumers_waiting);
       return Result::kDone;
     }
     bool whole_slice = false;
@@ -347,11 +352,7 @@ QueueCore::Result QueueCore::Pop(
       std::memcpy(&size, slot, sizeof(size));
       std::memcpy(out, slot + sizeof(size), size);
       *n = size;
-      Commit(h_->head, h_->head + 1);
-      Bump(h_->space);
-      const bool wake = h_->producers_waiting > 0;
-      Unlock();
-      if (wake) FutexWake(&h_->space, 1, FutexScope::kShared);
+      CommitAndWake(h_->head, h_->space, h_->producers_waiting);
       return Result::kDone;
     }
     if (h_->state == kClosedState) {

@@ -132,6 +132,11 @@ class QueueCore {
   void Unlock() const;
   void RegisterPusher();
   void CheckPushers();
+  // Called with the lock held, once an item is copied in or out: commits it
+  // with one store to `end` (tail or head), bumps the futex `word` the other
+  // side waits on, unlocks, and wakes one of the `waiting` there, if any.
+  void CommitAndWake(std::uint64_t& end, std::uint32_t& word,
+                     std::uint32_t waiting);
   // Called with the lock held: waits without it until `word` (a futex word
   // of the header) changes, counted in `waiting`, for at most a slice or
   // until the deadline. False, with the lock released, when it must not wait

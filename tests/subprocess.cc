@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <sstream>
 #include <stdexcept>
 
 #include "core/internal/fd.h"
@@ -61,8 +62,7 @@ Result RunProgram(const std::string& program,
   }
   int status = 0;
   internal::WaitPid(pid, &status);
-  const internal::WaitOutcome ended = internal::DecodeWaitStatus(status);
-  r.exit_code = ended.signal != 0 ? 128 + ended.signal : ended.exit_status;
+  r.exit_code = internal::ShellExitCode(status);
   return r;
 }
 
@@ -75,13 +75,8 @@ std::string Runfile(const std::string& path) {
 
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> lines;
-  std::string::size_type start = 0;
-  while (start < text.size()) {
-    auto end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    lines.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
 }
 

@@ -26,12 +26,17 @@ namespace fanout::process_internal {
 // The caller's record of one worker.
 struct Worker {
   pid_t pid = -1;
+  // How it ended, once reaped: its wait status, unless someone else reaped
+  // it first (SIGCHLD ignored, a wait(-1) elsewhere in the program).
+  bool reaped = false;
+  bool status_known = false;
+  int status = 0;
+  // Its pidfd (-1 when there is none, or once it is reaped), the read end of
+  // its pipe (-1 once every writer is gone) and the bytes read from it that
+  // are not a whole message yet.
   int pidfd = -1;
   int read_fd = -1;
-  bool reaped = false;
-  int status = 0;
-  bool status_known = false;
-  std::string inbox;  // bytes read, not yet a whole message
+  std::string inbox;
 };
 
 class Call {

@@ -74,6 +74,8 @@ TEST(WaitStatus, SaysHowTheChildEnded) {
             "kernel log for the OOM killer)");
   EXPECT_EQ(DecodeWaitStatus(killed).signal, SIGKILL);
   EXPECT_EQ(DecodeWaitStatus(killed).exit_status, -1);
+  EXPECT_EQ(ShellExitCode(killed), 128 + SIGKILL);
+  EXPECT_EQ(ShellExitCode(StatusOf([] { _exit(3); })), 3);
   EXPECT_EQ(SignalName(SIGINT), "SIGINT");
 }
 

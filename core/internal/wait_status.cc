@@ -41,6 +41,11 @@ std::string DescribeWaitStatus(int status) {
   return text;
 }
 
+int ShellExitCode(int status) {
+  const WaitOutcome outcome = DecodeWaitStatus(status);
+  return outcome.signal != 0 ? 128 + outcome.signal : outcome.exit_status;
+}
+
 pid_t WaitPid(pid_t pid, int* status, int options) {
   for (;;) {
     const pid_t r = waitpid(pid, status, options);

@@ -37,6 +37,9 @@ WaitOutcome DecodeWaitStatus(int status);
 // memory (see the kernel log for the OOM killer)".
 std::string DescribeWaitStatus(int status);
 
+// The status as a shell reports it: the exit status, or 128 + the signal.
+int ShellExitCode(int status);
+
 // waitpid() retried after EINTR: the pid, 0 (WNOHANG and still running), or
 // -1 with errno set (ECHILD: not a child, or already reaped elsewhere).
 pid_t WaitPid(pid_t pid, int* status, int options = 0);
