@@ -149,7 +149,8 @@ int RunCommands(const std::vector<std::string>& commands, int jobs,
     if (outcomes[i].exit_code == 0) continue;
     if (outcomes[i].signal != 0) {
       std::fprintf(err, "  [%zu] killed by signal %d (%s): %s\n", i + 1,
-                   outcomes[i].signal, strsignal(outcomes[i].signal),
+                   outcomes[i].signal,
+                   internal::SignalDescription(outcomes[i].signal).c_str(),
                    commands[i].c_str());
     } else {
       std::fprintf(err, "  [%zu] exit %d: %s\n", i + 1, outcomes[i].exit_code,

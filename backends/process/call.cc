@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -285,7 +284,8 @@ bool Call::FinishedCleanly(int k) const {
   const bool finished =
       shared_.slot(k).finished.load(std::memory_order_acquire);
   if (!w.status_known) return finished;
-  return WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0 && finished;
+  const internal::WaitOutcome ended = internal::DecodeWaitStatus(w.status);
+  return ended.signal == 0 && ended.exit_status == 0 && finished;
 }
 
 // ---------------------------------------------------------------------------
