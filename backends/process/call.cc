@@ -306,29 +306,32 @@ bool Call::HandleMessages(int k) {
   bool keep_going = true;
   Message m;
   while (NextMessage(w.inbox, &pos, &m)) {
-    TaskError::Details failure{m.index, "process", WorkerName(k), "", "",
-                               0,       -1,        nullptr};
     if (m.kind == MessageKind::kResult) {
       try {
         job_.decode_result(job_.ctx, m.index, m.body);
         continue;
       } catch (...) {
         TaskFailure f = internal::describe_current_exception();
-        failure.type = std::move(f.type);
-        failure.message = "cannot decode the result: " + f.message;
+        AddFailure(k, m.index, std::move(f.type),
+                   "cannot decode the result: " + f.message);
       }
     } else if (std::optional<internal::WireFailure> f =
                    internal::ParseFailure(m.body)) {
-      failure.type = std::move(f->type);
-      failure.message = std::move(f->message);
+      AddFailure(k, m.index, std::move(f->type), std::move(f->message));
     } else {
-      failure.message = "the worker sent a malformed failure message";
+      AddFailure(k, m.index, "", "the worker sent a malformed failure message");
     }
-    report_.failures.emplace_back(std::move(failure));
     if (options_.errors == ErrorPolicy::kFailFast) keep_going = false;
   }
   w.inbox.erase(0, pos);
   return keep_going;
+}
+
+void Call::AddFailure(int k, std::size_t index, std::string type,
+                      std::string message) {
+  report_.failures.emplace_back(
+      TaskError::Details{index, "process", WorkerName(k), std::move(type),
+                         std::move(message), 0, -1, nullptr});
 }
 
 void Call::KillAll() {

@@ -81,6 +81,9 @@ class Call {
   // (a failure under kFailFast).
   bool Drain(int k);
   bool HandleMessages(int k);
+  // Adds worker k's failure of task `index` to the report.
+  void AddFailure(int k, std::size_t index, std::string type,
+                  std::string message);
   void KillAll();
   bool Reap(Worker& w, bool block);
   void MirrorProgress();
