@@ -72,7 +72,9 @@ std::pair<std::size_t, std::size_t> AliasResults(const WorkerPlan& plan) {
                           reinterpret_cast<void*>(first));
   if (to == MAP_FAILED) {
     // The pages were left out of the fork (MADV_DONTFORK): give the tasks
-    // private ones to store into; each chunk is then copied.
+    // private ones to store into; each chunk is then copied. Without them
+    // the worker cannot run a task: it leaves, and the caller reports a
+    // death with that exit status.
     if (plan.dontfork &&
         mmap(reinterpret_cast<void*>(first), last - first,
              PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
