@@ -3,8 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,6 +12,9 @@
 #include <string>
 #include <thread>
 
+#include "core/internal/fd.h"
+#include "core/internal/fork.h"
+#include "core/internal/wait_status.h"
 #include "core/parallel.h"
 
 namespace fanout::cli {
@@ -24,39 +25,60 @@ struct Outcome {
   int signal = 0;
 };
 
+// Appends what the ready descriptors of `fds` hold to out / err; closes the
+// ones whose writers are gone. Returns how many it closed.
+int ReadReady(pollfd (&fds)[2], std::string& out, std::string& err) {
+  int closed = 0;
+  for (int k = 0; k < 2; ++k) {
+    if (fds[k].fd < 0 || !(fds[k].revents & (POLLIN | POLLHUP | POLLERR)))
+      continue;
+    if (!internal::ReadAvailable(fds[k].fd, k == 0 ? &out : &err)) {
+      internal::CloseFd(&fds[k].fd);
+      ++closed;
+    }
+  }
+  return closed;
+}
+
 // Runs one command, collecting its output; kills its process group when
 // `cancel` is raised.
 Outcome RunOne(const std::string& command, std::string& out, std::string& err,
                const std::atomic<bool>* cancel) {
-  int po[2], pe[2];
-  if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0) {
-    throw Error(std::string("cannot create a pipe: ") + std::strerror(errno));
+  internal::Pipe po, pe;
+  if (!internal::MakePipe(&po) || !internal::MakePipe(&pe)) {
+    const int e = errno;
+    for (int* fd : {&po.read, &po.write, &pe.read, &pe.write}) {
+      internal::CloseFd(fd);
+    }
+    throw Error(std::string("cannot create a pipe: ") + std::strerror(e));
   }
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) throw Error(std::string("cannot fork: ") + std::strerror(errno));
+  // The command leads its own process group (so a kill reaches what it
+  // starts) and dies with this thread.
+  const pid_t pid =
+      internal::ForkChild({.new_process_group = true, .flush_stdio = false});
   if (pid == 0) {
     // Only async-signal-safe calls between fork and exec.
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    dup2(po[1], 1);
-    dup2(pe[1], 2);
+    dup2(po.write, 1);
+    dup2(pe.write, 2);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, 0);
     execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  setpgid(pid, pid);  // also from here, so a kill right away finds the group
-  close(po[1]);
-  close(pe[1]);
-  pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+  const int fork_errno = errno;
+  internal::CloseFd(&po.write);
+  internal::CloseFd(&pe.write);
+  if (pid < 0) {
+    internal::CloseFd(&po.read);
+    internal::CloseFd(&pe.read);
+    throw Error(std::string("cannot fork: ") + std::strerror(fork_errno));
+  }
+  internal::SetNonBlocking(po.read);
+  internal::SetNonBlocking(pe.read);
+  pollfd fds[2] = {{po.read, POLLIN, 0}, {pe.read, POLLIN, 0}};
   int open_fds = 2;
   bool killed = false;
   auto kill_deadline = std::chrono::steady_clock::time_point::max();
-  char buf[65536];
   while (open_fds > 0) {
     const int ready = poll(fds, 2, 50);
     if (cancel != nullptr && cancel->load() && !killed) {
@@ -69,32 +91,13 @@ Outcome RunOne(const std::string& command, std::string& out, std::string& err,
       kill(-pid, SIGKILL);
       kill_deadline = std::chrono::steady_clock::time_point::max();
     }
-    if (ready <= 0) continue;
-    for (int k = 0; k < 2; ++k) {
-      if (fds[k].fd < 0 || !(fds[k].revents & (POLLIN | POLLHUP | POLLERR)))
-        continue;
-      const ssize_t got = read(fds[k].fd, buf, sizeof(buf));
-      if (got > 0) {
-        (k == 0 ? out : err).append(buf, static_cast<std::size_t>(got));
-      } else if (got == 0 || errno != EINTR) {
-        close(fds[k].fd);
-        fds[k].fd = -1;
-        --open_fds;
-      }
-    }
+    if (ready > 0) open_fds -= ReadReady(fds, out, err);
   }
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  internal::WaitPid(pid, &status);
   if (killed) kill(-pid, SIGKILL);  // anything of its group still around
-  Outcome o;
-  if (WIFEXITED(status)) {
-    o.exit_code = WEXITSTATUS(status);
-  } else {
-    o.signal = WTERMSIG(status);
-    o.exit_code = 128 + o.signal;
-  }
-  return o;
+  return {internal::ShellExitCode(status),
+          internal::DecodeWaitStatus(status).signal};
 }
 
 }  // namespace
@@ -146,7 +149,8 @@ int RunCommands(const std::vector<std::string>& commands, int jobs,
     if (outcomes[i].exit_code == 0) continue;
     if (outcomes[i].signal != 0) {
       std::fprintf(err, "  [%zu] killed by signal %d (%s): %s\n", i + 1,
-                   outcomes[i].signal, strsignal(outcomes[i].signal),
+                   outcomes[i].signal,
+                   internal::SignalDescription(outcomes[i].signal).c_str(),
                    commands[i].c_str());
     } else {
       std::fprintf(err, "  [%zu] exit %d: %s\n", i + 1, outcomes[i].exit_code,

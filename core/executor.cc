@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "core/internal/scheduler.h"
+#include "core/internal/wait_status.h"
 
 namespace fanout {
 
@@ -90,12 +91,6 @@ std::size_t EditDistance(std::string_view a, std::string_view b) {
     }
   }
   return row[b.size()];
-}
-
-std::string SignalName(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return abbrev != nullptr ? std::string("SIG") + abbrev
-                           : "signal " + std::to_string(sig);
 }
 
 }  // namespace
@@ -223,8 +218,8 @@ std::string internal::stop_message(StopReason reason, std::string_view backend,
       return what;
     }
     case StopReason::kInterrupted:
-      return "interrupted by " + SignalName(stop.signal()) + finished +
-             (workers_stopped ? "; every worker was stopped" : "");
+      return "interrupted by " + internal::SignalName(stop.signal()) +
+             finished + (workers_stopped ? "; every worker was stopped" : "");
     default:
       return "call cancelled" + finished +
              (tasks.empty() ? "" : "; still running: " + tasks);

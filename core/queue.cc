@@ -2,9 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +12,7 @@
 #include <string>
 
 #include "core/executor.h"
+#include "core/internal/futex.h"
 
 namespace fanout::internal {
 
@@ -35,7 +33,9 @@ struct Pusher {
 }  // namespace
 
 // The shared control block; slots follow it. Fields are guarded by `mutex`
-// except the futex words (also read by the kernel) and Pusher::state.
+// except the futex words (also read by the kernel; waits and wakes are the
+// FutexScope::kShared ones, as waiters and wakers may be different
+// processes) and Pusher::state.
 struct QueueHeader {
   RobustMutex mutex;
   std::uint64_t capacity;
@@ -75,21 +75,6 @@ void Bump(std::uint32_t& w) {
 
 void Commit(std::uint64_t& w, std::uint64_t v) {
   std::atomic_ref<std::uint64_t>(w).store(v, std::memory_order_release);
-}
-
-// Futexes on a MAP_SHARED word: the non-private operations, so waiters and
-// wakers may be different processes.
-void FutexWait(std::uint32_t* word, std::uint32_t expected,
-               std::chrono::nanoseconds timeout) {
-  if (timeout.count() <= 0) return;
-  timespec ts;
-  ts.tv_sec = static_cast<time_t>(timeout.count() / 1000000000);
-  ts.tv_nsec = static_cast<long>(timeout.count() % 1000000000);
-  syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, nullptr, 0);
-}
-
-void FutexWake(std::uint32_t* word, int count) {
-  syscall(SYS_futex, word, FUTEX_WAKE, count, nullptr, nullptr, 0);
 }
 
 // Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), and the
@@ -221,8 +206,8 @@ void QueueCore::Abandon(pid_t pid, const char* how) const {
   std::snprintf(h_->dead_how, sizeof(h_->dead_how), "%s", how);
   Bump(h_->items);
   Bump(h_->space);
-  FutexWake(&h_->items, INT_MAX);
-  FutexWake(&h_->space, INT_MAX);
+  FutexWake(&h_->items, INT_MAX, FutexScope::kShared);
+  FutexWake(&h_->space, INT_MAX, FutexScope::kShared);
 }
 
 void QueueCore::ThrowClosed() const {
@@ -304,6 +289,35 @@ bool NextWait(QueueCore::Mode mode,
 
 }  // namespace
 
+void QueueCore::CommitAndWake(std::uint64_t& end, std::uint32_t& word,
+                              std::uint32_t waiting) {
+  Commit(end, end + 1);
+  Bump(word);
+  const bool wake = waiting > 0;
+  Unlock();
+  if (wake) FutexWake(&word, 1, FutexScope::kShared);
+}
+
+bool QueueCore::WaitForChange(std::uint32_t& word, std::uint32_t& waiting,
+                              Mode mode,
+                              std::chrono::steady_clock::time_point deadline,
+                              bool* whole_slice) {
+  std::chrono::nanoseconds wait;
+  if (!NextWait(mode, deadline, &wait)) {
+    Unlock();
+    return false;
+  }
+  const std::uint32_t seen = Load(word);
+  ++waiting;
+  Unlock();
+  const auto start = std::chrono::steady_clock::now();
+  FutexWaitFor(&word, seen, FutexScope::kShared, wait);
+  *whole_slice = std::chrono::steady_clock::now() - start >= wait;
+  Lock();
+  --waiting;
+  return true;
+}
+
 QueueCore::Result QueueCore::Push(
     const void* data, std::size_t n, Mode mode,
     std::chrono::steady_clock::time_point deadline) {
@@ -316,24 +330,14 @@ QueueCore::Result QueueCore::Push(
       const std::uint32_t size = static_cast<std::uint32_t>(n);
       std::memcpy(slot, &size, sizeof(size));
       std::memcpy(slot + sizeof(size), data, n);
-      Commit(h_->tail, h_->tail + 1);
-      Bump(h_->items);
-      const bool wake = h_->consumers_waiting > 0;
-      Unlock();
-      if (wake) FutexWake(&h_->items, 1);
+      CommitAndWake(h_->tail, h_->items, h_->consumers_waiting);
       return Result::kDone;
     }
-    std::chrono::nanoseconds wait;
-    if (!NextWait(mode, deadline, &wait)) {
-      Unlock();
+    bool whole_slice = false;
+    if (!WaitForChange(h_->space, h_->producers_waiting, mode, deadline,
+                       &whole_slice)) {
       return Result::kNotNow;
     }
-    const std::uint32_t seen = Load(h_->space);
-    ++h_->producers_waiting;
-    Unlock();
-    FutexWait(&h_->space, seen, wait);
-    Lock();
-    --h_->producers_waiting;
   }
 }
 
@@ -348,11 +352,7 @@ QueueCore::Result QueueCore::Pop(
       std::memcpy(&size, slot, sizeof(size));
       std::memcpy(out, slot + sizeof(size), size);
       *n = size;
-      Commit(h_->head, h_->head + 1);
-      Bump(h_->space);
-      const bool wake = h_->producers_waiting > 0;
-      Unlock();
-      if (wake) FutexWake(&h_->space, 1);
+      CommitAndWake(h_->head, h_->space, h_->producers_waiting);
       return Result::kDone;
     }
     if (h_->state == kClosedState) {
@@ -360,19 +360,11 @@ QueueCore::Result QueueCore::Pop(
       return Result::kClosed;
     }
     if (h_->state == kAbandoned) ThrowClosed();
-    std::chrono::nanoseconds wait;
-    if (!NextWait(mode, deadline, &wait)) {
-      Unlock();
+    bool whole_slice = false;
+    if (!WaitForChange(h_->items, h_->consumers_waiting, mode, deadline,
+                       &whole_slice)) {
       return Result::kNotNow;
     }
-    const std::uint32_t seen = Load(h_->items);
-    ++h_->consumers_waiting;
-    Unlock();
-    const auto start = std::chrono::steady_clock::now();
-    FutexWait(&h_->items, seen, wait);
-    const bool whole_slice = std::chrono::steady_clock::now() - start >= wait;
-    Lock();
-    --h_->consumers_waiting;
     if (whole_slice && h_->state == kOpen && h_->tail == h_->head) {
       CheckPushers();
     }
@@ -387,8 +379,8 @@ void QueueCore::Close() {
     Bump(h_->space);
   }
   Unlock();
-  FutexWake(&h_->items, INT_MAX);
-  FutexWake(&h_->space, INT_MAX);
+  FutexWake(&h_->items, INT_MAX, FutexScope::kShared);
+  FutexWake(&h_->space, INT_MAX, FutexScope::kShared);
 }
 
 bool QueueCore::Closed() const {

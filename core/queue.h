@@ -52,10 +52,12 @@
 // pushing processes are watched. Consumers are not watched: a consumer killed
 // outside the lock can leave producers waiting on a full queue; producers that
 // must not wait forever use push(x, timeout).
-// A worker of the process backend ends with _exit(): when it pushed, its call
-// is over and a consumer still waits on the open, empty queue, that exit looks
-// like a crash. Close the queue when producing is done (the last producer
-// closes it, or the caller after the call), as the example above does.
+// A worker of the process backend that pushed and then ends normally (its
+// call is over) runs the exit hooks before its _exit(), so it counts as a
+// normal end, not a crash; a worker that dies (a signal, a task's _exit())
+// abandons the queue like any other process. Consumers learn that producing
+// is done only from close(): the last producer closes the queue, or the
+// caller after the call, as the example above does.
 #ifndef FANOUT_CORE_QUEUE_H_
 #define FANOUT_CORE_QUEUE_H_
 
@@ -130,6 +132,19 @@ class QueueCore {
   void Unlock() const;
   void RegisterPusher();
   void CheckPushers();
+  // Called with the lock held, once an item is copied in or out: commits it
+  // with one store to `end` (tail or head), bumps the futex `word` the other
+  // side waits on, unlocks, and wakes one of the `waiting` there, if any.
+  void CommitAndWake(std::uint64_t& end, std::uint32_t& word,
+                     std::uint32_t waiting);
+  // Called with the lock held: waits without it until `word` (a futex word
+  // of the header) changes, counted in `waiting`, for at most a slice or
+  // until the deadline. False, with the lock released, when it must not wait
+  // (kTry, or the deadline passed); else true with the lock held again and
+  // *whole_slice set when the wait lasted its whole length.
+  bool WaitForChange(std::uint32_t& word, std::uint32_t& waiting, Mode mode,
+                     std::chrono::steady_clock::time_point deadline,
+                     bool* whole_slice);
   void Abandon(pid_t pid, const char* how) const;
   [[noreturn]] void ThrowClosed() const;
 

@@ -1,20 +1,22 @@
 #include "core/spawn.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdint>
 #include <cstdio>
-#include <cstring>
+#include <optional>
+#include <string_view>
 #include <thread>
 
 #include "core/executor.h"
-#include "core/shared.h"
+#include "core/internal/failure_wire.h"
+#include "core/internal/fd.h"
+#include "core/internal/fork.h"
+#include "core/internal/wait_status.h"
 
 namespace fanout::internal {
 
@@ -26,34 +28,10 @@ struct Launch::ThreadState {
 
 namespace {
 
+// A child's message: kValueTag and the encoded result, or kErrorTag and the
+// failure (core/internal/failure_wire.h).
 constexpr char kValueTag = 'V';
 constexpr char kErrorTag = 'E';
-
-bool WriteAll(int fd, const char* data, std::size_t n) {
-  while (n > 0) {
-    const ssize_t w = write(fd, data, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
-void AppendU32(std::string& out, std::uint32_t v) {
-  out.append(reinterpret_cast<const char*>(&v), sizeof(v));
-}
-
-// "SIGKILL (Killed)", as the process backend names signals.
-std::string SignalName(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  const char* description = sigdescr_np(sig);
-  return (abbrev != nullptr ? std::string("SIG") + abbrev
-                            : "signal " + std::to_string(sig)) +
-         " (" + (description != nullptr ? description : "unknown signal") + ")";
-}
 
 // The child's side: runs the body, sends the outcome, never returns.
 [[noreturn]] void RunChild(int write_fd, const Launch::Body& body) {
@@ -67,9 +45,7 @@ std::string SignalName(int sig) {
     TaskFailure failure = describe_current_exception();
     message.clear();
     message.push_back(kErrorTag);
-    AppendU32(message, static_cast<std::uint32_t>(failure.type.size()));
-    message += failure.type;
-    message += failure.message;
+    AppendFailure(message, failure.type, failure.message);
   }
   RunExitHooks();
   std::fflush(nullptr);
@@ -136,27 +112,25 @@ void Launch::Start(Body body) {
       return;
     }
     case Kind::kProcess: {
-      int fds[2];
-      if (pipe2(fds, O_CLOEXEC) != 0) {
+      Pipe pipe;
+      if (!MakePipe(&pipe)) {
         started_ = false;
         throw Error(std::string("spawn: pipe failed: ") + strerror(errno));
       }
-      std::fflush(nullptr);  // or the child would print the buffer again
-      const pid_t pid = fork();
+      // The child dies with this thread, as the process backend's workers
+      // do, and starts with default signal handling.
+      const int close_in_child[] = {pipe.read};
+      const pid_t pid = ForkChild({.close_fds = close_in_child});
+      if (pid == 0) RunChild(pipe.write, body);
+      const int err = errno;
+      CloseFd(&pipe.write);
       if (pid < 0) {
-        const int err = errno;
-        close(fds[0]);
-        close(fds[1]);
+        CloseFd(&pipe.read);
         started_ = false;
         throw Error(std::string("spawn: fork failed: ") + strerror(err));
       }
-      if (pid == 0) {
-        close(fds[0]);
-        RunChild(fds[1], body);
-      }
-      close(fds[1]);
       pid_ = pid;
-      read_fd_ = fds[0];
+      read_fd_ = pipe.read;
       return;
     }
   }
@@ -225,41 +199,31 @@ std::string Launch::Wait() {
 
   // Read everything first: a child blocked on a full pipe never exits.
   std::string message;
-  char buf[65536];
-  for (;;) {
-    const ssize_t r = read(read_fd_, buf, sizeof(buf));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    message.append(buf, static_cast<std::size_t>(r));
-  }
-  close(read_fd_);
-  read_fd_ = -1;
+  ReadAll(read_fd_, &message);
+  CloseFd(&read_fd_);
   int status = 0;
-  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-  }
+  WaitPid(pid_, &status);
 
-  if (WIFSIGNALED(status)) {
-    const int sig = WTERMSIG(status);
-    throw MakeError("", "child killed by " + SignalName(sig), sig, -1, nullptr);
+  const WaitOutcome outcome = DecodeWaitStatus(status);
+  if (outcome.signal != 0) {
+    throw MakeError("", "child " + DescribeWaitStatus(status), outcome.signal,
+                    -1, nullptr);
   }
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  if (message.empty() || code != 0) {
-    throw MakeError("",
-                    "child exited with status " + std::to_string(code) +
-                        " before returning a result",
-                    0, code, nullptr);
+  if (message.empty() || outcome.exit_status != 0) {
+    throw MakeError(
+        "",
+        "child " + DescribeWaitStatus(status) + " before returning a result", 0,
+        outcome.exit_status, nullptr);
   }
-  if (message[0] == kErrorTag && message.size() >= 1 + sizeof(std::uint32_t)) {
-    std::uint32_t type_size = 0;
-    std::memcpy(&type_size, message.data() + 1, sizeof(type_size));
-    const std::size_t at = 1 + sizeof(type_size);
-    if (at + type_size <= message.size()) {
-      throw MakeError(message.substr(at, type_size),
-                      message.substr(at + type_size), 0, -1, nullptr);
+  if (message[0] == kErrorTag) {
+    if (std::optional<WireFailure> f =
+            ParseFailure(std::string_view(message).substr(1))) {
+      throw MakeError(std::move(f->type), std::move(f->message), 0, -1,
+                      nullptr);
     }
   }
   if (message[0] != kValueTag) {
-    throw MakeError("", "child sent a malformed result", 0, code, nullptr);
+    throw MakeError("", "child sent a malformed result", 0, 0, nullptr);
   }
   return message.substr(1);
 }

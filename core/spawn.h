@@ -2,14 +2,14 @@
 // multiprocessing.Process, in both its styles.
 //
 //   // A function started at once; join() gives its result or throws its error.
-//   fanout::SpawnHandle<long> h = fanout::spawn("process", [] { return fib(30);
-//   }); long r = h.join();                          // 832040
+//   fanout::SpawnHandle<long> h =
+//       fanout::spawn("process", [] { return fib(30); });
+//   long r = h.join();  // 832040
 //
 //   // Process(target=f).start() / .join()
 //   fanout::Process p([] { std::puts("hello from a child process"); });
 //   p.start();
-//   p.join();                                   // throws fanout::TaskError on
-//   failure
+//   p.join();  // throws fanout::TaskError on failure
 //
 //   // A Process subclass overriding run()
 //   class Worker : public fanout::Process {
@@ -28,15 +28,21 @@
 //                 this backend only). The child writes nothing else and ends
 //                 with _exit(), after flushing stdio; stdio is also flushed
 //                 before the fork so buffered output is not printed twice. It
-//                 works whether or not the process backend is linked.
+//                 works whether or not the process backend is linked. As the
+//                 process backend's workers, the child starts with default
+//                 signal handling and an empty signal mask, and is killed
+//                 (PR_SET_PDEATHSIG) when the thread that started it ends,
+//                 so a caller killed even by SIGKILL leaves no orphan. Start
+//                 it from a thread that lives until the child has ended.
 //   "thread"      one std::thread.
 //   "sequential"  runs the task inside spawn(); join() reports the outcome.
 //
 // Errors: join() throws fanout::TaskError (index 0, the backend, the worker:
 // "pid 4242" or "thread"). For an exception it names its type and message;
-// for a child that died, the signal ("child killed by SIGKILL (Killed)") or the
-// exit status. A handle destroyed without join() waits for its task (nothing
-// is left running) and drops its outcome. join() may be called once.
+// for a child that died, the signal ("child killed by SIGSEGV (Segmentation
+// fault)"; for SIGKILL it adds "possibly out of memory") or the exit status.
+// A handle destroyed without join() waits for its task (nothing is left
+// running) and drops its outcome. join() may be called once.
 #ifndef FANOUT_CORE_SPAWN_H_
 #define FANOUT_CORE_SPAWN_H_
 

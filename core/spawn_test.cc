@@ -6,11 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "backends/process/testing/children.h"
 #include "core/executor.h"
 
 namespace fanout {
@@ -134,9 +137,43 @@ TEST(SpawnProcessTest, DeathBySignal) {
     EXPECT_EQ(std::string(e.what()),
               "task 0 failed on backend 'process' (pid " +
                   std::to_string(child) +
-                  "): child killed by SIGKILL (Killed)");
+                  "): child killed by SIGKILL (Killed), possibly out of "
+                  "memory (see the kernel log for the OOM killer)");
   }
   ExpectNoChildren();
+}
+
+// Issue 14 item 5: a child must not outlive a caller killed by SIGKILL,
+// which can run no handler and no destructor (the child has PDEATHSIG).
+TEST(SpawnProcessTest, ChildDiesWithAKilledCaller) {
+  int report[2];
+  ASSERT_EQ(pipe(report), 0);
+  const pid_t caller = fork();
+  ASSERT_GE(caller, 0);
+  if (caller == 0) {
+    close(report[0]);
+    auto h = spawn("process", [] {
+      std::this_thread::sleep_for(std::chrono::hours(1));
+      return 0;
+    });
+    const pid_t child = h.pid();
+    [[maybe_unused]] ssize_t w = write(report[1], &child, sizeof(child));
+    pause();  // until killed
+    _exit(0);
+  }
+  close(report[1]);
+  pid_t child = 0;
+  ASSERT_EQ(read(report[0], &child, sizeof(child)),
+            static_cast<ssize_t>(sizeof(child)));
+  close(report[0]);
+  ASSERT_GT(child, 0);
+  EXPECT_FALSE(testing::IsGoneOrZombie(child));
+  kill(caller, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(waitpid(caller, &status, 0), caller);
+  EXPECT_TRUE(testing::WaitFor([&] { return testing::IsGoneOrZombie(child); },
+                               std::chrono::seconds(2)));
+  if (!testing::IsGoneOrZombie(child)) kill(child, SIGKILL);  // no orphan
 }
 
 TEST(SpawnProcessTest, ExitWithoutResult) {

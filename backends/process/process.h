@@ -49,6 +49,12 @@
 //     unfinished chunk and unsent results would otherwise have to be redone,
 //     running tasks twice): try_map() throws it too. The other workers are
 //     killed and reaped before the call returns.
+//   - A task that closes or replaces the worker's result pipe (say, one that
+//     closes every descriptor from 3 up): results and failures that are not
+//     trivially copyable can no longer reach the caller, so the worker leaves
+//     at its next send and the call throws TaskError "worker lost its result
+//     pipe (a task closed or replaced fd N?) after running this task",
+//     naming the last task it ran (exit_status() 124). Fatal, as a death.
 //   - RunOptions::timeout: the call throws TimeoutError naming each task still
 //     running and its pid; workers are killed and reaped.
 //   - RunOptions::cancel: the workers are killed and the report says

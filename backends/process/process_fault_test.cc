@@ -1,6 +1,7 @@
 // What the process backend does when a task or a worker fails: each fault
 // kind names the task and how it failed, the call returns promptly, and no
 // child of this process is left behind (zombies included).
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -27,6 +28,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::StartsWith;
 using Clock = std::chrono::steady_clock;
 
@@ -131,6 +133,46 @@ TEST(ProcessFault, ExitZeroFromATaskIsStillADeath) {
   EXPECT_EQ(e.index(), 17u);
   EXPECT_EQ(e.exit_status(), 0);
   EXPECT_THAT(e.what(), HasSubstr("worker exited with status 0"));
+}
+
+// Runs 8 tasks with string results (they travel through the workers' pipes)
+// on 2 workers; task 5 does `lose` to its worker's descriptors.
+TaskError RunWithLostPipe(void (*lose)()) {
+  Parallel p({.jobs = 2, .backend = "process", .batch_size = 1});
+  const auto start = Clock::now();
+  try {
+    p.map(8, [&](std::size_t i) {
+      if (i == 5) lose();
+      return std::to_string(i);
+    });
+  } catch (const TaskError& e) {
+    EXPECT_LT(Clock::now() - start, kBound);
+    EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+    return e;
+  }
+  ADD_FAILURE() << "expected TaskError";
+  return TaskError({});
+}
+
+TEST(ProcessFault, ClosingEveryFdIsALostResultPipe) {
+  TaskError e = RunWithLostPipe([] { close_range(3, ~0U, 0); });
+  EXPECT_EQ(e.index(), 5u);
+  EXPECT_EQ(e.signal(), 0);
+  EXPECT_THAT(e.what(), HasSubstr("task 5 failed on backend 'process' (pid "));
+  EXPECT_THAT(e.what(), HasSubstr("worker lost its result pipe (a task closed "
+                                  "or replaced fd "));
+  EXPECT_THAT(e.what(), Not(HasSubstr("status 125")));
+}
+
+TEST(ProcessFault, ReplacingTheResultPipeIsALostResultPipeNotLostResults) {
+  // The pipe's descriptor now names /dev/null: writes to it succeed, and
+  // without a check the results would vanish from a call that "succeeds".
+  TaskError e = RunWithLostPipe([] {
+    close_range(3, ~0U, 0);
+    for (int k = 0; k < 256; ++k) open("/dev/null", O_WRONLY);
+  });
+  EXPECT_EQ(e.index(), 5u);
+  EXPECT_THAT(e.what(), HasSubstr("worker lost its result pipe"));
 }
 
 TEST(ProcessFault, ThrowNamesTaskTypeMessageAndPid) {

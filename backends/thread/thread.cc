@@ -5,9 +5,7 @@
 // call. Per call: one uncontended mutex, one atomic bump of the epoch and a
 // futex wake only for workers that have gone to sleep (workers spin ~100 µs
 // after a call before sleeping, so back-to-back calls cost no syscall).
-#include <linux/futex.h>
 #include <pthread.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,45 +20,24 @@
 #include <vector>
 
 #include "core/executor.h"
+#include "core/internal/futex.h"
 #include "core/internal/scheduler.h"
+#include "core/internal/spin.h"
 
 namespace fanout {
 namespace {
 
+// The pool's futexes are private: every waiter and waker is a thread of this
+// process. Spinning is the kit's SpinUntil.
 void FutexWait(std::atomic<std::uint32_t>* word, std::uint32_t expected) {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE,
-          expected, nullptr, nullptr, 0);
+  internal::FutexWait(word, expected, internal::FutexScope::kPrivate);
 }
 
 void FutexWake(std::atomic<std::uint32_t>* word, int count) {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE,
-          count, nullptr, nullptr, 0);
+  internal::FutexWake(word, count, internal::FutexScope::kPrivate);
 }
 
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-// Spins until pred() or about `budget` has passed; true when pred() held.
-template <class Pred>
-bool SpinUntil(Pred pred, std::chrono::microseconds budget) {
-  for (int i = 0; i < 64; ++i) {
-    if (pred()) return true;
-    CpuRelax();
-  }
-  const auto deadline = std::chrono::steady_clock::now() + budget;
-  for (;;) {
-    for (int i = 0; i < 256; ++i) {
-      if (pred()) return true;
-      CpuRelax();
-    }
-    if (std::chrono::steady_clock::now() >= deadline) return pred();
-  }
-}
+using internal::SpinUntil;
 
 constexpr std::chrono::microseconds kSpin{100};
 constexpr int kClosed = INT_MAX / 2;

@@ -1,0 +1,416 @@
+#include "backends/process/call.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <utility>
+
+#include "backends/process/failure_text.h"
+#include "backends/process/wire.h"
+#include "core/errors.h"
+#include "core/internal/failure_wire.h"
+#include "core/internal/fork.h"
+#include "core/internal/signal_scope.h"
+#include "core/internal/spin.h"
+#include "core/internal/wait_status.h"
+
+namespace fanout::process_internal {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How often the caller wakes to mirror progress and look at cancel.
+constexpr int kTickMs = 10;
+
+}  // namespace
+
+Call::Call(const Job& job, const RunOptions& options, int workers,
+           SharedBlock& shared)
+    : job_(job),
+      options_(options),
+      stop_(*options.stop),
+      shared_(shared),
+      workers_(workers) {}
+
+Call::~Call() {
+  KillAll();
+  RestoreFork();
+  for (Worker& w : workers_) {
+    internal::CloseFd(&w.pidfd);
+    internal::CloseFd(&w.read_fd);
+  }
+  internal::CloseFd(&wake_.read);
+  internal::CloseFd(&wake_.write);
+}
+
+RunReport Call::Run() {
+  if (!internal::MakePipe(&wake_, O_NONBLOCK)) ThrowErrno("pipe2");
+  internal::SignalScope signals_scope(wake_.write);
+  Start();
+  Supervise();
+  MirrorProgress();
+  const bool kept_out_of_fork = dontfork_bytes_ != 0;
+  RestoreFork();
+  if (job_.trivial_result_size != 0 && !report_.workers_stopped) {
+    CopyResults(kept_out_of_fork);
+  }
+  return std::move(report_);
+}
+
+// ---------------------------------------------------------------------------
+// Starting.
+
+void Call::Start() {
+  KeepResultsOutOfFork();
+  const WorkerPlan plan = MakePlan();
+  std::fflush(nullptr);  // nothing buffered is printed twice
+  for (std::size_t k = 0; k < workers_.size(); ++k) {
+    if (k > 0 && !NeedAnotherWorker(k)) {
+      workers_.resize(k);
+      break;
+    }
+    Fork(k, plan);
+  }
+  for (const Worker& w : workers_) pidfds_ = pidfds_ && w.pidfd >= 0;
+}
+
+void Call::KeepResultsOutOfFork() {
+  const std::size_t size = job_.trivial_result_size;
+  if (size == 0 || job_.n == 0) return;
+  const char* first = static_cast<const char*>(job_.result_slot(job_.ctx, 0));
+  const char* last =
+      static_cast<const char*>(job_.result_slot(job_.ctx, job_.n - 1));
+  contiguous_ = last == first + (job_.n - 1) * size;
+  if (!contiguous_) return;
+  const auto data = reinterpret_cast<std::uintptr_t>(first);
+  const std::uintptr_t begin = (data + kPage - 1) / kPage * kPage;
+  const std::uintptr_t end = (data + job_.n * size) / kPage * kPage;
+  if (end > begin && madvise(reinterpret_cast<void*>(begin), end - begin,
+                             MADV_DONTFORK) == 0) {
+    dontfork_begin_ = begin;
+    dontfork_bytes_ = end - begin;
+  }
+}
+
+WorkerPlan Call::MakePlan() const {
+  return WorkerPlan{&job_,
+                    &options_,
+                    &shared_.control(),
+                    nullptr,
+                    job_.trivial_result_size != 0 ? shared_.results() : nullptr,
+                    contiguous_,
+                    dontfork_bytes_ != 0,
+                    -1};
+}
+
+void Call::Fork(std::size_t k, WorkerPlan plan) {
+  Worker& w = workers_[k];
+  internal::Pipe pipe;
+  if (!internal::MakePipe(&pipe)) ThrowErrno("pipe2");
+  // Descriptors of this call the worker must not hold.
+  std::vector<int> close_fds = {pipe.read, wake_.read, wake_.write};
+  for (std::size_t j = 0; j < k; ++j) {
+    close_fds.push_back(workers_[j].read_fd);
+    close_fds.push_back(workers_[j].pidfd);
+  }
+  plan.slot = &shared_.slot(static_cast<int>(k));
+  plan.write_fd = pipe.write;
+  const pid_t pid =
+      internal::ForkChild({.close_fds = close_fds, .flush_stdio = false});
+  if (pid == 0) WorkerMain(plan);
+  const int fork_errno = errno;
+  internal::CloseFd(&pipe.write);
+  if (pid < 0) {
+    internal::CloseFd(&pipe.read);
+    errno = fork_errno;
+    ThrowErrno("fork");
+  }
+  w.pid = pid;
+  w.read_fd = pipe.read;
+  internal::SetNonBlocking(w.read_fd);
+  w.pidfd = internal::PidfdOpen(pid);
+}
+
+bool Call::NeedAnotherWorker(std::size_t k) const {
+  const Control& control = shared_.control();
+  const auto unclaimed = [&] { return control.Unclaimed(); };
+  if (!unclaimed()) return false;
+  // A big job needs every worker; only a small one (a few tasks per worker)
+  // may be finished off by the workers already running.
+  if (job_.n > 4 * workers_.size()) return true;
+  // Give the previous worker a moment to start (bounded: on a busy machine
+  // it may not be scheduled soon) and then a little longer to claim what is
+  // left. Tiny tasks are then all claimed and another fork would be pure
+  // cost; a task that runs longer leaves work unclaimed and gets a worker.
+  // Yield rather than spin: on a busy machine the worker may need this CPU.
+  const WorkerSlot& previous = shared_.slot(static_cast<int>(k - 1));
+  internal::YieldUntil(
+      [&] {
+        return previous.current.load(std::memory_order_relaxed) != kNoTask ||
+               !unclaimed();
+      },
+      Clock::now() + std::chrono::microseconds(300));
+  internal::YieldUntil([&] { return !unclaimed(); },
+                       Clock::now() + std::chrono::microseconds(50));
+  return unclaimed();
+}
+
+// ---------------------------------------------------------------------------
+// Supervising.
+
+void Call::Supervise() {
+  std::size_t running = workers_.size();
+  while (running > 0) {
+    if (StopRequested()) return;
+    MirrorProgress();
+    const int ready = Poll();
+    // Results and failures first, then exits (a worker that exits has
+    // nothing more to say once its pipe is drained).
+    if (!DrainReady(ready) || !ReapExited(&running)) {
+      // A failure under kFailFast: nothing else is needed.
+      shared_.control().RequestStop(StopReason::kFailed);
+      KillAll();
+      return;
+    }
+  }
+}
+
+bool Call::StopRequested() {
+  if (const int sig = internal::TakeSignal(wake_.read); sig != 0) {
+    stop_.RequestStop(StopReason::kInterrupted, sig);
+  }
+  if (!stop_.CheckDeadline()) return false;
+  StopFromOutside();
+  return true;
+}
+
+int Call::PollTimeoutMs() const {
+  // Every tick: the token may be raised from outside (cancel) at any time,
+  // and progress is mirrored; sooner when the deadline is nearer.
+  int timeout_ms = kTickMs;
+  if (stop_.has_deadline()) {
+    const long long left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(stop_.deadline() -
+                                                              Clock::now())
+            .count() +
+        1;
+    timeout_ms = static_cast<int>(
+        std::clamp<long long>(left, 0, static_cast<long long>(kTickMs)));
+  }
+  return timeout_ms;
+}
+
+int Call::Poll() {
+  fds_.clear();
+  owner_.clear();
+  fds_.push_back({wake_.read, POLLIN, 0});
+  owner_.push_back(-1);
+  for (std::size_t k = 0; k < workers_.size(); ++k) {
+    const Worker& w = workers_[k];
+    if (w.reaped) continue;
+    if (w.pidfd >= 0) {
+      fds_.push_back({w.pidfd, POLLIN, 0});
+      owner_.push_back(static_cast<int>(k));
+    }
+    if (w.read_fd >= 0) {
+      fds_.push_back({w.read_fd, POLLIN, 0});
+      owner_.push_back(static_cast<int>(k));
+    }
+  }
+  const int ready = poll(fds_.data(), fds_.size(), PollTimeoutMs());
+  if (ready < 0 && errno != EINTR) ThrowErrno("poll");
+  return ready;
+}
+
+bool Call::DrainReady(int ready) {
+  bool stop = false;
+  exited_.assign(workers_.size(), !pidfds_);
+  for (std::size_t i = 1; ready > 0 && i < fds_.size(); ++i) {
+    if (fds_[i].revents == 0) continue;
+    if (fds_[i].fd == workers_[owner_[i]].pidfd) {
+      exited_[owner_[i]] = true;
+    } else if (!stop) {
+      stop = !Drain(owner_[i]);
+    }
+  }
+  return !stop;
+}
+
+bool Call::ReapExited(std::size_t* running) {
+  for (std::size_t k = 0; k < workers_.size(); ++k) {
+    Worker& w = workers_[k];
+    if (w.reaped || !exited_[k] || !Reap(w, /*block=*/false)) continue;
+    --*running;
+    if (!Drain(static_cast<int>(k))) return false;
+    if (!FinishedCleanly(static_cast<int>(k))) ThrowDeath(static_cast<int>(k));
+    internal::CloseFd(&w.pidfd);
+  }
+  return true;
+}
+
+bool Call::FinishedCleanly(int k) const {
+  const Worker& w = workers_[k];
+  const bool finished =
+      shared_.slot(k).finished.load(std::memory_order_acquire);
+  if (!w.status_known) return finished;
+  const internal::WaitOutcome ended = internal::DecodeWaitStatus(w.status);
+  return ended.signal == 0 && ended.exit_status == 0 && finished;
+}
+
+// ---------------------------------------------------------------------------
+// Workers' pipes, ends and progress.
+
+bool Call::Drain(int k) {
+  Worker& w = workers_[k];
+  if (w.read_fd < 0) return true;
+  if (!internal::ReadAvailable(w.read_fd, &w.inbox)) {
+    internal::CloseFd(&w.read_fd);  // every writer is gone
+  }
+  return HandleMessages(k);
+}
+
+bool Call::HandleMessages(int k) {
+  Worker& w = workers_[k];
+  std::size_t pos = 0;
+  bool keep_going = true;
+  Message m;
+  while (NextMessage(w.inbox, &pos, &m)) {
+    if (m.kind == MessageKind::kResult) {
+      try {
+        job_.decode_result(job_.ctx, m.index, m.body);
+        continue;
+      } catch (...) {
+        TaskFailure f = internal::describe_current_exception();
+        AddFailure(k, m.index, std::move(f.type),
+                   "cannot decode the result: " + f.message);
+      }
+    } else if (std::optional<internal::WireFailure> f =
+                   internal::ParseFailure(m.body)) {
+      AddFailure(k, m.index, std::move(f->type), std::move(f->message));
+    } else {
+      AddFailure(k, m.index, "", "the worker sent a malformed failure message");
+    }
+    if (options_.errors == ErrorPolicy::kFailFast) keep_going = false;
+  }
+  w.inbox.erase(0, pos);
+  return keep_going;
+}
+
+void Call::AddFailure(int k, std::size_t index, std::string type,
+                      std::string message) {
+  report_.failures.emplace_back(
+      TaskError::Details{index, "process", WorkerName(k), std::move(type),
+                         std::move(message), 0, -1, nullptr});
+}
+
+void Call::KillAll() {
+  for (Worker& w : workers_) {
+    if (w.pid > 0 && !w.reaped) kill(w.pid, SIGKILL);
+  }
+  for (Worker& w : workers_) {
+    if (w.pid > 0 && !w.reaped) Reap(w, /*block=*/true);
+  }
+}
+
+bool Call::Reap(Worker& w, bool block) {
+  int status = 0;
+  const pid_t r = internal::WaitPid(w.pid, &status, block ? 0 : WNOHANG);
+  if (r == 0) return false;
+  w.reaped = true;
+  // Otherwise ECHILD: someone else reaped it (SIGCHLD ignored, or a
+  // wait(-1) elsewhere in the program). It is gone; its status is unknown.
+  w.status_known = r == w.pid;
+  if (w.status_known) w.status = status;
+  return true;
+}
+
+void Call::MirrorProgress() {
+  if (options_.progress == nullptr) return;
+  const std::size_t now =
+      shared_.control().progress.load(std::memory_order_relaxed);
+  if (now > progress_seen_) {
+    options_.progress->fetch_add(now - progress_seen_,
+                                 std::memory_order_relaxed);
+    progress_seen_ = now;
+  }
+}
+
+void Call::RestoreFork() {
+  if (dontfork_bytes_ == 0) return;
+  madvise(reinterpret_cast<void*>(dontfork_begin_), dontfork_bytes_,
+          MADV_DOFORK);
+  dontfork_bytes_ = 0;
+}
+
+void Call::CopyResults(bool kept_out_of_fork) {
+  const std::size_t size = job_.trivial_result_size;
+  if (!contiguous_) {
+    for (std::size_t i = 0; i < job_.n; ++i) {
+      std::memcpy(job_.result_slot(job_.ctx, i), shared_.results() + i * size,
+                  size);
+    }
+    return;
+  }
+  // The caller never touched these pages: map them in one call, not a
+  // fault per page.
+  const auto from = reinterpret_cast<std::uintptr_t>(shared_.results());
+  const std::uintptr_t page = from / kPage * kPage;
+  madvise(reinterpret_cast<void*>(page), from + job_.n * size - page,
+          MADV_POPULATE_READ);
+  if (!kept_out_of_fork) {
+    // The fork made the caller's result pages copy-on-write: make them
+    // writable again in one call too, rather than one fault per page.
+    const auto to =
+        reinterpret_cast<std::uintptr_t>(job_.result_slot(job_.ctx, 0));
+    const std::uintptr_t to_page = to / kPage * kPage;
+    madvise(reinterpret_cast<void*>(to_page), to + job_.n * size - to_page,
+            MADV_POPULATE_WRITE);
+  }
+  std::memcpy(job_.result_slot(job_.ctx, 0), shared_.results(), job_.n * size);
+}
+
+// ---------------------------------------------------------------------------
+// Ending the call with an error: every worker is stopped and reaped first.
+
+void Call::ThrowDeath(int k) {
+  const Worker& w = workers_[k];
+  const WorkerSlot& slot = shared_.slot(k);
+  const Death death{WorkerName(k),
+                    w.status_known,
+                    w.status,
+                    slot.lost_pipe_fd.load(std::memory_order_acquire),
+                    slot.current.load(std::memory_order_relaxed),
+                    report_.failures.size()};
+  KillAll();
+  process_internal::ThrowDeath(death);
+}
+
+void Call::StopFromOutside() {
+  for (std::size_t k = 0; k < workers_.size(); ++k) {
+    if (workers_[k].reaped) continue;
+    const std::int64_t current = shared_.slot(static_cast<int>(k))
+                                     .current.load(std::memory_order_relaxed);
+    if (current != kNoTask) {
+      report_.running.push_back(
+          {static_cast<std::size_t>(current), WorkerName(static_cast<int>(k))});
+    }
+  }
+  std::sort(report_.running.begin(), report_.running.end(),
+            [](const RunningTask& a, const RunningTask& b) {
+              return a.index < b.index;
+            });
+  KillAll();
+  MirrorProgress();
+  report_.stopped = stop_.reason();
+  report_.workers_stopped = true;
+}
+
+}  // namespace fanout::process_internal

@@ -1,0 +1,36 @@
+// What the process backend says when a call fails as a whole: a worker that
+// died (the signal or exit status, and the task it was running), a timeout
+// (the tasks still running), an interrupt, a system call that failed. Each
+// builds its message and throws.
+// IWYU pragma: private
+#ifndef FANOUT_BACKENDS_PROCESS_FAILURE_TEXT_H_
+#define FANOUT_BACKENDS_PROCESS_FAILURE_TEXT_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fanout::process_internal {
+
+// fanout::Error "process backend: <what>: <strerror(errno)>".
+[[noreturn]] void ThrowErrno(const char* what);
+
+// A worker that ended without finishing cleanly.
+struct Death {
+  std::string worker;           // "pid 4242"
+  bool status_known = false;    // false: reaped outside fanout
+  int status = 0;               // its wait status, when known
+  std::int32_t lost_pipe_fd;    // WorkerSlot::lost_pipe_fd
+  std::int64_t current;         // the task it ran last, or kNoTask
+  std::size_t failures_before;  // task failures the call reported already
+};
+// TaskError naming the task and how the worker ended; fanout::Error when it
+// died before its first task.
+[[noreturn]] void ThrowDeath(const Death& death);
+
+}  // namespace fanout::process_internal
+
+#endif  // FANOUT_BACKENDS_PROCESS_FAILURE_TEXT_H_

@@ -1,0 +1,55 @@
+#include "backends/process/shared_block.h"
+
+#include <sys/mman.h>
+
+#include <new>
+#include <utility>
+
+namespace fanout::process_internal {
+
+SharedBlock::SharedBlock(int workers, std::size_t result_bytes)
+    : header_(HeaderBytes(workers)), bytes_(header_ + kPage + result_bytes) {
+  void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  base_ = static_cast<char*>(p);
+}
+
+SharedBlock::~SharedBlock() { munmap(base_, bytes_); }
+
+bool SharedBlock::Fits(int workers, std::size_t result_bytes) const {
+  return HeaderBytes(workers) <= header_ &&
+         header_ + kPage + result_bytes <= bytes_;
+}
+
+void SharedBlock::Reset(int workers, const void* mirror) {
+  new (base_) Control;
+  for (int w = 0; w < workers; ++w) new (&slot(w)) WorkerSlot;
+  results_ = base_ + header_ + reinterpret_cast<std::uintptr_t>(mirror) % kPage;
+}
+
+std::size_t SharedBlock::HeaderBytes(int workers) {
+  return (sizeof(Control) + sizeof(WorkerSlot) * workers + kPage - 1) / kPage *
+         kPage;
+}
+
+std::unique_ptr<SharedBlock> BlockCache::Take(int workers,
+                                              std::size_t result_bytes) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cached_ != nullptr && cached_->Fits(workers, result_bytes)) {
+      return std::move(cached_);
+    }
+  }
+  return std::make_unique<SharedBlock>(workers, result_bytes);
+}
+
+void BlockCache::GiveBack(std::unique_ptr<SharedBlock> block) {
+  if (block->bytes() > kMaxCachedBytes) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cached_ == nullptr || cached_->bytes() < block->bytes()) {
+    cached_ = std::move(block);
+  }
+}
+
+}  // namespace fanout::process_internal
