@@ -35,6 +35,12 @@ class SharedCounters {
   ~SharedCounters() { munmap(data_, bytes_); }
   std::atomic<T>& operator[](std::size_t i) const { return data_[i]; }
   std::size_t size() const { return n_; }
+  // The counts of this process (and of the workers it forked).
+  std::vector<std::uint64_t> Local() const {
+    std::vector<std::uint64_t> out(n_);
+    for (std::size_t i = 0; i < n_; ++i) out[i] = data_[i].load();
+    return out;
+  }
 
  private:
   std::size_t n_;
@@ -74,10 +80,11 @@ TEST_P(Conformance, MillionTinyTasksEachRunExactlyOnce) {
     return std::uint64_t(i) * 3 + 1;
   });
   ASSERT_EQ(r.size(), kN);
+  const std::vector<std::uint64_t> total = Summed(runs.Local());
   std::size_t wrong = 0, not_once = 0;
   for (std::size_t i = 0; i < kN; ++i) {
     wrong += r[i] != std::uint64_t(i) * 3 + 1;
-    not_once += runs[i].load() != 1;
+    not_once += total[i] != 1;
   }
   EXPECT_EQ(wrong, 0u);
   EXPECT_EQ(not_once, 0u);
@@ -102,11 +109,14 @@ TEST_P(Conformance, TasksRunAtTheSameTime) {
   if (backend() == "sequential") GTEST_SKIP() << "one task at a time by design";
   // Each of `jobs` tasks waits until all have started: they finish only if
   // the backend really runs them side by side (bounded wait, so a backend
-  // that does not fails instead of hanging).
+  // that does not fails instead of hanging). With separate processes (mpi
+  // ranks, `jobs` workers each) every process gets `jobs` of the tasks and
+  // checks its own workers: a counter cannot be shared across them.
+  const std::size_t processes = this->processes();
   for (int jobs : {2, 3}) {
     SharedCounters<std::uint32_t> started(1);
     Parallel p({.jobs = jobs, .backend = backend(), .batch_size = 1});
-    std::vector<int> met = p.map(jobs, [&](std::size_t) {
+    std::vector<int> met = p.map(jobs * processes, [&](std::size_t) {
       started[0].fetch_add(1);
       const auto deadline =
           std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -116,7 +126,7 @@ TEST_P(Conformance, TasksRunAtTheSameTime) {
       }
       return 1;
     });
-    EXPECT_EQ(met, std::vector<int>(jobs, 1)) << "jobs=" << jobs;
+    EXPECT_EQ(met, std::vector<int>(jobs * processes, 1)) << "jobs=" << jobs;
   }
 }
 
@@ -124,7 +134,7 @@ TEST_P(Conformance, ForEachRunsEveryTask) {
   SharedCounters<std::uint32_t> runs(1000);
   Parallel({.jobs = -1, .backend = backend()})
       .for_each(1000, [&](std::size_t i) { runs[i].fetch_add(1); });
-  for (std::size_t i = 0; i < 1000; ++i) ASSERT_EQ(runs[i].load(), 1u) << i;
+  EXPECT_EQ(Summed(runs.Local()), std::vector<std::uint64_t>(1000, 1));
 }
 
 TEST_P(Conformance, MapOverContainers) {
@@ -199,7 +209,7 @@ TEST_P(Conformance, FailFastStopsEarly) {
       TaskError);
   // Task 0 fails at once; at 0.5 ms a task the other worker gets through a
   // handful before it sees the stop, nowhere near all 2000.
-  EXPECT_LT(ran[0].load(), kN / 2);
+  EXPECT_LT(Summed(ran.Local())[0], kN / 2);
 }
 
 TEST_P(Conformance, CollectAllReturnsEveryOutcome) {
@@ -212,8 +222,9 @@ TEST_P(Conformance, CollectAllReturnsEveryOutcome) {
     return std::to_string(i);
   });
   ASSERT_EQ(outcomes.size(), kN);
+  const std::vector<std::uint64_t> total = Summed(runs.Local());
   for (std::size_t i = 0; i < kN; ++i) {
-    EXPECT_EQ(runs[i].load(), 1u) << i;
+    EXPECT_EQ(total[i], 1u) << i;
     if (i % 10 == 3) {
       ASSERT_FALSE(outcomes[i].ok()) << i;
       EXPECT_EQ(outcomes[i].error().index(), i);
@@ -244,7 +255,7 @@ TEST_P(Conformance, CollectAllPolicyThrowsLowestWithCount) {
               std::string::npos)
         << e.what();
   }
-  EXPECT_EQ(ran[0].load(), 300u);
+  EXPECT_EQ(Summed(ran.Local())[0], 300u);
 }
 
 TEST_P(Conformance, JobsMinusOneOneAndMoreThanCores) {
@@ -339,6 +350,26 @@ TEST_P(Conformance, ProgressReachesTotal) {
 
 TEST_P(Conformance, ExecutorReportsItsName) {
   EXPECT_EQ(make_executor(backend(), {.jobs = 2})->name(), backend());
+}
+
+TEST_P(Conformance, ResultsInTaskOrderForEveryBatchSize) {
+  // Chunks of one task, of an odd size, of every task, and larger than the
+  // job: each task runs once, results land in task order.
+  constexpr std::size_t kN = 3000;
+  for (std::size_t batch : {std::size_t(1), std::size_t(7), kN, kN + 1}) {
+    SharedCounters<std::uint32_t> runs(kN);
+    Parallel p({.jobs = 3, .backend = backend(), .batch_size = batch});
+    std::vector<std::uint64_t> r = p.map(kN, [&](std::size_t i) {
+      runs[i].fetch_add(1);
+      return std::uint64_t(i) * 7 + 3;
+    });
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < r.size(); ++i) wrong += r[i] != i * 7 + 3;
+    EXPECT_EQ(r.size(), kN) << "batch " << batch;
+    EXPECT_EQ(wrong, 0u) << "batch " << batch;
+    EXPECT_EQ(Summed(runs.Local()), std::vector<std::uint64_t>(kN, 1))
+        << "batch " << batch;
+  }
 }
 
 }  // namespace
