@@ -6,7 +6,7 @@
 // returns the same results and the same failures (worker "rank N"). Without
 // mpirun the world is one rank and the job runs on threads (RunLocal).
 // Only the calling thread talks MPI (MPI_THREAD_SERIALIZED), one call at a
-// time per process. MPI errors are returned on fanout's communicator and
+// time per process; on ranks that thread is the main one (thread_rule.h). MPI errors are returned on fanout's communicator and
 // thrown as fanout::Error (check.h); a rank that dies is seen by mpirun,
 // which ends the job. Ranks that make different calls are caught (call
 // number and task count travel with every message) and the job is aborted
@@ -14,7 +14,7 @@
 //
 // Files: world.cc (MPI start and finish), check.h (MPI errors), varint.h
 // (bytes), rank_run.h (one rank's threads and chunks), backoff.h (polling
-// pace), protocol.h (messages), local.cc / root.cc / remote.cc (the three
+// pace), protocol.h (messages), thread_rule.cc (which thread calls), local.cc / root.cc / remote.cc (the three
 // roles), exchange.cc (results to every rank), this file (the Executor).
 #include <chrono>
 #include <cstdint>
@@ -26,6 +26,7 @@
 #include "backends/mpi/check.h"
 #include "backends/mpi/mpi.h"
 #include "backends/mpi/roles.h"
+#include "backends/mpi/thread_rule.h"
 #include "core/errors.h"
 #include "core/executor.h"
 
@@ -46,6 +47,13 @@ class MpiExecutor final : public Executor {
   bool is_primary() const override { return world_.rank == 0; }
 
   RunReport run(const Job& job, const RunOptions& options) override {
+    if (in_task()) {
+      // A call from inside a task: the compute threads are busy with the
+      // outer call, and only the outer call talks to the other ranks.
+      return fanout::internal::run_inline("mpi", job, options, "nested call");
+    }
+    // Refused alike on every rank, before the call takes a number.
+    internal::CheckCallingThread(world_);
     std::lock_guard<std::mutex> lock(CallMutex());
     static std::uint64_t calls = 0;
     const std::uint64_t call = ++calls;

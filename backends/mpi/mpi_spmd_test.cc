@@ -172,5 +172,59 @@ TEST(MpiSpmd, TimeoutIsATimeoutOnEveryRankWhenStartsAreSkewed) {
       TimeoutError);
 }
 
+TEST(MpiSpmd, CallsFromOtherThreadsAreRefusedOnEveryRank) {
+  // Four threads call at once. Their calls would pair up differently on
+  // each rank (and mix results): every one is refused on every rank, before
+  // anything ran, naming the rule. The main thread's calls then still pair
+  // up (the refused calls took no number).
+  constexpr int kThreads = 4;
+  std::atomic<int> ready{0}, ran{0};
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Parallel p({.jobs = 2, .backend = "mpi"});
+      ready.fetch_add(1);
+      while (ready.load() < kThreads) std::this_thread::yield();
+      try {
+        p.for_each(100, [&](std::size_t) { ran.fetch_add(1); });
+        errors[t] = "no error";
+      } catch (const UsageError& e) {
+        errors[t] = e.what();
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_NE(errors[t].find("is not the program's main thread; under mpirun "
+                             "every call on the mpi backend must come from "
+                             "the program's main thread"),
+              std::string::npos)
+        << errors[t];
+    EXPECT_NE(errors[t].find("Nothing ran."), std::string::npos) << errors[t];
+  }
+  EXPECT_EQ(ran.load(), 0);
+  Parallel p({.jobs = 2, .backend = "mpi"});
+  std::vector<int> r = p.map(50, [](std::size_t i) { return int(i) * 2; });
+  std::vector<int> expected;
+  for (int i = 0; i < 50; ++i) expected.push_back(i * 2);
+  EXPECT_EQ(r, expected);
+}
+
+TEST(MpiSpmd, NestedCallsFromTaskThreadsRunInline) {
+  // A task's thread is not the main thread, but a call from inside a task
+  // runs inline on that thread and is not refused.
+  Parallel p({.jobs = 2, .backend = "mpi", .batch_size = 1});
+  std::vector<int> r = p.map(6, [](std::size_t i) {
+    Parallel inner({.jobs = 2, .backend = "mpi"});
+    std::vector<int> v =
+        inner.map(4, [i](std::size_t j) { return int(i + j); });
+    return v[0] + v[1] + v[2] + v[3];
+  });
+  std::vector<int> expected;
+  for (int i = 0; i < 6; ++i) expected.push_back(4 * i + 6);
+  EXPECT_EQ(r, expected);
+}
+
 }  // namespace
 }  // namespace fanout

@@ -372,5 +372,52 @@ TEST_P(Conformance, ResultsInTaskOrderForEveryBatchSize) {
   }
 }
 
+TEST_P(Conformance, CallsFromSeveralThreadsAtOnce) {
+  // This (main) thread and three others call at once, five calls each, with
+  // results that differ per thread and per call. Every call returns exactly
+  // its own results, or throws UsageError before running anything (mpi on
+  // ranks takes calls from the main thread only); the main thread's calls
+  // always run. Never another call's results.
+  constexpr int kThreads = 4;  // caller 0 is this thread
+  constexpr int kCalls = 5;
+  constexpr std::size_t kN = 300;
+  std::atomic<int> ready{0};
+  std::vector<int> exact(kThreads), refused(kThreads), wrong(kThreads),
+      other(kThreads);
+  auto caller = [&](int t) {
+    Parallel p({.jobs = 2, .backend = backend()});
+    ready.fetch_add(1);
+    while (ready.load() < kThreads) std::this_thread::yield();
+    for (int c = 0; c < kCalls; ++c) {
+      const std::uint64_t tag = (std::uint64_t(t) * 100 + c) * 1'000'000;
+      try {
+        std::vector<std::uint64_t> r = p.map(kN, [tag](std::size_t i) {
+          if (i % 16 == 0) {
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+          }
+          return tag + i;
+        });
+        bool ok = r.size() == kN;
+        for (std::size_t i = 0; ok && i < kN; ++i) ok = r[i] == tag + i;
+        ++(ok ? exact : wrong)[t];
+      } catch (const UsageError&) {
+        ++refused[t];
+      } catch (...) {
+        ++other[t];
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 1; t < kThreads; ++t) threads.emplace_back(caller, t);
+  caller(0);
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(wrong, std::vector<int>(kThreads, 0)) << "results of another call";
+  EXPECT_EQ(other, std::vector<int>(kThreads, 0));
+  EXPECT_EQ(exact[0], kCalls);
+  for (int t = 1; t < kThreads; ++t) {
+    EXPECT_EQ(exact[t] + refused[t], kCalls) << "thread " << t;
+  }
+}
+
 }  // namespace
 }  // namespace fanout::testing
