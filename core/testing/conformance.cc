@@ -109,24 +109,39 @@ TEST_P(Conformance, TasksRunAtTheSameTime) {
   if (backend() == "sequential") GTEST_SKIP() << "one task at a time by design";
   // Each of `jobs` tasks waits until all have started: they finish only if
   // the backend really runs them side by side (bounded wait, so a backend
-  // that does not fails instead of hanging). With separate processes (mpi
-  // ranks, `jobs` workers each) every process gets `jobs` of the tasks and
-  // checks its own workers: a counter cannot be shared across them.
+  // that does not fails instead of hanging).
+  //
+  // With separate processes (mpi ranks, `jobs` workers each) a counter
+  // cannot be shared: each process counts its own tasks, and there are
+  // `jobs` tasks per process. They spread unevenly (a process whose tasks
+  // met takes more), but at least one process gets `jobs` of them, and each
+  // of its workers then holds one: those must all meet. A task that met
+  // lingers a little so that the others' workers get their share.
   const std::size_t processes = this->processes();
+  const auto wait =
+      processes == 1 ? std::chrono::seconds(10) : std::chrono::seconds(2);
   for (int jobs : {2, 3}) {
     SharedCounters<std::uint32_t> started(1);
     Parallel p({.jobs = jobs, .backend = backend(), .batch_size = 1});
     std::vector<int> met = p.map(jobs * processes, [&](std::size_t) {
       started[0].fetch_add(1);
-      const auto deadline =
-          std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      const auto deadline = std::chrono::steady_clock::now() + wait;
       while (started[0].load() < static_cast<std::uint32_t>(jobs)) {
         if (std::chrono::steady_clock::now() > deadline) return 0;
         std::this_thread::sleep_for(std::chrono::microseconds(100));
       }
+      if (processes > 1) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
       return 1;
     });
-    EXPECT_EQ(met, std::vector<int>(jobs * processes, 1)) << "jobs=" << jobs;
+    if (processes == 1) {
+      EXPECT_EQ(met, std::vector<int>(jobs, 1)) << "jobs=" << jobs;
+    } else {
+      int met_tasks = 0;
+      for (int m : met) met_tasks += m;
+      EXPECT_GE(met_tasks, jobs) << "jobs=" << jobs;
+    }
   }
 }
 
