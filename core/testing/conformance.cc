@@ -434,5 +434,35 @@ TEST_P(Conformance, CallsFromSeveralThreadsAtOnce) {
   }
 }
 
+TEST_P(Conformance, UserCancelMidCall) {
+  // The caller raises its cancel flag (as a signal handler would) while
+  // tasks run: the call stops between chunks and throws InterruptedError,
+  // long before every task ran. The same Parallel then runs a new call.
+  constexpr std::size_t kN = 2000;
+  std::atomic<bool> cancel{false};
+  SharedCounters<std::uint32_t> ran(1);
+  Parallel p(
+      {.jobs = 2, .backend = backend(), .batch_size = 1, .cancel = &cancel});
+  std::thread canceller([&cancel] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    cancel.store(true);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(
+      p.for_each(kN,
+                 [&](std::size_t) {
+                   ran[0].fetch_add(1);
+                   std::this_thread::sleep_for(std::chrono::milliseconds(2));
+                 }),
+      InterruptedError);
+  canceller.join();
+  // 2000 tasks of 2 ms on 2 workers would take 2 s.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  EXPECT_LT(Summed(ran.Local())[0], kN / 2);
+  cancel.store(false);
+  EXPECT_EQ(p.map(10, [](std::size_t i) { return int(i); }),
+            (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+}
+
 }  // namespace
 }  // namespace fanout::testing
