@@ -1,11 +1,12 @@
 // What only ranks have, checked under mpirun (see BUILD, mpirun_test.sh):
 // the world, tasks fewer than ranks, every rank taking part, a failure on
-// one rank raised on every rank with the rank that ran it, and skewed
-// timeouts. The backend's contract itself is the shared conformance suite
-// (mpi_conformance_ranks_test). Every rank runs every test; each test makes
-// the same parallel calls on every rank (SPMD), so checks use EXPECT, never
-// an early return between calls. Counts of how often tasks ran are summed
-// over ranks with MPI_Allreduce.
+// one rank raised on every rank with the rank that ran it, a cancel on one
+// rank, skewed timeouts, and which thread may make calls. The backend's
+// contract itself is the shared conformance suite (mpi_conformance_ranks_test).
+// Every rank runs every test; each test makes the same parallel calls on
+// every rank (SPMD), so checks use EXPECT, never an early return between
+// calls. Counts of how often tasks ran are summed over ranks with
+// MPI_Allreduce.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -170,6 +171,35 @@ TEST(MpiSpmd, TimeoutIsATimeoutOnEveryRankWhenStartsAreSkewed) {
                    std::this_thread::sleep_for(std::chrono::milliseconds(20));
                  }),
       TimeoutError);
+}
+
+TEST(MpiSpmd, CancelOnOneRankStopsEveryRank) {
+  // Only the last rank's caller raises its cancel flag: every rank stops
+  // and throws InterruptedError, long before every task ran.
+  const int last = W().size - 1;
+  std::atomic<bool> cancel{false};
+  Parallel p({.jobs = 2, .backend = "mpi", .batch_size = 1, .cancel = &cancel});
+  std::thread canceller([&cancel, last] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (W().rank == last) cancel.store(true);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  RunCounts runs(2000);
+  bool interrupted = false;
+  try {
+    p.for_each(2000, [&](std::size_t i) {
+      runs.Add(i);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    });
+  } catch (const InterruptedError&) {
+    interrupted = true;
+  }
+  canceller.join();
+  EXPECT_TRUE(interrupted);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  std::size_t ran = 0;
+  for (std::uint32_t c : runs.Total()) ran += c;
+  EXPECT_LT(ran, 1000u);
 }
 
 TEST(MpiSpmd, CallsFromOtherThreadsAreRefusedOnEveryRank) {
