@@ -6,16 +6,18 @@
 // returns the same results and the same failures (worker "rank N"). Without
 // mpirun the world is one rank and the job runs on threads (RunLocal).
 // Only the calling thread talks MPI (MPI_THREAD_SERIALIZED), one call at a
-// time per process; on ranks that thread is the main one (thread_rule.h). MPI errors are returned on fanout's communicator and
-// thrown as fanout::Error (check.h); a rank that dies is seen by mpirun,
-// which ends the job. Ranks that make different calls are caught (call
-// number and task count travel with every message) and the job is aborted
-// with a message (protocol.h).
+// time per process; on ranks that thread is the main one (thread_rule.h).
+// MPI errors are returned on fanout's communicator and thrown as
+// fanout::Error (check.h); a rank that dies is seen by mpirun, which ends
+// the job. Ranks that make different calls are caught (call number and task
+// count travel with every message) and the job is aborted with a message
+// (protocol.h).
 //
 // Files: world.cc (MPI start and finish), check.h (MPI errors), varint.h
 // (bytes), rank_run.h (one rank's threads and chunks), backoff.h (polling
-// pace), protocol.h (messages), thread_rule.cc (which thread calls), local.cc / root.cc / remote.cc (the three
-// roles), exchange.cc (results to every rank), this file (the Executor).
+// pace), protocol.h (messages), thread_rule.cc (which thread calls),
+// local.cc / root.cc / remote.cc (the three roles), exchange.cc (results to
+// every rank), this file (the Executor).
 #include <chrono>
 #include <cstdint>
 #include <memory>
