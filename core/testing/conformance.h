@@ -18,12 +18,19 @@
 //       MpiRanks, Conformance,
 //       ::testing::Values(ConformanceBackend("mpi", &SumOverRanks)));
 //
+// Writing a case: count task runs in SharedCounters and read them through
+// Summed(); with separate processes every process runs the case, so make
+// the same calls on every process, and let ASSERT (which returns early)
+// depend only on what every process sees alike (results, summed counts).
+//
 // Every case compares with what the sequential reference gives: exact
-// results in task order, each task run exactly once, errors naming the task
-// index, type and message, fail-fast stopping early, collect-all returning
-// every outcome, jobs -1 / 1 / more than the cores, nested calls, and result
-// types that are not trivially copyable. Counters the tasks touch live in
-// MAP_SHARED memory (so forked workers count too) and are read through
+// results in task order for any batch size, each task run exactly once,
+// errors naming the task index, type and message, fail-fast stopping early,
+// collect-all returning every outcome, jobs -1 / 1 / more than the cores,
+// nested calls, result types that are not trivially copyable, timeouts, a
+// user cancel mid-call, and calls from several threads at once (each exact
+// or refused, never another call's results). Counters the tasks touch live
+// in MAP_SHARED memory (so forked workers count too) and are read through
 // `sum` (so separate processes count too).
 #ifndef FANOUT_CORE_TESTING_CONFORMANCE_H_
 #define FANOUT_CORE_TESTING_CONFORMANCE_H_
