@@ -260,7 +260,13 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
   o.batch_auto = o.batch_size == 0;
   o.batch_size = resolve_batch_size(job.n, total_workers(o.jobs), o.batch_size);
   RunReport report;
-  if (runs_small_calls_inline() && (o.jobs <= 1 || job.n <= 1)) {
+  // A call from inside a task runs inline: the workers are busy with the
+  // outer call (and on mpi only the outer call talks to the other ranks).
+  if (in_task()) {
+    RunOptions nested = o;
+    nested.watch = nullptr;  // the outer call's tasks own the watch
+    report = internal::run_inline(name(), job, nested, "nested call");
+  } else if (runs_small_calls_inline() && (o.jobs <= 1 || job.n <= 1)) {
     report = internal::run_inline(name(), job, o, inline_worker());
   } else {
     report = RunParallel(job, o);

@@ -27,6 +27,15 @@
 // mpirun runs every task in this process on `jobs` threads, at no MPI cost
 // (a singleton MPI_Init costs 120-340 ms here and forks a helper daemon).
 // fanout calls MPI_Finalize once at exit when it was fanout that started MPI.
+//
+// Threads: under mpirun every parallel call on the mpi backend must come from
+// the program's main thread (or, when the program called MPI_Init itself,
+// from that thread), as with MPI_THREAD_FUNNELED. Ranks pair their calls up
+// by order; calls from several threads would arrive in a different order on
+// each rank and mix the results of different calls, so a call from another
+// thread throws fanout::UsageError on every rank before anything runs. Calls
+// made from inside a task run inline on that task's thread. Without mpirun
+// (one rank) calls may come from any thread; they run one at a time.
 #ifndef FANOUT_BACKENDS_MPI_MPI_H_
 #define FANOUT_BACKENDS_MPI_MPI_H_
 

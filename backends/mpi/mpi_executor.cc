@@ -1,0 +1,88 @@
+// The mpi backend: SPMD over Open MPI ranks (see mpi.h for the user's view).
+//
+// Every rank makes the same sequence of calls. A call on ranks is rank 0
+// handing out chunks to every rank's compute threads (roles.h), then one
+// exchange that gives every rank every result (exchange.h): every rank
+// returns the same results and the same failures (worker "rank N"). Without
+// mpirun the world is one rank and the job runs on threads (RunLocal).
+// Only the calling thread talks MPI (MPI_THREAD_SERIALIZED), one call at a
+// time per process; on ranks that thread is the main one (thread_rule.h).
+// MPI errors are returned on fanout's communicator and thrown as
+// fanout::Error (check.h); a rank that dies is seen by mpirun, which ends
+// the job. Ranks that make different calls are caught (call number and task
+// count travel with every message) and the job is aborted with a message
+// (protocol.h).
+//
+// Files: world.cc (MPI start and finish), check.h (MPI errors), varint.h
+// (bytes), rank_run.h (one rank's threads and chunks), backoff.h (polling
+// pace), protocol.h (messages), thread_rule.cc (which thread calls),
+// local.cc / root.cc / remote.cc (the three roles), exchange.cc (results to
+// every rank), this file (the Executor).
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <thread>
+
+#include "backends/mpi/check.h"
+#include "backends/mpi/mpi.h"
+#include "backends/mpi/roles.h"
+#include "backends/mpi/thread_rule.h"
+#include "core/errors.h"
+#include "core/executor.h"
+
+namespace fanout::mpi {
+namespace {
+
+std::mutex& CallMutex() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+
+class MpiExecutor final : public Executor {
+ public:
+  explicit MpiExecutor(int jobs) : jobs_(jobs), world_(world()) {}
+  std::string_view name() const override { return "mpi"; }
+  bool shares_memory() const override { return false; }
+  int jobs() const override { return jobs_; }
+  bool is_primary() const override { return world_.rank == 0; }
+
+ protected:
+  std::string inline_worker() const override { return "rank 0"; }
+  // Every rank takes part in every call of a world of several ranks.
+  bool runs_small_calls_inline() const override { return world_.size == 1; }
+  int total_workers(int jobs) const override { return jobs * world_.size; }
+
+  RunReport RunParallel(const Job& job, const RunOptions& options) override {
+    // Refused alike on every rank, before the call takes a number.
+    internal::CheckCallingThread(world_);
+    std::lock_guard<std::mutex> lock(CallMutex());
+    static std::uint64_t calls = 0;
+    const std::uint64_t call = ++calls;
+    if (job.n == 0) return {};
+    if (internal::Broken()) {
+      throw Error("mpi backend: an earlier MPI call failed; MPI is unusable");
+    }
+    if (world_.size == 1) return internal::RunLocal(job, options);
+    // Every rank returns the same report, stop reason included (a timeout
+    // on one rank is a TimeoutError on every rank).
+    return world_.rank == 0 ? internal::RunRoot(world_, job, options, call)
+                            : internal::RunRemote(world_, job, options, call);
+  }
+
+ private:
+  int jobs_;
+  const World& world_;
+};
+
+}  // namespace
+}  // namespace fanout::mpi
+
+FANOUT_REGISTER_BACKEND(
+    mpi,
+    "Open MPI ranks (SPMD under mpirun): rank 0 hands out chunks, each rank "
+    "runs them on `jobs` threads, every rank gets every result",
+    [](const fanout::ExecutorOptions& options) {
+      return std::make_unique<fanout::mpi::MpiExecutor>(options.jobs);
+    })
