@@ -15,8 +15,8 @@
 #include <thread>
 
 #include "cli/commands.h"
-#include "cli/workloads.h"
 #include "core/parallel.h"
+#include "workloads/workloads.h"
 
 namespace fanout::cli {
 namespace {
