@@ -83,9 +83,19 @@ def _rules_cc_shim_impl(ctx):
     ctx.file("WORKSPACE", "workspace(name = \"rules_cc\")\n")
     ctx.file("BUILD", "")
     ctx.file("cc/BUILD", "")
-    rules = ["cc_binary", "cc_import", "cc_library", "cc_proto_library", "cc_test",
-             "cc_toolchain", "cc_toolchain_suite", "fdo_prefetch_hints", "fdo_profile",
-             "objc_import", "objc_library"]
+    rules = [
+        "cc_binary",
+        "cc_import",
+        "cc_library",
+        "cc_proto_library",
+        "cc_test",
+        "cc_toolchain",
+        "cc_toolchain_suite",
+        "fdo_prefetch_hints",
+        "fdo_profile",
+        "objc_import",
+        "objc_library",
+    ]
     ctx.file("cc/defs.bzl", "\n".join([
         "def {r}(**attrs):\n    native.{r}(**attrs)\n".format(r = r)
         for r in rules
