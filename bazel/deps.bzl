@@ -6,7 +6,7 @@ first. Everything comes from Debian packages: nothing is downloaded.
 """
 
 load("@bazel_tools//tools/build_defs/repo:utils.bzl", "maybe")
-load(":pkg_config.bzl", "pkg_config_repository", "rules_cc_shim")
+load(":pkg_config.bzl", "coverage_tools_stub", "pkg_config_repository", "rules_cc_shim")
 
 _ABSL_MODULES = [
     "absl_flags",
@@ -31,6 +31,9 @@ def fanout_deps():
         name = "platforms",
         path = "/usr/share/bazel/tools/platforms",
     )
+
+    # Bazel downloads this for `bazel query` over test rules otherwise.
+    maybe(coverage_tools_stub, name = "remote_coverage_tools")
     maybe(
         pkg_config_repository,
         name = "system_absl",

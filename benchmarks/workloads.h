@@ -9,9 +9,10 @@
 //   for (std::size_t i = 0; i < Sum::kN; ++i) out[i] = Sum::Task(i);
 //   bool ok = Sum::Check(out.data());   // total 249972500250000000
 //
-// The reference tasks (sum, fib, the tiny task) come from cli/workloads.h, so
-// the benchmark measures exactly what the CLI runs. Loops carry an empty asm
-// statement on the accumulator so g++ cannot fold them.
+// The reference tasks (sum, fib, the tiny task) come from
+// workloads/workloads.h, so the benchmark measures exactly what the CLI runs.
+// Loops carry an empty asm statement on the accumulator so g++ cannot fold
+// them.
 //
 // The task bodies of sum, fib and busy are out of line: every runner then
 // runs the very same machine code. Inlined, each runner got its own copy of
@@ -24,7 +25,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "cli/workloads.h"
+#include "workloads/workloads.h"
 
 namespace fanout::bench {
 

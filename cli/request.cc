@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cli/run_workload.h"
-#include "cli/workloads.h"
+#include "workloads/workloads.h"
 #include "core/errors.h"
 #include "core/executor.h"
 

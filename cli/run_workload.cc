@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "cli/faults.h"
-#include "cli/workloads.h"
+#include "workloads/workloads.h"
 
 namespace fanout::cli {
 namespace {

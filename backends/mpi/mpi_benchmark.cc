@@ -31,8 +31,8 @@
 #include <vector>
 
 #include "backends/mpi/mpi.h"
-#include "cli/workloads.h"
 #include "core/parallel.h"
+#include "workloads/workloads.h"
 
 namespace {
 

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "backends/process/process.h"
-#include "cli/workloads.h"
 #include "core/parallel.h"
+#include "workloads/workloads.h"
 
 namespace fanout {
 namespace {

@@ -1,5 +1,6 @@
-// fanout/cli/workloads.h — the reference workloads, shared by the CLI, the
-// benchmarks and the examples so every number is computed the same way.
+// fanout/workloads/workloads.h — the reference workloads, shared by the CLI,
+// the benchmarks and the backends' benchmarks so every number is computed the
+// same way. A leaf: it depends on nothing in fanout, so anything may use it.
 //
 //   long long s = fanout::workloads::SumTask(7);   // sum of i*7, i < 100000
 //   long long f = fanout::workloads::Fib(38);      // 39088169
@@ -7,8 +8,8 @@
 // The reference `sum` program's task n is sum(i*n for i in range(100000)).
 // g++ -O2 folds that loop into one multiply; an empty asm statement on the
 // accumulator keeps the loop, so the work measured is the work described.
-#ifndef FANOUT_CLI_WORKLOADS_H_
-#define FANOUT_CLI_WORKLOADS_H_
+#ifndef FANOUT_WORKLOADS_WORKLOADS_H_
+#define FANOUT_WORKLOADS_WORKLOADS_H_
 
 #include <cstdint>
 
@@ -46,4 +47,4 @@ inline std::uint64_t TinyTask(std::uint64_t i) {
 
 }  // namespace fanout::workloads
 
-#endif  // FANOUT_CLI_WORKLOADS_H_
+#endif  // FANOUT_WORKLOADS_WORKLOADS_H_
