@@ -2,7 +2,7 @@
 // GNU parallel, and like the reference program's parent launching children.
 //
 //   // one command per line; blank lines and lines starting with # skipped
-//   std::vector<std::string> cmds = fanout::cli::ReadCommands(file);
+//   std::vector<std::string> cmds = fanout::cli::ParseCommands(text);
 //   int code = fanout::cli::RunCommands(cmds, /*jobs=*/4, stdout, stderr, &cancel);
 //
 // Each command runs under /bin/sh -c in its own process group, `jobs` at a
