@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "cli/run_workload.h"
-#include "workloads/workloads.h"
 #include "core/errors.h"
 #include "core/executor.h"
+#include "workloads/workloads.h"
 
 namespace fanout::cli {
 namespace {
