@@ -94,6 +94,17 @@ inline Streams& ThreadStreams() {
 template <class T>
 inline constexpr bool kIsTrivial = std::is_trivially_copyable_v<T>;
 
+// True when T can cross a process boundary: copied byte for byte, or
+// serialized with cereal (a serialize() member or free function, or one of
+// the standard types cereal knows) and default-constructible to decode into.
+template <class T>
+inline constexpr bool kCanCross = kIsTrivial<T> ||
+                                  (cereal::traits::is_output_serializable<
+                                       T, cereal::BinaryOutputArchive>::value &&
+                                   cereal::traits::is_input_serializable<
+                                       T, cereal::BinaryInputArchive>::value &&
+                                   std::is_default_constructible_v<T>);
+
 // Appends the encoding of `value` to `out`.
 template <class T>
 void encode(const T& value, std::string& out) {

@@ -16,6 +16,7 @@
 #include <typeinfo>
 #include <utility>
 
+#include "core/internal/rank_task.h"
 #include "core/internal/scheduler.h"
 #include "core/internal/wait_status.h"
 
@@ -125,6 +126,22 @@ std::unique_ptr<Executor> make_executor(std::string_view name,
     if (it != Registry().end()) factory = it->second.factory;
   }
   if (!factory) {
+    // One of fanout's own backends that this program did not link.
+    for (const char* known :
+         {"sequential", "thread", "process", "tbb", "mpi"}) {
+      if (name != known) continue;
+      std::string linked;
+      for (const std::string& n : backend_names()) {
+        linked += (linked.empty() ? "" : ", ") + n;
+      }
+      throw UsageError(
+          "backend '" + std::string(name) +
+          "' is not linked into this program: add \"@fanout//backends/" +
+          std::string(name) +
+          "\" to the deps of its cc_binary (or "
+          "\"@fanout//backends:all\" for every backend); linked backends: " +
+          (linked.empty() ? "none" : linked));
+    }
     std::string valid;
     for (const std::string& n : backend_names()) {
       valid += (valid.empty() ? "" : ", ") + n;
@@ -182,6 +199,26 @@ std::size_t resolve_batch_size(std::size_t n, int jobs, std::size_t requested) {
 }
 
 bool in_task() { return t_in_task; }
+
+namespace {
+thread_local bool t_in_rank_task = false;
+}  // namespace
+
+bool internal::in_rank_task() { return t_in_rank_task; }
+internal::RankTaskScope::RankTaskScope() : previous_(t_in_rank_task) {
+  t_in_rank_task = true;
+}
+internal::RankTaskScope::~RankTaskScope() { t_in_rank_task = previous_; }
+
+void internal::ThrowSharedAcrossRanks(const char* what) {
+  throw UsageError(
+      std::string(what) +
+      " used inside a task on the mpi backend with several ranks: ranks "
+      "share no memory, so each would change only its own copy and the "
+      "caller would see a different answer than on any other backend; pass "
+      "values in as task arguments and out as results (map_reduce them), or "
+      "use the thread or process backend on one machine");
+}
 
 namespace {
 constinit thread_local std::atomic<std::size_t>* t_task_slot = nullptr;
@@ -259,6 +296,18 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
   o.jobs = std::max(o.jobs, 1);
   o.batch_auto = o.batch_size == 0;
   o.batch_size = resolve_batch_size(job.n, total_workers(o.jobs), o.batch_size);
+  if (!shares_memory() && job.uncrossable_result != nullptr && job.n > 0) {
+    const std::string type = Demangle(job.uncrossable_result->name());
+    throw UsageError(
+        "the result type '" + type +
+        "' cannot cross a process boundary, "
+        "as backend '" +
+        std::string(name()) +
+        "' needs: give it a cereal "
+        "serialize() (template <class A> void serialize(A& a) { a(x, y); }, "
+        "see core/codec.h) and a default constructor, or use a backend that "
+        "shares memory (thread, tbb, sequential)");
+  }
   RunReport report;
   // A call from inside a task runs inline: the workers are busy with the
   // outer call (and on mpi only the outer call talks to the other ranks).

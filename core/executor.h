@@ -35,6 +35,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <typeinfo>
 #include <vector>
 
 #include "core/errors.h"
@@ -84,6 +85,11 @@ struct Job {
   std::size_t trivial_result_size = 0;
   // Address of task `index`'s result slot when trivial_result_size != 0.
   void* (*result_slot)(void* ctx, std::size_t index) = nullptr;
+  // Set when the results cannot cross a process boundary (no cereal
+  // serialize(), or no default constructor to decode into): the result
+  // type, which a backend that does not share memory refuses before any
+  // task runs. encode_result and decode_result are then null.
+  const std::type_info* uncrossable_result = nullptr;
 };
 
 // Options for one call, as the front end gives them to Executor::run.

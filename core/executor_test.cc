@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
+#include <vector>
+
+#include "core/internal/scheduler.h"
 
 namespace {
 
@@ -14,6 +18,52 @@ TEST(Registry, UnknownBackendListsValidNames) {
     EXPECT_EQ(std::string(e.what()),
               "unknown backend 'thred'; valid backends: sequential");
   }
+}
+
+TEST(Registry, AFanoutBackendNotLinkedSaysWhichTargetToAdd) {
+  try {
+    fanout::make_executor("process");
+    FAIL() << "expected UsageError";
+  } catch (const fanout::UsageError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "backend 'process' is not linked into this program: add "
+              "\"@fanout//backends/process\" to the deps of its cc_binary (or "
+              "\"@fanout//backends:all\" for every backend); linked backends: "
+              "sequential");
+  }
+}
+
+TEST(Scheduler, ClaimsNeverWrapWhateverTheBatch) {
+  const std::size_t max = std::numeric_limits<std::size_t>::max();
+  for (std::size_t batch :
+       {max, max / 2 + 1, std::size_t{1} << 62, std::size_t{101},
+        std::size_t{100}, std::size_t{7}, std::size_t{1}}) {
+    fanout::internal::CallControl control;
+    control.Reset(100, batch);
+    std::vector<int> claimed(100, 0);
+    std::size_t begin = 0, end = 0;
+    // More claims than chunks, as workers racing past the end make.
+    int chunks = 0;
+    for (int k = 0; k < 300; ++k) {
+      if (!control.Claim(&begin, &end)) continue;
+      ++chunks;
+      ASSERT_LT(begin, end);
+      ASSERT_LE(end, 100u);
+      for (std::size_t i = begin; i < end; ++i) ++claimed[i];
+    }
+    EXPECT_EQ(claimed, std::vector<int>(100, 1)) << "batch " << batch;
+    EXPECT_EQ(chunks, static_cast<int>(control.chunks)) << "batch " << batch;
+  }
+}
+
+TEST(Scheduler, BatchSizeIsClampedToTheJob) {
+  EXPECT_EQ(fanout::resolve_batch_size(100, 2, 0),
+            fanout::auto_batch_size(100, 2));
+  EXPECT_EQ(fanout::resolve_batch_size(100, 2, 7), 7u);
+  EXPECT_EQ(fanout::resolve_batch_size(100, 2,
+                                       std::numeric_limits<std::size_t>::max()),
+            100u);
+  EXPECT_EQ(fanout::resolve_batch_size(0, 2, 5), 1u);
 }
 
 TEST(Registry, NamesAndDescriptions) {

@@ -179,11 +179,18 @@ class Runner {
     job.ctx = this;
     job.run_range = &RunRange;
     if constexpr (!std::is_void_v<R>) {
-      job.encode_result = &Encode;
-      job.decode_result = &Decode;
       if constexpr (codec::kIsTrivial<Slot<R>>) {
+        job.encode_result = &Encode;
+        job.decode_result = &Decode;
         job.trivial_result_size = sizeof(Slot<R>);
         job.result_slot = &ResultSlot;
+      } else if constexpr (codec::kCanCross<R>) {
+        job.encode_result = &Encode;
+        job.decode_result = &Decode;
+      } else {
+        // Fine where tasks share the caller's memory; refused before any
+        // task runs where results cross processes (Executor::run).
+        job.uncrossable_result = &typeid(R);
       }
     } else {
       job.encode_result = [](void*, std::size_t, std::string*) {};
@@ -262,7 +269,7 @@ class Parallel {
   // unknown backend or jobs == 0.
   explicit Parallel(Options options = {});
   // Runs on an executor the caller made (shared between Parallel objects).
-  Parallel(std::shared_ptr<Executor> executor, Options options = {});
+  explicit Parallel(std::shared_ptr<Executor> executor, Options options = {});
 
   Executor& executor() const { return *executor_; }
   const Options& options() const { return options_; }

@@ -58,3 +58,73 @@ TEST(Parallel, MoveOnlyAndNonDefaultConstructibleResults) {
 }
 
 }  // namespace
+
+// A plain struct with no serialize(): fine where tasks share memory.
+struct PlainResult {
+  std::string name;
+  std::vector<int> values;
+};
+
+TEST(Parallel, PlainStructResultsNeedNoSerializeInProcess) {
+  fanout::Parallel p({.backend = "sequential"});
+  std::vector<PlainResult> r = p.map(4, [](std::size_t i) {
+    return PlainResult{"r" + std::to_string(i), std::vector<int>(i, 7)};
+  });
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(r[3].name, "r3");
+  EXPECT_EQ(r[3].values, std::vector<int>(3, 7));
+}
+
+TEST(Parallel, LastProgressEventOfAFailedCall) {
+  std::vector<fanout::ProgressEvent> events;
+  fanout::Parallel p({.backend = "sequential",
+                      .batch_size = 1,
+                      .on_progress = [&](const fanout::ProgressEvent& e) {
+                        events.push_back(e);
+                      }});
+  EXPECT_THROW(p.for_each(100,
+                          [](std::size_t i) {
+                            if (i == 10) throw std::runtime_error("boom");
+                          }),
+               fanout::TaskError);
+  ASSERT_FALSE(events.empty());
+  EXPECT_TRUE(events.back().finished);
+  EXPECT_FALSE(events.back().succeeded);
+  EXPECT_EQ(events.back().done, 11u);  // tasks 0..10 ran; 10 failed
+  EXPECT_EQ(events.back().total, 100u);
+}
+
+TEST(Parallel, LastProgressEventOfACancelledCall) {
+  std::atomic<bool> cancel{false};
+  std::vector<fanout::ProgressEvent> events;
+  fanout::Parallel p(
+      {.backend = "sequential",
+       .batch_size = 1,
+       .on_progress =
+           [&](const fanout::ProgressEvent& e) { events.push_back(e); },
+       .cancel = &cancel});
+  EXPECT_THROW(
+      p.for_each(100000,
+                 [&](std::size_t i) {
+                   if (i == 10) cancel = true;
+                   std::this_thread::sleep_for(std::chrono::microseconds(100));
+                 }),
+      fanout::InterruptedError);
+  ASSERT_FALSE(events.empty());
+  EXPECT_TRUE(events.back().finished);
+  EXPECT_FALSE(events.back().succeeded);
+  EXPECT_LT(events.back().done, 100000u);
+}
+
+TEST(Parallel, SucceededCallEndsWithASucceededEvent) {
+  std::vector<fanout::ProgressEvent> events;
+  fanout::Parallel p({.backend = "sequential",
+                      .on_progress = [&](const fanout::ProgressEvent& e) {
+                        events.push_back(e);
+                      }});
+  p.for_each(10, [](std::size_t) {});
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_TRUE(events.back().finished);
+  EXPECT_TRUE(events.back().succeeded);
+  EXPECT_EQ(events.back().done, 10u);
+}

@@ -21,6 +21,7 @@ std::string VerbosePrinter::FormatTime(double t) {
 
 void VerbosePrinter::operator()(const ProgressEvent& e) {
   if (level_ <= 0) return;
+  if (e.finished && !e.succeeded) return;  // the call's error says the rest
   if (e.finished) {
     std::fprintf(
         out_,
@@ -62,11 +63,14 @@ ProgressMonitor::ProgressMonitor(MonitorOptions options)
 
 ProgressMonitor::~ProgressMonitor() { finish(false); }
 
-ProgressEvent ProgressMonitor::Event(bool finished) const {
+ProgressEvent ProgressMonitor::Event(bool finished, bool succeeded) const {
   ProgressEvent e;
   e.total = options_.total;
-  e.done = finished ? options_.total
-                    : options_.done->load(std::memory_order_relaxed);
+  e.done = finished && succeeded
+               ? options_.total
+               : std::min(options_.total,
+                          options_.done->load(std::memory_order_relaxed));
+  e.succeeded = finished && succeeded;
   e.elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
           .count();
@@ -150,7 +154,7 @@ void ProgressMonitor::finish(bool success) {
   }
   cv_.notify_all();
   thread_.join();
-  if (success && options_.callback) options_.callback(Event(true));
+  if (options_.callback) options_.callback(Event(true, success));
 }
 
 }  // namespace internal

@@ -34,7 +34,15 @@ struct ProgressEvent {
   double elapsed = 0;     // seconds since the call started
   double remaining = -1;  // estimated seconds left, -1 when unknown
   bool finished = false;  // the last event of the call
+  // With `finished`: every task ran and none failed. A call that failed, was
+  // cancelled or timed out still gets its last event (finished, not
+  // succeeded, `done` what really finished), so a bar can be closed.
+  bool succeeded = false;
 };
+
+// Events come from a monitor thread of the call, about every 50 ms while the
+// count changes; the last one (finished) from the calling thread once every
+// task of the call has ended, just before the call returns or throws.
 
 using ProgressCallback = std::function<void(const ProgressEvent&)>;
 
@@ -90,14 +98,14 @@ class ProgressMonitor {
  public:
   explicit ProgressMonitor(MonitorOptions options);
   ~ProgressMonitor();
-  // Stops the thread and, when the call succeeded, sends the final event.
+  // Stops the thread and sends the final event (succeeded or not).
   void finish(bool success);
 
  private:
   void Loop();
   // Calls on_stuck once if tasks still run `kStuckAfter` after the stop.
   void CheckStuck();
-  ProgressEvent Event(bool finished) const;
+  ProgressEvent Event(bool finished, bool succeeded = false) const;
 
   MonitorOptions options_;
   const std::chrono::steady_clock::time_point start_;

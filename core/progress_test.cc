@@ -23,11 +23,20 @@ std::string Capture(int level,
 TEST(VerbosePrinter, JoblibFormat) {
   EXPECT_EQ(Capture(50, {{.done = 40, .total = 100, .elapsed = 0.1}}),
             "[Parallel(n_jobs=2)]: Done  40 tasks      | elapsed:    0.1s\n");
-  EXPECT_EQ(
-      Capture(50,
-              {{.done = 100, .total = 100, .elapsed = 75, .finished = true}}),
-      "[Parallel(n_jobs=2)]: Done 100 out of 100 | elapsed:  1.2min "
-      "finished\n");
+  EXPECT_EQ(Capture(50, {{.done = 100,
+                          .total = 100,
+                          .elapsed = 75,
+                          .finished = true,
+                          .succeeded = true}}),
+            "[Parallel(n_jobs=2)]: Done 100 out of 100 | elapsed:  1.2min "
+            "finished\n");
+  // A call that failed prints no "finished" line: its error says the rest.
+  EXPECT_EQ(Capture(50, {{.done = 40,
+                          .total = 100,
+                          .elapsed = 75,
+                          .finished = true,
+                          .succeeded = false}}),
+            "");
 }
 
 TEST(VerbosePrinter, LevelZeroPrintsNothing) {

@@ -13,6 +13,7 @@
 
 #include "core/executor.h"
 #include "core/internal/futex.h"
+#include "core/internal/rank_task.h"
 
 namespace fanout::internal {
 
@@ -321,6 +322,7 @@ bool QueueCore::WaitForChange(std::uint32_t& word, std::uint32_t& waiting,
 QueueCore::Result QueueCore::Push(
     const void* data, std::size_t n, Mode mode,
     std::chrono::steady_clock::time_point deadline) {
+  internal::CheckNotAcrossRanks("Queue");
   Lock();
   for (;;) {
     if (h_->state != kOpen) ThrowClosed();
@@ -344,6 +346,7 @@ QueueCore::Result QueueCore::Push(
 QueueCore::Result QueueCore::Pop(
     void* out, std::size_t* n, Mode mode,
     std::chrono::steady_clock::time_point deadline) {
+  internal::CheckNotAcrossRanks("Queue");
   Lock();
   for (;;) {
     if (h_->tail != h_->head) {

@@ -141,7 +141,7 @@ TEST_P(QueueMpmcTest, NoItemLostOrDuplicated) {
   Parallel parallel(
       {.jobs = 2 * kProducers, .backend = GetParam(), .batch_size = 1});
   std::vector<std::vector<int>> got =
-      parallel.map(2 * kProducers, [&](std::size_t i) {
+      parallel.map(std::size_t{2} * kProducers, [&](std::size_t i) {
         std::vector<int> popped;
         if (i < kProducers) {
           for (int k = 0; k < kPerProducer; ++k) {
@@ -153,7 +153,7 @@ TEST_P(QueueMpmcTest, NoItemLostOrDuplicated) {
         }
         return popped;
       });
-  std::vector<int> seen(kProducers * kPerProducer, 0);
+  std::vector<int> seen(std::size_t{kProducers} * kPerProducer, 0);
   for (const auto& v : got) {
     for (int item : v) {
       ASSERT_GE(item, 0);

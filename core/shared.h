@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/internal/rank_task.h"
 
 namespace fanout {
 namespace internal {
@@ -163,10 +164,14 @@ class SharedBlock {
   }
 
   T* data() const {
+    CheckNotAcrossRanks("SharedValue/SharedArray");
     return reinterpret_cast<T*>(static_cast<char*>(map_.data()) + kDataOffset);
   }
   std::size_t size() const { return n_; }
-  RobustMutex* mutex() const { return static_cast<RobustMutex*>(map_.data()); }
+  RobustMutex* mutex() const {
+    CheckNotAcrossRanks("SharedValue/SharedArray");
+    return static_cast<RobustMutex*>(map_.data());
+  }
   // False once moved from.
   bool valid() const { return map_.data() != nullptr; }
 

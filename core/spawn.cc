@@ -232,11 +232,11 @@ std::string Launch::Wait() {
 
 namespace fanout {
 
-Process::Process(std::function<void()> target, std::string backend)
+Process::Process(std::function<void()> target, const std::string& backend)
     : target_(std::move(target)),
       launch_(internal::Launch::KindOf(backend), backend) {}
 
-Process::Process(std::string backend)
+Process::Process(const std::string& backend)
     : launch_(internal::Launch::KindOf(backend), backend) {}
 
 Process::~Process() = default;

@@ -233,9 +233,9 @@ class Process {
  public:
   // Runs target() when started.
   explicit Process(std::function<void()> target,
-                   std::string backend = "process");
+                   const std::string& backend = "process");
   // For subclasses: runs run() when started.
-  explicit Process(std::string backend = "process");
+  explicit Process(const std::string& backend = "process");
   virtual ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;

@@ -23,6 +23,16 @@ namespace fanout::mpi::internal {
 
 class Backoff {
  public:
+  // After one round of the calling thread's loop: polls again at once when
+  // something happened (`activity`), else waits a little longer each time.
+  void Pace(bool activity, RankRun& run) {
+    if (activity) {
+      Reset();
+    } else {
+      Wait(run);
+    }
+  }
+
   void Reset() {
     spins_ = 0;
     delay_ = kMin;

@@ -212,8 +212,9 @@ int main(int argc, char** argv) {
   };
 
   bool ok = measure("sum", [&](fanout::Parallel& p) {
-    std::vector<long long> r = p.map(
-        sum_tasks, [](std::size_t i) { return fanout::workloads::SumTask(i); });
+    std::vector<long long> r = p.map(sum_tasks, [](std::size_t i) {
+      return fanout::workloads::SumTask(static_cast<long long>(i));
+    });
     long long s = 0;
     for (long long x : r) s += x;
     return s;
@@ -250,7 +251,7 @@ int main(int argc, char** argv) {
   QuietBarrier(w.comm);
   const auto t = Clock::now();
   for (int k = 0; k < kCalls; ++k) {
-    mpi.map(static_cast<std::size_t>(2 * w.size),
+    mpi.map(2 * static_cast<std::size_t>(w.size),
             [](std::size_t i) { return i; });
   }
   const double per_call = MaxOverRanks(Since(t) / kCalls, w.comm);

@@ -19,6 +19,8 @@
 
 #include "backends/mpi/mpi.h"
 #include "core/parallel.h"
+#include "core/queue.h"
+#include "core/shared.h"
 #include "core/testing/types.h"
 
 namespace fanout {
@@ -130,6 +132,42 @@ TEST(MpiSpmd, ExceptionNamesTaskTypeMessageAndRankOnEveryRank) {
   EXPECT_EQ(index, 37);
   EXPECT_EQ(worker_rank, ran_on);
   EXPECT_TRUE(SameOnEveryRank(ran_on));
+}
+
+// A SharedValue or Queue changed in a task would change only that rank's
+// copy: on several ranks they refuse, on every rank, instead of a silently
+// different answer.
+TEST(MpiSpmd, SharedValuesAndQueuesRefuseAcrossRanks) {
+  SharedValue<long long> sum(0);
+  Queue<int> q(16);
+  Parallel p({.jobs = 1, .backend = "mpi", .batch_size = 1});
+  for (int which = 0; which < 2; ++which) {
+    std::string type, message;
+    try {
+      p.for_each(8, [&](std::size_t i) {
+        if (which == 0) {
+          sum.fetch_add(static_cast<long long>(i));
+        } else {
+          q.try_push(static_cast<int>(i));
+        }
+      });
+      ADD_FAILURE() << "expected TaskError";
+    } catch (const TaskError& e) {
+      type = e.type();
+      message = e.message();
+    }
+    EXPECT_EQ(type, "fanout::UsageError");
+    EXPECT_EQ(message.rfind(which == 0 ? "SharedValue/SharedArray used inside "
+                                         "a task on the mpi backend with "
+                                         "several ranks: ranks share no memory"
+                                       : "Queue used inside a task on the mpi "
+                                         "backend with several ranks",
+                            0),
+              0u)
+        << message;
+  }
+  // The caller's own thread may still use them: it is not a task.
+  EXPECT_EQ(sum.load(), 0);
 }
 
 TEST(MpiSpmd, ErrorOnOneRankRaisesOnEveryRank) {

@@ -24,12 +24,14 @@
 #include <cstddef>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/errors.h"
 #include "core/executor.h"
+#include "core/internal/rank_task.h"
 #include "core/internal/scheduler.h"
 
 namespace fanout::mpi::internal {
@@ -83,6 +85,10 @@ class RankRun {
   void ComputeLoop(Take take, int thread) {
     {
       fanout::internal::InTaskScope in_task;  // nested calls run inline
+      // On several ranks, SharedValue and Queue refuse to be used in a task:
+      // each rank would silently change only its own copy.
+      std::optional<fanout::internal::RankTaskScope> across_ranks;
+      if (several_ranks) across_ranks.emplace();
       RankSink sink(*this, thread);
       Chunk c;
       while (!CheckStop() && take(&c)) RunChunk(c, sink);
@@ -105,6 +111,7 @@ class RankRun {
 
   // The call's chunks (rank 0 claims off it) and its stop reason.
   fanout::internal::CallControl control;
+  bool several_ranks = false;        // set before threads start
   std::atomic<bool> stop{false};     // no more chunks here, for any reason
   std::atomic<std::size_t> done{0};  // tasks finished here, ok or failed
 

@@ -35,11 +35,7 @@ class Remote {
         run_.comm_cv.wait(lock, [&] { return run_.running == 0; });
         break;
       }
-      if (activity) {
-        backoff.Reset();
-      } else {
-        backoff.Wait(run_);
-      }
+      backoff.Pace(activity, run_);
     }
     threads.Join();
   }
@@ -120,6 +116,7 @@ class Remote {
 RunReport RunRemote(const World& w, const Job& job, const RunOptions& options,
                     std::uint64_t call) {
   RankRun run(job, options, w.rank);
+  run.several_ranks = true;
   Remote(w, run, call).Serve();
   return Exchange(w, run, call);
 }

@@ -47,11 +47,7 @@ class Root {
         std::lock_guard<std::mutex> lock(run_.mu);
         if (remotes_ == 0 && run_.running == 0) break;
       }
-      if (activity) {
-        backoff.Reset();
-      } else {
-        backoff.Wait(run_);
-      }
+      backoff.Pace(activity, run_);
     }
     threads.Join();
   }
@@ -125,6 +121,7 @@ class Root {
 RunReport RunRoot(const World& w, const Job& job, const RunOptions& options,
                   std::uint64_t call) {
   RankRun run(job, options, 0);
+  run.several_ranks = true;
   Root(w, run, call).Serve();
   return Exchange(w, run, call);
 }

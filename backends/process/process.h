@@ -55,10 +55,12 @@
 //     at its next send and the call throws TaskError "worker lost its result
 //     pipe (a task closed or replaced fd N?) after running this task",
 //     naming the last task it ran (exit_status() 124). Fatal, as a death.
-//   - RunOptions::timeout: the call throws TimeoutError naming each task still
-//     running and its pid; workers are killed and reaped.
-//   - RunOptions::cancel: the workers are killed and the report says
-//     cancelled (the front end turns that into InterruptedError).
+//   - The deadline (Options::timeout): the caller, waiting in poll() until
+//     then, raises the call's stop token, kills and reaps the workers, and
+//     the call throws TimeoutError naming each task still running and its
+//     pid, at the deadline (no task is waited for).
+//   - The caller's cancel flag (Options::cancel, via the stop token): the
+//     workers are killed and the call throws InterruptedError.
 //   - SIGINT or SIGTERM to the caller during a call: handlers are installed
 //     for the duration of the call only (a signal the caller ignores stays
 //     ignored), every worker is killed and reaped, the previous handlers are

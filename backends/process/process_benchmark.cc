@@ -41,7 +41,7 @@ void Tiny(benchmark::State& state, const std::string& backend) {
       state.SkipWithError("wrong result");
     benchmark::DoNotOptimize(r.data());
   }
-  state.SetItemsProcessed(state.iterations() * kN);
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kN));
 }
 
 void Sum(benchmark::State& state, const std::string& backend) {
@@ -79,7 +79,7 @@ void Strings(benchmark::State& state, const std::string& backend) {
         p.map(kN, [](std::size_t i) { return "result " + std::to_string(i); });
     if (r[kN - 1] != "result 99999") state.SkipWithError("wrong result");
   }
-  state.SetItemsProcessed(state.iterations() * kN);
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kN));
 }
 
 void TwoTasks(benchmark::State& state) {

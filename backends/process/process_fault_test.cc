@@ -83,6 +83,59 @@ TaskError RunWithFault(Fail fail, ErrorPolicy errors = ErrorPolicy::kFailFast) {
   return TaskError({});
 }
 
+// A result type with no cereal serialize() cannot come back from a worker:
+// refused before any task runs, naming the type and what to add.
+struct NoSerialize {
+  std::string name;
+  std::vector<int> values;
+};
+
+// Serializable, but with no default constructor to decode into.
+struct NoDefault {
+  explicit NoDefault(std::string s) : name(std::move(s)) {}
+  std::string name;
+  template <class A>
+  void serialize(A& a) {
+    a(name);
+  }
+};
+
+TEST(ProcessFault, ResultsThatCannotCrossAreRefusedBeforeAnyTask) {
+  Parallel p({.jobs = 2, .backend = "process"});
+  SharedInt ran;
+  try {
+    p.map(100, [&](std::size_t i) {
+      ++*ran;
+      return NoSerialize{std::to_string(i), {1, 2}};
+    });
+    ADD_FAILURE() << "expected UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_THAT(e.what(),
+                StartsWith("the result type 'fanout::testing::(anonymous "
+                           "namespace)::NoSerialize' cannot cross a process "
+                           "boundary, as backend 'process' needs: give it a "
+                           "cereal serialize()"));
+  }
+  try {
+    p.map(100, [&](std::size_t i) {
+      ++*ran;
+      return NoDefault(std::to_string(i));
+    });
+    ADD_FAILURE() << "expected UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("NoDefault' cannot cross a process"));
+    EXPECT_THAT(e.what(), HasSubstr("and a default constructor"));
+  }
+  EXPECT_EQ(ran->load(), 0);
+  EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+  // The same types are fine where tasks share the caller's memory.
+  Parallel threads({.jobs = 2, .backend = "thread"});
+  auto r = threads.map(10, [](std::size_t i) {
+    return NoSerialize{std::to_string(i), {}};
+  });
+  EXPECT_EQ(r[9].name, "9");
+}
+
 TEST(ProcessFault, SegfaultNamesTaskAndSignal) {
   TaskError e = RunWithFault(Crash);
   EXPECT_EQ(e.index(), 17u);

@@ -312,8 +312,9 @@ TEST_P(Conformance, NestedCallsRunInline) {
 
 TEST_P(Conformance, NonTrivialResultTypes) {
   Parallel p({.jobs = -1, .backend = backend()});
-  std::vector<std::string> s = p.map(
-      200, [](std::size_t i) { return std::string(i % 50, 'a' + i % 26); });
+  std::vector<std::string> s = p.map(200, [](std::size_t i) {
+    return std::string(i % 50, static_cast<char>('a' + i % 26));
+  });
   for (std::size_t i = 0; i < 200; ++i) {
     ASSERT_EQ(s[i], std::string(i % 50, 'a' + i % 26));
   }
