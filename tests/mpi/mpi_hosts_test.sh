@@ -33,8 +33,7 @@ launcher=$(abs "$1") cli=$(abs "$2") spmd=$(abs "$3") ranks=$(abs "$4")
 export TMPDIR=/tmp
 readonly SUM=249972500250000000
 readonly NET=10.213.0 HOST_A=10.213.0.1 HOST_B=10.213.0.2
-readonly NAME_A=fanout-test-host-a NAME_B=fanout-test-host-b
-readonly BOUND=90 # seconds per mpirun; the slowest case takes ~6 s here
+readonly BOUND=90 # seconds per mpirun; the slowest case: ~6 s idle, ~20 s busy
 
 skip() {
   echo "SKIPPED: $*"
@@ -53,11 +52,22 @@ mpi_dir=$(dirname "$(readlink -f "$mpirun_bin")") # where orted is too
 
 run_id="fanout-hosts-$$-$RANDOM"
 ns_a="$run_id-a" ns_b="$run_id-b"
+# Hostnames per run too: Open MPI names session and shared memory files by them.
+NAME_A="$ns_a" NAME_B="$ns_b"
 work=$(mktemp -d "/tmp/$run_id.XXXX") || exit 1
 created=()
 
+case_pid=
 cleanup() {
   local ns pid
+  # Interrupted during a case: stop its mpirun first (timeout passes the
+  # signal on), so that it can take its daemons down, for up to 5 s.
+  if [ -n "$case_pid" ] && kill -TERM "$case_pid" 2>/dev/null; then
+    for _ in $(seq 50); do
+      kill -0 "$case_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
   for ns in "${created[@]}"; do
     # Whatever a failed case left in our own namespaces, and nothing else.
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
@@ -176,8 +186,13 @@ run_case() {
     --hostfile "$work/hostfile" -np 4 \
     --mca plm_rsh_agent "$work/agent" \
     --mca oob_tcp_if_include "$NET.0/24" \
-    "${args[@]}" "$work/rank" "$@" >"$out" 2>&1
+    "${args[@]}" "$work/rank" "$@" >"$out" 2>&1 &
+  # In the background so that a signal to this script is handled at once
+  # (bash runs traps only between commands); see cleanup.
+  case_pid=$!
+  wait "$case_pid"
   rc=$?
+  case_pid=
   echo "$case_name: exit $rc after $((SECONDS - start))s"
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     fail "did not finish within ${BOUND}s"
