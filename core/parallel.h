@@ -81,7 +81,7 @@ struct Options {
   std::size_t batch_size = 0;
   ErrorPolicy errors = ErrorPolicy::kFailFast;
   std::chrono::milliseconds timeout{0};
-  ProgressCallback on_progress;
+  ProgressCallback on_progress = nullptr;
   // Raised by the caller (e.g. from a signal handler) to stop the call between
   // chunks; the call then throws InterruptedError. May be null.
   const std::atomic<bool>* cancel = nullptr;
@@ -94,7 +94,7 @@ struct Options {
   // program may report it and end itself (the CLI does); the process
   // backend kills its workers at the deadline instead, so it never calls
   // this.
-  std::function<void(const StuckCall&)> on_stuck;
+  std::function<void(const StuckCall&)> on_stuck = nullptr;
 };
 
 // One task's outcome under the collect-all policy: its value or its error.
