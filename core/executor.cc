@@ -210,6 +210,19 @@ internal::RankTaskScope::RankTaskScope() : previous_(t_in_rank_task) {
 }
 internal::RankTaskScope::~RankTaskScope() { t_in_rank_task = previous_; }
 
+namespace {
+thread_local bool t_in_sequential_spawn = false;
+}  // namespace
+
+bool internal::in_sequential_spawn() { return t_in_sequential_spawn; }
+internal::SequentialSpawnScope::SequentialSpawnScope()
+    : previous_(t_in_sequential_spawn) {
+  t_in_sequential_spawn = true;
+}
+internal::SequentialSpawnScope::~SequentialSpawnScope() {
+  t_in_sequential_spawn = previous_;
+}
+
 void internal::ThrowSharedAcrossRanks(const char* what) {
   throw UsageError(
       std::string(what) +

@@ -308,6 +308,16 @@ bool QueueCore::WaitForChange(std::uint32_t& word, std::uint32_t& waiting,
     Unlock();
     return false;
   }
+  if (mode == Mode::kBlock && in_sequential_spawn()) {
+    Unlock();
+    throw UsageError(
+        std::string(&word == &h_->items ? "Queue::pop() on an empty queue"
+                                        : "Queue::push() on a full queue") +
+        " inside spawn(\"sequential\") would wait forever: that backend "
+        "runs each task to its end inside spawn(), so nothing spawned later "
+        "runs meanwhile; spawn the producers first, or use \"thread\" or "
+        "\"process\"");
+  }
   const std::uint32_t seen = Load(word);
   ++waiting;
   Unlock();

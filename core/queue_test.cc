@@ -171,6 +171,37 @@ INSTANTIATE_TEST_SUITE_P(Backends, QueueMpmcTest,
                          ::testing::Values("thread", "process"),
                          [](const auto& info) { return info.param; });
 
+// spawn("sequential") runs a task inside spawn(): a consumer spawned before
+// its producer would wait forever. It refuses instead, naming the way out;
+// the other order works.
+TEST(QueueTest, SequentialSpawnRefusesAWaitThatCouldNeverEnd) {
+  Queue<int> q(2);
+  auto consumer = spawn("sequential", [&q] { return q.pop(); });
+  try {
+    consumer.join();
+    ADD_FAILURE() << "expected UsageError";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.type(), "fanout::UsageError");
+    EXPECT_EQ(e.message().rfind("Queue::pop() on an empty queue inside "
+                                "spawn(\"sequential\") would wait forever",
+                                0),
+              0u)
+        << e.message();
+  }
+  auto full = spawn("sequential", [&q] {
+    for (int i = 0; i < 3; ++i) q.push(i);
+  });
+  EXPECT_THROW(full.join(), TaskError);
+  // Producers first: fine.
+  Queue<int> r(4);
+  spawn("sequential", [&r] {
+    r.push(1);
+    r.push(2);
+  }).join();
+  auto got = spawn("sequential", [&r] { return *r.pop() + *r.pop(); });
+  EXPECT_EQ(got.join(), 3);
+}
+
 TEST(QueueTest, SpawnedProducersAndConsumers) {
   constexpr int kPerProducer = 2000;
   Queue<std::string> q(8, 32);

@@ -16,6 +16,7 @@
 #include "core/internal/failure_wire.h"
 #include "core/internal/fd.h"
 #include "core/internal/fork.h"
+#include "core/internal/rank_task.h"
 #include "core/internal/wait_status.h"
 
 namespace fanout::internal {
@@ -91,6 +92,7 @@ void Launch::Start(Body body) {
   switch (kind_) {
     case Kind::kSequential:
       try {
+        SequentialSpawnScope inside;  // a Queue wait here would never end
         body(nullptr);
       } catch (...) {
         inline_failure_ = describe_current_exception();

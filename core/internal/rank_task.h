@@ -31,6 +31,21 @@ class RankTaskScope {
   bool previous_;
 };
 
+// True while the calling thread runs a task of spawn("sequential"), which
+// runs inside spawn() itself: nothing spawned later runs meanwhile, so a
+// Queue wait there would never end.
+bool in_sequential_spawn();
+class SequentialSpawnScope {
+ public:
+  SequentialSpawnScope();
+  ~SequentialSpawnScope();
+  SequentialSpawnScope(const SequentialSpawnScope&) = delete;
+  SequentialSpawnScope& operator=(const SequentialSpawnScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // Throws UsageError: `what` ("SharedValue", "Queue") was used inside a task
 // on several MPI ranks.
 [[noreturn]] void ThrowSharedAcrossRanks(const char* what);
