@@ -351,6 +351,13 @@ TaskFailure describe_current_exception() {
   f.exception = std::current_exception();
   try {
     throw;
+  } catch (const GroupTaskFailure& g) {
+    try {
+      std::rethrow_exception(g.exception);
+    } catch (...) {
+      f = describe_current_exception();
+    }
+    f.task = g.task;
   } catch (const std::exception& e) {
     f.type = Demangle(typeid(e).name());
     f.message = e.what();

@@ -60,6 +60,9 @@ struct TaskFailure {
   std::string message;  // what()
   std::exception_ptr
       exception;  // the original, when it did not cross a process
+  // The user's task that failed, when the job's index is not one (a group
+  // of map_reduce); npos when it is the job's own index.
+  std::size_t task = static_cast<std::size_t>(-1);
 };
 
 // The type-erased job a backend runs. Built by the front end.
@@ -229,8 +232,16 @@ class InTaskScope {
   bool previous_;
 };
 
-// The demangled type name and message of an exception in flight.
+// The demangled type name and message of an exception in flight. A
+// GroupTaskFailure is described as the exception it carries, with its task.
 TaskFailure describe_current_exception();
+
+// Thrown by a job whose index is a group of the user's tasks (map_reduce)
+// when one of them throws: which task, and its exception.
+struct GroupTaskFailure {
+  std::size_t task;
+  std::exception_ptr exception;
+};
 
 // Where the task running on this thread records its index (one relaxed
 // store per task), or null when its call keeps no TaskWatch. Read once per

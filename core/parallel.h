@@ -305,6 +305,58 @@ class Parallel {
     }
   }
 
+  // init op f(0) op f(1) op ... op f(n-1), in parallel, for an associative
+  // `op` (commutativity is not assumed): the tasks are cut into at most
+  // kReduceGroups contiguous groups that depend on n alone, each group is
+  // folded in index order by one worker, and the group results are folded
+  // in index order by the caller. So the answer is the same on every
+  // backend and jobs count, even for floating point; memory is
+  // O(kReduceGroups) whatever n is. Across processes and ranks the group
+  // results cross through the codec (T must be serializable there); on mpi
+  // every rank gets the answer. A failing task fails the call (fail-fast
+  // under either error policy: there is no answer without it), naming the
+  // task. Progress counts groups.
+  //
+  //   long long total = fanout::Parallel({.jobs = -1}).map_reduce(
+  //       10000, process, 0LL, std::plus<>());
+  template <class T, class F, class Op>
+  requires std::invocable<F&, std::size_t> &&
+      std::invocable<Op&, T, std::invoke_result_t<F&, std::size_t>>
+          T map_reduce(std::size_t n, F&& f, T init, Op op) {
+    static_assert(std::is_default_constructible_v<T>,
+                  "map_reduce needs a default-constructible T to hold the "
+                  "group results");
+    if (n == 0) return init;
+    const std::size_t groups = std::min(n, kReduceGroups);
+    const std::size_t per = n / groups;
+    const std::size_t extra = n % groups;
+    const auto first = [per, extra](std::size_t g) {
+      return g * per + std::min(g, extra);
+    };
+    auto fold_group = [&](std::size_t g) -> T {
+      std::size_t i = first(g);
+      const std::size_t end = first(g + 1);
+      try {
+        T acc = static_cast<T>(std::invoke(f, i));
+        for (++i; i < end; ++i) acc = op(std::move(acc), std::invoke(f, i));
+        return acc;
+      } catch (...) {
+        throw internal::GroupTaskFailure{i, std::current_exception()};
+      }
+    };
+    internal::Runner<T, decltype(fold_group)> runner(groups, fold_group);
+    RunReport report = Run(runner.MakeJob(groups), ErrorPolicy::kFailFast);
+    ThrowFirst(report);
+    T acc = std::move(init);
+    for (auto& partial : runner.slots()) {
+      acc = op(std::move(acc), internal::TakeSlot<T>(partial));
+    }
+    return acc;
+  }
+
+  // The most groups map_reduce cuts its tasks into.
+  static constexpr std::size_t kReduceGroups = 4096;
+
   // f(i) for i in [0, n), in parallel, for its effects.
   template <class F>
   requires std::invocable<F&, std::size_t>

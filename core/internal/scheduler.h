@@ -303,7 +303,10 @@ class CurrentTaskScope {
 
 template <class Sink>
 bool ChunkRunner<Sink>::Fail(std::size_t index, TaskFailure&& failure) {
-  sink_.Failed(index, std::move(failure));
+  // A job whose index is a group of the user's tasks names the task.
+  const std::size_t task =
+      failure.task != static_cast<std::size_t>(-1) ? failure.task : index;
+  sink_.Failed(task, std::move(failure));
   if (!fail_fast_) return true;
   control_.RequestStop(StopReason::kFailed);
   return false;

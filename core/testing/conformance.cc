@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
+#include <functional>
 #include <limits>
 #include <list>
 #include <memory>
@@ -551,6 +553,56 @@ TEST_P(Conformance, UserCancelMidCall) {
   cancel.store(false);
   EXPECT_EQ(p.map(10, [](std::size_t i) { return int(i); }),
             (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+}
+
+// map_reduce: the reference answer on every backend; the same bits for a
+// floating-point sum whatever the backend and jobs count (groups depend on
+// n alone); an associative but not commutative op combined in index order;
+// a failure names the user's task, not its group.
+TEST_P(Conformance, MapReduceMatchesTheReference) {
+  Parallel p({.jobs = 2, .backend = backend()});
+  const long long sum = p.map_reduce(
+      100000, [](std::size_t i) { return static_cast<long long>(i) * 3; }, 0LL,
+      std::plus<>());
+  EXPECT_EQ(sum, 3LL * 99999 * 100000 / 2);
+  EXPECT_EQ(p.map_reduce(
+                0, [](std::size_t) { return 1; }, 42, std::plus<>()),
+            42);
+  EXPECT_EQ(p.map_reduce(
+                5, [](std::size_t i) { return int(i); }, 100, std::plus<>()),
+            110);
+
+  const auto term = [](std::size_t i) { return 1.0 / (1.0 + double(i)); };
+  const double reference = Parallel({.jobs = 1, .backend = "sequential"})
+                               .map_reduce(123457, term, 0.0, std::plus<>());
+  for (int jobs : {1, 2, 3}) {
+    const double got = Parallel({.jobs = jobs, .backend = backend()})
+                           .map_reduce(123457, term, 0.0, std::plus<>());
+    EXPECT_EQ(std::memcmp(&got, &reference, sizeof(double)), 0)
+        << "jobs " << jobs << ": " << got << " vs " << reference;
+  }
+
+  std::string expected;
+  for (int i = 0; i < 9000; ++i) expected += std::to_string(i % 10);
+  const std::string joined = p.map_reduce(
+      9000, [](std::size_t i) { return std::to_string(i % 10); }, std::string(),
+      [](std::string a, const std::string& b) { return std::move(a) + b; });
+  EXPECT_EQ(joined, expected);
+
+  try {
+    p.map_reduce(
+        50000,
+        [](std::size_t i) -> long long {
+          if (i == 12345) throw BadInput("bad 12345");
+          return 1;
+        },
+        0LL, std::plus<>());
+    ADD_FAILURE() << "expected TaskError";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.index(), 12345u);
+    EXPECT_EQ(e.message(), "bad 12345");
+    EXPECT_EQ(e.type(), "fanout_conformance::BadInput");
+  }
 }
 
 }  // namespace
