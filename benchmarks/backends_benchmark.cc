@@ -16,6 +16,7 @@
 #include <omp.h>
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
+#include <oneapi/tbb/parallel_reduce.h>
 #include <oneapi/tbb/partitioner.h>
 #include <oneapi/tbb/task_arena.h>
 
@@ -25,6 +26,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <future>
 #include <limits>
 #include <string>
@@ -35,6 +37,7 @@
 #include "benchmarks/workloads.h"
 #include "core/executor.h"
 #include "core/parallel.h"
+#include "workloads/workloads.h"
 
 namespace fanout::bench {
 namespace {
@@ -154,6 +157,112 @@ void RunThreadPool(benchmark::State& state, int jobs) {
   });
 }
 
+// A reduction: the sum of 10M tiny tasks, without storing them. fanout's
+// map_reduce beside tbb::parallel_reduce, an OpenMP reduction(+) loop and a
+// plain loop. The answer is checked every iteration.
+constexpr std::size_t kReduceN = 10'000'000;
+
+std::uint64_t ReduceReference() {
+  static const std::uint64_t sum = [] {
+    std::uint64_t s = 0;
+    for (std::size_t i = 0; i < kReduceN; ++i) s += workloads::TinyTask(i);
+    return s;
+  }();
+  return sum;
+}
+
+template <class SumFn>
+void MeasureReduce(benchmark::State& state, SumFn&& sum) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const std::uint64_t expected = ReduceReference();
+  for (auto _ : state) {
+    std::uint64_t got = 0;
+    try {
+      got = sum();
+    } catch (const std::exception& e) {
+      Fail(state, std::string("threw: ") + e.what());
+      break;
+    }
+    if (got != expected) {
+      Fail(state, "wrong answer");
+      break;
+    }
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(kReduceN));
+}
+
+void RegisterReduce(const std::vector<std::string>& backends,
+                    const std::vector<int>& job_counts) {
+  for (int jobs : job_counts) {
+    const std::string suffix = "/jobs:" + std::to_string(jobs);
+    std::vector<benchmark::internal::Benchmark*> added;
+    if (jobs == 1) {
+      added.push_back(benchmark::RegisterBenchmark(
+          ("reduce_10M/peer:loop" + suffix).c_str(), [](benchmark::State& s) {
+            MeasureReduce(s, [] {
+              std::uint64_t total = 0;
+              for (std::size_t i = 0; i < kReduceN; ++i) {
+                total += workloads::TinyTask(i);
+              }
+              return total;
+            });
+          }));
+    }
+    added.push_back(benchmark::RegisterBenchmark(
+        ("reduce_10M/peer:tbb_parallel_for" + suffix).c_str(),
+        [jobs](benchmark::State& s) {
+          tbb::task_arena arena(jobs);
+          arena.initialize();
+          MeasureReduce(s, [&] {
+            return arena.execute([] {
+              return tbb::parallel_reduce(
+                  tbb::blocked_range<std::size_t>(0, kReduceN),
+                  std::uint64_t{0},
+                  [](const tbb::blocked_range<std::size_t>& r,
+                     std::uint64_t acc) {
+                    for (std::size_t i = r.begin(); i != r.end(); ++i) {
+                      acc += workloads::TinyTask(i);
+                    }
+                    return acc;
+                  },
+                  std::plus<>(), tbb::auto_partitioner());
+            });
+          });
+        }));
+    added.push_back(benchmark::RegisterBenchmark(
+        ("reduce_10M/peer:openmp" + suffix).c_str(),
+        [jobs](benchmark::State& s) {
+          MeasureReduce(s, [jobs] {
+            std::uint64_t total = 0;
+            const long n = static_cast<long>(kReduceN);
+#pragma omp parallel for schedule(static) num_threads(jobs) reduction(+ : total)
+            for (long i = 0; i < n; ++i) {
+              total += workloads::TinyTask(static_cast<std::uint64_t>(i));
+            }
+            return total;
+          });
+        }));
+    for (const std::string& backend : backends) {
+      if (backend == "sequential" && jobs != 1) continue;
+      added.push_back(benchmark::RegisterBenchmark(
+          ("reduce_10M/" + backend + suffix).c_str(),
+          [backend, jobs](benchmark::State& s) {
+            Parallel parallel({.jobs = jobs, .backend = backend});
+            MeasureReduce(s, [&] {
+              return parallel.map_reduce(
+                  kReduceN,
+                  [](std::size_t i) { return workloads::TinyTask(i); },
+                  std::uint64_t{0}, std::plus<>());
+            });
+          }));
+    }
+    for (benchmark::internal::Benchmark* b : added) {
+      b->UseRealTime()->Unit(benchmark::kMillisecond);
+    }
+  }
+}
+
 // True when this process was started by mpirun (Open MPI, or a PMI launcher).
 bool UnderMpirun() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr ||
@@ -213,6 +322,7 @@ void RegisterAll() {
   RegisterWorkload<Fib>(backends, job_counts);
   RegisterWorkload<Busy>(backends, job_counts);
   RegisterWorkload<Latency>(backends, job_counts);
+  RegisterReduce(backends, job_counts);
 }
 
 }  // namespace

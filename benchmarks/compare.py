@@ -27,7 +27,8 @@ import subprocess
 import sys
 import tempfile
 
-WORKLOADS = ["tiny_1M", "sum_10k", "fib_38_33", "busy_1ms_x1000", "latency_2"]
+WORKLOADS = ["tiny_1M", "sum_10k", "fib_38_33", "busy_1ms_x1000", "latency_2",
+             "reduce_10M"]
 LOOP = "peer:loop"
 TBB_PEER = "peer:tbb_parallel_for"
 TO_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -173,6 +174,12 @@ def targets(medians):
                      get(w, LOOP, 1), get(w, backend, top), 1.9)
     at_most("thread latency_2 / tbb_parallel_for (jobs %d)" % top,
             get("latency_2", "thread", top), get("latency_2", TBB_PEER, top), 2.0)
+    # map_reduce beside tbb::parallel_reduce and OpenMP reduction(+).
+    for backend in ("thread", "tbb"):
+        best = best_peer(medians, "reduce_10M", top)
+        at_most("%s reduce_10M / best peer (%s, jobs %d)" %
+                (backend, best[1] if best else "-", top),
+                get("reduce_10M", backend, top), best[0] if best else None, 1.1)
     lines = ["| target | measured | wanted | |", "|---|---:|---:|---|"]
     for desc, ratio, wanted, ok in rows:
         lines.append("| %s | %.3f | %s | %s |" % (desc, ratio, wanted,
