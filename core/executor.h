@@ -93,6 +93,9 @@ struct Job {
   // type, which a backend that does not share memory refuses before any
   // task runs. encode_result and decode_result are then null.
   const std::type_info* uncrossable_result = nullptr;
+  // Optional: called by the worker that ran tasks [begin, end) (they ended,
+  // ok or failed), where tasks share the caller's memory; from any thread.
+  void (*chunk_done)(void* ctx, std::size_t begin, std::size_t end) = nullptr;
 };
 
 // Options for one call, as the front end gives them to Executor::run.
@@ -181,6 +184,11 @@ class Executor {
   // The workers `jobs` gives across the whole backend (mpi: jobs per rank
   // times ranks); auto batch sizes are computed for this many.
   virtual int total_workers(int jobs) const { return jobs; }
+
+ public:
+  // False where every call must come from one thread (mpi on several ranks:
+  // the ranks must make the same calls in the same order).
+  virtual bool calls_from_any_thread() const { return true; }
 };
 
 using ExecutorFactory =

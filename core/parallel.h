@@ -56,8 +56,10 @@
 #include <concepts>
 #include <cstddef>
 #include <functional>
+#include <future>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <ranges>
 #include <string>
@@ -178,6 +180,7 @@ class Runner {
     job.n = n;
     job.ctx = this;
     job.run_range = &RunRange;
+    if (order_ != nullptr) job.chunk_done = &ChunkDone;
     if constexpr (!std::is_void_v<R>) {
       if constexpr (codec::kIsTrivial<Slot<R>>) {
         job.encode_result = &Encode;
@@ -201,7 +204,21 @@ class Runner {
 
   std::vector<Slot<R>>& slots() { return slots_; }
 
+  // Records each chunk [begin, end) as it ends, in that order (a stream's
+  // completion order), under `mu`. Before MakeJob.
+  void RecordChunks(std::vector<std::pair<std::size_t, std::size_t>>* order,
+                    std::mutex* mu) {
+    order_ = order;
+    order_mu_ = mu;
+  }
+
  private:
+  static void ChunkDone(void* ctx, std::size_t begin, std::size_t end) {
+    auto* self = static_cast<Runner*>(ctx);
+    std::lock_guard<std::mutex> lock(*self->order_mu_);
+    self->order_->emplace_back(begin, end);
+  }
+
   static std::size_t RunRange(void* ctx, std::size_t begin, std::size_t end,
                               TaskFailure* failure) {
     auto* self = static_cast<Runner*>(ctx);
@@ -259,7 +276,12 @@ class Runner {
 
   F& f_;
   std::conditional_t<std::is_void_v<R>, char, std::vector<Slot<R>>> slots_{};
+  std::vector<std::pair<std::size_t, std::size_t>>* order_ = nullptr;
+  std::mutex* order_mu_ = nullptr;
 };
+
+template <class R, class F>
+class WindowSource;
 
 }  // namespace internal
 
@@ -387,6 +409,33 @@ class Parallel {
     return out;
   }
 
+  // joblib's return_as="generator" and Pool.imap: f(0), f(1), ... in task
+  // order as a range, computed window by window so that at most two windows
+  // of results exist at once, whatever n is:
+  //
+  //   for (long long r : fanout::Parallel({.jobs = -1}).imap(n, process))
+  //     write(r);
+  //
+  // A window is `window` tasks (0: four times jobs x batch, at least 1024).
+  // While the loop consumes one window the next one runs (on mpi with
+  // several ranks, where calls come from the main thread only, windows run
+  // one after another on the loop's own thread). Leaving the loop early
+  // cancels the window running and waits for it: nothing is left running.
+  // A failed task throws its TaskError when the loop reaches it (the results
+  // before it were yielded); a timeout applies to each window.
+  template <class F>
+  requires std::invocable<F&, std::size_t>
+  auto imap(std::size_t n, F f, std::size_t window = 0);
+
+  // joblib's return_as="generator_unordered" and Pool.imap_unordered:
+  // (index, f(index)) pairs, every index once, a window at a time like
+  // imap, and within a window in the order its chunks finished where tasks
+  // share the caller's memory (thread, tbb, sequential; index order on
+  // process and mpi, whose completions are seen only when the window ends).
+  template <class F>
+  requires std::invocable<F&, std::size_t>
+  auto imap_unordered(std::size_t n, F f, std::size_t window = 0);
+
   // joblib's Parallel(...)(delayed(f)(x) for x in xs): runs the tasks.
   template <class R>
   std::vector<R> operator()(const std::vector<Task<R>>& tasks) {
@@ -394,6 +443,9 @@ class Parallel {
   }
 
  private:
+  template <class R, class F>
+  friend class internal::WindowSource;
+
   // Runs the job and sorts its failures by task index.
   RunReport Run(const Job& job, ErrorPolicy errors);
   static void ThrowFirst(const RunReport& report);
@@ -413,6 +465,240 @@ class Parallel {
   std::shared_ptr<Executor> executor_;
   Options options_;
 };
+
+namespace internal {
+
+// One window of a stream: tasks [begin, begin + slots.size()).
+template <class R>
+struct Window {
+  std::size_t begin = 0;
+  std::vector<Slot<R>> slots;
+  std::vector<TaskError> failures;  // by task index
+  // Chunks in the order they finished (where tasks share memory), relative
+  // to begin; empty where completions are not seen.
+  std::vector<std::pair<std::size_t, std::size_t>> order;
+  std::exception_ptr error;  // the window's call threw (timeout, cancel)
+};
+
+// Runs a stream's windows: the next one in the background while the
+// current one is consumed (where calls may come from any thread).
+template <class R, class F>
+class WindowSource {
+ public:
+  WindowSource(const Parallel& parallel, std::size_t n, F f, std::size_t window)
+      : user_cancel_(parallel.options_.cancel),
+        inner_(parallel.executor_, InnerOptions(parallel.options_, &cancel_)),
+        n_(n),
+        window_(window != 0 ? window : DefaultWindow(parallel, n)),
+        f_(std::move(f)),
+        prefetch_(parallel.executor_->calls_from_any_thread() && !in_task()) {}
+
+  ~WindowSource() {
+    cancel_.store(true);
+    if (pending_.valid()) pending_.wait();  // nothing left running
+  }
+  WindowSource(const WindowSource&) = delete;
+  WindowSource& operator=(const WindowSource&) = delete;
+
+  // The next window; false when every window was handed out.
+  bool Next(Window<R>* out) {
+    if (user_cancel_ != nullptr && user_cancel_->load()) {
+      throw InterruptedError("stream cancelled by the caller's cancel flag", 0);
+    }
+    if (pending_.valid()) {
+      *out = pending_.get();
+    } else if (next_ < n_) {
+      *out = RunWindow(TakeRange());
+    } else {
+      return false;
+    }
+    if (prefetch_ && next_ < n_ && !out->error && out->failures.empty()) {
+      const std::size_t begin = TakeRange();
+      pending_ = std::async(std::launch::async,
+                            [this, begin] { return RunWindow(begin); });
+    }
+    return true;
+  }
+
+ private:
+  static Options InnerOptions(Options o, const std::atomic<bool>* cancel) {
+    o.verbose = 0;
+    o.on_progress = nullptr;
+    o.on_stuck = nullptr;
+    o.cancel = cancel;
+    return o;
+  }
+  static std::size_t DefaultWindow(const Parallel& p, std::size_t n) {
+    const int jobs = p.jobs();
+    const std::size_t batch =
+        resolve_batch_size(n, jobs, p.options().batch_size);
+    const std::size_t w =
+        std::max<std::size_t>(1024, 4 * static_cast<std::size_t>(jobs) *
+                                        std::min<std::size_t>(batch, 1 << 16));
+    return std::max<std::size_t>(std::min(w, n), 1);
+  }
+  std::size_t TakeRange() {
+    const std::size_t begin = next_;
+    next_ += std::min(window_, n_ - begin);
+    return begin;
+  }
+
+  Window<R> RunWindow(std::size_t begin) {
+    Window<R> w;
+    w.begin = begin;
+    const std::size_t count = std::min(window_, n_ - begin);
+    auto task = [this, begin](std::size_t k) -> R {
+      try {
+        return std::invoke(f_, begin + k);
+      } catch (...) {  // named by its own index, not the window's
+        throw GroupTaskFailure{begin + k, std::current_exception()};
+      }
+    };
+    Runner<R, decltype(task)> runner(count, task);
+    std::mutex order_mu;
+    if (inner_.executor().shares_memory()) {
+      runner.RecordChunks(&w.order, &order_mu);
+    }
+    const Job job = runner.MakeJob(count);
+    try {
+      RunReport report = inner_.Run(job, ErrorPolicy::kFailFast);
+      w.failures = std::move(report.failures);
+    } catch (...) {
+      w.error = std::current_exception();
+    }
+    w.slots = std::move(runner.slots());
+    return w;
+  }
+
+  std::atomic<bool> cancel_{false};
+  const std::atomic<bool>* const user_cancel_;
+  Parallel inner_;
+  const std::size_t n_;
+  const std::size_t window_;
+  F f_;
+  const bool prefetch_;
+  std::size_t next_ = 0;
+  std::future<Window<R>> pending_;
+};
+
+// The range imap and imap_unordered return: an input range, read once.
+template <class R, class F, bool kIndexed>
+class StreamRange {
+ public:
+  using value_type = std::conditional_t<kIndexed, std::pair<std::size_t, R>, R>;
+
+  StreamRange(const Parallel& parallel, std::size_t n, F f, std::size_t window)
+      : source_(std::make_unique<WindowSource<R, F>>(parallel, n, std::move(f),
+                                                     window)) {}
+
+  class iterator {
+   public:
+    using value_type = StreamRange::value_type;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(StreamRange* range) : range_(range) {}
+    value_type& operator*() const { return *range_->current_; }
+    value_type* operator->() const { return &*range_->current_; }
+    iterator& operator++() {
+      range_->Advance();
+      return *this;
+    }
+    void operator++(int) { range_->Advance(); }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) {
+      return it.range_ == nullptr || it.range_->done();
+    }
+
+   private:
+    StreamRange* range_ = nullptr;
+  };
+
+  iterator begin() {
+    if (!started_) {
+      started_ = true;
+      Advance();
+    }
+    return iterator(this);
+  }
+  std::default_sentinel_t end() const { return {}; }
+  // True once every result was yielded.
+  bool done() const { return done_; }
+
+ private:
+  // The next task's position in the window, in the order it is yielded.
+  bool NextPosition(std::size_t* pos) {
+    if constexpr (kIndexed) {
+      if (!window_.order.empty()) {
+        while (chunk_ < window_.order.size()) {
+          auto& [b, e] = window_.order[chunk_];
+          if (b < e) {
+            *pos = b++;
+            return true;
+          }
+          ++chunk_;
+        }
+        return false;
+      }
+    }
+    if (pos_ >= window_.slots.size()) return false;
+    *pos = pos_++;
+    return true;
+  }
+
+  void Advance() {
+    current_.reset();
+    for (;;) {
+      std::size_t pos = 0;
+      if (NextPosition(&pos)) {
+        const std::size_t index = window_.begin + pos;
+        for (const TaskError& e : window_.failures) {
+          if (e.index() == index)
+            throw e.with_failed_tasks(window_.failures.size());
+        }
+        if constexpr (kIndexed) {
+          current_.emplace(index, TakeSlot<R>(window_.slots[pos]));
+        } else {
+          current_.emplace(TakeSlot<R>(window_.slots[pos]));
+        }
+        return;
+      }
+      Window<R> next;
+      if (!source_->Next(&next)) {
+        done_ = true;
+        return;
+      }
+      if (next.error) std::rethrow_exception(next.error);
+      window_ = std::move(next);
+      pos_ = 0;
+      chunk_ = 0;
+    }
+  }
+
+  std::unique_ptr<WindowSource<R, F>> source_;
+  Window<R> window_;
+  std::size_t pos_ = 0;
+  std::size_t chunk_ = 0;
+  std::optional<value_type> current_;
+  bool started_ = false;
+  bool done_ = false;
+};
+
+}  // namespace internal
+
+template <class F>
+requires std::invocable<F&, std::size_t>
+auto Parallel::imap(std::size_t n, F f, std::size_t window) {
+  using R = std::invoke_result_t<F&, std::size_t>;
+  static_assert(!std::is_void_v<R>, "imap needs a value; use for_each");
+  return internal::StreamRange<R, F, false>(*this, n, std::move(f), window);
+}
+
+template <class F>
+requires std::invocable<F&, std::size_t>
+auto Parallel::imap_unordered(std::size_t n, F f, std::size_t window) {
+  using R = std::invoke_result_t<F&, std::size_t>;
+  static_assert(!std::is_void_v<R>, "imap_unordered needs a value");
+  return internal::StreamRange<R, F, true>(*this, n, std::move(f), window);
+}
 
 }  // namespace fanout
 

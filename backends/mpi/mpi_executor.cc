@@ -54,6 +54,11 @@ class MpiExecutor final : public Executor {
   bool runs_small_calls_inline() const override { return world_.size == 1; }
   int total_workers(int jobs) const override { return jobs * world_.size; }
 
+ public:
+  bool calls_from_any_thread() const override { return world_.size == 1; }
+
+ protected:
+
   RunReport RunParallel(const Job& job, const RunOptions& options) override {
     // Refused alike on every rank, before the call takes a number.
     internal::CheckCallingThread(world_);

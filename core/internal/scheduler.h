@@ -261,6 +261,10 @@ class ChunkRunner {
  private:
   bool RunWhole(std::size_t begin, std::size_t end);
   bool RunTaskByTask(std::size_t begin, std::size_t end);
+  void Done(std::size_t begin, std::size_t end) {
+    sink_.ChunkDone(begin, end);
+    if (job_.chunk_done != nullptr) job_.chunk_done(job_.ctx, begin, end);
+  }
   void Count(std::size_t tasks) {
     if (progress_ != nullptr && tasks != 0) {
       progress_->fetch_add(tasks, std::memory_order_relaxed);
@@ -324,12 +328,12 @@ bool ChunkRunner<Sink>::RunWhole(std::size_t begin, std::size_t end) {
     Count(done + (failed < end ? 1 : 0));
     if (failed == end) break;
     if (!Fail(failed, std::exchange(failure, TaskFailure()))) {
-      sink_.ChunkDone(first, failed + 1);
+      Done(first, failed + 1);
       return false;
     }
     begin = failed + 1;
   }
-  sink_.ChunkDone(first, end);
+  Done(first, end);
   return true;
 }
 

@@ -605,5 +605,95 @@ TEST_P(Conformance, MapReduceMatchesTheReference) {
   }
 }
 
+// imap: results in task order, the first long before a slow last task ends
+// (the last task waits until the loop has the first result); the values
+// exact; a failure thrown where the loop reaches it, after the results
+// before it. imap_unordered: every index once.
+TEST_P(Conformance, ImapStreamsInOrderBeforeTheLastTaskEnds) {
+  constexpr std::size_t kN = 3000;
+  SharedCounters<std::uint32_t> first_seen(1);
+  SharedCounters<std::uint32_t> waited_out(1);
+  Parallel p({.jobs = 2, .backend = backend()});
+  std::size_t next = 0;
+  for (std::uint64_t r : p.imap(
+           kN,
+           [&](std::size_t i) {
+             if (i == kN - 1) {
+               const auto until =
+                   std::chrono::steady_clock::now() + std::chrono::seconds(20);
+               while (first_seen[0].load() == 0 &&
+                      std::chrono::steady_clock::now() < until) {
+                 std::this_thread::sleep_for(std::chrono::milliseconds(1));
+               }
+               if (first_seen[0].load() == 0) waited_out[0].store(1);
+             }
+             return std::uint64_t(i) * 5 + 1;
+           },
+           /*window=*/500)) {
+    first_seen[0].store(1);
+    ASSERT_EQ(r, std::uint64_t(next) * 5 + 1) << "position " << next;
+    ++next;
+  }
+  EXPECT_EQ(next, kN);
+  EXPECT_EQ(Summed(waited_out.Local())[0], 0u)
+      << "the first result came only after the last task ended";
+
+  std::vector<std::uint32_t> seen(kN, 0);
+  std::size_t count = 0;
+  for (auto& [index, value] : p.imap_unordered(
+           kN, [](std::size_t i) { return std::uint64_t(i) * 3; }, 700)) {
+    ASSERT_LT(index, kN);
+    ASSERT_EQ(value, std::uint64_t(index) * 3);
+    ++seen[index];
+    ++count;
+  }
+  EXPECT_EQ(count, kN);
+  EXPECT_EQ(seen, std::vector<std::uint32_t>(kN, 1));
+
+  std::size_t yielded = 0;
+  try {
+    for (int r : p.imap(
+             2000,
+             [](std::size_t i) {
+               if (i == 777) throw BadInput("bad 777");
+               return int(i);
+             },
+             300)) {
+      ASSERT_EQ(r, int(yielded));
+      ++yielded;
+    }
+    ADD_FAILURE() << "expected TaskError";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.index(), 777u);
+    EXPECT_EQ(e.message(), "bad 777");
+  }
+  EXPECT_EQ(yielded, 777u);
+}
+
+// Leaving an imap loop early cancels the rest: no task runs after the range
+// is gone, and far from every task ran.
+TEST_P(Conformance, LeavingAnImapLoopEarlyLeavesNothingRunning) {
+  constexpr std::size_t kN = 20000;
+  SharedCounters<std::uint32_t> runs(1);
+  Parallel p({.jobs = 2, .backend = backend(), .batch_size = 1});
+  {
+    auto stream = p.imap(
+        kN,
+        [&](std::size_t i) {
+          runs[0].fetch_add(1);
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+          return i;
+        },
+        /*window=*/256);
+    for (std::size_t r : stream) {
+      if (r == 10) break;
+    }
+  }
+  const std::uint64_t after = Summed(runs.Local())[0];
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Summed(runs.Local())[0], after) << "tasks ran after the loop";
+  EXPECT_LT(after, kN / 2);
+}
+
 }  // namespace
 }  // namespace fanout::testing
