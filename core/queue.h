@@ -58,6 +58,10 @@
 // abandons the queue like any other process. Consumers learn that producing
 // is done only from close(): the last producer closes the queue, or the
 // caller after the call, as the example above does.
+// On the mpi backend with several ranks a Queue used inside a task throws
+// fanout::UsageError (ranks share no memory); inside spawn("sequential") a
+// pop() on an empty queue or a push() on a full one throws UsageError too,
+// since nothing spawned later can run meanwhile to end the wait.
 #ifndef FANOUT_CORE_QUEUE_H_
 #define FANOUT_CORE_QUEUE_H_
 

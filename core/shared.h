@@ -43,6 +43,10 @@
 // T must be trivially copyable: the bytes are shared, not the objects (no
 // std::string, no pointers into one process's heap). Copying is not allowed
 // (two owners of one mapping); moving is.
+// On the mpi backend with several ranks, ranks share no memory: using a
+// SharedValue or SharedArray inside a task there throws fanout::UsageError
+// (each rank would change only its own copy); return values from the tasks
+// and combine them with Parallel::map_reduce instead.
 #ifndef FANOUT_CORE_SHARED_H_
 #define FANOUT_CORE_SHARED_H_
 
