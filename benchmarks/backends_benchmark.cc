@@ -263,6 +263,65 @@ void RegisterReduce(const std::vector<std::string>& backends,
   }
 }
 
+// Streams: the 1M tiny tasks of tiny_1M read through imap and imap_unordered
+// (summed as they come, the sum checked), beside tiny_1M's map: the cost of
+// streaming per backend.
+constexpr std::size_t kStreamN = 1'000'000;
+
+std::uint64_t StreamReference() {
+  static const std::uint64_t sum = [] {
+    std::uint64_t s = 0;
+    for (std::size_t i = 0; i < kStreamN; ++i) s += workloads::TinyTask(i);
+    return s;
+  }();
+  return sum;
+}
+
+void RegisterStreams(const std::vector<std::string>& backends,
+                     const std::vector<int>& job_counts) {
+  for (int jobs : job_counts) {
+    const std::string suffix = "/jobs:" + std::to_string(jobs);
+    for (const std::string& backend : backends) {
+      if (backend == "sequential" && jobs != 1) continue;
+      for (bool ordered : {true, false}) {
+        const std::string name =
+            std::string(ordered ? "imap_1M/" : "imap_unordered_1M/") + backend +
+            suffix;
+        benchmark::RegisterBenchmark(
+            name.c_str(),
+            [backend, jobs, ordered](benchmark::State& s) {
+              Parallel parallel({.jobs = jobs, .backend = backend});
+              const std::uint64_t expected = StreamReference();
+              std::this_thread::sleep_for(std::chrono::milliseconds(20));
+              const auto task = [](std::size_t i) {
+                return workloads::TinyTask(i);
+              };
+              for (auto _ : s) {
+                std::uint64_t sum = 0;
+                if (ordered) {
+                  for (std::uint64_t r : parallel.imap(kStreamN, task)) {
+                    sum += r;
+                  }
+                } else {
+                  for (auto& [i, r] : parallel.imap_unordered(kStreamN, task)) {
+                    sum += r;
+                  }
+                }
+                if (sum != expected) {
+                  Fail(s, "wrong answer");
+                  break;
+                }
+              }
+              s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations()) *
+                                  static_cast<std::int64_t>(kStreamN));
+            })
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+    }
+  }
+}
+
 // True when this process was started by mpirun (Open MPI, or a PMI launcher).
 bool UnderMpirun() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr ||
@@ -323,6 +382,7 @@ void RegisterAll() {
   RegisterWorkload<Busy>(backends, job_counts);
   RegisterWorkload<Latency>(backends, job_counts);
   RegisterReduce(backends, job_counts);
+  RegisterStreams(backends, job_counts);
 }
 
 }  // namespace
