@@ -19,6 +19,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "cli/command_input.h"
@@ -30,6 +31,7 @@
 #include "core/internal/fd.h"
 #include "core/internal/fork.h"
 #include "core/internal/wait_status.h"
+#include "core/parallel.h"
 
 namespace fanout::cli {
 namespace {
@@ -291,6 +293,14 @@ class Runner {
     }
   }
 
+  // The --tag prefix of `job`: its arguments (or, without any, its
+  // command) and a tab.
+  static std::string TagOf(const Job& job, const std::string& command) {
+    std::string tag;
+    for (const std::string& a : job.args) tag += (tag.empty() ? "" : " ") + a;
+    return (job.args.empty() ? command : tag) + "\t";
+  }
+
   int Run() {
     joblog_.Open(o_);
     if (!o_.results.empty() && mkdir(o_.results.c_str(), 0777) != 0 &&
@@ -390,12 +400,6 @@ class Runner {
       }
       Finish(i, job, command, tag, outcome, out, err);
     }
-  }
-
-  static std::string TagOf(const Job& job, const std::string& command) {
-    std::string tag;
-    for (const std::string& a : job.args) tag += (tag.empty() ? "" : " ") + a;
-    return (job.args.empty() ? command : tag) + "\t";
   }
 
   void Finish(std::size_t i, const Job& job, const std::string& command,
@@ -525,6 +529,114 @@ class Runner {
   int jobs_ = 1;
 };
 
+// One command's outcome as it crosses ranks (--backend=mpi): the fields of
+// Outcome, its output and the host it ran on.
+using RemoteOutcome = std::tuple<int, int, int, int, double, double,
+                                 std::string, std::string, std::string>;
+
+std::string HostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "?";
+  return name;
+}
+
+// --backend=mpi: every rank runs commands on its `jobs` slots; rank 0 alone
+// prints their output (in input order), the summary and the job log, whose
+// Host column names the host each command ran on.
+int RunJobsOnMpi(const CommandsOptions& o, std::FILE* out, std::FILE* err,
+                 const std::atomic<bool>* cancel) {
+  Joblog joblog;
+  Parallel parallel(
+      {.jobs = o.jobs, .backend = "mpi", .batch_size = 1, .cancel = cancel});
+  const bool primary = parallel.executor().is_primary();
+  if (primary) joblog.Open(o);
+  const std::string host = HostName();
+  StopState stop;
+  stop.cancel = cancel;
+  if (o.run_timeout.count() > 0) {
+    stop.run_deadline = Clock::now() + o.run_timeout;
+  }
+  const auto started = Clock::now();
+  std::vector<RemoteOutcome> results;
+  {
+    ProcessGuard guard;
+    results = parallel.map(o.jobs_list.size(), [&](std::size_t i) {
+      const Job& job = o.jobs_list[i];
+      const std::string command = CommandLine(o.tmpl, job, 1);
+      Outcome outcome;
+      std::string o_text, e_text;
+      for (int attempt = 1; attempt <= std::max(1, o.tries); ++attempt) {
+        o_text.clear();
+        e_text.clear();
+        outcome =
+            RunOne(command, o.timeout_s, stop, guard, o_text, e_text, nullptr);
+        if (outcome.ok() || outcome.stopped == Stopped::kCancel) break;
+      }
+      return RemoteOutcome{outcome.exit_code,
+                           outcome.exit_status,
+                           outcome.signal,
+                           static_cast<int>(outcome.stopped),
+                           outcome.start,
+                           outcome.runtime,
+                           std::move(o_text),
+                           std::move(e_text),
+                           host};
+    });
+    guard.KillAdopted();
+  }
+  if (!primary) return 0;
+  Printer printer(out, err, false, false, o.tag);
+  std::vector<Finished> finished;
+  std::size_t failed = 0;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const auto& [code, status, sig, stopped, start, runtime, o_text, e_text,
+                 ran_on] = results[i];
+    const Job& job = o.jobs_list[i];
+    const std::string command = CommandLine(o.tmpl, job, 1);
+    Outcome outcome{.exit_code = code,
+                    .exit_status = status,
+                    .signal = sig,
+                    .stopped = static_cast<Stopped>(stopped),
+                    .start = start,
+                    .runtime = runtime};
+    printer.Done(i, o_text, e_text, o.tag ? Runner::TagOf(job, command) : "");
+    if (!o.results.empty()) {
+      mkdir(o.results.c_str(), 0777);
+      WriteResults(o.results, job.seq, command, o_text, e_text, outcome);
+    }
+    joblog.Write(FormatJoblogRow({.seq = job.seq,
+                                  .host = ran_on,
+                                  .start = start,
+                                  .runtime = runtime,
+                                  .receive = o_text.size() + e_text.size(),
+                                  .exitval = status,
+                                  .signal = sig,
+                                  .command = command}));
+    failed += !outcome.ok();
+    finished.push_back({job.seq, command, outcome, true});
+  }
+  const double wall =
+      std::chrono::duration<double>(Clock::now() - started).count();
+  std::fprintf(
+      err, "commands: %zu run, %zu ok, %zu failed, %d at a time, %.2f s\n",
+      results.size(), results.size() - failed, failed, parallel.jobs(), wall);
+  for (const Finished& f : finished) {
+    if (f.outcome.ok()) continue;
+    if (f.outcome.signal != 0) {
+      std::fprintf(err, "  [%zu] killed by signal %d (%s): %s\n", f.seq,
+                   f.outcome.signal,
+                   internal::SignalDescription(f.outcome.signal).c_str(),
+                   f.command.c_str());
+    } else {
+      std::fprintf(err, "  [%zu] exit %d: %s\n", f.seq, f.outcome.exit_code,
+                   f.command.c_str());
+    }
+  }
+  std::fflush(err);
+  if (cancel != nullptr && cancel->load()) return 130;
+  return failed == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 std::vector<std::string> ParseCommands(const std::string& text) {
@@ -579,6 +691,7 @@ int RunCommandsMode(const Request& r, std::FILE* out, std::FILE* err,
   o.run_timeout = r.timeout;
   o.progress = r.progress;
   o.jobs_list = BuildJobs(input);
+  if (r.backend == "mpi") return RunJobsOnMpi(o, out, err, cancel);
   return RunJobs(o, out, err, cancel);
 }
 

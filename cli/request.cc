@@ -203,6 +203,18 @@ void ParseCommandsOptions(const RawFlags& f, Request* r) {
   o.delay_s = ParseSeconds("delay", f.delay);
   o.dry_run = f.dry_run;
   const RawFlags defaults;
+  const bool from_stdin = f.commands == "-" ||
+                          (f.commands.empty() && !r->command_template.empty() &&
+                           r->arg_groups.empty());
+  if (r->backend == "mpi" &&
+      (from_stdin || o.line_buffer || o.resume || o.resume_failed ||
+       f.halt != defaults.halt || f.delay != defaults.delay || o.dry_run)) {
+    throw UsageError(
+        "--backend=mpi runs commands on every rank from the same input and "
+        "prints them on rank 0 in input order; valid with it: ::: and :::: "
+        "arguments or --commands=FILE (not stdin), --jobs, --tag, --joblog, "
+        "--results, --retries, --timeout, --timeout-ms");
+  }
   const bool any = o.keep_order || o.line_buffer || o.tag ||
                    !o.results.empty() || !o.joblog.empty() ||
                    f.retries != defaults.retries || f.halt != defaults.halt ||

@@ -50,6 +50,21 @@ std::string Slurp(const std::string& path) {
                      std::istreambuf_iterator<char>());
 }
 
+// /proc/PID/cmdline, or "" when the process is gone (reading the file of a
+// process that is exiting fails with ESRCH).
+std::string Cmdline(const char* pid) {
+  const int fd = open(("/proc/" + std::string(pid) + "/cmdline").c_str(),
+                      O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string text;
+  char buf[4096];
+  for (ssize_t got; (got = read(fd, buf, sizeof(buf))) > 0;) {
+    text.append(buf, static_cast<std::size_t>(got));
+  }
+  close(fd);
+  return text;
+}
+
 // Pids of live (not zombie) processes whose command line contains `marker`
 // and is not the CLI's own.
 std::vector<int> ProcessesWith(const std::string& marker) {
@@ -58,7 +73,7 @@ std::vector<int> ProcessesWith(const std::string& marker) {
   while (dirent* e = readdir(d)) {
     const int pid = std::atoi(e->d_name);
     if (pid <= 0) continue;
-    std::string cmdline = Slurp("/proc/" + std::string(e->d_name) + "/cmdline");
+    std::string cmdline = Cmdline(e->d_name);
     std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
     if (cmdline.find(marker) != std::string::npos &&
         cmdline.find(Cli()) == std::string::npos &&
