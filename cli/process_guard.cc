@@ -6,6 +6,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -86,7 +87,11 @@ std::vector<pid_t> Children() {
 }  // namespace
 
 ProcessGuard::ProcessGuard() {
+  int was = 0;
+  prctl(PR_GET_CHILD_SUBREAPER, &was);
+  was_subreaper_ = was != 0;
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  before_ = Children();
   internal::Pipe p;
   if (!internal::MakePipe(&p)) return;  // no watchdog: PDEATHSIG still holds
   const pid_t pid = fork();
@@ -107,7 +112,7 @@ ProcessGuard::~ProcessGuard() {
     int status;
     internal::WaitPid(watchdog_, &status);
   }
-  prctl(PR_SET_CHILD_SUBREAPER, 0);
+  if (!was_subreaper_) prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
 
 void ProcessGuard::Send(char op, pid_t pgid) {
@@ -125,7 +130,10 @@ void ProcessGuard::Remove(pid_t pgid) { Send('R', pgid); }
 
 void ProcessGuard::KillAdopted() {
   for (const pid_t pid : Children()) {
-    if (pid == watchdog_) continue;
+    if (pid == watchdog_ ||
+        std::find(before_.begin(), before_.end(), pid) != before_.end()) {
+      continue;
+    }
     kill(pid, SIGKILL);
     int status;
     internal::WaitPid(pid, &status);

@@ -19,6 +19,8 @@
 
 #include <sys/types.h>
 
+#include <vector>
+
 namespace fanout::cli {
 
 class ProcessGuard {
@@ -34,13 +36,16 @@ class ProcessGuard {
   void Remove(pid_t pgid);
 
   // Kills (SIGKILL) and reaps every child of this process except the
-  // watchdog: what commands left behind and this process adopted.
+  // watchdog and those it had before the guard: what commands left behind
+  // and this process adopted. Call it once no command runs.
   void KillAdopted();
 
  private:
   void Send(char op, pid_t pgid);
   int pipe_ = -1;  // write end; the watchdog sees end of file when we die
   pid_t watchdog_ = -1;
+  bool was_subreaper_ = false;
+  std::vector<pid_t> before_;  // children from before the guard: not ours
 };
 
 }  // namespace fanout::cli

@@ -549,6 +549,18 @@ TEST(Commands, DelaySpacesTheStarts) {
   EXPECT_GE(rows.at(3).start - rows.at(2).start, 0.25);
 }
 
+TEST(Commands, ProgressOnlyOnATerminal) {
+  // script(1) gives the CLI a pseudo-terminal.
+  Result tty = RunProgram(
+      "/usr/bin/script",
+      {"-qec", Cli() + " --progress ::: true false true", "/dev/null"});
+  EXPECT_NE(tty.out.find("\r\033[Kcommands: 3/3 done, 1 failed"),
+            std::string::npos)
+      << tty.out;
+  Result pipe = RunProgram(Cli(), {"--progress", ":::", "true"});
+  EXPECT_EQ(pipe.err.find("done,"), std::string::npos) << pipe.err;
+}
+
 // Exit 2, nothing on stdout and exactly one `run:` line on stderr.
 void ExpectUsageError(const std::vector<std::string>& args,
                       const std::string& prefix, const std::string& in = "") {
