@@ -322,6 +322,7 @@ class Runner {
     jobs_ = jobs;
     if (o_.dry_run) return DryRun();
     const auto started = Clock::now();
+    run_started_ = started;
     {
       ProcessGuard guard;
       guard_ = &guard;
@@ -446,8 +447,14 @@ class Runner {
     }
     last_progress_ = now;
     progress_shown_ = true;
-    std::fprintf(err_, "\r\033[Kcommands: %zu/%zu done, %zu failed", done,
-                 todo_.size(), failed_);
+    // ETA from the rate so far, as GNU parallel's --eta.
+    const double elapsed =
+        std::chrono::duration<double>(now - run_started_).count();
+    const double eta = done == 0 ? 0
+                                 : elapsed / static_cast<double>(done) *
+                                       static_cast<double>(todo_.size() - done);
+    std::fprintf(err_, "\r\033[Kcommands: %zu/%zu done, %zu failed, ETA %.1fs",
+                 done, todo_.size(), failed_, eta);
     std::fflush(err_);
   }
 
@@ -522,6 +529,7 @@ class Runner {
   std::mutex delay_mu_;
   Clock::time_point next_start_{};
   Clock::time_point last_progress_{};
+  Clock::time_point run_started_{};
   bool progress_shown_ = false;
   std::size_t ok_ = 0, failed_ = 0, skipped_ = 0;
   bool halted_ = false;

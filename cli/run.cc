@@ -68,7 +68,8 @@ ABSL_FLAG(std::string, format, "text",
           "Example: --format=json");
 ABSL_FLAG(bool, progress, false,
           "draw a progress bar with rate and ETA on stderr when it is a "
-          "terminal (nothing otherwise). Example: --workload=sleep --progress");
+          "terminal (nothing otherwise); in commands mode a line of commands "
+          "done, failed and the ETA. Example: --workload=sleep --progress");
 ABSL_FLAG(
     std::string, commands, "",
     "run each line of this file (- for stdin) as a shell command, --jobs "
