@@ -1,9 +1,15 @@
 #include "cli/command_output.h"
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <string>
+#include <vector>
+
+#include "core/internal/wait_status.h"
 
 namespace fanout::cli {
 
@@ -79,6 +85,46 @@ void Printer::Finish() {
   std::lock_guard<std::mutex> lock(mu_);
   for (; next_ < held_.size(); ++next_) {
     if (held_[next_].done) Flush(next_);
+  }
+}
+
+std::string TagOf(const std::vector<std::string>& args,
+                  const std::string& command) {
+  std::string tag;
+  for (const std::string& a : args) tag += (tag.empty() ? "" : " ") + a;
+  return (args.empty() ? command : tag) + "\t";
+}
+
+namespace {
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(text.data(), static_cast<std::streamsize>(text.size()));
+}
+
+}  // namespace
+
+void WriteResults(const std::string& dir, std::size_t seq,
+                  const std::string& command, const std::string& out,
+                  const std::string& err, int exit_code) {
+  const std::string d = dir + "/" + std::to_string(seq);
+  mkdir(d.c_str(), 0777);
+  WriteFile(d + "/cmd", command + "\n");
+  WriteFile(d + "/stdout", out);
+  WriteFile(d + "/stderr", err);
+  WriteFile(d + "/exitval", std::to_string(exit_code) + "\n");
+}
+
+void PrintFailure(std::FILE* err, std::size_t seq, const std::string& command,
+                  int exit_code, int signal, double timed_out_after) {
+  if (timed_out_after > 0) {
+    std::fprintf(err, "  [%zu] timed out after %gs (--timeout): %s\n", seq,
+                 timed_out_after, command.c_str());
+  } else if (signal != 0) {
+    std::fprintf(err, "  [%zu] killed by signal %d (%s): %s\n", seq, signal,
+                 internal::SignalDescription(signal).c_str(), command.c_str());
+  } else {
+    std::fprintf(err, "  [%zu] exit %d: %s\n", seq, exit_code, command.c_str());
   }
 }
 

@@ -74,6 +74,23 @@ class Printer {
   std::size_t next_ = 0;  // --keep-order: the next to print
 };
 
+// --tag's prefix for a command: its arguments joined with spaces (without
+// any, the command itself) and a tab.
+std::string TagOf(const std::vector<std::string>& args,
+                  const std::string& command);
+
+// --results=DIR: DIR/<seq>/ holds cmd, stdout, stderr and exitval (the
+// status, or 128 + the signal).
+void WriteResults(const std::string& dir, std::size_t seq,
+                  const std::string& command, const std::string& out,
+                  const std::string& err, int exit_code);
+
+// The summary's line for a failed command: "  [3] exit 3: CMD", "  [4]
+// killed by signal 9 (Killed): CMD" or "  [2] timed out after 0.5s
+// (--timeout): CMD".
+void PrintFailure(std::FILE* err, std::size_t seq, const std::string& command,
+                  int exit_code, int signal, double timed_out_after);
+
 }  // namespace fanout::cli
 
 #endif  // FANOUT_CLI_COMMAND_OUTPUT_H_

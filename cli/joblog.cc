@@ -1,9 +1,15 @@
 #include "cli/joblog.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
+
+#include "core/errors.h"
 
 namespace fanout::cli {
 
@@ -58,6 +64,40 @@ std::map<std::size_t, JoblogRow> ParseJoblog(const std::string& text) {
     rows[row.seq] = row;
   }
   return rows;
+}
+
+JoblogFile::~JoblogFile() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+void JoblogFile::Open(const std::string& path, bool resume) {
+  if (path.empty()) return;
+  std::string old;
+  if (resume) {
+    std::ifstream in(path, std::ios::binary);
+    old.assign(std::istreambuf_iterator<char>(in),
+               std::istreambuf_iterator<char>());
+    done_ = ParseJoblog(old);
+  }
+  const bool append = !old.empty();
+  file_ = std::fopen(path.c_str(), append ? "a" : "w");
+  if (file_ == nullptr) {
+    throw UsageError("--joblog=" + path + ": cannot open for writing: " +
+                     std::strerror(errno) + "; valid: a file path");
+  }
+  if (!append) Write(JoblogHeader());
+}
+
+bool JoblogFile::Skip(std::size_t seq, bool resume_failed) const {
+  const auto it = done_.find(seq);
+  if (it == done_.end()) return false;
+  return !resume_failed || it->second.ok();
+}
+
+void JoblogFile::Write(const std::string& text) {
+  if (file_ == nullptr) return;
+  std::fwrite(text.data(), 1, text.size(), file_);
+  std::fflush(file_);
 }
 
 }  // namespace fanout::cli

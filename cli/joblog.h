@@ -13,6 +13,7 @@
 #define FANOUT_CLI_JOBLOG_H_
 
 #include <cstddef>
+#include <cstdio>
 #include <map>
 #include <string>
 
@@ -41,6 +42,28 @@ std::string FormatJoblogRow(const JoblogRow& row);
 // The rows of a job log by Seq (a later row for a Seq replaces an earlier
 // one); the header and lines that do not parse are skipped.
 std::map<std::size_t, JoblogRow> ParseJoblog(const std::string& text);
+
+// The job log of a run: truncated and headed, or (resuming) read and
+// appended to; a row written and flushed as each command finishes.
+class JoblogFile {
+ public:
+  JoblogFile() = default;
+  JoblogFile(const JoblogFile&) = delete;
+  JoblogFile& operator=(const JoblogFile&) = delete;
+  ~JoblogFile();
+
+  // Nothing for an empty `path`. Throws UsageError when it cannot be
+  // written.
+  void Open(const std::string& path, bool resume);
+  // Whether job `seq` is to be skipped: in the log (--resume), or in it
+  // and successful (--resume-failed).
+  bool Skip(std::size_t seq, bool resume_failed) const;
+  void Write(const std::string& text);
+
+ private:
+  std::FILE* file_ = nullptr;
+  std::map<std::size_t, JoblogRow> done_;
+};
 
 }  // namespace fanout::cli
 
