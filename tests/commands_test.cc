@@ -172,6 +172,7 @@ TEST(CommandInput, GroupsGiveTheirCrossProduct) {
   const std::vector<Job> jobs = BuildJobs(in);
   ASSERT_EQ(jobs.size(), 6u);
   std::vector<std::string> got;
+  got.reserve(jobs.size());
   for (const Job& j : jobs) {
     got.push_back(std::to_string(j.seq) + j.args[0] + j.args[1]);
   }
