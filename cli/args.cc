@@ -74,6 +74,15 @@ class Parser {
         if (depth == 0) result_.dashes = true;
       } else if (arg == "-k") {
         ParseFlag("--keep-order", nullptr, depth);
+      } else if (arg.rfind("-j", 0) == 0 &&
+                 arg.find('=') == std::string::npos) {
+        // GNU parallel's -j N and -jN: --jobs.
+        const std::string* next = i + 1 < args.size() ? &args[i + 1] : nullptr;
+        if (arg.size() > 2) {
+          ParseFlag("--jobs=" + arg.substr(2), nullptr, depth);
+        } else if (ParseFlag("--jobs", next, depth)) {
+          ++i;
+        }
       } else if (arg.rfind("---", 0) == 0) {
         throw UsageError("'" + arg + "' is not a flag: too many dashes; " +
                          kLookLike);

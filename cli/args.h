@@ -17,7 +17,8 @@
 // --tryfromenv=a,b (values from the variables FLAGS_a, FLAGS_b),
 // --undefok=a,b (unknown flags to ignore) and --only_check_args. The first
 // argument that is not a flag ends the flags, as in GNU parallel (a command
-// template and its `:::` arguments follow); -k is --keep-order. --help, -h,
+// template and its `:::` arguments follow); -k is --keep-order, -j N and
+// -jN are --jobs=N. --help, -h,
 // --helpfull, --helpshort, --helppackage, --help=X, --helpon=X and
 // --helpmatch=X all ask for the one help page.
 #ifndef FANOUT_CLI_ARGS_H_

@@ -233,6 +233,19 @@ TEST(Commands, ArgumentsAfterTripleColonInInputOrder) {
       << r.err;
 }
 
+TEST(Commands, GnuShortFlags) {
+  // -k is --keep-order; -j N and -jN are --jobs.
+  for (const auto& jobs : std::vector<std::vector<std::string>>{
+           {"-j", "3"}, {"-j3"}, {"--jobs", "3"}}) {
+    std::vector<std::string> args = jobs;
+    args.insert(args.end(), {"-k", ":::", "sleep 0.2; echo a", "echo b"});
+    Result r = RunProgram(Cli(), args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "a\nb\n");
+    EXPECT_NE(r.err.find(", 3 at a time, "), std::string::npos) << r.err;
+  }
+}
+
 TEST(Commands, NoTemplateRunsTheArguments) {
   Result r = RunProgram(Cli(), {"-k", ":::", "echo one", "echo two | tr o 0"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
