@@ -13,11 +13,6 @@
 
 namespace fanout::cli {
 
-void Printer::Expect(std::size_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (keep_order_) held_.resize(n);
-}
-
 void Printer::Write(std::FILE* f, const char* data, std::size_t size,
                     const std::string& tag) {
   if (size == 0) return;
@@ -45,6 +40,7 @@ void Printer::Done(std::size_t i, const std::string& out,
     Write(err_, err.data(), err.size(), tag);
     return;
   }
+  if (i >= held_.size()) held_.resize(i + 1);
   held_[i] = {true, out, err, tag};
   while (next_ < held_.size() && held_[next_].done) Flush(next_++);
 }

@@ -6,7 +6,6 @@
 //
 //   fanout::cli::Printer p(stdout, stderr, /*keep_order=*/true,
 //                          /*line_buffer=*/false, /*tag=*/false);
-//   p.Expect(2);
 //   p.Done(1, "second\n", "", "");  // held: 0 has not finished
 //   p.Done(0, "first\n", "", "");   // prints first, then second
 //   p.Finish();
@@ -35,9 +34,6 @@ class Printer {
         keep_order_(keep_order),
         line_buffer_(line_buffer),
         tag_(tag) {}
-
-  // The number of commands, for --keep-order.
-  void Expect(std::size_t n);
 
   // Command `i` (in input order) ended with this output. Thread-safe.
   void Done(std::size_t i, const std::string& out, const std::string& err,

@@ -1,12 +1,15 @@
 #include "cli/commands.h"
 
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -58,33 +61,45 @@ class Runner {
                        std::strerror(errno) + "; valid: a directory path");
     }
     for (const Job& job : o_.jobs_list) {
-      if (!o_.joblog.empty() && (o_.resume || o_.resume_failed) &&
-          joblog_.Skip(job.seq, o_.resume_failed)) {
-        ++skipped_;
-        continue;
-      }
+      if (Skipped(job.seq)) continue;
       todo_.push_back(&job);
     }
-    printer_.Expect(todo_.size());
-    finished_.resize(todo_.size());
+    known_ = todo_.size();
     const int jobs = resolve_jobs(o_.jobs);
     jobs_ = jobs;
     if (o_.dry_run) return DryRun();
     const auto started = Clock::now();
     run_started_ = started;
+    std::thread reader;
+    if (o_.stream_stdin) {
+      // The first chunk before anything runs, so that a file that is not
+      // text is refused with nothing started; the rest as it comes.
+      feed_closed_ = false;
+      ReadStdin(/*first_chunk_only=*/true);
+      if (!input_error_.empty()) {
+        throw UsageError(o_.stdin_name + ": " + input_error_ +
+                         "; valid: a text file with one item a line");
+      }
+      if (!feed_closed_) reader = std::thread([this] { ReadStdin(false); });
+    }
     {
       ProcessGuard guard;
       guard_ = &guard;
       const int workers = static_cast<int>(
-          std::min<std::size_t>(static_cast<std::size_t>(jobs), todo_.size()));
+          o_.stream_stdin ? jobs
+                          : std::min<std::size_t>(
+                                static_cast<std::size_t>(jobs), todo_.size()));
       std::vector<std::thread> threads;
       for (int k = 1; k < workers; ++k) {
         threads.emplace_back([this, k] { Work(k + 1); });
       }
       if (workers > 0) Work(1);
       for (std::thread& t : threads) t.join();
+      reader_stop_ = true;
+      if (reader.joinable()) reader.join();
       guard.KillAdopted();
     }
+    finished_.resize(std::max(finished_.size(), todo_.size()));
     printer_.Finish();
     if (progress_shown_) std::fputs("\r\033[K", err_);
     return Summarize(
@@ -92,6 +107,94 @@ class Runner {
   }
 
  private:
+  // Whether job `seq` is in the job log being resumed (counted if so).
+  bool Skipped(std::size_t seq) {
+    if (o_.joblog.empty() || !(o_.resume || o_.resume_failed) ||
+        !joblog_.Skip(seq, o_.resume_failed)) {
+      return false;
+    }
+    ++skipped_;
+    return true;
+  }
+
+  // A line of stdin: a job, unless it is a comment or blank line of a
+  // commands file, or already in the job log.
+  void AddLine(std::string line) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (o_.stdin_is_commands) {
+      const auto first = line.find_first_not_of(" \t");
+      if (first == std::string::npos || line[first] == '#') return;
+    }
+    std::lock_guard<std::mutex> lock(feed_mu_);
+    const std::size_t seq = ++stdin_seq_;
+    if (Skipped(seq)) return;
+    streamed_.push_back(Job{.seq = seq, .args = {std::move(line)}});
+    todo_.push_back(&streamed_.back());
+    known_ = todo_.size();
+    feed_cv_.notify_one();
+  }
+
+  // Reads stdin into jobs, a line each, as it comes: until end of file (or
+  // only the first chunk), a NUL byte (input_error_), or the run stopping.
+  void ReadStdin(bool first_chunk_only) {
+    char buf[65536];
+    pollfd p = {0, POLLIN, 0};
+    bool eof = false;
+    for (;;) {
+      if (reader_stop_.load() || stop_.no_new.load() ||
+          stop_.Now() != Stopped::kNo) {
+        break;
+      }
+      if (poll(&p, 1, 50) <= 0) continue;
+      const ssize_t got = read(0, buf, sizeof(buf));
+      if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (got <= 0) {
+        eof = true;
+        break;
+      }
+      const std::size_t n = static_cast<std::size_t>(got);
+      if (const void* nul = std::memchr(buf, '\0', n)) {
+        input_error_ =
+            "is not text (a NUL byte at offset " +
+            std::to_string(
+                stdin_bytes_ +
+                static_cast<std::size_t>(static_cast<const char*>(nul) - buf)) +
+            ")";
+        break;
+      }
+      stdin_bytes_ += n;
+      pending_.append(buf, n);
+      std::size_t from = 0;
+      for (std::size_t nl;
+           (nl = pending_.find('\n', from)) != std::string::npos;
+           from = nl + 1) {
+        AddLine(pending_.substr(from, nl - from));
+      }
+      pending_.erase(0, from);
+      if (first_chunk_only) return;
+    }
+    if (eof && !pending_.empty()) AddLine(std::move(pending_));
+    std::lock_guard<std::mutex> lock(feed_mu_);
+    feed_closed_ = true;
+    feed_cv_.notify_all();
+  }
+
+  // The next job to run, in input order; false when there is none left or
+  // the run stops.
+  bool Next(std::size_t* index, const Job** job) {
+    std::unique_lock<std::mutex> lock(feed_mu_);
+    for (;;) {
+      if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) return false;
+      if (next_ < todo_.size()) {
+        *index = next_++;
+        *job = todo_[*index];
+        return true;
+      }
+      if (feed_closed_) return false;
+      feed_cv_.wait_for(lock, std::chrono::milliseconds(50));
+    }
+  }
+
   int DryRun() {
     for (std::size_t i = 0; i < todo_.size(); ++i) {
       const int slot =
@@ -117,12 +220,12 @@ class Runner {
 
   void Work(int slot) {
     for (;;) {
-      if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) return;
-      const std::size_t i = next_.fetch_add(1);
-      if (i >= todo_.size()) return;
+      std::size_t i = 0;
+      const Job* next = nullptr;
+      if (!Next(&i, &next)) return;
       WaitTurn();
+      const Job& job = *next;
       if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) return;
-      const Job& job = *todo_[i];
       const std::string command = CommandLine(o_.tmpl, job, slot);
       const std::string tag = o_.tag ? TagOf(job.args, command) : "";
       Outcome outcome;
@@ -158,6 +261,7 @@ class Runner {
     const bool by_us = outcome.stopped == Stopped::kCancel ||
                        outcome.stopped == Stopped::kHalt;
     std::lock_guard<std::mutex> lock(mu_);
+    if (i >= finished_.size()) finished_.resize(i + 1);
     finished_[i] = {job.seq, command, outcome, true};
     if (!o_.results.empty()) {
       WriteResults(o_.results, job.seq, command, out, err, outcome.exit_code);
@@ -178,7 +282,7 @@ class Runner {
     if (!by_us && !halted_ &&
         ShouldHalt(
             o_.halt,
-            {.total = todo_.size(), .failed = failed_, .succeeded = ok_})) {
+            {.total = known_.load(), .failed = failed_, .succeeded = ok_})) {
       halted_ = true;
       halt_seq_ = job.seq;
       stop_.no_new = true;
@@ -190,7 +294,7 @@ class Runner {
     if (!o_.progress || !isatty(fileno(err_))) return;
     const auto now = Clock::now();
     const std::size_t done = ok_ + failed_;
-    if (done != todo_.size() &&
+    if (done != known_.load() &&
         now - last_progress_ < std::chrono::milliseconds(100)) {
       return;
     }
@@ -199,11 +303,12 @@ class Runner {
     // ETA from the rate so far, as GNU parallel's --eta.
     const double elapsed =
         std::chrono::duration<double>(now - run_started_).count();
-    const double eta = done == 0 ? 0
-                                 : elapsed / static_cast<double>(done) *
-                                       static_cast<double>(todo_.size() - done);
+    const double eta = done == 0
+                           ? 0
+                           : elapsed / static_cast<double>(done) *
+                                 static_cast<double>(known_.load() - done);
     std::fprintf(err_, "\r\033[Kcommands: %zu/%zu done, %zu failed, ETA %.1fs",
-                 done, todo_.size(), failed_, eta);
+                 done, known_.load(), failed_, eta);
     std::fflush(err_);
   }
 
@@ -252,6 +357,11 @@ class Runner {
       return 1;
     }
     if (stop_.cancel != nullptr && stop_.cancel->load()) return 130;
+    if (!input_error_.empty()) {
+      std::fprintf(err_, "run: %s: %s; the rest of it was not read\n",
+                   o_.stdin_name.c_str(), input_error_.c_str());
+      return 2;
+    }
     if (halted_ && o_.halt.on == HaltRule::On::kSuccess) return 0;
     return failed == 0 ? 0 : 1;
   }
@@ -262,9 +372,21 @@ class Runner {
   StopState stop_;
   JoblogFile joblog_;
   ProcessGuard* guard_ = nullptr;
+  // The jobs in input order: all there at the start, or appended by the
+  // stdin reader as lines come (under feed_mu_).
+  std::mutex feed_mu_;
+  std::condition_variable feed_cv_;
   std::vector<const Job*> todo_;
+  std::deque<Job> streamed_;  // the stdin jobs (a deque: stable addresses)
+  bool feed_closed_ = true;
+  std::size_t next_ = 0;
+  std::atomic<std::size_t> known_{0};
+  std::size_t stdin_seq_ = 0;
+  std::size_t stdin_bytes_ = 0;
+  std::string pending_;  // a line not ended yet
+  std::string input_error_;
+  std::atomic<bool> reader_stop_{false};
   std::vector<Finished> finished_;
-  std::atomic<std::size_t> next_{0};
   std::mutex mu_;
   std::mutex delay_mu_;
   Clock::time_point next_start_{};
@@ -308,7 +430,15 @@ int RunCommandsMode(const Request& r, std::FILE* out, std::FILE* err,
                     const std::atomic<bool>* cancel) {
   CommandInput input;
   input.tmpl = r.command_template;
-  if (!r.commands.empty()) {
+  CommandsOptions o = r.commands_options;
+  const bool from_stdin =
+      r.commands == "-" || (r.commands.empty() && r.arg_groups.empty());
+  if (from_stdin && !o.dry_run && r.backend != "mpi") {
+    // Lines of stdin, run as they come (find ... | run, tail -f ... | run).
+    o.stream_stdin = true;
+    o.stdin_is_commands = r.commands == "-";
+    o.stdin_name = o.stdin_is_commands ? "--commands=-" : "stdin";
+  } else if (!r.commands.empty()) {
     input.groups.push_back(
         ParseCommands(ReadTextInput(r.commands, "--commands=" + r.commands)));
   } else if (r.arg_groups.empty()) {
@@ -325,7 +455,6 @@ int RunCommandsMode(const Request& r, std::FILE* out, std::FILE* err,
           SplitLines(ReadTextInput(path, ":::: " + path), false));
     }
   }
-  CommandsOptions o = r.commands_options;
   o.jobs = r.jobs;
   o.tmpl = input.tmpl_text();
   o.run_timeout = r.timeout;

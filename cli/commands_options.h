@@ -34,6 +34,12 @@ struct CommandsOptions {
   std::chrono::milliseconds run_timeout{0};  // the whole run; 0 = none
   bool progress = false;                     // a progress line on a terminal
   std::string halt_text;                     // as typed, for the summary
+  // The jobs are the lines of stdin, run as they come (jobs_list unused):
+  // commands (--commands=-: blank and # lines skipped) or the template's
+  // arguments. `stdin_name` names the input in messages.
+  bool stream_stdin = false;
+  bool stdin_is_commands = false;
+  std::string stdin_name = "stdin";
 };
 
 }  // namespace fanout::cli

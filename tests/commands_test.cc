@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -269,6 +270,79 @@ TEST(Commands, LinesOfStdinAreArguments) {
   EXPECT_EQ(r.out, "got x 1\ngot \ngot y\n");
   r = RunProgram(Cli(), {"-k", "--", "printf", "'<%s>'"}, "x  1\n\n");
   EXPECT_EQ(r.out, "<x  1><>");
+}
+
+// The CLI with a pipe on its stdin and one on its stdout.
+struct Piped {
+  pid_t pid = -1;
+  int in = -1;   // write end: the CLI's stdin
+  int out = -1;  // read end: the CLI's stdout
+};
+
+Piped SpawnPiped(const std::vector<std::string>& args) {
+  int in[2], out[2];
+  EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
+  EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  std::vector<std::string> storage = args;
+  std::vector<char*> argv = {const_cast<char*>(Cli().c_str())};
+  for (std::string& a : storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  Piped p;
+  posix_spawn(&p.pid, Cli().c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(in[0]);
+  close(out[1]);
+  p.in = in[1];
+  p.out = out[0];
+  return p;
+}
+
+// What `fd` gives within `limit` (until end of file or the time is up).
+std::string ReadFor(int fd, std::chrono::milliseconds limit) {
+  std::string got;
+  const auto end = Clock::now() + limit;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          end - Clock::now())
+                          .count();
+    pollfd p = {fd, POLLIN, 0};
+    if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) break;
+    char buf[256];
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+TEST(Commands, StdinLinesRunAsTheyCome) {
+  Piped p = SpawnPiped({"-k", "--", "echo", "got"});
+  ASSERT_EQ(write(p.in, "a\n", 2), 2);
+  // The first line runs while stdin is still open.
+  EXPECT_EQ(ReadFor(p.out, std::chrono::milliseconds(1500)), "got a\n");
+  ASSERT_EQ(write(p.in, "b\n# not a comment here\n", 23), 23);
+  close(p.in);
+  EXPECT_EQ(ReadFor(p.out, std::chrono::seconds(5)),
+            "got b\ngot # not a comment here\n");
+  close(p.out);
+  EXPECT_EQ(WaitExit(p.pid), 0);
+}
+
+TEST(Commands, CtrlCWhileWaitingForStdin) {
+  Piped p = SpawnPiped({"--commands=-"});
+  ASSERT_EQ(write(p.in, "echo first\n", 11), 11);
+  EXPECT_EQ(ReadFor(p.out, std::chrono::milliseconds(1500)), "first\n");
+  const auto sent = Clock::now();
+  kill(p.pid, SIGINT);
+  EXPECT_EQ(WaitExit(p.pid), 130);
+  EXPECT_LT(Clock::now() - sent, std::chrono::seconds(2));
+  close(p.in);
+  close(p.out);
 }
 
 TEST(Commands, QuadColonReadsArgumentsFromFiles) {
