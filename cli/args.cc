@@ -64,9 +64,25 @@ class Parser {
     for (std::size_t i = 0; i < args.size() && !result_.help; ++i) {
       const std::string& arg = args[i];
       if (after_dashes_ || arg.size() < 2 || arg[0] != '-') {
+        // The first argument that is not a flag starts a command template:
+        // what follows it is the command's, as in GNU parallel (run echo -n
+        // ::: a). Not inside a --flagfile.
         result_.positional.push_back(arg);
+        if (depth == 0) after_dashes_ = true;
       } else if (arg == "--") {
         after_dashes_ = true;
+        if (depth == 0) result_.dashes = true;
+      } else if (arg == "-k") {
+        ParseFlag("--keep-order", nullptr, depth);
+      } else if (arg.rfind("-j", 0) == 0 &&
+                 arg.find('=') == std::string::npos) {
+        // GNU parallel's -j N and -jN: --jobs.
+        const std::string* next = i + 1 < args.size() ? &args[i + 1] : nullptr;
+        if (arg.size() > 2) {
+          ParseFlag("--jobs=" + arg.substr(2), nullptr, depth);
+        } else if (ParseFlag("--jobs", next, depth)) {
+          ++i;
+        }
       } else if (arg.rfind("---", 0) == 0) {
         throw UsageError("'" + arg + "' is not a flag: too many dashes; " +
                          kLookLike);

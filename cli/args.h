@@ -15,7 +15,10 @@
 // true/false flags, dashes or underscores inside names, "--" ending the
 // flags, --flagfile=FILE (one flag a line, # comments), --fromenv=a,b and
 // --tryfromenv=a,b (values from the variables FLAGS_a, FLAGS_b),
-// --undefok=a,b (unknown flags to ignore) and --only_check_args. --help, -h,
+// --undefok=a,b (unknown flags to ignore) and --only_check_args. The first
+// argument that is not a flag ends the flags, as in GNU parallel (a command
+// template and its `:::` arguments follow); -k is --keep-order, -j N and
+// -jN are --jobs=N. --help, -h,
 // --helpfull, --helpshort, --helppackage, --help=X, --helpon=X and
 // --helpmatch=X all ask for the one help page.
 #ifndef FANOUT_CLI_ARGS_H_
@@ -32,6 +35,7 @@ struct Args {
   bool version = false;                 // --version
   bool only_check_args = false;         // validate, then exit 0
   std::vector<std::string> positional;  // arguments that are not flags
+  bool dashes = false;                  // "--" came before them
 };
 
 // Sets the absl flags defined in a file whose path contains `flags_file`

@@ -5,13 +5,22 @@
 //   std::vector<std::string> cmds = fanout::cli::ParseCommands(text);
 //   int code = fanout::cli::RunCommands(cmds, /*jobs=*/4, stdout, stderr, &cancel);
 //
+//   // GNU parallel's forms: run -k --joblog=log -- gzip {} ::: a.txt b.txt
+//   fanout::cli::CommandsOptions o{.tmpl = "gzip {}", .keep_order = true,
+//                                  .joblog = "log"};
+//   o.jobs_list = fanout::cli::BuildJobs({.groups = {{"a.txt", "b.txt"}}});
+//   int code = fanout::cli::RunJobs(o, stdout, stderr, &cancel);
+//
 // Each command runs under /bin/sh -c in its own process group, `jobs` at a
 // time. Its stdout and stderr are collected and written out together when it
-// ends (grouped, never interleaved with another command's). A summary of exit
-// codes goes to stderr. The result is 0 when every command succeeded, 1 when
-// any failed, 130 when `cancel` was raised (every running command's process
-// group is then sent SIGTERM, then SIGKILL). Commands die with the runner if
-// it is killed (PR_SET_PDEATHSIG).
+// ends (grouped, never interleaved with another command's), or in input order
+// (keep_order), or line by line as they come (line_buffer). A command is done
+// when its shell exits: what it left running in the background is then killed
+// with its process group, so that nothing outlives it (see process_guard.h
+// for the run's own death). A summary of exit codes goes to stderr. The
+// result is 0 when every command succeeded, 1 when any failed (or the run's
+// deadline passed), 130 when `cancel` was raised (every running command's
+// process group is then sent SIGTERM, then SIGKILL).
 #ifndef FANOUT_CLI_COMMANDS_H_
 #define FANOUT_CLI_COMMANDS_H_
 
@@ -20,14 +29,33 @@
 #include <string>
 #include <vector>
 
+#include "cli/command_input.h"
+#include "cli/commands_options.h"
+#include "cli/request.h"
+
 namespace fanout::cli {
 
 // The commands of `text`: one a line, skipping blank lines and # comments.
 std::vector<std::string> ParseCommands(const std::string& text);
 
+// Runs `commands` grouped, `jobs` at a time.
 int RunCommands(const std::vector<std::string>& commands, int jobs,
                 std::FILE* out, std::FILE* err,
                 const std::atomic<bool>* cancel);
+
+// Runs the jobs of `options`. Throws UsageError before running anything
+// when the job log or results directory cannot be used.
+int RunJobs(const CommandsOptions& options, std::FILE* out, std::FILE* err,
+            const std::atomic<bool>* cancel);
+
+// Whether `r` asks for commands mode (--commands, or a command template and
+// `:::` / `::::` arguments).
+bool IsCommandsMode(const Request& r);
+
+// Commands mode for a validated request: reads its input (a commands file,
+// `:::` words, `::::` files or stdin lines), then RunJobs.
+int RunCommandsMode(const Request& r, std::FILE* out, std::FILE* err,
+                    const std::atomic<bool>* cancel);
 
 }  // namespace fanout::cli
 

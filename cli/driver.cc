@@ -163,7 +163,8 @@ int Run(const Request& r, std::FILE* out, std::FILE* err,
         bool err_is_terminal) {
   InterruptScope interrupts;
   try {
-    if (!r.commands.empty()) return RunCommandsFile(r, out, err);
+    if (IsCommandsMode(r))
+      return RunCommandsMode(r, out, err, InterruptScope::flag());
     if (!r.compare.empty()) return Compare(r, out, err, err_is_terminal);
     return RunOnce(r, out, err, err_is_terminal);
   } catch (const InterruptedError& e) {

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <iterator>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "cli/halt.h"
 #include "cli/run_workload.h"
 #include "core/errors.h"
 #include "core/executor.h"
@@ -135,6 +137,97 @@ void ParseFailure(const RawFlags& f, Request* r) {
   r->fail_mode = ParseFailMode(f.fail_mode);
 }
 
+// Seconds as a decimal number >= 0 for `flag`.
+double ParseSeconds(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  const double value = text.empty() ? -1 : std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(value >= 0) || value > 2147483.0) {
+    throw UsageError("--" + flag + "=" + text +
+                     " is invalid; valid: seconds from 0 to 2147483, such as "
+                     "2.5 (0 for none)");
+  }
+  return value;
+}
+
+// The arguments after the flags: [template...] {::: words... | :::: files...}.
+void ParsePositional(const RawFlags& f, Request* r) {
+  const auto& p = f.positional;
+  std::size_t i = 0;
+  for (; i < p.size() && p[i] != ":::" && p[i] != "::::"; ++i) {
+    r->command_template.push_back(p[i]);
+  }
+  for (; i < p.size(); ++i) {
+    if (p[i] == ":::" || p[i] == "::::") {
+      r->arg_groups.push_back({.from_file = p[i] == "::::"});
+    } else {
+      r->arg_groups.back().words.push_back(p[i]);
+    }
+  }
+  if (!p.empty() && r->arg_groups.empty() && !f.dashes) {
+    throw UsageError("unexpected argument '" + p[0] +
+                     "'; flags look like --backend=thread");
+  }
+  if (!f.commands.empty() && !p.empty()) {
+    throw UsageError("--commands=" + f.commands + " and the arguments '" +
+                     p[0] + "' both say what to run; valid: one of them");
+  }
+}
+
+// The commands-mode flags.
+void ParseCommandsOptions(const RawFlags& f, Request* r) {
+  CommandsOptions& o = r->commands_options;
+  o.keep_order = f.keep_order;
+  o.line_buffer = f.line_buffer;
+  if (o.keep_order && o.line_buffer) {
+    throw UsageError(
+        "--keep-order and --line-buffer cannot be combined; valid: one of "
+        "them");
+  }
+  o.tag = f.tag;
+  o.results = f.results;
+  o.joblog = f.joblog;
+  o.resume = f.resume;
+  o.resume_failed = f.resume_failed;
+  if ((o.resume || o.resume_failed) && o.joblog.empty()) {
+    throw UsageError(std::string("--") +
+                     (o.resume ? "resume" : "resume-failed") +
+                     " needs the log of the run to resume; valid: with "
+                     "--joblog=FILE");
+  }
+  o.tries = static_cast<int>(ParseInRange("retries", f.retries, 0, 1000,
+                                          "runs of a failing command in all, "
+                                          "0 to 1000 (0 and 1: once)"));
+  o.halt = ParseHalt(f.halt);
+  o.halt_text = f.halt;
+  o.timeout_s = ParseSeconds("timeout", f.timeout);
+  o.delay_s = ParseSeconds("delay", f.delay);
+  o.dry_run = f.dry_run;
+  const RawFlags defaults;
+  const bool from_stdin = f.commands == "-" ||
+                          (f.commands.empty() && !r->command_template.empty() &&
+                           r->arg_groups.empty());
+  if (r->backend == "mpi" &&
+      (from_stdin || o.line_buffer || o.resume || o.resume_failed ||
+       f.halt != defaults.halt || f.delay != defaults.delay || o.dry_run)) {
+    throw UsageError(
+        "--backend=mpi runs commands on every rank from the same input and "
+        "prints them on rank 0 in input order; valid with it: ::: and :::: "
+        "arguments or --commands=FILE (not stdin), --jobs, --tag, --joblog, "
+        "--results, --retries, --timeout, --timeout-ms");
+  }
+  const bool any = o.keep_order || o.line_buffer || o.tag ||
+                   !o.results.empty() || !o.joblog.empty() ||
+                   f.retries != defaults.retries || f.halt != defaults.halt ||
+                   f.timeout != defaults.timeout || f.delay != defaults.delay ||
+                   o.dry_run;
+  if (any && f.commands.empty() && r->command_template.empty() &&
+      r->arg_groups.empty()) {
+    throw UsageError(
+        "that flag is for commands mode; valid: with --commands=FILE or "
+        "arguments, as in: run --keep-order echo ::: a b");
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> WorkloadNames() {
@@ -187,6 +280,8 @@ Request ParseRequest(const RawFlags& f) {
   r.json = f.format == "json";
   r.progress = f.progress;
   r.commands = f.commands;
+  ParsePositional(f, &r);
+  ParseCommandsOptions(f, &r);
   r.compare = ParseCompare(f.compare);
   ParseFailure(f, &r);
   return r;

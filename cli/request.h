@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/commands_options.h"
 #include "cli/faults.h"
 
 namespace fanout::cli {
@@ -37,6 +38,29 @@ struct RawFlags {
   std::string format = "text";
   bool progress = false;
   std::string commands;  // a file of commands, "-" for stdin; "" = workload
+  // Commands mode, as GNU parallel spells it.
+  bool keep_order = false;
+  bool line_buffer = false;
+  bool tag = false;
+  std::string results;
+  std::string joblog;
+  bool resume = false;
+  bool resume_failed = false;
+  std::string retries = "0";
+  std::string halt = "never";
+  std::string timeout = "0";  // seconds per command
+  std::string delay = "0";    // seconds between starts
+  bool dry_run = false;
+  // Arguments after the flags: a command template, then `:::` words and
+  // `::::` files; `dashes` when they came after "--".
+  std::vector<std::string> positional;
+  bool dashes = false;
+};
+
+// A group of arguments: `:::` words, or `::::` files (a group each).
+struct ArgGroup {
+  bool from_file = false;
+  std::vector<std::string> words;
 };
 
 // Validated.
@@ -56,6 +80,9 @@ struct Request {
   bool json = false;
   bool progress = false;
   std::string commands;
+  std::vector<std::string> command_template;  // words before the first :::
+  std::vector<ArgGroup> arg_groups;
+  CommandsOptions commands_options;  // jobs_list and tmpl filled later
 };
 
 std::vector<std::string> WorkloadNames();

@@ -68,13 +68,54 @@ ABSL_FLAG(std::string, format, "text",
           "Example: --format=json");
 ABSL_FLAG(bool, progress, false,
           "draw a progress bar with rate and ETA on stderr when it is a "
-          "terminal (nothing otherwise). Example: --workload=sleep --progress");
+          "terminal (nothing otherwise); in commands mode a line of commands "
+          "done, failed and the ETA. Example: --workload=sleep --progress");
 ABSL_FLAG(
     std::string, commands, "",
     "run each line of this file (- for stdin) as a shell command, --jobs "
     "at a time; each command's output is kept together, a summary of exit "
     "codes goes to stderr, the exit code is 1 if any failed. "
     "Example: --commands=jobs.txt --jobs=4");
+// Commands mode, as GNU parallel spells it (README: "GNU parallel → fanout").
+ABSL_FLAG(bool, keep_order, false,
+          "commands mode (-k): print each command's output in input order, "
+          "not as they finish. Example: -k echo ::: a b c");
+ABSL_FLAG(bool, line_buffer, false,
+          "commands mode: print whole lines of output as they come, "
+          "interleaved between commands. Example: --line-buffer "
+          "--commands=jobs.txt");
+ABSL_FLAG(bool, tag, false,
+          "commands mode: prefix each output line with the command's "
+          "arguments and a tab. Example: --tag wc -l ::: a.txt b.txt");
+ABSL_FLAG(std::string, results, "",
+          "commands mode: keep each command's cmd, stdout, stderr and exitval "
+          "in DIR/<job number>/. Example: --results=out");
+ABSL_FLAG(std::string, joblog, "",
+          "commands mode: GNU parallel's job log, a row per finished command "
+          "(Seq Host Starttime JobRuntime Send Receive Exitval Signal "
+          "Command). Example: --joblog=run.log");
+ABSL_FLAG(bool, resume, false,
+          "commands mode: skip the commands already in --joblog. "
+          "Example: --joblog=run.log --resume");
+ABSL_FLAG(bool, resume_failed, false,
+          "commands mode: skip the commands that succeeded in --joblog, rerun "
+          "the ones that failed. Example: --joblog=run.log --resume-failed");
+ABSL_FLAG(std::string, retries, "0",
+          "commands mode: run a failing command up to N times in all. "
+          "Example: --retries=3");
+ABSL_FLAG(std::string, halt, "never",
+          "commands mode: stop early, as GNU parallel's --halt: now|soon,"
+          "fail|success|done=N or N%; now kills running commands, soon lets "
+          "them finish. Example: --halt=now,fail=1");
+ABSL_FLAG(std::string, timeout, "0",
+          "commands mode: kill a command (its whole process group) after this "
+          "many seconds; 0 = none. Example: --timeout=2.5");
+ABSL_FLAG(std::string, delay, "0",
+          "commands mode: seconds between the starts of two commands. "
+          "Example: --delay=0.5");
+ABSL_FLAG(bool, dry_run, false,
+          "commands mode: print the commands that would run, run none. "
+          "Example: --dry-run gzip ::: a b");
 ABSL_FLAG(bool, list_backends, false,
           "list the backends this build has, one line on each, and exit. "
           "Example: --list-backends");
@@ -97,6 +138,7 @@ constexpr char kUsage[] =
     "\n"
     "Usage: run [--backend=NAME] [--jobs=N] [--workload=sum|fib|sleep|noop] "
     "[flags]\n"
+    "       run [flags] [--] [COMMAND TEMPLATE] {::: ARGS | :::: FILES}...\n"
     "\n"
     "Examples:\n"
     "  run --backend=thread                     # the reference sum on all "
@@ -112,6 +154,8 @@ constexpr char kUsage[] =
     "  run --format=json                        # one JSON object, for "
     "scripts\n"
     "  run --commands=jobs.txt --jobs=4         # shell commands, 4 at a time\n"
+    "  run -k gzip -9 {} ::: *.txt              # GNU parallel's forms\n"
+    "  ls *.txt | run -- wc -l {}               # arguments from stdin lines\n"
     "  run --list-backends\n"
     "\n"
     "Output: the answer alone on the first line of stdout, then backend, "
@@ -126,7 +170,7 @@ constexpr char kUsage[] =
 }
 
 // The flags, checked; exits 2 on a usage error.
-fanout::cli::Request CheckedRequest() {
+fanout::cli::Request CheckedRequest(const fanout::cli::Args& args) {
   try {
     return fanout::cli::ParseRequest({
         .backend = absl::GetFlag(FLAGS_backend),
@@ -144,6 +188,20 @@ fanout::cli::Request CheckedRequest() {
         .format = absl::GetFlag(FLAGS_format),
         .progress = absl::GetFlag(FLAGS_progress),
         .commands = absl::GetFlag(FLAGS_commands),
+        .keep_order = absl::GetFlag(FLAGS_keep_order),
+        .line_buffer = absl::GetFlag(FLAGS_line_buffer),
+        .tag = absl::GetFlag(FLAGS_tag),
+        .results = absl::GetFlag(FLAGS_results),
+        .joblog = absl::GetFlag(FLAGS_joblog),
+        .resume = absl::GetFlag(FLAGS_resume),
+        .resume_failed = absl::GetFlag(FLAGS_resume_failed),
+        .retries = absl::GetFlag(FLAGS_retries),
+        .halt = absl::GetFlag(FLAGS_halt),
+        .timeout = absl::GetFlag(FLAGS_timeout),
+        .delay = absl::GetFlag(FLAGS_delay),
+        .dry_run = absl::GetFlag(FLAGS_dry_run),
+        .positional = args.positional,
+        .dashes = args.dashes,
     });
   } catch (const fanout::UsageError& e) {
     UsageFail(e.what());
@@ -170,15 +228,11 @@ int main(int argc, char** argv) {
     std::printf("run (fanout)\n");
     return 0;
   }
-  if (!args.positional.empty()) {
-    UsageFail("unexpected argument '" + args.positional[0] +
-              "'; flags look like --backend=thread");
-  }
   if (absl::GetFlag(FLAGS_list_backends)) {
     fanout::cli::ListBackends(stdout);
     return 0;
   }
-  const fanout::cli::Request request = CheckedRequest();
+  const fanout::cli::Request request = CheckedRequest(args);
   if (args.only_check_args) return 0;
   return fanout::cli::Run(request, stdout, stderr, isatty(STDERR_FILENO) != 0);
 }

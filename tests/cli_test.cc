@@ -393,7 +393,7 @@ TEST(Cli, HelpExplainsEveryFlag) {
        at != std::string::npos; at = all.find("Example:", at + 1)) {
     ++examples;
   }
-  EXPECT_EQ(flags, 16u) << all;
+  EXPECT_EQ(flags, 28u) << all;
   EXPECT_EQ(examples, flags) << all;
   EXPECT_EQ(RunProgram(Cli(), {"-h"}).out, r.out);
 }

@@ -1,0 +1,67 @@
+// fanout/cli/command_input.h — what commands mode runs: GNU parallel's input
+// forms turned into numbered jobs, and a job's command line built from a
+// template with replacement strings and shell quoting.
+//
+//   // run -- gzip -9 {} ::: 'a b.txt' c.txt
+//   fanout::cli::CommandInput in{.tmpl = {"gzip", "-9", "{}"},
+//                                .groups = {{"a b.txt", "c.txt"}}};
+//   std::vector<fanout::cli::Job> jobs = fanout::cli::BuildJobs(in);
+//   fanout::cli::CommandLine(in.tmpl_text(), jobs[0], /*slot=*/1);
+//   // "gzip -9 'a b.txt'"
+//
+// Several groups give their cross product, the first group varying slowest,
+// as GNU parallel does. A template with no replacement string gets the
+// arguments appended, each quoted; arguments are always quoted, the template
+// never is (it is shell text).
+#ifndef FANOUT_CLI_COMMAND_INPUT_H_
+#define FANOUT_CLI_COMMAND_INPUT_H_
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace fanout::cli {
+
+// One command to run: its number (1-based, GNU parallel's {#} and the
+// joblog's Seq) and its arguments, one from each input group.
+struct Job {
+  std::size_t seq = 0;
+  std::vector<std::string> args;
+};
+
+struct CommandInput {
+  // The command template, as words (joined with spaces, not quoted: the
+  // template is shell text). Empty: each job's arguments are the command.
+  std::vector<std::string> tmpl;
+  // The argument groups (`:::` words, `::::` file lines, stdin lines).
+  std::vector<std::vector<std::string>> groups;
+  std::string tmpl_text() const;
+};
+
+// The jobs of `input`: the cross product of its groups.
+std::vector<Job> BuildJobs(const CommandInput& input);
+
+// `text` quoted for /bin/sh so that it stays one word, as itself: unchanged
+// when it has only safe characters, else in single quotes.
+std::string ShellQuote(const std::string& text);
+
+// Whether `tmpl` holds a replacement string ({}, {.}, {/}, {//}, {/.}, {#},
+// {%}, or {N} and its forms for the N-th argument).
+bool HasReplacement(const std::string& tmpl);
+
+// The shell command line of `job` in slot `slot` (GNU parallel's {%}).
+std::string CommandLine(const std::string& tmpl, const Job& job, int slot);
+
+// The lines of `text`, without their newlines (and a \r before one);
+// `skip_comments` also drops blank lines and lines starting with #.
+std::vector<std::string> SplitLines(const std::string& text,
+                                    bool skip_comments);
+
+// The contents of the text file `path` ("-" for standard input). Throws
+// UsageError, worded for `flag` (as in "--commands=x"), when it cannot be
+// read, is a directory or holds a NUL byte (not text).
+std::string ReadTextInput(const std::string& path, const std::string& flag);
+
+}  // namespace fanout::cli
+
+#endif  // FANOUT_CLI_COMMAND_INPUT_H_

@@ -1,0 +1,173 @@
+#include "cli/run_command.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <string>
+
+#include "core/errors.h"
+#include "core/internal/fd.h"
+#include "core/internal/fork.h"
+#include "core/internal/wait_status.h"
+
+namespace fanout::cli {
+namespace {
+
+// How long a command's group has after SIGTERM before SIGKILL.
+constexpr auto kKillGrace = std::chrono::milliseconds(500);
+// How long its output is read after its shell exits and its group is killed,
+// when something outside the group still holds the pipes.
+constexpr auto kDrainLimit = std::chrono::seconds(2);
+
+double EpochNow() {
+  return std::chrono::duration<double>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Stopped StopState::Now() {
+  if (cancel != nullptr && cancel->load()) return Stopped::kCancel;
+  if (run_deadline != Clock::time_point::max() &&
+      Clock::now() >= run_deadline) {
+    run_timed_out = true;
+    return Stopped::kCancel;
+  }
+  if (halt_now.load()) return Stopped::kHalt;
+  return Stopped::kNo;
+}
+
+// Runs one command, collecting its output into out / err (calling `drain`
+// after each read when set); kills its process group at its deadline or
+// when `stop` says so; kills what it left in the background once its shell
+// exits.
+Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
+               ProcessGuard& guard, std::string& out, std::string& err,
+               const std::function<void()>& drain) {
+  Outcome outcome;
+  outcome.start = EpochNow();
+  const auto started = Clock::now();
+  internal::Pipe po, pe;
+  if (!internal::MakePipe(&po) || !internal::MakePipe(&pe)) {
+    const int e = errno;
+    for (int* fd : {&po.read, &po.write, &pe.read, &pe.write}) {
+      internal::CloseFd(fd);
+    }
+    throw Error(std::string("cannot create a pipe: ") + std::strerror(e));
+  }
+  // The command leads its own process group (so a kill reaches what it
+  // starts) and dies with this thread.
+  const pid_t pid =
+      internal::ForkChild({.new_process_group = true, .flush_stdio = false});
+  if (pid == 0) {
+    // Only async-signal-safe calls between fork and exec.
+    dup2(po.write, 1);
+    dup2(pe.write, 2);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const int fork_errno = errno;
+  internal::CloseFd(&po.write);
+  internal::CloseFd(&pe.write);
+  if (pid < 0) {
+    internal::CloseFd(&po.read);
+    internal::CloseFd(&pe.read);
+    throw Error(std::string("cannot fork: ") + std::strerror(fork_errno));
+  }
+  guard.Add(pid);
+  int pidfd = internal::PidfdOpen(pid);
+  internal::SetNonBlocking(po.read);
+  internal::SetNonBlocking(pe.read);
+  pollfd fds[3] = {
+      {po.read, POLLIN, 0}, {pe.read, POLLIN, 0}, {pidfd, POLLIN, 0}};
+  const auto deadline =
+      timeout_s > 0 ? started + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(timeout_s))
+                    : Clock::time_point::max();
+  bool reaped = false;
+  int status = 0;
+  bool termed = false;  // SIGTERM sent to the group
+  bool killed = false;  // SIGKILL sent
+  auto kill_at = Clock::time_point::max();
+  auto give_up_at = Clock::time_point::max();
+  auto terminate = [&](Stopped why) {
+    if (termed) return;
+    if (outcome.stopped == Stopped::kNo) outcome.stopped = why;
+    kill(-pid, SIGTERM);
+    termed = true;
+    kill_at = Clock::now() + kKillGrace;
+  };
+  while (fds[0].fd >= 0 || fds[1].fd >= 0 || !reaped) {
+    int wait_ms = 50;
+    const auto now = Clock::now();
+    for (const auto t : {deadline, kill_at, give_up_at}) {
+      if (t == Clock::time_point::max()) continue;
+      const auto ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(t - now)
+              .count() +
+          1;
+      wait_ms = static_cast<int>(std::clamp<long long>(ms, 0, wait_ms));
+    }
+    if (reaped || pidfd < 0) fds[2].fd = -1;
+    const int ready = poll(fds, 3, wait_ms);
+    if (ready > 0) {
+      for (int k = 0; k < 2; ++k) {
+        if (fds[k].fd < 0 || !(fds[k].revents & (POLLIN | POLLHUP | POLLERR)))
+          continue;
+        if (!internal::ReadAvailable(fds[k].fd, k == 0 ? &out : &err)) {
+          internal::CloseFd(&fds[k].fd);
+        }
+      }
+      if (drain) drain();
+    }
+    if (!reaped && internal::WaitPid(pid, &status, WNOHANG) == pid) {
+      reaped = true;
+      outcome.runtime =
+          std::chrono::duration<double>(Clock::now() - started).count();
+      // The command is done; what it left in the background goes with it.
+      if (!termed) {
+        kill(-pid, SIGTERM);
+        termed = true;
+        kill_at = Clock::now() + std::chrono::milliseconds(100);
+      }
+    }
+    if (!reaped) {
+      const Stopped why = stop.Now();
+      if (why != Stopped::kNo) terminate(why);
+      if (Clock::now() >= deadline) terminate(Stopped::kTimeout);
+    }
+    if (termed && !killed && Clock::now() >= kill_at) {
+      kill(-pid, SIGKILL);
+      killed = true;
+      if (reaped) give_up_at = Clock::now() + kDrainLimit;
+    }
+    if (reaped && killed && give_up_at == Clock::time_point::max()) {
+      give_up_at = Clock::now() + kDrainLimit;
+    }
+    if (Clock::now() >= give_up_at) break;  // held open outside the group
+  }
+  internal::CloseFd(&fds[0].fd);
+  internal::CloseFd(&fds[1].fd);
+  if (pidfd >= 0) close(pidfd);
+  kill(-pid, SIGKILL);  // anything of its group still around
+  // Adopted members of the group (we are their subreaper) that are gone.
+  while (internal::WaitPid(-pid, nullptr, WNOHANG) > 0) {
+  }
+  guard.Remove(pid);
+  const internal::WaitOutcome w = internal::DecodeWaitStatus(status);
+  outcome.exit_code = internal::ShellExitCode(status);
+  outcome.signal = w.signal;
+  outcome.exit_status = w.signal != 0 ? 0 : w.exit_status;
+  return outcome;
+}
+
+}  // namespace fanout::cli

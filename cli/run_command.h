@@ -1,0 +1,62 @@
+// fanout/cli/run_command.h — one shell command run to its end: `/bin/sh -c`
+// in its own process group, its stdout and stderr collected, its group
+// killed at its deadline, when the run stops, and once its shell exits
+// (so that what it left in the background cannot hold the run).
+//
+//   fanout::cli::ProcessGuard guard;
+//   fanout::cli::StopState stop{.cancel = &interrupted};
+//   std::string out, err;
+//   fanout::cli::Outcome o = fanout::cli::RunOne("make -C a", /*timeout_s=*/60,
+//                                                stop, guard, out, err, {});
+//   if (!o.ok()) ...  // o.exit_code: the status, or 128 + the signal
+#ifndef FANOUT_CLI_RUN_COMMAND_H_
+#define FANOUT_CLI_RUN_COMMAND_H_
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "cli/process_guard.h"
+
+namespace fanout::cli {
+
+using Clock = std::chrono::steady_clock;
+
+// Why a command was stopped by us rather than ending by itself.
+enum class Stopped { kNo, kTimeout, kHalt, kCancel };
+
+struct Outcome {
+  int exit_code = 0;    // exit status, or 128 + signal
+  int exit_status = 0;  // the joblog's Exitval (0 when killed)
+  int signal = 0;       // the joblog's Signal
+  Stopped stopped = Stopped::kNo;
+  double start = 0;  // seconds since the epoch
+  double runtime = 0;
+  bool ok() const { return exit_code == 0; }
+};
+
+// What makes every running command stop: Ctrl+C, --halt=now, the run's
+// deadline (--timeout-ms); and, for the runner, --halt=soon.
+struct StopState {
+  const std::atomic<bool>* cancel = nullptr;
+  std::atomic<bool> halt_now{false};
+  std::atomic<bool> no_new{false};  // --halt=soon (or now)
+  std::atomic<bool> run_timed_out{false};
+  Clock::time_point run_deadline = Clock::time_point::max();
+
+  // The reason to stop every command now, if any.
+  Stopped Now();
+};
+
+// Runs `command`, collecting its output into out / err (calling `drain`
+// after each read when set); kills its process group (SIGTERM, then SIGKILL)
+// after `timeout_s` seconds (0: never) or when `stop` says so. Throws
+// fanout::Error when it cannot create a pipe or fork.
+Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
+               ProcessGuard& guard, std::string& out, std::string& err,
+               const std::function<void()>& drain);
+
+}  // namespace fanout::cli
+
+#endif  // FANOUT_CLI_RUN_COMMAND_H_

@@ -1,0 +1,695 @@
+// Commands mode, GNU parallel's daily core: the input forms and replacement
+// strings as functions, then the CLI run as a process — output modes, job log
+// and resume, retries, halt rules, timeouts, and that no command (nor what it
+// started in the background) outlives its run.
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/command_input.h"
+#include "cli/halt.h"
+#include "cli/joblog.h"
+#include "core/errors.h"
+#include "tests/subprocess.h"
+
+extern char** environ;
+
+namespace fanout::testing {
+namespace {
+
+using cli::BuildJobs;
+using cli::CommandLine;
+using cli::Job;
+using Clock = std::chrono::steady_clock;
+
+const std::string& Cli() {
+  static const std::string path = Runfile("cli/run");
+  return path;
+}
+
+std::string Tmp(const std::string& name) {
+  return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)),
+                     std::istreambuf_iterator<char>());
+}
+
+// /proc/PID/cmdline, or "" when the process is gone (reading the file of a
+// process that is exiting fails with ESRCH).
+std::string Cmdline(const char* pid) {
+  const int fd = open(("/proc/" + std::string(pid) + "/cmdline").c_str(),
+                      O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string text;
+  char buf[4096];
+  for (ssize_t got; (got = read(fd, buf, sizeof(buf))) > 0;) {
+    text.append(buf, static_cast<std::size_t>(got));
+  }
+  close(fd);
+  return text;
+}
+
+// Pids of live (not zombie) processes whose command line contains `marker`
+// and is not the CLI's own.
+std::vector<int> ProcessesWith(const std::string& marker) {
+  std::vector<int> pids;
+  DIR* d = opendir("/proc");
+  while (dirent* e = readdir(d)) {
+    const int pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    std::string cmdline = Cmdline(e->d_name);
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(marker) != std::string::npos &&
+        cmdline.find(Cli()) == std::string::npos &&
+        cmdline.find("/bin/sh -c " + Cli()) == std::string::npos) {
+      pids.push_back(pid);
+    }
+  }
+  closedir(d);
+  return pids;
+}
+
+// Waits up to `limit` for no process to carry `marker`.
+bool GoneWithin(const std::string& marker, std::chrono::milliseconds limit) {
+  const auto end = Clock::now() + limit;
+  while (Clock::now() < end) {
+    if (ProcessesWith(marker).empty()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return ProcessesWith(marker).empty();
+}
+
+// Starts the CLI with `args`, its output to /dev/null.
+pid_t Spawn(const std::vector<std::string>& args) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  std::vector<std::string> storage = args;
+  std::vector<char*> argv = {const_cast<char*>(Cli().c_str())};
+  for (std::string& a : storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  posix_spawn(&pid, Cli().c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+// Waits until `count` processes carry `marker`.
+bool Running(const std::string& marker, std::size_t count) {
+  for (int i = 0; i < 200; ++i) {
+    if (ProcessesWith(marker).size() >= count) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  return false;
+}
+
+int WaitExit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// ---- the input forms and replacement strings, as functions ----
+
+TEST(CommandInput, EveryReplacementString) {
+  const Job job{.seq = 7, .args = {"dir/sub/file.tar.gz"}};
+  EXPECT_EQ(CommandLine("x {}", job, 3), "x dir/sub/file.tar.gz");
+  EXPECT_EQ(CommandLine("x {.}", job, 3), "x dir/sub/file.tar");
+  EXPECT_EQ(CommandLine("x {/}", job, 3), "x file.tar.gz");
+  EXPECT_EQ(CommandLine("x {//}", job, 3), "x dir/sub");
+  EXPECT_EQ(CommandLine("x {/.}", job, 3), "x file.tar");
+  EXPECT_EQ(CommandLine("x {#}", job, 3), "x 7");
+  EXPECT_EQ(CommandLine("x {%}", job, 3), "x 3");
+  EXPECT_EQ(CommandLine("x {1} {1/}", job, 3),
+            "x dir/sub/file.tar.gz file.tar.gz");
+  // GNU parallel's edge cases: no directory, a dot in a directory name.
+  const Job plain{.seq = 1, .args = {"a.b/c"}};
+  EXPECT_EQ(CommandLine("{.} {//}", plain, 1), "a.b/c a.b");
+  const Job bare{.seq = 1, .args = {"file"}};
+  EXPECT_EQ(CommandLine("{//} {.}", bare, 1), ". file");
+  // Not replacement strings: left alone.
+  EXPECT_EQ(CommandLine("awk '{print}' {}", bare, 1), "awk '{print}' file");
+}
+
+TEST(CommandInput, ArgumentAppendedWhenNoReplacement) {
+  const Job job{.seq = 1, .args = {"a b"}};
+  EXPECT_EQ(CommandLine("gzip -9", job, 1), "gzip -9 'a b'");
+  // Any replacement string, {#} too, stops the appending (GNU parallel's
+  // rule).
+  EXPECT_EQ(CommandLine("echo {#}", job, 1), "echo 1");
+  // Without a template the arguments are the command, unquoted.
+  EXPECT_EQ(CommandLine("", {.seq = 1, .args = {"echo $HOME"}}, 1),
+            "echo $HOME");
+}
+
+TEST(CommandInput, ShellQuoting) {
+  EXPECT_EQ(cli::ShellQuote("plain-name_1.txt"), "plain-name_1.txt");
+  EXPECT_EQ(cli::ShellQuote(""), "''");
+  EXPECT_EQ(cli::ShellQuote("a b"), "'a b'");
+  EXPECT_EQ(cli::ShellQuote("it's $HOME"), "'it'\\''s $HOME'");
+}
+
+TEST(CommandInput, GroupsGiveTheirCrossProduct) {
+  cli::CommandInput in;
+  in.groups = {{"a", "b"}, {"1", "2", "3"}};
+  const std::vector<Job> jobs = BuildJobs(in);
+  ASSERT_EQ(jobs.size(), 6u);
+  std::vector<std::string> got;
+  got.reserve(jobs.size());
+  for (const Job& j : jobs) {
+    got.push_back(std::to_string(j.seq) + j.args[0] + j.args[1]);
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"1a1", "2a2", "3a3", "4b1", "5b2",
+                                           "6b3"}));
+  in.groups.push_back({});
+  EXPECT_TRUE(BuildJobs(in).empty());
+}
+
+TEST(Joblog, FormatAndParse) {
+  EXPECT_EQ(cli::JoblogHeader(),
+            "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\t"
+            "Signal\tCommand\n");
+  const std::string row = cli::FormatJoblogRow({.seq = 3,
+                                                .start = 1700000000.25,
+                                                .runtime = 1.5,
+                                                .receive = 12,
+                                                .exitval = 2,
+                                                .command = "echo a\tb"});
+  EXPECT_EQ(row, "3\t:\t1700000000.250\t     1.500\t0\t12\t2\t0\techo a\tb\n");
+  const auto rows = cli::ParseJoblog(cli::JoblogHeader() + row + "junk\n");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows.at(3).command, "echo a\tb");
+  EXPECT_EQ(rows.at(3).exitval, 2);
+  EXPECT_FALSE(rows.at(3).ok());
+}
+
+TEST(Halt, Rules) {
+  using cli::HaltRule;
+  EXPECT_EQ(cli::ParseHalt("never").when, HaltRule::When::kNever);
+  const HaltRule now = cli::ParseHalt("now,fail=1");
+  EXPECT_EQ(now.when, HaltRule::When::kNow);
+  EXPECT_FALSE(cli::ShouldHalt(now, {.total = 9, .succeeded = 5}));
+  EXPECT_TRUE(cli::ShouldHalt(now, {.total = 9, .failed = 1}));
+  const HaltRule pct = cli::ParseHalt("soon,fail=50%");
+  EXPECT_FALSE(cli::ShouldHalt(pct, {.total = 4, .failed = 1}));
+  EXPECT_TRUE(cli::ShouldHalt(pct, {.total = 4, .failed = 2}));
+  const HaltRule ok = cli::ParseHalt("now,success=2");
+  EXPECT_TRUE(cli::ShouldHalt(ok, {.total = 4, .failed = 1, .succeeded = 2}));
+  EXPECT_TRUE(cli::ShouldHalt(cli::ParseHalt("soon,done=3"),
+                              {.total = 4, .failed = 1, .succeeded = 2}));
+  EXPECT_EQ(cli::ParseHalt("2").when, HaltRule::When::kNow);
+  for (const char* bad : {"now", "later,fail=1", "now,fail=0", "now,fail=x",
+                          "soon,fail=101%", "now,oops=1"}) {
+    EXPECT_THROW(cli::ParseHalt(bad), fanout::UsageError) << bad;
+  }
+}
+
+// ---- the CLI ----
+
+TEST(Commands, ArgumentsAfterTripleColonInInputOrder) {
+  Result r = RunProgram(Cli(), {"-k", "--jobs=4", "echo", "{#}", "{}",
+                                ":::", "a", "b", ":::", "1", "2"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1 a 1\n2 a 2\n3 b 1\n4 b 2\n");
+  EXPECT_EQ(
+      Lines(r.err)[0].rfind("commands: 4 run, 4 ok, 0 failed, 4 at a ", 0), 0u)
+      << r.err;
+}
+
+TEST(Commands, GnuShortFlags) {
+  // -k is --keep-order; -j N and -jN are --jobs.
+  for (const auto& jobs : std::vector<std::vector<std::string>>{
+           {"-j", "3"}, {"-j3"}, {"--jobs", "3"}}) {
+    std::vector<std::string> args = jobs;
+    args.insert(args.end(), {"-k", ":::", "sleep 0.2; echo a", "echo b"});
+    Result r = RunProgram(Cli(), args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "a\nb\n");
+    EXPECT_NE(r.err.find(", 3 at a time, "), std::string::npos) << r.err;
+  }
+}
+
+TEST(Commands, NoTemplateRunsTheArguments) {
+  Result r = RunProgram(Cli(), {"-k", ":::", "echo one", "echo two | tr o 0"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "one\ntw0\n");
+}
+
+TEST(Commands, FileNamesWithSpacesQuotesAndDollarRunAsThemselves) {
+  const std::vector<std::string> names = {"a b",  "it's",       "$HOME",
+                                          "x\"y", "semi;colon", "*"};
+  std::vector<std::string> args = {"-k", "printf", "'[%s]\\n'", ":::"};
+  args.insert(args.end(), names.begin(), names.end());
+  Result r = RunProgram(Cli(), args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "[a b]\n[it's]\n[$HOME]\n[x\"y]\n[semi;colon]\n[*]\n");
+}
+
+TEST(Commands, LinesOfStdinAreArguments) {
+  Result r = RunProgram(Cli(), {"-k", "--", "echo", "got"}, "x 1\n\ny\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // Each line one argument: echo sees "x 1" as one word, and an empty one.
+  EXPECT_EQ(r.out, "got x 1\ngot \ngot y\n");
+  r = RunProgram(Cli(), {"-k", "--", "printf", "'<%s>'"}, "x  1\n\n");
+  EXPECT_EQ(r.out, "<x  1><>");
+}
+
+// The CLI with a pipe on its stdin and one on its stdout.
+struct Piped {
+  pid_t pid = -1;
+  int in = -1;   // write end: the CLI's stdin
+  int out = -1;  // read end: the CLI's stdout
+};
+
+Piped SpawnPiped(const std::vector<std::string>& args) {
+  int in[2], out[2];
+  EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
+  EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  std::vector<std::string> storage = args;
+  std::vector<char*> argv = {const_cast<char*>(Cli().c_str())};
+  for (std::string& a : storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  Piped p;
+  posix_spawn(&p.pid, Cli().c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(in[0]);
+  close(out[1]);
+  p.in = in[1];
+  p.out = out[0];
+  return p;
+}
+
+// What `fd` gives within `limit` (until end of file or the time is up).
+std::string ReadFor(int fd, std::chrono::milliseconds limit) {
+  std::string got;
+  const auto end = Clock::now() + limit;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          end - Clock::now())
+                          .count();
+    pollfd p = {fd, POLLIN, 0};
+    if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) break;
+    char buf[256];
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+TEST(Commands, StdinLinesRunAsTheyCome) {
+  Piped p = SpawnPiped({"-k", "--", "echo", "got"});
+  ASSERT_EQ(write(p.in, "a\n", 2), 2);
+  // The first line runs while stdin is still open.
+  EXPECT_EQ(ReadFor(p.out, std::chrono::milliseconds(1500)), "got a\n");
+  ASSERT_EQ(write(p.in, "b\n# not a comment here\n", 23), 23);
+  close(p.in);
+  EXPECT_EQ(ReadFor(p.out, std::chrono::seconds(5)),
+            "got b\ngot # not a comment here\n");
+  close(p.out);
+  EXPECT_EQ(WaitExit(p.pid), 0);
+}
+
+TEST(Commands, CtrlCWhileWaitingForStdin) {
+  Piped p = SpawnPiped({"--commands=-"});
+  ASSERT_EQ(write(p.in, "echo first\n", 11), 11);
+  EXPECT_EQ(ReadFor(p.out, std::chrono::milliseconds(1500)), "first\n");
+  const auto sent = Clock::now();
+  kill(p.pid, SIGINT);
+  EXPECT_EQ(WaitExit(p.pid), 130);
+  EXPECT_LT(Clock::now() - sent, std::chrono::seconds(2));
+  close(p.in);
+  close(p.out);
+}
+
+TEST(Commands, QuadColonReadsArgumentsFromFiles) {
+  std::ofstream(Tmp("args1")) << "a\nb\n";
+  std::ofstream(Tmp("args2")) << "1\n";
+  Result r =
+      RunProgram(Cli(), {"-k", "echo", "{1}-{2}-{3}", "::::", Tmp("args1"),
+                         Tmp("args2"), ":::", "z"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "a-1-z\nb-1-z\n");
+}
+
+TEST(Commands, DryRunPrintsAndRunsNothing) {
+  Result r =
+      RunProgram(Cli(), {"--dry-run", "--jobs=2", "touch",
+                         Tmp("never-") + "{%}", "{}", ":::", "a", "b", "c"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "touch " + Tmp("never-") + "1 a\ntouch " + Tmp("never-") +
+                       "2 b\ntouch " + Tmp("never-") + "1 c\n");
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  EXPECT_NE(access((Tmp("never-") + "1").c_str(), F_OK), 0);
+}
+
+TEST(Commands, KeepOrderPrintsInInputOrder) {
+  Result r = RunProgram(Cli(), {"-k", "--jobs=3", ":::", "sleep 0.4; echo 1",
+                                "echo 2", "sleep 0.2; echo 3"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1\n2\n3\n");
+  // Grouped (the default) prints as they finish.
+  r = RunProgram(Cli(), {"--jobs=3", ":::", "sleep 0.4; echo 1", "echo 2",
+                         "sleep 0.2; echo 3"});
+  EXPECT_EQ(r.out, "2\n3\n1\n");
+}
+
+TEST(Commands, LineBufferInterleavesWholeLines) {
+  Result r = RunProgram(
+      Cli(), {"--line-buffer", "--jobs=2",
+              ":::", "printf a; sleep 0.2; echo A; sleep 0.4; echo B",
+              "sleep 0.4; echo c"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "aA\nc\nB\n");
+}
+
+TEST(Commands, TagPrefixesEachLine) {
+  Result r = RunProgram(Cli(), {"-k", "--tag", "printf", "'%s\\n%s'", "{}",
+                                "tail", ":::", "a", "b c"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "a\ta\na\ttail"
+            "b c\tb c\nb c\ttail");
+}
+
+TEST(Commands, BinaryAndLongOutputIntact) {
+  Result r = RunProgram(Cli(), {"--jobs=2", ":::", "printf 'x\\000\\377y'",
+                                "head -c 3000000 /dev/zero"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.size(), 3000004u);
+  EXPECT_NE(r.out.find(std::string("x\0\377y", 4)), std::string::npos);
+}
+
+TEST(Commands, ResultsKeepEachCommandsFiles) {
+  const std::string dir = Tmp("results");
+  Result r = RunProgram(
+      Cli(), {"--results=" + dir, "--", "sh", "-c",
+              "'echo out-$0; echo err-$0 >&2; exit $0'", ":::", "0", "3"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(Slurp(dir + "/1/stdout"), "out-0\n");
+  EXPECT_EQ(Slurp(dir + "/1/stderr"), "err-0\n");
+  EXPECT_EQ(Slurp(dir + "/1/exitval"), "0\n");
+  EXPECT_EQ(Slurp(dir + "/2/exitval"), "3\n");
+  EXPECT_EQ(Slurp(dir + "/2/cmd"),
+            "sh -c 'echo out-$0; echo err-$0 >&2; exit $0' 3\n");
+}
+
+TEST(Commands, JoblogRowsParsed) {
+  const std::string log = Tmp("joblog");
+  Result r = RunProgram(Cli(), {"--joblog=" + log, "--jobs=2", ":::", "echo hi",
+                                "exit 4", "kill -TERM $$"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const std::string text = Slurp(log);
+  EXPECT_EQ(text.rfind(cli::JoblogHeader(), 0), 0u) << text;
+  EXPECT_EQ(Lines(text).size(), 4u) << text;
+  const auto rows = cli::ParseJoblog(text);
+  ASSERT_EQ(rows.size(), 3u) << text;
+  EXPECT_EQ(rows.at(1).host, ":");
+  EXPECT_EQ(rows.at(1).command, "echo hi");
+  EXPECT_EQ(rows.at(1).receive, 3u);
+  EXPECT_TRUE(rows.at(1).ok());
+  EXPECT_EQ(rows.at(2).exitval, 4);
+  EXPECT_EQ(rows.at(2).signal, 0);
+  EXPECT_EQ(rows.at(3).exitval, 0);
+  EXPECT_EQ(rows.at(3).signal, SIGTERM);
+  const double now = std::chrono::duration<double>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  for (const auto& [seq, row] : rows) {
+    EXPECT_LT(now - row.start, 60) << seq;
+    EXPECT_GE(row.runtime, 0) << seq;
+  }
+}
+
+TEST(Commands, ResumeAfterCtrlCRunsOnlyTheRest) {
+  const std::string log = Tmp("resume.log"), flag = Tmp("resume.flag"),
+                    cmds = Tmp("resume.txt");
+  std::ofstream(cmds) << "echo 1\necho 2\ntest -e " << flag
+                      << " || sleep 100.31; echo 3\necho 4\n";
+  const pid_t pid =
+      Spawn({"--commands=" + cmds, "--jobs=1", "--joblog=" + log});
+  ASSERT_TRUE(Running("sleep 100.31", 1));
+  kill(pid, SIGINT);
+  EXPECT_EQ(WaitExit(pid), 130);
+  EXPECT_TRUE(GoneWithin("sleep 100.31", std::chrono::seconds(2)));
+  auto rows = cli::ParseJoblog(Slurp(log));
+  ASSERT_EQ(rows.size(), 2u) << Slurp(log);
+  std::ofstream(flag) << "";
+  Result r = RunProgram(
+      Cli(), {"--commands=" + cmds, "--jobs=1", "--joblog=" + log, "--resume"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "3\n4\n");
+  EXPECT_NE(r.err.find("commands: 2 skipped, already in --joblog="),
+            std::string::npos)
+      << r.err;
+  rows = cli::ParseJoblog(Slurp(log));
+  EXPECT_EQ(rows.size(), 4u);
+  EXPECT_EQ(Lines(Slurp(log)).size(), 5u);  // one header
+}
+
+TEST(Commands, ResumeFailedRerunsOnlyFailures) {
+  const std::string log = Tmp("rf.log"), flag = Tmp("rf.flag");
+  const std::vector<std::string> args = {
+      "-k",     "--joblog=" + log,         ":::",
+      "echo a", "echo b; test -e " + flag, "echo c"};
+  Result r = RunProgram(Cli(), args);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "a\nb\nc\n");
+  std::ofstream(flag) << "";
+  std::vector<std::string> again = args;
+  again.insert(again.begin(), "--resume-failed");
+  r = RunProgram(Cli(), again);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "b\n");
+  const auto rows = cli::ParseJoblog(Slurp(log));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_TRUE(rows.at(2).ok());
+  EXPECT_EQ(Lines(Slurp(log)).size(), 5u);  // header, 3 rows, the rerun
+}
+
+TEST(Commands, RetriesRunAFailingCommandUpToNTimes) {
+  const std::string count = Tmp("tries");
+  const std::string cmd =
+      "echo x >> " + count + "; test $(wc -l < " + count + ") -ge 3";
+  Result r = RunProgram(Cli(), {"--retries=2", ":::", cmd});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(Lines(Slurp(count)).size(), 2u);
+  std::remove(count.c_str());
+  r = RunProgram(Cli(), {"--retries=3", ":::", cmd});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Lines(Slurp(count)).size(), 3u);
+}
+
+TEST(Commands, HaltNowFailKillsTheRest) {
+  const auto start = Clock::now();
+  Result r = RunProgram(
+      Cli(), {"--halt=now,fail=1", "--jobs=2", ":::", "sleep 0.2; exit 5",
+              "sleep 100.41", "echo never"});
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(3));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.out, "");
+  const auto err = Lines(r.err);
+  ASSERT_EQ(err.size(), 3u) << r.err;
+  EXPECT_EQ(err[0].rfind("commands: 1 run, 0 ok, 1 failed, 2 at a time, ", 0),
+            0u);
+  EXPECT_EQ(err[1], "  [1] exit 5: sleep 0.2; exit 5");
+  EXPECT_EQ(err[2],
+            "commands: halted after [1] (--halt=now,fail=1): 1 stopped, 1 not "
+            "started");
+  EXPECT_TRUE(GoneWithin("sleep 100.41", std::chrono::seconds(1)));
+}
+
+TEST(Commands, HaltSoonFailLetsRunningOnesFinish) {
+  Result r =
+      RunProgram(Cli(), {"--halt=soon,fail=1", "--jobs=2", ":::", "exit 1",
+                         "sleep 0.3; echo slow", "echo never"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.out, "slow\n");
+  EXPECT_NE(r.err.find("halted after [1] (--halt=soon,fail=1): 0 stopped, 1 "
+                       "not started"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST(Commands, HaltNowSuccessExits0) {
+  const auto start = Clock::now();
+  Result r =
+      RunProgram(Cli(), {"--halt=now,success=1", "--jobs=2",
+                         ":::", "sleep 0.2; echo found", "sleep 100.42"});
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(3));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "found\n");
+  EXPECT_TRUE(GoneWithin("sleep 100.42", std::chrono::seconds(1)));
+}
+
+TEST(Commands, HaltOnAPercentageOfFailures) {
+  Result r =
+      RunProgram(Cli(), {"-k", "--halt=soon,fail=50%", "--jobs=1",
+                         ":::", "false", "echo ok", "false", "echo never"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.out, "ok\n");
+  EXPECT_NE(r.err.find("halted after [3] (--halt=soon,fail=50%)"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST(Commands, TimeoutKillsTheWholeGroupWithBackgroundGrandchild) {
+  const auto start = Clock::now();
+  Result r = RunProgram(
+      Cli(), {"--timeout=0.5", ":::", "sleep 100.51 & sleep 100.52; echo no",
+              "echo fast"});
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(3));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.out, "fast\n");
+  EXPECT_NE(r.err.find("  [1] timed out after 0.5s (--timeout): sleep 100.51"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(GoneWithin("sleep 100.5", std::chrono::seconds(1)));
+}
+
+TEST(Commands, RunTimeoutMsAppliesToCommands) {
+  const auto start = Clock::now();
+  Result r = RunProgram(Cli(), {"--timeout-ms=500", ":::", "sleep 100.61"});
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(3));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("run: error: commands timed out after 500 ms "
+                       "(--timeout-ms): 1 stopped, 0 not started"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(GoneWithin("sleep 100.61", std::chrono::seconds(1)));
+}
+
+TEST(Commands, BackgroundChildHoldingStdoutDoesNotHoldTheRun) {
+  const auto start = Clock::now();
+  Result r = RunProgram(Cli(), {":::", "sleep 100.71 & echo started"});
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(3));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "started\n");
+  EXPECT_TRUE(GoneWithin("sleep 100.71", std::chrono::seconds(1)));
+}
+
+TEST(Commands, NothingOutlivesACliKilledBySigkill) {
+  const pid_t pid =
+      Spawn({"--jobs=2", ":::", "sleep 100.81 & sleep 100.82", "sleep 100.83"});
+  ASSERT_TRUE(Running("sleep 100.8", 3));
+  kill(pid, SIGKILL);
+  EXPECT_EQ(WaitExit(pid), 128 + SIGKILL);
+  EXPECT_TRUE(GoneWithin("sleep 100.8", std::chrono::seconds(2)))
+      << ProcessesWith("sleep 100.8").size();
+}
+
+TEST(Commands, NothingOutlivesACliEndedByHangup) {
+  const pid_t pid = Spawn({":::", "sleep 100.91 & sleep 100.92"});
+  ASSERT_TRUE(Running("sleep 100.9", 2));
+  kill(pid, SIGHUP);
+  EXPECT_EQ(WaitExit(pid), 128 + SIGHUP);
+  EXPECT_TRUE(GoneWithin("sleep 100.9", std::chrono::seconds(2)));
+}
+
+TEST(Commands, NothingOutlivesACliEndedBySigpipe) {
+  Result r = RunProgram(
+      "/bin/sh",
+      {"-c", Cli() + " --line-buffer ::: 'echo a; sleep 0.3; echo b; "
+                     "sleep 101.01 & sleep 101.02' | head -1"});
+  EXPECT_EQ(r.out, "a\n");
+  EXPECT_TRUE(GoneWithin("sleep 101.0", std::chrono::seconds(2)));
+}
+
+TEST(Commands, CtrlCReachesBackgroundChildren) {
+  const pid_t pid = Spawn({":::", "sleep 101.11 & sleep 101.12"});
+  ASSERT_TRUE(Running("sleep 101.1", 2));
+  kill(pid, SIGINT);
+  EXPECT_EQ(WaitExit(pid), 130);
+  EXPECT_TRUE(GoneWithin("sleep 101.1", std::chrono::seconds(1)));
+}
+
+TEST(Commands, DelaySpacesTheStarts) {
+  const std::string log = Tmp("delay.log");
+  Result r = RunProgram(Cli(), {"--delay=0.3", "--jobs=3", "--joblog=" + log,
+                                ":::", "true", "true", "true"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = cli::ParseJoblog(Slurp(log));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_GE(rows.at(2).start - rows.at(1).start, 0.25);
+  EXPECT_GE(rows.at(3).start - rows.at(2).start, 0.25);
+}
+
+TEST(Commands, ProgressOnlyOnATerminal) {
+  // script(1) gives the CLI a pseudo-terminal.
+  Result tty = RunProgram(
+      "/usr/bin/script",
+      {"-qec", Cli() + " --progress ::: true false true", "/dev/null"});
+  EXPECT_NE(tty.out.find("\r\033[Kcommands: 3/3 done, 1 failed"),
+            std::string::npos)
+      << tty.out;
+  Result pipe = RunProgram(Cli(), {"--progress", ":::", "true"});
+  EXPECT_EQ(pipe.err.find("done,"), std::string::npos) << pipe.err;
+}
+
+// Exit 2, nothing on stdout and exactly one `run:` line on stderr.
+void ExpectUsageError(const std::vector<std::string>& args,
+                      const std::string& prefix, const std::string& in = "") {
+  Result r = RunProgram(Cli(), args, in);
+  EXPECT_EQ(r.exit_code, 2) << args[0] << ": " << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  const auto err = Lines(r.err);
+  ASSERT_EQ(err.size(), 1u) << r.err;
+  EXPECT_EQ(err[0].rfind(prefix, 0), 0u) << err[0];
+}
+
+TEST(Commands, BadInputIsOneLineAndExit2) {
+  ExpectUsageError({"--commands=/tmp"}, "run: --commands=/tmp: is a directory");
+  ExpectUsageError({"--commands=/proc/self/mem"},
+                   "run: --commands=/proc/self/mem: cannot read: ");
+  std::ofstream(Tmp("binary"), std::ios::binary)
+      << std::string("echo a\n\0\1\2", 10);
+  ExpectUsageError({"--commands=" + Tmp("binary")},
+                   "run: --commands=" + Tmp("binary") +
+                       ": is not text (a NUL byte at offset 7)");
+  ExpectUsageError({"--commands=-"}, "run: --commands=-: is not text",
+                   std::string("x\0", 2));
+  ExpectUsageError({"echo", "::::", "/nonexistent/args"},
+                   "run: :::: /nonexistent/args: cannot open: ");
+  ExpectUsageError({"--halt=sometimes", ":::", "true"},
+                   "run: --halt=sometimes is invalid; valid: never, ");
+  ExpectUsageError({"--timeout=-1", ":::", "true"},
+                   "run: --timeout=-1 is invalid; valid: seconds");
+  ExpectUsageError({"--retries=x", ":::", "true"},
+                   "run: --retries='x' is not a number");
+  ExpectUsageError({"--resume", ":::", "true"},
+                   "run: --resume needs the log of the run to resume");
+  ExpectUsageError({"-k"}, "run: that flag is for commands mode");
+  ExpectUsageError({"-k", "--line-buffer", ":::", "true"},
+                   "run: --keep-order and --line-buffer cannot be combined");
+  ExpectUsageError({"--commands=-", "echo", ":::", "a"},
+                   "run: --commands=- and the arguments 'echo' both say");
+  ExpectUsageError({"--joblog=/nonexistent/dir/log", ":::", "true"},
+                   "run: --joblog=/nonexistent/dir/log: cannot open for "
+                   "writing: ");
+}
+
+}  // namespace
+}  // namespace fanout::testing
