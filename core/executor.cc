@@ -309,6 +309,12 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
   o.jobs = std::max(o.jobs, 1);
   o.batch_auto = o.batch_size == 0;
   o.batch_size = resolve_batch_size(job.n, total_workers(o.jobs), o.batch_size);
+  if (o.retries < 0) {
+    throw UsageError("retries must not be negative (got " +
+                     std::to_string(o.retries) +
+                     "); valid: 0 (never) or how many times to run a failed "
+                     "task again");
+  }
   if (!shares_memory() && job.uncrossable_result != nullptr && job.n > 0) {
     const std::string type = Demangle(job.uncrossable_result->name());
     throw UsageError(
@@ -384,9 +390,8 @@ RunReport run_inline(std::string_view backend, const Job& job,
   FailureList failures;
   const auto name = [worker] { return std::string(worker); };
   InPlaceSink<decltype(name)> sink(failures, backend, name, options.watch, 0);
-  ChunkRunner<decltype(sink)> runner(job, control,
-                                     options.errors == ErrorPolicy::kFailFast,
-                                     options.progress, options.stop, sink);
+  ChunkRunner<decltype(sink)> runner(job, control, options, options.progress,
+                                     options.stop, sink);
   runner.RunClaimed();
   RunReport report;
   report.failures = failures.Take();

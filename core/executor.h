@@ -115,6 +115,10 @@ struct RunOptions {
   // Where in-process workers record the task they run, for a call that can
   // be stopped while a task does not return. May be null.
   internal::TaskWatch* watch = nullptr;
+  // A task that fails is run again up to `retries` times, when its exception
+  // type is one of `retry_on` (null or empty: any).
+  int retries = 0;
+  const std::vector<std::string>* retry_on = nullptr;
 };
 
 // A task that was running when a call was stopped from outside.

@@ -16,12 +16,14 @@ Parallel::Parallel(std::shared_ptr<Executor> executor, Options options)
   options_.backend = std::string(executor_->name());
 }
 
-RunReport Parallel::Run(const Job& job, ErrorPolicy errors) {
+RunReport Parallel::Run(const Job& job, ErrorPolicy errors, bool retry) {
   RunOptions ro;
   ro.jobs = executor_->jobs();
   ro.batch_size = options_.batch_size;
   ro.errors = errors;
   ro.timeout = options_.timeout;
+  ro.retries = retry ? options_.retries : 0;
+  ro.retry_on = &options_.retry_on;
 
   if (in_task()) {
     // A call from inside a task: the workers are busy with the outer call,

@@ -97,6 +97,14 @@ struct Options {
   // backend kills its workers at the deadline instead, so it never calls
   // this.
   std::function<void(const StuckCall&)> on_stuck = nullptr;
+  // A task that throws is run again, on the same worker, up to `retries`
+  // times (0: never); only for exceptions whose type is in `retry_on`
+  // (demangled, e.g. "std::runtime_error"; empty: any). A task that fails
+  // every attempt fails the call as usual, its message ending "(failed N
+  // attempts)". A worker that dies is not retried (the call fails, naming
+  // the task). map_reduce never retries (a group would run again).
+  int retries = 0;
+  std::vector<std::string> retry_on = {};
 };
 
 // One task's outcome under the collect-all policy: its value or its error.
@@ -367,7 +375,8 @@ class Parallel {
       }
     };
     internal::Runner<T, decltype(fold_group)> runner(groups, fold_group);
-    RunReport report = Run(runner.MakeJob(groups), ErrorPolicy::kFailFast);
+    RunReport report =
+        Run(runner.MakeJob(groups), ErrorPolicy::kFailFast, /*retry=*/false);
     ThrowFirst(report);
     T acc = std::move(init);
     for (auto& partial : runner.slots()) {
@@ -447,7 +456,7 @@ class Parallel {
   friend class internal::WindowSource;
 
   // Runs the job and sorts its failures by task index.
-  RunReport Run(const Job& job, ErrorPolicy errors);
+  RunReport Run(const Job& job, ErrorPolicy errors, bool retry = true);
   static void ThrowFirst(const RunReport& report);
 
   template <class R>

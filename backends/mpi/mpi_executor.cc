@@ -58,7 +58,6 @@ class MpiExecutor final : public Executor {
   bool calls_from_any_thread() const override { return world_.size == 1; }
 
  protected:
-
   RunReport RunParallel(const Job& job, const RunOptions& options) override {
     // Refused alike on every rank, before the call takes a number.
     internal::CheckCallingThread(world_);

@@ -31,8 +31,7 @@ bool RankRun::CheckStop() {
 
 void RankRun::RunChunk(Chunk c, RankSink& sink) {
   fanout::internal::ChunkRunner<RankSink> runner(
-      job, control, options.errors == ErrorPolicy::kFailFast, options.progress,
-      options.stop, sink);
+      job, control, options, options.progress, options.stop, sink);
   if (!runner.RunChunk(c.begin, c.end)) CheckStop();
 }
 

@@ -180,8 +180,7 @@ void WorkerMain(const WorkerPlan& plan) {
     // The caller watches the call's stop token and stops workers from
     // outside; here only the shared control block's stop flag is seen.
     internal::ChunkRunner<WorkerSink> runner(
-        *plan.job, *plan.control,
-        plan.options->errors == ErrorPolicy::kFailFast, &plan.control->progress,
+        *plan.job, *plan.control, *plan.options, &plan.control->progress,
         /*stop=*/nullptr, sink);
     runner.RunClaimed();
     sink.FlushAll();

@@ -135,9 +135,8 @@ class Call {
   }
 
   internal::ChunkRunner<Sink> Runner(Sink& sink) {
-    return internal::ChunkRunner<Sink>(
-        job_, control_, options_.errors == ErrorPolicy::kFailFast,
-        options_.progress, options_.stop, sink);
+    return internal::ChunkRunner<Sink>(job_, control_, options_,
+                                       options_.progress, options_.stop, sink);
   }
 
   const Job& job_;

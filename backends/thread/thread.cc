@@ -134,8 +134,7 @@ void Pool::Work(int worker) {
   internal::InPlaceSink<decltype(name)> sink(failures_, "thread", name,
                                              options.watch, worker);
   internal::ChunkRunner<decltype(sink)> runner(
-      job, control_, options.errors == ErrorPolicy::kFailFast, options.progress,
-      options.stop, sink);
+      job, control_, options, options.progress, options.stop, sink);
   runner.RunClaimed();
 }
 

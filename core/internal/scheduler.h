@@ -217,12 +217,15 @@ class ChunkRunner {
   // `progress` counts finished tasks (may be null); `stop` is the call's
   // token when this worker can see it (null in a forked worker: its caller
   // watches the token and stops the worker from outside).
-  ChunkRunner(const Job& job, CallControl& control, bool fail_fast,
+  // `options` gives the error policy and the retry rule.
+  ChunkRunner(const Job& job, CallControl& control, const RunOptions& options,
               std::atomic<std::size_t>* progress, const StopToken* stop,
               Sink& sink)
       : job_(job),
         control_(control),
-        fail_fast_(fail_fast),
+        fail_fast_(options.errors == ErrorPolicy::kFailFast),
+        retries_(options.retries),
+        retry_on_(options.retry_on),
         progress_(progress),
         stop_(stop),
         sink_(sink) {}
@@ -272,10 +275,38 @@ class ChunkRunner {
   }
   // Records task `index`'s failure; false when the call must stop.
   bool Fail(std::size_t index, TaskFailure&& failure);
+  // Runs the failed task `index` again while the retry rule allows; true
+  // when an attempt succeeded. Otherwise *failure is the last attempt's,
+  // its message saying how many attempts there were.
+  bool Retry(std::size_t index, TaskFailure* failure) {
+    int attempts = 1;
+    while (attempts <= retries_ && Retryable(*failure) && !Stopping()) {
+      ++attempts;
+      TaskFailure again;
+      if (job_.run_range(job_.ctx, index, index + 1, &again) == 1) {
+        *failure = TaskFailure();
+        return true;
+      }
+      *failure = std::move(again);
+    }
+    if (attempts > 1) {
+      failure->message += " (failed " + std::to_string(attempts) + " attempts)";
+    }
+    return false;
+  }
+  bool Retryable(const TaskFailure& failure) const {
+    if (retry_on_ == nullptr || retry_on_->empty()) return true;
+    for (const std::string& type : *retry_on_) {
+      if (failure.type == type) return true;
+    }
+    return false;
+  }
 
   const Job& job_;
   CallControl& control_;
   const bool fail_fast_;
+  const int retries_;
+  const std::vector<std::string>* const retry_on_;
   std::atomic<std::size_t>* const progress_;
   const StopToken* const stop_;
   Sink& sink_;
@@ -327,6 +358,11 @@ bool ChunkRunner<Sink>::RunWhole(std::size_t begin, std::size_t end) {
     // The tasks that succeeded, and the one that failed (it finished too).
     Count(done + (failed < end ? 1 : 0));
     if (failed == end) break;
+    if (retries_ > 0 && Retry(failed, &failure)) {
+      failure = TaskFailure();
+      begin = failed + 1;
+      continue;
+    }
     if (!Fail(failed, std::exchange(failure, TaskFailure()))) {
       Done(first, failed + 1);
       return false;
@@ -344,7 +380,8 @@ bool ChunkRunner<Sink>::RunTaskByTask(std::size_t begin, std::size_t end) {
   std::size_t i = begin;
   while (i < end && keep_going) {
     sink_.Started(i);
-    if (job_.run_range(job_.ctx, i, i + 1, &failure) != 1) {
+    if (job_.run_range(job_.ctx, i, i + 1, &failure) != 1 &&
+        !(retries_ > 0 && Retry(i, &failure))) {
       keep_going = Fail(i, std::exchange(failure, TaskFailure()));
     } else if (!sink_.Finished(i)) {
       // The sink recorded why the result could not be kept.

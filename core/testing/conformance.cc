@@ -736,5 +736,60 @@ TEST_P(Conformance, ImapMemoryStaysFlat) {
   EXPECT_LT(grown, 24 * 1024) << "KiB of peak memory for 10M streamed results";
 }
 
+// retries: a flaky task succeeds on a later attempt and its result is kept;
+// a task that always fails is run retries + 1 times and says so; retry_on
+// limits which exception types are retried.
+TEST_P(Conformance, RetriesRunAFailedTaskAgain) {
+  constexpr std::size_t kN = 200;
+  {
+    SharedCounters<std::uint32_t> runs(kN);
+    Parallel p(
+        {.jobs = 2, .backend = backend(), .batch_size = 7, .retries = 2});
+    std::vector<int> r = p.map(kN, [&](std::size_t i) {
+      const std::uint32_t attempt = runs[i].fetch_add(1) + 1;
+      if (i == 50 && attempt < 3) throw BadInput("flaky");
+      return int(i);
+    });
+    ASSERT_EQ(r.size(), kN);
+    for (std::size_t i = 0; i < kN; ++i) ASSERT_EQ(r[i], int(i));
+    std::vector<std::uint64_t> expected(kN, 1);
+    expected[50] = 3;
+    EXPECT_EQ(Summed(runs.Local()), expected);
+  }
+  {
+    SharedCounters<std::uint32_t> runs(kN);
+    Parallel p({.jobs = 2, .backend = backend(), .retries = 2});
+    try {
+      p.for_each(kN, [&](std::size_t i) {
+        runs[i].fetch_add(1);
+        if (i == 77) throw BadInput("always");
+      });
+      ADD_FAILURE() << "expected TaskError";
+    } catch (const TaskError& e) {
+      EXPECT_EQ(e.index(), 77u);
+      EXPECT_EQ(e.message(), "always (failed 3 attempts)");
+    }
+    EXPECT_EQ(Summed(runs.Local())[77], 3u);
+  }
+  {
+    SharedCounters<std::uint32_t> runs(kN);
+    Parallel p({.jobs = 2,
+                .backend = backend(),
+                .retries = 5,
+                .retry_on = {"std::logic_error"}});
+    try {
+      p.for_each(kN, [&](std::size_t i) {
+        runs[i].fetch_add(1);
+        if (i == 9) throw BadInput("not retried");
+      });
+      ADD_FAILURE() << "expected TaskError";
+    } catch (const TaskError& e) {
+      EXPECT_EQ(e.index(), 9u);
+      EXPECT_EQ(e.message(), "not retried");
+    }
+    EXPECT_EQ(Summed(runs.Local())[9], 1u);
+  }
+}
+
 }  // namespace
 }  // namespace fanout::testing
