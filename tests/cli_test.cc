@@ -1,11 +1,14 @@
 // The CLI as a user meets it: run as a process, answers on stdout, one clear
 // line on stderr and exit code 2 for every kind of bad input.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/subprocess.h"
@@ -340,6 +343,82 @@ TEST(CliUsage, EveryHelpFlagExits0) {
     EXPECT_EQ(r.exit_code, 0) << flag << ": " << r.err;
     EXPECT_TRUE(r.err.empty()) << flag << ": " << r.err;
     EXPECT_EQ(r.out, help) << flag;
+  }
+}
+
+// Runs the CLI held to RLIMIT_NPROC = `nproc` processes and threads for its
+// user, as `ulimit -u` would. Root is not held to that limit, so as root the
+// CLI runs under a uid of its own (setpriv) from a copy that uid may read;
+// *skip says why it cannot run at all.
+Result RunWithNproc(int nproc, const std::vector<std::string>& args,
+                    std::string* skip) {
+  const std::string prlimit = "/usr/bin/prlimit", setpriv = "/usr/bin/setpriv";
+  if (access(prlimit.c_str(), X_OK) != 0) {
+    *skip = "no " + prlimit;
+    return {};
+  }
+  std::vector<std::string> argv = {"--nproc=" + std::to_string(nproc)};
+  if (getuid() != 0) {
+    argv.push_back(Cli());
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunProgram(prlimit, argv);
+  }
+  if (access(setpriv.c_str(), X_OK) != 0) {
+    *skip = "running as root and no " + setpriv;
+    return {};
+  }
+  char dir[] = "/tmp/fanout-nproc-XXXXXX";
+  if (mkdtemp(dir) == nullptr || chmod(dir, 0755) != 0) {
+    *skip = "cannot make a directory in /tmp";
+    return {};
+  }
+  const std::string copy = std::string(dir) + "/run";
+  std::filesystem::copy_file(Cli(), copy);
+  chmod(copy.c_str(), 0755);
+  // A uid no one else uses, so that only this run counts against the limit.
+  const std::string uid = std::to_string(3000000 + getpid());
+  argv = {"--reuid=" + uid,
+          "--regid=" + uid,
+          "--clear-groups",
+          prlimit,
+          "--nproc=" + std::to_string(nproc),
+          copy};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Result r = RunProgram(setpriv, argv);
+  std::filesystem::remove_all(dir);
+  return r;
+}
+
+// Issue 14 items 8 and 13: out of threads, every in-process backend says
+// which thread of how many could not start and the limit that refused it,
+// in one line with exit 1 (tbb used to abort: "terminate called ...
+// pthread_create has failed"; thread and mpi said only "Resource
+// temporarily unavailable").
+TEST(Cli, OutOfThreadsNamesTheThreadAndTheLimit) {
+  const std::string limit =
+      ": Resource temporarily unavailable (RLIMIT_NPROC (ulimit -u) is 4 for "
+      "this user, counting all of its processes and threads; this process "
+      "has % threads; use fewer jobs)";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"thread", "thread backend: cannot start worker thread % of 7"},
+      {"tbb", "tbb backend: cannot start worker thread % of 7"},
+      {"mpi", "mpi backend (rank 0): cannot start compute thread % of 7"},
+  };
+  for (const auto& [backend, what] : cases) {
+    std::string skip;
+    Result r = RunWithNproc(4, {"--backend=" + backend, "--jobs=8"}, &skip);
+    if (!skip.empty()) GTEST_SKIP() << skip;
+    EXPECT_EQ(r.exit_code, 1) << backend << ": " << r.err;
+    EXPECT_TRUE(r.out.empty()) << backend << ": " << r.out;
+    const auto err = Lines(r.err);
+    ASSERT_EQ(err.size(), 1u) << backend << ": " << r.err;
+    const std::string want = "run: error: " + what + limit;
+    EXPECT_TRUE(Matches(want, err[0]))
+        << "got:  " << err[0] << "\nwant: " << want;
+    // Within the limit the same run works: the limit is the only cause.
+    r = RunWithNproc(4, {"--backend=" + backend, "--jobs=2"}, &skip);
+    EXPECT_EQ(r.exit_code, 0) << backend << ": " << r.err;
+    EXPECT_EQ(FirstLine(r.out), "249972500250000000") << backend;
   }
 }
 

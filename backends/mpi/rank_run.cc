@@ -4,6 +4,8 @@
 #include <mutex>
 #include <utility>
 
+#include "core/internal/thread_start.h"
+
 namespace fanout::mpi::internal {
 
 void RankRun::StopAndWake() {
@@ -90,6 +92,16 @@ Threads::~Threads() {
     run_.work_cv.notify_all();
   }
   for (std::thread& t : threads_) t.join();
+}
+
+void Threads::CannotStart(int started, int count, int err) {
+  {
+    std::lock_guard<std::mutex> lock(run_.mu);
+    run_.running -= count - started;
+  }
+  throw Error(fanout::internal::ThreadStartError(
+      "mpi backend (" + run_.worker + ")", "compute thread", started + 1, count,
+      err));
 }
 
 void Threads::Join() {

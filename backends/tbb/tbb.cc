@@ -27,9 +27,29 @@
 
 #include "core/executor.h"
 #include "core/internal/scheduler.h"
+#include "core/internal/thread_start.h"
 
 namespace fanout {
 namespace {
+
+// TBB cannot report a worker thread it failed to start: it throws from a
+// worker or from inside its scheduler, which ends the process with
+// "terminate called ... pthread_create has failed" (SIGABRT). So before an
+// arena for `jobs` is made, as many threads as it needs (with TBB's stack
+// size) are started and ended here; when they cannot all exist at once, the
+// call fails with an error naming the limit instead. Workers TBB already
+// runs for other arenas count against the probe too, so a probe may refuse
+// a count that would just fit.
+void CheckThreadsCanStart(int workers) {
+  const internal::ThreadProbe probe = internal::ProbeThreads(
+      workers, tbb::global_control::active_value(
+                   tbb::global_control::thread_stack_size));
+  if (probe.error != 0) {
+    throw Error(internal::ThreadStartError("tbb backend", "worker thread",
+                                           probe.started + 1, workers,
+                                           probe.error));
+  }
+}
 
 // The arena for `jobs` concurrent threads, made on first use and kept for the
 // life of the process (arenas are thread-safe: concurrent calls may share one).
@@ -39,6 +59,7 @@ tbb::task_arena& ArenaFor(int jobs) {
   std::lock_guard<std::mutex> lock(mu);
   std::unique_ptr<tbb::task_arena>& arena = (*arenas)[jobs];
   if (arena == nullptr) {
+    CheckThreadsCanStart(jobs - 1);
     // TBB keeps one worker per core less one; jobs beyond the cores need the
     // process-wide limit raised, or the arena would get fewer threads than
     // jobs and tasks that wait on each other could not all run at once.

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "core/internal/futex.h"
 #include "core/internal/scheduler.h"
 #include "core/internal/spin.h"
+#include "core/internal/thread_start.h"
 
 namespace fanout {
 namespace {
@@ -94,10 +96,18 @@ void Pool::EnsureHelpers(int count) {
   while (static_cast<int>(helpers_.size()) < count) {
     // The epoch before this call's bump: a helper that starts late must
     // still see the call that made it.
-    helpers_.emplace_back(
-        [this, seen = epoch_.load(std::memory_order_relaxed)] {
-          HelperLoop(seen);
-        });
+    try {
+      helpers_.emplace_back(
+          [this, seen = epoch_.load(std::memory_order_relaxed)] {
+            HelperLoop(seen);
+          });
+    } catch (const std::system_error& e) {
+      // Out of threads (ulimit -u, threads-max, a cgroup's pids.max): the
+      // call has not started; the helpers made so far stay for later calls.
+      throw Error(internal::ThreadStartError(
+          "thread backend", "worker thread",
+          static_cast<int>(helpers_.size()) + 1, count, e.code().value()));
+    }
     helpers_.back().detach();
   }
 }
