@@ -438,6 +438,22 @@ TEST(Cli, TaskErrorExits1AndNamesTheTask) {
   }
 }
 
+// Issue 14 item 9: --fail-mode=exit calls exit(3) in the task, as user
+// code would. On thread and tbb that used to end the run with status 3 and
+// no word (and libtbb could segfault in its shutdown); now one line says so.
+TEST(Cli, ExitInATaskIsReported) {
+  for (const std::string backend : {"thread", "tbb"}) {
+    Result r = RunProgram(Cli(), {"--backend=" + backend, "--fail-task=17",
+                                  "--fail-mode=exit", "--tasks=100"});
+    EXPECT_EQ(r.exit_code, 3) << backend << ": " << r.err;
+    EXPECT_TRUE(r.out.empty()) << backend << ": " << r.out;
+    EXPECT_EQ(r.err,
+              "fanout: a task called exit(3) while a call was running "
+              "on backend '" +
+                  backend + "'; its results are lost\n");
+  }
+}
+
 TEST(Cli, TimeoutExits1) {
   // On in-process backends a timeout stops the call between chunks; a task
   // that hangs for good is what the process backend's timeout is for.

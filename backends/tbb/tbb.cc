@@ -9,6 +9,11 @@
 // arena: halving 6 unequal tasks caps 2 cores near 1.6x. A call that stops
 // (a failure under fail-fast, cancel, timeout, interrupt) cancels its
 // task_group_context so TBB hands out no more sub-ranges.
+//
+// A task must not call exit(): while a call runs here an exit() ends the
+// process with a line on stderr and a non-zero status (exit_hooks.h:
+// InProcessCallScope), never in libtbb's shutdown under running workers.
+// Out of threads, the call fails naming the limit (CheckThreadsCanStart).
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -177,6 +182,8 @@ class TbbExecutor final : public Executor {
 
  protected:
   RunReport RunParallel(const Job& job, const RunOptions& options) override {
+    // A task's exit() now would crash libtbb's shutdown: say so, end at once.
+    internal::InProcessCallScope exit_guard("tbb");
     Call call(job, options);
     return call.Run(Arena(options.jobs), options.jobs);
   }

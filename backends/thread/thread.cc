@@ -5,6 +5,11 @@
 // call. Per call: one uncontended mutex, one atomic bump of the epoch and a
 // futex wake only for workers that have gone to sleep (workers spin ~100 µs
 // after a call before sleeping, so back-to-back calls cost no syscall).
+//
+// A task must not call exit(): while a call runs here an exit() ends the
+// process with a line on stderr and a non-zero status (exit_hooks.h:
+// InProcessCallScope) rather than silently losing the results. Out of
+// threads, the call fails naming the thread, the count and the limit.
 #include <pthread.h>
 #include <unistd.h>
 
@@ -204,6 +209,8 @@ class ThreadExecutor final : public Executor {
 
  protected:
   RunReport RunParallel(const Job& job, const RunOptions& options) override {
+    // A task's exit() now would lose the call's results without a word.
+    internal::InProcessCallScope exit_guard("thread");
     return GetPool().Run(job, options);
   }
   std::string inline_worker() const override { return "thread 0"; }
