@@ -1,7 +1,9 @@
 #!/bin/bash
 # The CLI on the mpi backend: under mpirun every rank runs the workload and
 # only rank 0 prints, so each answer appears exactly once; without mpirun
-# --backend=mpi is one rank that prints the same answers.
+# --backend=mpi is one rank that prints the same answers. A task that fails
+# fails the call on every rank: the error line too appears once (issue 14
+# item 15: it appeared once per rank), and every rank exits 1.
 #
 #   mpi_cli_test.sh LAUNCHER CLI
 set -u
@@ -32,10 +34,39 @@ check() {  # check WHAT EXPECTED_ANSWER COMMAND...
   fi
 }
 
+# check_error WHAT LINE COMMAND...: exit 1 and LINE (a grep -E pattern)
+# exactly once on the combined output, no rank left running.
+check_error() {
+  local what=$1 line=$2
+  shift 2
+  timeout -k 5 50 "$@" >"$out" 2>&1
+  local rc=$?
+  local got
+  got=$(grep -cE -- "$line" "$out")
+  local lines
+  lines=$(grep -c '^run: ' "$out")
+  echo "$what: exit $rc, error printed $got time(s), $lines run: line(s)"
+  if [ "$rc" != 1 ] || [ "$got" != 1 ] || [ "$lines" != 1 ]; then
+    echo "FAIL [$what]: expected exit 1 and one run: line matching $line" >&2
+    sed 's/^/    /' "$out" >&2
+    failures=$((failures + 1))
+  fi
+  if pgrep -f "^$cli" >/dev/null; then
+    echo "FAIL [$what]: ranks left running" >&2
+    failures=$((failures + 1))
+  fi
+}
+
+readonly FAILED="^run: error: task 17 failed on backend 'mpi' \\(rank [0-9]+\\): std::runtime_error: injected failure in task 17$"
+
 for np in 2 4; do
   check "sum, $np ranks" "$SUM" "$launcher" -np "$np" "$cli" --backend=mpi
   check "fib, $np ranks" "$FIB" "$launcher" -np "$np" "$cli" --backend=mpi --workload=fib
+  check_error "task 17 fails, $np ranks" "$FAILED" \
+    "$launcher" -np "$np" "$cli" --backend=mpi --fail-task=17 --fail-mode=throw
 done
+check_error "task 17 fails, no mpirun" "$FAILED" \
+  "$cli" --backend=mpi --fail-task=17 --fail-mode=throw
 check "sum, no mpirun" "$SUM" "$cli" --backend=mpi
 check "fib, no mpirun" "$FIB" "$cli" --backend=mpi --workload=fib
 
