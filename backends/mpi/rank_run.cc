@@ -4,6 +4,8 @@
 #include <mutex>
 #include <utility>
 
+#include "backends/mpi/check.h"
+#include "backends/mpi/mpi.h"
 #include "core/internal/thread_start.h"
 
 namespace fanout::mpi::internal {
@@ -99,6 +101,9 @@ void Threads::CannotStart(int started, int count, int err) {
     std::lock_guard<std::mutex> lock(run_.mu);
     run_.running -= count - started;
   }
+  // Under mpirun the other ranks wait in this call for this one: exit
+  // without MPI_Finalize waiting for them, and mpirun ends the job.
+  if (under_launcher()) MarkBroken();
   throw Error(fanout::internal::ThreadStartError(
       "mpi backend (" + run_.worker + ")", "compute thread", started + 1, count,
       err));
