@@ -412,7 +412,8 @@ TEST(Cli, OutOfThreadsNamesTheThreadAndTheLimit) {
     EXPECT_TRUE(r.out.empty()) << backend << ": " << r.out;
     const auto err = Lines(r.err);
     ASSERT_EQ(err.size(), 1u) << backend << ": " << r.err;
-    const std::string want = "run: error: " + what + limit;
+    std::string want = "run: error: " + what;
+    want += limit;
     EXPECT_TRUE(Matches(want, err[0]))
         << "got:  " << err[0] << "\nwant: " << want;
     // Within the limit the same run works: the limit is the only cause.
