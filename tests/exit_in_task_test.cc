@@ -18,7 +18,7 @@ const std::string& Program() {
 }
 
 TEST(ExitInTask, ReportedAndNeverSuccessOnInProcessBackends) {
-  for (const std::string backend : {"thread", "tbb"}) {
+  for (const std::string backend : {"thread", "tbb", "mpi"}) {
     // tbb crashed in 10 runs of 10: a few runs show it is gone for good.
     for (int run = 0; run < 5; ++run) {
       Result r = RunProgram(Program(), {backend, "0"});

@@ -18,11 +18,11 @@ void AddExitHook(void (*hook)());
 // Runs every hook added, in the order they were added.
 void RunExitHooks();
 
-// exit() while a call runs on an in-process backend (thread, tbb) ends the
-// program under the call's feet: its results are lost, and static
-// destructors run while workers still use what they free (libtbb crashes
-// in its own). A task that calls exit() used to end the program with that
-// status and no word, or with a segfault.
+// exit() while a call runs on threads of this process (thread, tbb, mpi
+// without mpirun) ends the program under the call's feet: its results are
+// lost, and static destructors run while workers still use what they free
+// (libtbb crashes in its own). A task that calls exit() used to end the
+// program with that status and no word, or with a segfault.
 //
 // Such a backend holds one of these for the time of each call. An exit()
 // from any thread meanwhile prints one line on stderr,
