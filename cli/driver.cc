@@ -20,20 +20,39 @@
 namespace fanout::cli {
 namespace {
 
+// Under mpirun every rank runs this program and gets the same outcome of
+// each call (results, TaskError, TimeoutError, interruption): only the
+// primary rank prints it, the others end with the same exit code quietly.
+// Set once an executor of this run says this rank is not the primary one.
+// Errors a rank may meet alone (out of memory, a thread that cannot start)
+// are still printed by whichever rank meets them.
+bool g_quiet = false;
+
+// Whether the outcome `e` is the same on every rank (printed once).
+bool SameOnEveryRank(const std::exception& e) {
+  return dynamic_cast<const TaskError*>(&e) != nullptr ||
+         dynamic_cast<const TimeoutError*>(&e) != nullptr ||
+         dynamic_cast<const InterruptedError*>(&e) != nullptr ||
+         dynamic_cast<const UsageError*>(&e) != nullptr;
+}
+
 // A call stopped while tasks on threads still run. At the deadline the run
 // ends now, naming them (a thread cannot be stopped, and waiting for a hung
 // task would outlive the timeout); after Ctrl+C it says what it waits for.
 void ReportStuck(std::FILE* err, const StuckCall& stuck) {
   if (stuck.reason == StopReason::kTimedOut) {
-    std::fprintf(err,
-                 "run: error: %s (tasks on threads cannot be stopped: "
-                 "exiting without waiting for them)\n",
-                 stuck.message.c_str());
+    if (!g_quiet) {
+      std::fprintf(err,
+                   "run: error: %s (tasks on threads cannot be stopped: "
+                   "exiting without waiting for them)\n",
+                   stuck.message.c_str());
+    }
     std::fflush(nullptr);
     // Not exit(): the stuck threads still run tasks that use this process's
     // memory, which static destructors would free under them.
     std::_Exit(1);
   }
+  if (g_quiet) return;
   std::string tasks;
   for (const RunningTask& t : stuck.running) {
     tasks += (tasks.empty() ? "" : ", ") + std::string("task ") +
@@ -66,6 +85,7 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
   if (!inject) run.fail_task = -1;
   Timed t;
   t.primary = p.executor().is_primary();
+  if (!t.primary) g_quiet = true;
   t.jobs = p.jobs();
   const auto start = std::chrono::steady_clock::now();
   t.answer = RunWorkload(p, run);
@@ -77,6 +97,7 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
 
 void ReportDiffer(std::FILE* err, const std::string& backend, const Timed& got,
                   const Timed& sequential) {
+  if (g_quiet) return;  // the same answers on every rank
   std::fprintf(
       err, "run: error: the answers differ: %s gave %s, sequential gave %s\n",
       backend.c_str(), got.answer.c_str(), sequential.answer.c_str());
@@ -122,34 +143,6 @@ int RunOnce(const Request& r, std::FILE* out, std::FILE* err,
   return 0;
 }
 
-std::string ReadAll(std::FILE* f) {
-  std::string text;
-  char buf[65536];
-  std::size_t got;
-  while ((got = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, got);
-  return text;
-}
-
-// --commands=FILE (or - for stdin): each line a shell command.
-int RunCommandsFile(const Request& r, std::FILE* out, std::FILE* err) {
-  std::string text;
-  if (r.commands == "-") {
-    text = ReadAll(stdin);
-  } else {
-    std::FILE* f = std::fopen(r.commands.c_str(), "r");
-    if (f == nullptr) {
-      throw UsageError("--commands=" + r.commands +
-                       ": cannot open: " + std::strerror(errno) +
-                       "; valid: a file with one command a line, "
-                       "or - for standard input");
-    }
-    text = ReadAll(f);
-    std::fclose(f);
-  }
-  return RunCommands(ParseCommands(text), r.jobs, out, err,
-                     InterruptScope::flag());
-}
-
 }  // namespace
 
 void ListBackends(std::FILE* out) {
@@ -162,16 +155,17 @@ void ListBackends(std::FILE* out) {
 int Run(const Request& r, std::FILE* out, std::FILE* err,
         bool err_is_terminal) {
   InterruptScope interrupts;
+  g_quiet = false;
   try {
     if (IsCommandsMode(r))
       return RunCommandsMode(r, out, err, InterruptScope::flag());
     if (!r.compare.empty()) return Compare(r, out, err, err_is_terminal);
     return RunOnce(r, out, err, err_is_terminal);
   } catch (const InterruptedError& e) {
-    std::fprintf(err, "\nrun: interrupted: %s\n", e.what());
+    if (!g_quiet) std::fprintf(err, "\nrun: interrupted: %s\n", e.what());
     return 130;
   } catch (const UsageError& e) {
-    std::fprintf(err, "run: %s\n", e.what());
+    if (!g_quiet) std::fprintf(err, "run: %s\n", e.what());
     return 2;
   } catch (const std::bad_alloc&) {
     // ParseRequest refuses results larger than the machine; this is what
@@ -183,7 +177,9 @@ int Run(const Request& r, std::FILE* out, std::FILE* err,
     return 1;
   } catch (const std::exception& e) {
     // TaskError, TimeoutError and anything else a run throws.
-    std::fprintf(err, "run: error: %s\n", e.what());
+    if (!g_quiet || !SameOnEveryRank(e)) {
+      std::fprintf(err, "run: error: %s\n", e.what());
+    }
     return 1;
   }
 }

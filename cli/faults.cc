@@ -1,7 +1,5 @@
 #include "cli/faults.h"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -38,7 +36,9 @@ void Fail(FailMode mode, std::size_t task) {
     case FailMode::kAbort:
       std::abort();
     case FailMode::kExit:
-      _exit(3);
+      // exit(), as a user's task would call it: atexit handlers run, and
+      // on thread and tbb fanout reports the lost call (exit_hooks.h).
+      std::exit(3);
     case FailMode::kHang:
       for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
     case FailMode::kNone:

@@ -18,8 +18,11 @@ enum class FailMode { kNone, kThrow, kSegv, kAbort, kExit, kHang };
 FailMode ParseFailMode(const std::string& name);
 
 // Fails task `task` as `mode` says: throws, raises SIGSEGV, aborts, calls
-// _exit(3) or sleeps for ever. On in-process backends all but kThrow end the
-// whole program, as they would in the user's own code.
+// exit(3) or sleeps for ever. On in-process backends all but kThrow end the
+// whole program, as they would in the user's own code; exit(3) there ends
+// it with status 3 and "fanout: a task called exit(3) while a call was
+// running on backend 'thread'; its results are lost" (on process, the
+// worker exits with status 3 and the call names it).
 [[noreturn]] void Fail(FailMode mode, std::size_t task);
 
 }  // namespace fanout::cli

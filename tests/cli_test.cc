@@ -1,11 +1,14 @@
 // The CLI as a user meets it: run as a process, answers on stdout, one clear
 // line on stderr and exit code 2 for every kind of bad input.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/subprocess.h"
@@ -343,6 +346,83 @@ TEST(CliUsage, EveryHelpFlagExits0) {
   }
 }
 
+// Runs the CLI held to RLIMIT_NPROC = `nproc` processes and threads for its
+// user, as `ulimit -u` would. Root is not held to that limit, so as root the
+// CLI runs under a uid of its own (setpriv) from a copy that uid may read;
+// *skip says why it cannot run at all.
+Result RunWithNproc(int nproc, const std::vector<std::string>& args,
+                    std::string* skip) {
+  const std::string prlimit = "/usr/bin/prlimit", setpriv = "/usr/bin/setpriv";
+  if (access(prlimit.c_str(), X_OK) != 0) {
+    *skip = "no " + prlimit;
+    return {};
+  }
+  std::vector<std::string> argv = {"--nproc=" + std::to_string(nproc)};
+  if (getuid() != 0) {
+    argv.push_back(Cli());
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunProgram(prlimit, argv);
+  }
+  if (access(setpriv.c_str(), X_OK) != 0) {
+    *skip = "running as root and no " + setpriv;
+    return {};
+  }
+  char dir[] = "/tmp/fanout-nproc-XXXXXX";
+  if (mkdtemp(dir) == nullptr || chmod(dir, 0755) != 0) {
+    *skip = "cannot make a directory in /tmp";
+    return {};
+  }
+  const std::string copy = std::string(dir) + "/run";
+  std::filesystem::copy_file(Cli(), copy);
+  chmod(copy.c_str(), 0755);
+  // A uid no one else uses, so that only this run counts against the limit.
+  const std::string uid = std::to_string(3000000 + getpid());
+  argv = {"--reuid=" + uid,
+          "--regid=" + uid,
+          "--clear-groups",
+          prlimit,
+          "--nproc=" + std::to_string(nproc),
+          copy};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Result r = RunProgram(setpriv, argv);
+  std::filesystem::remove_all(dir);
+  return r;
+}
+
+// Issue 14 items 8 and 13: out of threads, every in-process backend says
+// which thread of how many could not start and the limit that refused it,
+// in one line with exit 1 (tbb used to abort: "terminate called ...
+// pthread_create has failed"; thread and mpi said only "Resource
+// temporarily unavailable").
+TEST(Cli, OutOfThreadsNamesTheThreadAndTheLimit) {
+  const std::string limit =
+      ": Resource temporarily unavailable (RLIMIT_NPROC (ulimit -u) is 4 for "
+      "this user, counting all of its processes and threads; this process "
+      "has % threads; use fewer jobs)";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"thread", "thread backend: cannot start worker thread % of 7"},
+      {"tbb", "tbb backend: cannot start worker thread % of 7"},
+      {"mpi", "mpi backend (rank 0): cannot start compute thread % of 7"},
+  };
+  for (const auto& [backend, what] : cases) {
+    std::string skip;
+    Result r = RunWithNproc(4, {"--backend=" + backend, "--jobs=8"}, &skip);
+    if (!skip.empty()) GTEST_SKIP() << skip;
+    EXPECT_EQ(r.exit_code, 1) << backend << ": " << r.err;
+    EXPECT_TRUE(r.out.empty()) << backend << ": " << r.out;
+    const auto err = Lines(r.err);
+    ASSERT_EQ(err.size(), 1u) << backend << ": " << r.err;
+    std::string want = "run: error: " + what;
+    want += limit;
+    EXPECT_TRUE(Matches(want, err[0]))
+        << "got:  " << err[0] << "\nwant: " << want;
+    // Within the limit the same run works: the limit is the only cause.
+    r = RunWithNproc(4, {"--backend=" + backend, "--jobs=2"}, &skip);
+    EXPECT_EQ(r.exit_code, 0) << backend << ": " << r.err;
+    EXPECT_EQ(FirstLine(r.out), "249972500250000000") << backend;
+  }
+}
+
 TEST(Cli, TaskErrorExits1AndNamesTheTask) {
   for (const std::string backend : {"sequential", "thread"}) {
     Result r = RunProgram(Cli(), {"--backend=" + backend, "--fail-task=17",
@@ -356,6 +436,22 @@ TEST(Cli, TaskErrorExits1AndNamesTheTask) {
     EXPECT_NE(r.err.find("std::runtime_error: injected failure in task 17"),
               std::string::npos)
         << r.err;
+  }
+}
+
+// Issue 14 item 9: --fail-mode=exit calls exit(3) in the task, as user
+// code would. On thread and tbb that used to end the run with status 3 and
+// no word (and libtbb could segfault in its shutdown); now one line says so.
+TEST(Cli, ExitInATaskIsReported) {
+  for (const std::string backend : {"thread", "tbb"}) {
+    Result r = RunProgram(Cli(), {"--backend=" + backend, "--fail-task=17",
+                                  "--fail-mode=exit", "--tasks=100"});
+    EXPECT_EQ(r.exit_code, 3) << backend << ": " << r.err;
+    EXPECT_TRUE(r.out.empty()) << backend << ": " << r.out;
+    EXPECT_EQ(r.err,
+              "fanout: a task called exit(3) while a call was running "
+              "on backend '" +
+                  backend + "'; its results are lost\n");
   }
 }
 

@@ -23,6 +23,11 @@ void Check(int rc, const char* what);
 // True once an MPI call failed: MPI is unusable in this process.
 bool Broken();
 
+// Marks the world broken without an MPI error: this rank left a call its
+// peers still wait in (it could not start its compute threads), so
+// MPI_Finalize must not wait for them; mpirun ends the job.
+void MarkBroken();
+
 }  // namespace fanout::mpi::internal
 
 #endif  // FANOUT_BACKENDS_MPI_CHECK_H_

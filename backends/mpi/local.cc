@@ -6,10 +6,14 @@
 
 #include "backends/mpi/rank_run.h"
 #include "backends/mpi/roles.h"
+#include "core/internal/exit_hooks.h"
 
 namespace fanout::mpi::internal {
 
 RunReport RunLocal(const Job& job, const RunOptions& options) {
+  // Tasks run on threads of this process, as on the thread backend: a
+  // task's exit() is reported, never success (core/internal/exit_hooks.h).
+  fanout::internal::InProcessCallScope exit_guard("mpi");
   RankRun run(job, options, 0);
   auto take = [&run](Chunk* c) {
     return run.control.Claim(&c->begin, &c->end);

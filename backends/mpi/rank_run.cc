@@ -4,6 +4,10 @@
 #include <mutex>
 #include <utility>
 
+#include "backends/mpi/check.h"
+#include "backends/mpi/mpi.h"
+#include "core/internal/thread_start.h"
+
 namespace fanout::mpi::internal {
 
 void RankRun::StopAndWake() {
@@ -89,6 +93,19 @@ Threads::~Threads() {
     run_.work_cv.notify_all();
   }
   for (std::thread& t : threads_) t.join();
+}
+
+void Threads::CannotStart(int started, int count, int err) {
+  {
+    std::lock_guard<std::mutex> lock(run_.mu);
+    run_.running -= count - started;
+  }
+  // Under mpirun the other ranks wait in this call for this one: exit
+  // without MPI_Finalize waiting for them, and mpirun ends the job.
+  if (under_launcher()) MarkBroken();
+  throw Error(fanout::internal::ThreadStartError(
+      "mpi backend (" + run_.worker + ")", "compute thread", started + 1, count,
+      err));
 }
 
 void Threads::Join() {

@@ -26,6 +26,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -145,13 +146,22 @@ class Threads {
     }
     for (int i = 0; i < count; ++i) {
       const int thread = first_thread_ + i;
-      threads_.emplace_back(
-          [this, take, thread] { run_.ComputeLoop(take, thread); });
+      try {
+        threads_.emplace_back(
+            [this, take, thread] { run_.ComputeLoop(take, thread); });
+      } catch (const std::system_error& e) {
+        CannotStart(i, count, e.code().value());
+      }
     }
   }
   void Join();
 
  private:
+  // Thread `started` of `count` could not start: the threads already
+  // running are stopped and joined (by the destructor) and the call throws
+  // fanout::Error naming the thread, the count and the limit.
+  [[noreturn]] void CannotStart(int started, int count, int err);
+
   RankRun& run_;
   const int first_thread_;
   std::vector<std::thread> threads_;

@@ -41,6 +41,8 @@ void Check(int rc, const char* what) {
 
 bool Broken() { return g_broken.load(); }
 
+void MarkBroken() { g_broken.store(true); }
+
 }  // namespace internal
 
 namespace {

@@ -9,6 +9,11 @@
 // arena: halving 6 unequal tasks caps 2 cores near 1.6x. A call that stops
 // (a failure under fail-fast, cancel, timeout, interrupt) cancels its
 // task_group_context so TBB hands out no more sub-ranges.
+//
+// A task must not call exit(): while a call runs here an exit() ends the
+// process with a line on stderr and a non-zero status (exit_hooks.h:
+// InProcessCallScope), never in libtbb's shutdown under running workers.
+// Out of threads, the call fails naming the limit (CheckThreadsCanStart).
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -27,9 +32,29 @@
 
 #include "core/executor.h"
 #include "core/internal/scheduler.h"
+#include "core/internal/thread_start.h"
 
 namespace fanout {
 namespace {
+
+// TBB cannot report a worker thread it failed to start: it throws from a
+// worker or from inside its scheduler, which ends the process with
+// "terminate called ... pthread_create has failed" (SIGABRT). So before an
+// arena for `jobs` is made, as many threads as it needs (with TBB's stack
+// size) are started and ended here; when they cannot all exist at once, the
+// call fails with an error naming the limit instead. Workers TBB already
+// runs for other arenas count against the probe too, so a probe may refuse
+// a count that would just fit.
+void CheckThreadsCanStart(int workers) {
+  const internal::ThreadProbe probe = internal::ProbeThreads(
+      workers, tbb::global_control::active_value(
+                   tbb::global_control::thread_stack_size));
+  if (probe.error != 0) {
+    throw Error(internal::ThreadStartError("tbb backend", "worker thread",
+                                           probe.started + 1, workers,
+                                           probe.error));
+  }
+}
 
 // The arena for `jobs` concurrent threads, made on first use and kept for the
 // life of the process (arenas are thread-safe: concurrent calls may share one).
@@ -39,6 +64,7 @@ tbb::task_arena& ArenaFor(int jobs) {
   std::lock_guard<std::mutex> lock(mu);
   std::unique_ptr<tbb::task_arena>& arena = (*arenas)[jobs];
   if (arena == nullptr) {
+    CheckThreadsCanStart(jobs - 1);
     // TBB keeps one worker per core less one; jobs beyond the cores need the
     // process-wide limit raised, or the arena would get fewer threads than
     // jobs and tasks that wait on each other could not all run at once.
@@ -155,6 +181,8 @@ class TbbExecutor final : public Executor {
 
  protected:
   RunReport RunParallel(const Job& job, const RunOptions& options) override {
+    // A task's exit() now would crash libtbb's shutdown: say so, end at once.
+    internal::InProcessCallScope exit_guard("tbb");
     Call call(job, options);
     return call.Run(Arena(options.jobs), options.jobs);
   }

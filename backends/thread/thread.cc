@@ -5,6 +5,11 @@
 // call. Per call: one uncontended mutex, one atomic bump of the epoch and a
 // futex wake only for workers that have gone to sleep (workers spin ~100 µs
 // after a call before sleeping, so back-to-back calls cost no syscall).
+//
+// A task must not call exit(): while a call runs here an exit() ends the
+// process with a line on stderr and a non-zero status (exit_hooks.h:
+// InProcessCallScope) rather than silently losing the results. Out of
+// threads, the call fails naming the thread, the count and the limit.
 #include <pthread.h>
 #include <unistd.h>
 
@@ -16,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -23,6 +29,7 @@
 #include "core/internal/futex.h"
 #include "core/internal/scheduler.h"
 #include "core/internal/spin.h"
+#include "core/internal/thread_start.h"
 
 namespace fanout {
 namespace {
@@ -94,10 +101,18 @@ void Pool::EnsureHelpers(int count) {
   while (static_cast<int>(helpers_.size()) < count) {
     // The epoch before this call's bump: a helper that starts late must
     // still see the call that made it.
-    helpers_.emplace_back(
-        [this, seen = epoch_.load(std::memory_order_relaxed)] {
-          HelperLoop(seen);
-        });
+    try {
+      helpers_.emplace_back(
+          [this, seen = epoch_.load(std::memory_order_relaxed)] {
+            HelperLoop(seen);
+          });
+    } catch (const std::system_error& e) {
+      // Out of threads (ulimit -u, threads-max, a cgroup's pids.max): the
+      // call has not started; the helpers made so far stay for later calls.
+      throw Error(internal::ThreadStartError(
+          "thread backend", "worker thread",
+          static_cast<int>(helpers_.size()) + 1, count, e.code().value()));
+    }
     helpers_.back().detach();
   }
 }
@@ -193,6 +208,8 @@ class ThreadExecutor final : public Executor {
 
  protected:
   RunReport RunParallel(const Job& job, const RunOptions& options) override {
+    // A task's exit() now would lose the call's results without a word.
+    internal::InProcessCallScope exit_guard("thread");
     return GetPool().Run(job, options);
   }
   std::string inline_worker() const override { return "thread 0"; }

@@ -5,7 +5,8 @@
 //
 // Queue uses one to tell consumers that a producer finished rather than
 // crashed. The hooks run at exit() and in fanout's forked workers and
-// children before they _exit().
+// children before they _exit(). InProcessCallScope turns an exit() during
+// a call on threads into a clear error.
 #ifndef FANOUT_CORE_INTERNAL_EXIT_HOOKS_H_
 #define FANOUT_CORE_INTERNAL_EXIT_HOOKS_H_
 
@@ -16,6 +17,34 @@ namespace fanout::internal {
 void AddExitHook(void (*hook)());
 // Runs every hook added, in the order they were added.
 void RunExitHooks();
+
+// exit() while a call runs on threads of this process (thread, tbb, mpi
+// without mpirun) ends the program under the call's feet: its results are
+// lost, and static destructors run while workers still use what they free
+// (libtbb crashes in its own). A task that calls exit() used to end the
+// program with that status and no word, or with a segfault.
+//
+// Such a backend holds one of these for the time of each call. An exit()
+// from any thread meanwhile prints one line on stderr,
+//
+//   fanout: a task called exit(0) while a call was running on backend
+//   'thread'; its results are lost
+//
+// ("exit(0) was called" when the thread calling exit() is not running a
+// task) and ends the process at once with _exit(): the status exit() was
+// given, or kExitDuringCallStatus (70, EX_SOFTWARE) for 0, so that lost
+// results never look like success. No other atexit handler or static
+// destructor runs. quick_exit() and _exit() are not seen.
+inline constexpr int kExitDuringCallStatus = 70;
+
+class InProcessCallScope {
+ public:
+  // `backend` must outlive the process (a string literal).
+  explicit InProcessCallScope(const char* backend);
+  ~InProcessCallScope();
+  InProcessCallScope(const InProcessCallScope&) = delete;
+  InProcessCallScope& operator=(const InProcessCallScope&) = delete;
+};
 
 }  // namespace fanout::internal
 
