@@ -274,6 +274,21 @@ Request ParseRequest(const RawFlags& f) {
   r.verbose = static_cast<int>(ParseInRange("verbose", f.verbose, 0, kIntMax,
                                             "0 (none) to 50 (every event)"));
   r.speedup = f.speedup;
+  r.reduce = f.reduce;
+  if (r.reduce && r.workload != "sum") {
+    throw UsageError("--reduce works with --workload=sum (got --workload=" +
+                     r.workload + "); valid: --workload=sum --reduce");
+  }
+  if (!f.stream.empty() && f.stream != "ordered" && f.stream != "unordered") {
+    throw UsageError("unknown --stream '" + f.stream +
+                     "'; valid: ordered, unordered");
+  }
+  r.stream = f.stream;
+  if (r.reduce && !r.stream.empty()) {
+    throw UsageError(
+        "--reduce and --stream cannot be used together: a "
+        "reduction has no per-task results to print");
+  }
   if (f.format != "text" && f.format != "json") {
     throw UsageError("unknown --format '" + f.format + "'; valid: text, json");
   }

@@ -57,6 +57,14 @@ ABSL_FLAG(
     bool, speedup, false,
     "also run the workload on the sequential backend and print the speedup. "
     "Example: --backend=thread --speedup");
+ABSL_FLAG(bool, reduce, false,
+          "compute the sum workload with map_reduce (no vector of results; "
+          "the same answer). Example: --workload=sum --reduce");
+ABSL_FLAG(std::string, stream, "",
+          "print each task's result on its own line as it comes: ordered "
+          "(task order, through imap) or unordered (index and result, "
+          "through imap_unordered), then the answer as usual. Example: "
+          "--workload=fib --stream=unordered");
 ABSL_FLAG(std::string, compare, "",
           "run the workload on each of these backends in turn (all, or a list "
           "such as thread,process), check the answers agree, and print a table "
@@ -182,6 +190,8 @@ fanout::cli::Request CheckedRequest(const fanout::cli::Args& args) {
         .timeout_ms = absl::GetFlag(FLAGS_timeout_ms),
         .verbose = absl::GetFlag(FLAGS_verbose),
         .speedup = absl::GetFlag(FLAGS_speedup),
+        .reduce = absl::GetFlag(FLAGS_reduce),
+        .stream = absl::GetFlag(FLAGS_stream),
         .fail_task = absl::GetFlag(FLAGS_fail_task),
         .fail_mode = absl::GetFlag(FLAGS_fail_mode),
         .compare = absl::GetFlag(FLAGS_compare),

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +18,30 @@ using SumResult = long long;
 using FibResult = long long;
 using SleepResult = int;
 using NoopResult = std::uint64_t;
+
+// The results of every task: map(), or with --stream imap / imap_unordered,
+// each result printed on stdout as it comes (by the primary rank only),
+// then gathered in task order for the answer line.
+template <class R, class Task>
+std::vector<R> Results(Parallel& p, const Request& r, Task task) {
+  if (r.stream.empty()) return p.map(r.tasks, task);
+  const bool print = p.executor().is_primary();
+  std::vector<R> v(r.tasks);
+  if (r.stream == "ordered") {
+    std::size_t i = 0;
+    for (R x : p.imap(r.tasks, task)) {
+      if (print) std::printf("%s\n", std::to_string(x).c_str());
+      v[i++] = x;
+    }
+  } else {
+    for (auto& [i, x] : p.imap_unordered(r.tasks, task)) {
+      if (print) std::printf("%zu %s\n", i, std::to_string(x).c_str());
+      v[i] = x;
+    }
+  }
+  std::fflush(stdout);
+  return v;
+}
 
 }  // namespace
 
@@ -38,17 +63,22 @@ std::string RunWorkload(Parallel& p, const Request& r) {
     if (static_cast<long long>(i) == r.fail_task) Fail(r.fail_mode, i);
   };
   if (r.workload == "sum") {
-    std::vector<SumResult> v = p.map(r.tasks, [&](std::size_t i) {
+    const auto task = [&](std::size_t i) {
       maybe_fail(i);
       return workloads::SumTask(static_cast<long long>(i));
-    });
+    };
     __int128 total = 0;
-    for (SumResult x : v) total += x;
+    if (r.reduce) {
+      total = p.map_reduce(r.tasks, task, __int128{0},
+                           [](__int128 acc, SumResult x) { return acc + x; });
+    } else {
+      for (SumResult x : Results<SumResult>(p, r, task)) total += x;
+    }
     return total < 0 ? "-" + ToDecimal(-static_cast<unsigned __int128>(total))
                      : ToDecimal(static_cast<unsigned __int128>(total));
   }
   if (r.workload == "fib") {
-    std::vector<FibResult> v = p.map(r.tasks, [&](std::size_t i) {
+    std::vector<FibResult> v = Results<FibResult>(p, r, [&](std::size_t i) {
       maybe_fail(i);
       return workloads::Fib(workloads::kFibArgs[i % 6]);
     });
@@ -57,7 +87,7 @@ std::string RunWorkload(Parallel& p, const Request& r) {
     return s;
   }
   if (r.workload == "sleep") {
-    std::vector<SleepResult> v = p.map(r.tasks, [&](std::size_t i) {
+    std::vector<SleepResult> v = Results<SleepResult>(p, r, [&](std::size_t i) {
       maybe_fail(i);
       std::this_thread::sleep_for(std::chrono::milliseconds(r.sleep_ms));
       return SleepResult{1};
@@ -67,7 +97,7 @@ std::string RunWorkload(Parallel& p, const Request& r) {
     return std::to_string(done);
   }
   // noop: overhead only; the answer is the sum of the task indices.
-  std::vector<NoopResult> v = p.map(r.tasks, [&](std::size_t i) {
+  std::vector<NoopResult> v = Results<NoopResult>(p, r, [&](std::size_t i) {
     maybe_fail(i);
     return NoopResult{i};
   });

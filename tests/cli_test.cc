@@ -467,6 +467,65 @@ TEST(Cli, TimeoutExits1) {
       << r.err;
 }
 
+TEST(Cli, ReduceGivesTheSameAnswerOnEveryBackend) {
+  for (const std::string& backend : Backends()) {
+    Result r = RunProgram(
+        Cli(), {"--backend=" + backend, "--workload=sum", "--reduce"});
+    ASSERT_EQ(r.exit_code, 0) << backend << ": " << r.err;
+    auto lines = Lines(r.out);
+    ASSERT_FALSE(lines.empty());
+    EXPECT_EQ(lines[0], "249972500250000000") << backend;
+  }
+}
+
+TEST(Cli, StreamPrintsEachResultAsItComes) {
+  const std::vector<std::string> fib = {"39088169", "24157817", "14930352",
+                                        "9227465",  "5702887",  "3524578"};
+  for (const std::string& backend : Backends()) {
+    Result r = RunProgram(Cli(), {"--backend=" + backend, "--workload=fib",
+                                  "--jobs=2", "--stream=unordered"});
+    ASSERT_EQ(r.exit_code, 0) << backend << ": " << r.err;
+    auto lines = Lines(r.out);
+    ASSERT_GE(lines.size(), 7u) << r.out;
+    std::vector<int> seen(6, 0);
+    for (int k = 0; k < 6; ++k) {
+      const std::size_t space = lines[k].find(' ');
+      ASSERT_NE(space, std::string::npos) << lines[k];
+      const int index = std::stoi(lines[k].substr(0, space));
+      ASSERT_GE(index, 0);
+      ASSERT_LT(index, 6);
+      ++seen[index];
+      EXPECT_EQ(lines[k].substr(space + 1), fib[index]) << backend;
+    }
+    EXPECT_EQ(seen, std::vector<int>(6, 1)) << backend;
+    EXPECT_EQ(lines[6], "39088169 24157817 14930352 9227465 5702887 3524578");
+
+    r = RunProgram(Cli(), {"--backend=" + backend, "--workload=fib", "--jobs=2",
+                           "--stream=ordered"});
+    ASSERT_EQ(r.exit_code, 0) << backend << ": " << r.err;
+    lines = Lines(r.out);
+    ASSERT_GE(lines.size(), 7u);
+    for (int k = 0; k < 6; ++k) EXPECT_EQ(lines[k], fib[k]) << backend;
+  }
+}
+
+TEST(CliUsage, StreamAndReduceValues) {
+  for (const auto& [args, line] :
+       std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--stream=maybe"},
+            "run: unknown --stream 'maybe'; valid: ordered, unordered"},
+           {{"--workload=fib", "--reduce"},
+            "run: --reduce works with --workload=sum (got --workload=fib); "
+            "valid: --workload=sum --reduce"},
+           {{"--reduce", "--stream=ordered"},
+            "run: --reduce and --stream cannot be used together: a reduction "
+            "has no per-task results to print"}}) {
+    Result r = RunProgram(Cli(), args);
+    EXPECT_EQ(r.exit_code, 2) << line;
+    EXPECT_EQ(r.err, line + "\n");
+  }
+}
+
 TEST(Cli, HelpExplainsEveryFlag) {
   Result r = RunProgram(Cli(), {"--help"});
   EXPECT_EQ(r.exit_code, 0);
@@ -489,7 +548,7 @@ TEST(Cli, HelpExplainsEveryFlag) {
        at != std::string::npos; at = all.find("Example:", at + 1)) {
     ++examples;
   }
-  EXPECT_EQ(flags, 28u) << all;
+  EXPECT_EQ(flags, 30u) << all;
   EXPECT_EQ(examples, flags) << all;
   EXPECT_EQ(RunProgram(Cli(), {"-h"}).out, r.out);
 }
