@@ -20,7 +20,7 @@
 namespace fanout::cli {
 namespace {
 
-constexpr const char* kWorkloads[] = {"fib", "noop", "sleep", "sum"};
+constexpr const char* kWorkloads[] = {"fib", "noop", "pi", "sleep", "sum"};
 constexpr long long kIntMax = std::numeric_limits<int>::max();
 constexpr long long kLongMax = std::numeric_limits<long long>::max();
 // Milliseconds fit an int, so a deadline (now + timeout, in nanoseconds)
@@ -85,6 +85,7 @@ std::size_t ParseTasks(const RawFlags& f) {
     return f.workload == "sum"     ? workloads::kSumTasks
            : f.workload == "fib"   ? 6
            : f.workload == "sleep" ? 100
+           : f.workload == "pi"    ? 1000
                                    : 1000000;
   }
   const auto tasks = static_cast<std::size_t>(
@@ -274,6 +275,8 @@ Request ParseRequest(const RawFlags& f) {
   r.verbose = static_cast<int>(ParseInRange("verbose", f.verbose, 0, kIntMax,
                                             "0 (none) to 50 (every event)"));
   r.speedup = f.speedup;
+  r.seed = static_cast<std::uint64_t>(
+      ParseInRange("seed", f.seed, 0, kLongMax, "a number from 0 up"));
   r.reduce = f.reduce;
   if (r.reduce && r.workload != "sum") {
     throw UsageError("--reduce works with --workload=sum (got --workload=" +

@@ -34,6 +34,7 @@ struct RawFlags {
   bool speedup = false;
   bool reduce = false;
   std::string stream;  // "", "ordered" or "unordered"
+  std::string seed = "1";
   std::string fail_task;
   std::string fail_mode = "throw";
   std::string compare;  // "", "all" or a comma-separated list of backends
@@ -76,8 +77,9 @@ struct Request {
   std::chrono::milliseconds timeout{0};
   int verbose = 0;
   bool speedup = false;
-  bool reduce = false;  // the sum workload through map_reduce
-  std::string stream;   // "", "ordered" or "unordered"
+  std::uint64_t seed = 1;  // --workload=pi's random streams
+  bool reduce = false;     // the sum workload through map_reduce
+  std::string stream;      // "", "ordered" or "unordered"
   long long fail_task = -1;
   FailMode fail_mode = FailMode::kNone;
   std::vector<std::string> compare;  // backends to compare; empty = one run

@@ -31,7 +31,8 @@ ABSL_FLAG(std::string, jobs, "-1",
 ABSL_FLAG(
     std::string, workload, "sum",
     "sum (10000 tasks, task n = sum of i*n for i < 100000), fib (naive "
-    "fib of 38..33), sleep (tasks that sleep, like I/O), noop (overhead only). "
+    "fib of 38..33), sleep (tasks that sleep, like I/O), noop (overhead only), "
+    "pi (Monte Carlo: 1000 tasks of 100000 points, see --seed). "
     "Example: --workload=fib");
 ABSL_FLAG(
     std::string, tasks, "",
@@ -57,6 +58,10 @@ ABSL_FLAG(
     bool, speedup, false,
     "also run the workload on the sequential backend and print the speedup. "
     "Example: --backend=thread --speedup");
+ABSL_FLAG(std::string, seed, "1",
+          "the seed of --workload=pi: task i draws from task_rng(seed, i), so "
+          "the answer is the same on every backend and --jobs. Example: "
+          "--workload=pi --seed=7");
 ABSL_FLAG(bool, reduce, false,
           "compute the sum workload with map_reduce (no vector of results; "
           "the same answer). Example: --workload=sum --reduce");
@@ -192,6 +197,7 @@ fanout::cli::Request CheckedRequest(const fanout::cli::Args& args) {
         .speedup = absl::GetFlag(FLAGS_speedup),
         .reduce = absl::GetFlag(FLAGS_reduce),
         .stream = absl::GetFlag(FLAGS_stream),
+        .seed = absl::GetFlag(FLAGS_seed),
         .fail_task = absl::GetFlag(FLAGS_fail_task),
         .fail_mode = absl::GetFlag(FLAGS_fail_mode),
         .compare = absl::GetFlag(FLAGS_compare),

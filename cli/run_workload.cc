@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/faults.h"
+#include "core/random.h"
 #include "workloads/workloads.h"
 
 namespace fanout::cli {
@@ -18,6 +19,8 @@ using SumResult = long long;
 using FibResult = long long;
 using SleepResult = int;
 using NoopResult = std::uint64_t;
+using PiResult = std::uint32_t;
+constexpr int kPiPoints = 100000;
 
 // The results of every task: map(), or with --stream imap / imap_unordered,
 // each result printed on stdout as it comes (by the primary rank only),
@@ -55,6 +58,7 @@ std::size_t ResultBytes(const std::string& workload) {
   if (workload == "sum") return sizeof(SumResult);
   if (workload == "fib") return sizeof(FibResult);
   if (workload == "sleep") return sizeof(SleepResult);
+  if (workload == "pi") return sizeof(PiResult);
   return sizeof(NoopResult);
 }
 
@@ -85,6 +89,31 @@ std::string RunWorkload(Parallel& p, const Request& r) {
     std::string s;
     for (FibResult x : v) s += (s.empty() ? "" : " ") + std::to_string(x);
     return s;
+  }
+  if (r.workload == "pi") {
+    // Monte Carlo: each task counts which of its points fall in the unit
+    // circle, from its own stream task_rng(seed, i): the count of every task,
+    // and so the answer, is the same on every backend, jobs and schedule.
+    std::vector<PiResult> v = Results<PiResult>(p, r, [&](std::size_t i) {
+      maybe_fail(i);
+      TaskRng rng = task_rng(r.seed, i);
+      PiResult inside = 0;
+      constexpr double kUnit = 1.0 / 9007199254740992.0;  // 2^-53
+      for (int k = 0; k < kPiPoints; ++k) {
+        const double x = static_cast<double>(rng() >> 11) * kUnit;
+        const double y = static_cast<double>(rng() >> 11) * kUnit;
+        inside += x * x + y * y < 1.0 ? 1 : 0;
+      }
+      return inside;
+    });
+    unsigned long long inside = 0;
+    for (PiResult x : v) inside += x;
+    char text[64];
+    std::snprintf(text, sizeof(text), "%.10f",
+                  4.0 * static_cast<double>(inside) /
+                      (static_cast<double>(kPiPoints) *
+                       static_cast<double>(r.tasks == 0 ? 1 : r.tasks)));
+    return text;
   }
   if (r.workload == "sleep") {
     std::vector<SleepResult> v = Results<SleepResult>(p, r, [&](std::size_t i) {

@@ -5,7 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <concepts>
+#include <cstdint>
+#include <random>
 #include <string>
+
+#include "core/random.h"
 
 namespace {
 
@@ -127,4 +132,35 @@ TEST(Parallel, SucceededCallEndsWithASucceededEvent) {
   EXPECT_TRUE(events.back().finished);
   EXPECT_TRUE(events.back().succeeded);
   EXPECT_EQ(events.back().done, 10u);
+}
+
+TEST(TaskRng, SameStreamForTheSameSeedAndIndexOnly) {
+  fanout::TaskRng a = fanout::task_rng(7, 42);
+  fanout::TaskRng b = fanout::task_rng(7, 42);
+  fanout::TaskRng other_index = fanout::task_rng(7, 43);
+  fanout::TaskRng other_seed = fanout::task_rng(8, 42);
+  int same_as_other = 0;
+  for (int k = 0; k < 1000; ++k) {
+    const std::uint64_t x = a();
+    EXPECT_EQ(x, b());
+    same_as_other += x == other_index();
+    same_as_other += x == other_seed();
+  }
+  EXPECT_EQ(same_as_other, 0);
+  // Uniform enough for Monte Carlo: the mean of 2^-64-scaled draws.
+  fanout::TaskRng r = fanout::task_rng(1, 0);
+  double sum = 0;
+  for (int k = 0; k < 100000; ++k)
+    sum += static_cast<double>(r()) / 1.8446744073709552e19;
+  EXPECT_NEAR(sum / 100000, 0.5, 0.005);
+  static_assert(std::uniform_random_bit_generator<fanout::TaskRng>);
+}
+
+TEST(TaskRng, AMapGivesTheSameAnswerWhateverTheJobs) {
+  auto draw = [](std::size_t i) { return fanout::task_rng(3, i)() % 1000; };
+  const auto reference =
+      fanout::Parallel({.backend = "sequential"}).map(500, draw);
+  for (std::size_t i = 0; i < 500; ++i) {
+    EXPECT_EQ(reference[i], fanout::task_rng(3, i)() % 1000);
+  }
 }

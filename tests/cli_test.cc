@@ -117,7 +117,8 @@ TEST(Cli, BadInputGetsOneClearLineAndExit2) {
        "run: unknown backend 'procces' (did you mean 'process'?); valid "
        "backends: "},
       {{"--workload=foo"},
-       "run: unknown workload 'foo'; valid workloads: fib, noop, sleep, sum"},
+       "run: unknown workload 'foo'; valid workloads: fib, noop, pi, sleep, "
+       "sum"},
       {{"--jobs=0"},
        "run: --jobs=0 is invalid; valid: -1 for every usable CPU"},
       {{"--jobs=two"},
@@ -526,6 +527,29 @@ TEST(CliUsage, StreamAndReduceValues) {
   }
 }
 
+// --workload=pi: every task draws from task_rng(seed, i), so the printed
+// answer is the same on every backend and jobs count, and differs by seed.
+TEST(Cli, PiIsTheSameOnEveryBackendAndJobs) {
+  std::string first;
+  for (const std::string& backend : Backends()) {
+    for (const char* jobs : {"1", "2", "3", "7"}) {
+      Result r = RunProgram(
+          Cli(), {"--backend=" + backend, "--jobs=" + std::string(jobs),
+                  "--workload=pi", "--seed=7", "--tasks=200"});
+      ASSERT_EQ(r.exit_code, 0) << backend << ": " << r.err;
+      const auto lines = Lines(r.out);
+      ASSERT_FALSE(lines.empty());
+      if (first.empty()) first = lines[0];
+      EXPECT_EQ(lines[0], first) << backend << " jobs " << jobs;
+    }
+  }
+  EXPECT_EQ(first.rfind("3.14", 0), 0u) << first;
+  Result other =
+      RunProgram(Cli(), {"--workload=pi", "--seed=8", "--tasks=200"});
+  ASSERT_FALSE(Lines(other.out).empty());
+  EXPECT_NE(Lines(other.out)[0], first);
+}
+
 TEST(Cli, HelpExplainsEveryFlag) {
   Result r = RunProgram(Cli(), {"--help"});
   EXPECT_EQ(r.exit_code, 0);
@@ -548,7 +572,7 @@ TEST(Cli, HelpExplainsEveryFlag) {
        at != std::string::npos; at = all.find("Example:", at + 1)) {
     ++examples;
   }
-  EXPECT_EQ(flags, 30u) << all;
+  EXPECT_EQ(flags, 31u) << all;
   EXPECT_EQ(examples, flags) << all;
   EXPECT_EQ(RunProgram(Cli(), {"-h"}).out, r.out);
 }
