@@ -363,7 +363,9 @@ class Runner {
       return 2;
     }
     if (halted_ && o_.halt.on == HaltRule::On::kSuccess) return 0;
-    return failed == 0 ? 0 : 1;
+    // GNU parallel's rule: the number of failed commands, 101 for more
+    // than 100.
+    return static_cast<int>(std::min<std::size_t>(failed, 101));
   }
 
   const CommandsOptions& o_;

@@ -115,7 +115,8 @@ int RunJobsOnMpi(const CommandsOptions& o, std::FILE* out, std::FILE* err,
   }
   std::fflush(err);
   if (cancel != nullptr && cancel->load()) return 130;
-  return failed == 0 ? 0 : 1;
+  return static_cast<int>(
+      std::min<std::size_t>(failed, 101));  // as GNU parallel
 }
 
 }  // namespace fanout::cli

@@ -417,11 +417,25 @@ TEST(Commands, ResultsKeepEachCommandsFiles) {
             "sh -c 'echo out-$0; echo err-$0 >&2; exit $0' 3\n");
 }
 
+// GNU parallel's exit code: the number of failed commands, 101 for more
+// than 100.
+TEST(Commands, ExitCodeCountsFailuresUpTo101) {
+  std::vector<std::string> args = {"--jobs=8", ":::"};
+  for (int i = 0; i < 3; ++i) args.push_back("false");
+  args.push_back("true");
+  EXPECT_EQ(RunProgram(Cli(), args).exit_code, 3);
+  args.resize(2);
+  for (int i = 0; i < 150; ++i) args.push_back(i % 3 == 0 ? "true" : "false");
+  EXPECT_EQ(RunProgram(Cli(), args).exit_code, 100);
+  for (int i = 0; i < 5; ++i) args.push_back("false");
+  EXPECT_EQ(RunProgram(Cli(), args).exit_code, 101);
+}
+
 TEST(Commands, JoblogRowsParsed) {
   const std::string log = Tmp("joblog");
   Result r = RunProgram(Cli(), {"--joblog=" + log, "--jobs=2", ":::", "echo hi",
                                 "exit 4", "kill -TERM $$"});
-  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.exit_code, 2) << r.err;  // GNU parallel: the failures counted
   const std::string text = Slurp(log);
   EXPECT_EQ(text.rfind(cli::JoblogHeader(), 0), 0u) << text;
   EXPECT_EQ(Lines(text).size(), 4u) << text;
@@ -549,7 +563,7 @@ TEST(Commands, HaltOnAPercentageOfFailures) {
   Result r =
       RunProgram(Cli(), {"-k", "--halt=soon,fail=50%", "--jobs=1",
                          ":::", "false", "echo ok", "false", "echo never"});
-  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.exit_code, 2) << r.err;  // two failed
   EXPECT_EQ(r.out, "ok\n");
   EXPECT_NE(r.err.find("halted after [3] (--halt=soon,fail=50%)"),
             std::string::npos)
