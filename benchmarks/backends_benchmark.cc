@@ -29,6 +29,8 @@
 #include <functional>
 #include <future>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <thread_pool/thread_pool.hpp>
@@ -162,19 +164,22 @@ void RunThreadPool(benchmark::State& state, int jobs) {
 // plain loop. The answer is checked every iteration.
 constexpr std::size_t kReduceN = 10'000'000;
 
-std::uint64_t ReduceReference() {
-  static const std::uint64_t sum = [] {
-    std::uint64_t s = 0;
-    for (std::size_t i = 0; i < kReduceN; ++i) s += workloads::TinyTask(i);
-    return s;
-  }();
-  return sum;
+// The sum of the first n tiny tasks, computed once per n.
+std::uint64_t TinySum(std::size_t n) {
+  static std::mutex mu;
+  static auto* sums = new std::map<std::size_t, std::uint64_t>;
+  std::lock_guard<std::mutex> lock(mu);
+  auto [it, fresh] = sums->try_emplace(n, 0);
+  if (fresh) {
+    for (std::size_t i = 0; i < n; ++i) it->second += workloads::TinyTask(i);
+  }
+  return it->second;
 }
 
 template <class SumFn>
 void MeasureReduce(benchmark::State& state, SumFn&& sum) {
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  const std::uint64_t expected = ReduceReference();
+  const std::uint64_t expected = TinySum(kReduceN);
   for (auto _ : state) {
     std::uint64_t got = 0;
     try {
@@ -268,15 +273,6 @@ void RegisterReduce(const std::vector<std::string>& backends,
 // streaming per backend.
 constexpr std::size_t kStreamN = 1'000'000;
 
-std::uint64_t StreamReference() {
-  static const std::uint64_t sum = [] {
-    std::uint64_t s = 0;
-    for (std::size_t i = 0; i < kStreamN; ++i) s += workloads::TinyTask(i);
-    return s;
-  }();
-  return sum;
-}
-
 void RegisterStreams(const std::vector<std::string>& backends,
                      const std::vector<int>& job_counts) {
   for (int jobs : job_counts) {
@@ -291,7 +287,7 @@ void RegisterStreams(const std::vector<std::string>& backends,
             name.c_str(),
             [backend, jobs, ordered](benchmark::State& s) {
               Parallel parallel({.jobs = jobs, .backend = backend});
-              const std::uint64_t expected = StreamReference();
+              const std::uint64_t expected = TinySum(kStreamN);
               std::this_thread::sleep_for(std::chrono::milliseconds(20));
               const auto task = [](std::size_t i) {
                 return workloads::TinyTask(i);
