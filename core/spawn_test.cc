@@ -73,7 +73,7 @@ TEST_P(SpawnTest, VoidTasksAndProcesses) {
 
 class Worker : public Process {
  public:
-  explicit Worker(std::string backend) : Process(std::move(backend)) {}
+  explicit Worker(const std::string& backend) : Process(backend) {}
   int fd = -1;
 
  protected:

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -579,7 +580,9 @@ TEST_P(Conformance, MapReduceMatchesTheReference) {
   for (int jobs : {1, 2, 3}) {
     const double got = Parallel({.jobs = jobs, .backend = backend()})
                            .map_reduce(123457, term, 0.0, std::plus<>());
-    EXPECT_EQ(std::memcmp(&got, &reference, sizeof(double)), 0)
+    // The same bits: bit_cast, since == would also accept -0.0 for 0.0.
+    EXPECT_EQ(std::bit_cast<std::uint64_t>(got),
+              std::bit_cast<std::uint64_t>(reference))
         << "jobs " << jobs << ": " << got << " vs " << reference;
   }
 
