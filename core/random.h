@@ -50,8 +50,8 @@ class TaskRng {
 
 // The generator of task `index` of a job seeded with `seed`.
 inline TaskRng task_rng(std::uint64_t seed, std::uint64_t index) {
-  return TaskRng(TaskRng::Mix(TaskRng::Mix(seed) ^
-                              (index * TaskRng::kGamma + 0x632be59bd9b4e019ULL)));
+  return TaskRng(TaskRng::Mix(
+      TaskRng::Mix(seed) ^ (index * TaskRng::kGamma + 0x632be59bd9b4e019ULL)));
 }
 
 }  // namespace fanout
