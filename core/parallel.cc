@@ -52,7 +52,7 @@ RunReport Parallel::Run(const Job& job, ErrorPolicy errors, bool retry) {
   // stop that waits on a task can name it.
   std::unique_ptr<internal::TaskWatch> watch;
   if (stop.has_deadline() || options_.cancel != nullptr) {
-    watch = std::make_unique<internal::TaskWatch>();
+    watch = std::make_unique<internal::TaskWatch>(ro.jobs);
     ro.watch = watch.get();
   }
   internal::ProgressMonitor monitor(

@@ -18,12 +18,10 @@
 // pace), protocol.h (messages), thread_rule.cc (which thread calls),
 // local.cc / root.cc / remote.cc (the three roles), exchange.cc (results to
 // every rank), this file (the Executor).
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string_view>
-#include <thread>
 
 #include "backends/mpi/check.h"
 #include "backends/mpi/mpi.h"

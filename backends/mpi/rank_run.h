@@ -2,8 +2,9 @@
 // threads, the chunks they run, and what ran (ranges, failures, progress).
 // IWYU pragma: private, include "backends/mpi/mpi.h"
 //
-// Rank 0's threads take chunks straight off a Dispenser; another rank's
-// threads take them from the local queue its calling thread fills:
+// Rank 0's threads claim chunks straight off core's counter (run.control);
+// another rank's threads take them from the local queue its calling thread
+// fills:
 //
 //   RankRun run(job, options, rank);
 //   {

@@ -6,12 +6,9 @@
 #ifndef FANOUT_BACKENDS_PROCESS_FAILURE_TEXT_H_
 #define FANOUT_BACKENDS_PROCESS_FAILURE_TEXT_H_
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <utility>
-#include <vector>
 
 namespace fanout::process_internal {
 

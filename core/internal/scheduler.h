@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -121,7 +122,13 @@ class FailureList {
 class TaskWatch {
  public:
   static constexpr std::size_t kIdle = std::numeric_limits<std::size_t>::max();
-  static constexpr int kSlots = 256;
+  // At most this many slots, whatever the jobs.
+  static constexpr int kMaxSlots = 256;
+
+  // Slots for worker indices 0 .. workers-1 (every backend numbers its
+  // workers below its jobs count).
+  explicit TaskWatch(int workers)
+      : n_(std::clamp(workers, 1, kMaxSlots)), slots_(new Slot[n_]) {}
 
   struct alignas(64) Slot {
     std::atomic<std::size_t> task{kIdle};
@@ -130,10 +137,11 @@ class TaskWatch {
   };
 
   // The slot of worker `index`, named by `name()` on its first use in this
-  // call (a worker index belongs to one thread at a time); null past kSlots.
+  // call (a worker index belongs to one thread at a time); null past the
+  // last slot.
   template <class NameFn>
   Slot* Of(int index, const NameFn& name) {
-    if (index < 0 || index >= kSlots) return nullptr;
+    if (index < 0 || index >= n_) return nullptr;
     Slot& slot = slots_[index];
     if (!slot.named.load(std::memory_order_relaxed)) {
       const std::string text = name();
@@ -148,7 +156,8 @@ class TaskWatch {
   // The tasks running now, by index.
   std::vector<RunningTask> Running() const {
     std::vector<RunningTask> out;
-    for (const Slot& slot : slots_) {
+    for (int k = 0; k < n_; ++k) {
+      const Slot& slot = slots_[k];
       if (!slot.named.load(std::memory_order_acquire)) continue;
       const std::size_t task = slot.task.load(std::memory_order_relaxed);
       if (task != kIdle) out.push_back({task, slot.name});
@@ -161,7 +170,8 @@ class TaskWatch {
   }
 
  private:
-  Slot slots_[kSlots];
+  const int n_;
+  std::unique_ptr<Slot[]> slots_;
 };
 
 // The sink of a worker that shares the caller's memory: results are already
