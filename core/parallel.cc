@@ -24,6 +24,8 @@ RunReport Parallel::Run(const Job& job, ErrorPolicy errors, bool retry) {
   ro.timeout = options_.timeout;
   ro.retries = retry ? options_.retries : 0;
   ro.retry_on = &options_.retry_on;
+  ro.task_timeout = options_.task_timeout;
+  ro.worker_memory = options_.worker_memory;
 
   if (in_task()) {
     // A call from inside a task: the workers are busy with the outer call,

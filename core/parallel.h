@@ -101,10 +101,23 @@ struct Options {
   // times (0: never); only for exceptions whose type is in `retry_on`
   // (demangled, e.g. "std::runtime_error"; empty: any). A task that fails
   // every attempt fails the call as usual, its message ending "(failed N
-  // attempts)". A worker that dies is not retried (the call fails, naming
-  // the task). map_reduce never retries (a group would run again).
+  // attempts)". On process, a task whose worker dies (a signal, an exit, an
+  // OOM kill, task_timeout) is run again the same way, in a new worker, up
+  // to `retries` times whatever retry_on says (a death has no exception
+  // type). map_reduce never retries (a group would run again).
   int retries = 0;
   std::vector<std::string> retry_on = {};
+  // process only (a UsageError before any task runs elsewhere: a thread
+  // cannot be stopped or limited from outside). A task running longer than
+  // task_timeout (0: none) has its worker killed and fails with "timed out
+  // after N ms" (or is retried); the call goes on with a new worker.
+  std::chrono::milliseconds task_timeout{0};
+  // process only. Bytes each worker may allocate beyond what it inherits
+  // from the caller at fork (0: none); a task that needs more fails with
+  // "exceeded the worker memory limit of 256 MiB" (see
+  // backends/process/memory_limit.h). With either limit set, even a call of
+  // jobs = 1 or one task runs in a worker, so the limit holds.
+  std::size_t worker_memory = 0;
 };
 
 // One task's outcome under the collect-all policy: its value or its error.

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,8 +29,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// How often the caller wakes to mirror progress and look at cancel.
+// How often the caller wakes to mirror progress, look at cancel and time
+// tasks (task_timeout).
 constexpr int kTickMs = 10;
+
+// Deaths between tasks (a worker killed from outside while it was taking or
+// handing in work) that a call survives: no task is to blame, so retries do
+// not bound them.
+constexpr int kMaxUnblamedDeaths = 16;
 
 }  // namespace
 
@@ -113,15 +121,18 @@ WorkerPlan Call::MakePlan() const {
 
 void Call::Fork(std::size_t k, WorkerPlan plan) {
   Worker& w = workers_[k];
+  w = Worker{};
   internal::Pipe pipe;
   if (!internal::MakePipe(&pipe)) ThrowErrno("pipe2");
   // Descriptors of this call the worker must not hold.
   std::vector<int> close_fds = {pipe.read, wake_.read, wake_.write};
-  for (std::size_t j = 0; j < k; ++j) {
-    close_fds.push_back(workers_[j].read_fd);
-    close_fds.push_back(workers_[j].pidfd);
+  for (std::size_t j = 0; j < workers_.size(); ++j) {
+    if (j == k) continue;
+    if (workers_[j].read_fd >= 0) close_fds.push_back(workers_[j].read_fd);
+    if (workers_[j].pidfd >= 0) close_fds.push_back(workers_[j].pidfd);
   }
   plan.slot = &shared_.slot(static_cast<int>(k));
+  plan.stage = shared_.stage(static_cast<int>(k));
   plan.write_fd = pipe.write;
   const pid_t pid =
       internal::ForkChild({.close_fds = close_fds, .flush_stdio = false});
@@ -137,6 +148,7 @@ void Call::Fork(std::size_t k, WorkerPlan plan) {
   w.read_fd = pipe.read;
   internal::SetNonBlocking(w.read_fd);
   w.pidfd = internal::PidfdOpen(pid);
+  w.seen_at = Clock::now();
 }
 
 bool Call::NeedAnotherWorker(std::size_t k) const {
@@ -171,6 +183,7 @@ void Call::Supervise() {
   while (running > 0) {
     if (StopRequested()) return;
     MirrorProgress();
+    if (options_.task_timeout.count() > 0) KillOverdue();
     const int ready = Poll();
     // Results and failures first, then exits (a worker that exits has
     // nothing more to say once its pipe is drained).
@@ -248,10 +261,17 @@ bool Call::ReapExited(std::size_t* running) {
   for (std::size_t k = 0; k < workers_.size(); ++k) {
     Worker& w = workers_[k];
     if (w.reaped || !exited_[k] || !Reap(w, /*block=*/false)) continue;
-    --*running;
-    if (!Drain(static_cast<int>(k))) return false;
-    if (!FinishedCleanly(static_cast<int>(k))) ThrowDeath(static_cast<int>(k));
     internal::CloseFd(&w.pidfd);
+    const int worker = static_cast<int>(k);
+    if (!Drain(worker)) {
+      --*running;
+      return false;
+    }
+    if (FinishedCleanly(worker)) {
+      --*running;
+    } else if (!Replace(worker, running)) {
+      return false;
+    }
   }
   return true;
 }
@@ -263,6 +283,146 @@ bool Call::FinishedCleanly(int k) const {
   if (!w.status_known) return finished;
   const internal::WaitOutcome ended = internal::DecodeWaitStatus(w.status);
   return ended.signal == 0 && ended.exit_status == 0 && finished;
+}
+
+// ---------------------------------------------------------------------------
+// A worker that died: what it finished is kept, the task it was running is
+// run again or fails, and a replacement takes the rest of its chunk.
+
+bool Call::Replace(int k, std::size_t* running) {
+  Worker& w = workers_[k];
+  WorkerSlot& slot = shared_.slot(k);
+  const internal::WaitOutcome ended = internal::DecodeWaitStatus(w.status);
+  const std::int64_t current = slot.current.load(std::memory_order_relaxed);
+  // Deaths that cannot be survived without losing or repeating work, or
+  // that a replacement would only repeat, end the call as before: status
+  // unknown, a lost result pipe, a death before the first task.
+  if (!w.status_known ||
+      (ended.exit_status == kLostPipeExitStatus &&
+       slot.lost_pipe_fd.load(std::memory_order_acquire) >= 0) ||
+      (current == kNoTask && w.timed_out == kNoTask)) {
+    ThrowDeath(k);
+  }
+  if (slot.claiming.load(std::memory_order_acquire) != 0) {
+    const std::string worker = WorkerName(k);
+    KillAll();
+    throw Error("process backend: worker " +
+                internal::DescribeWaitStatus(w.status) + " (" + worker +
+                ") while it took a chunk of tasks; which tasks it took is "
+                "unknown, so the call cannot go on without losing some");
+  }
+  if (!ReadStage(k)) {
+    --*running;
+    return false;
+  }
+  const std::int64_t begin = slot.chunk_begin.load(std::memory_order_relaxed);
+  const std::int64_t end = slot.chunk_end.load(std::memory_order_relaxed);
+  const std::int64_t done = slot.done.load(std::memory_order_acquire);
+  // Tasks [begin, done) finished and were delivered; `current` equal to
+  // `done` was running when the worker died.
+  const bool was_running =
+      begin != kNoTask && current == done && current >= begin && current < end;
+  std::int64_t blamed = kNoTask;
+  if (w.timed_out != kNoTask) {
+    // Killed for task_timeout: the task that ran too long, unless it
+    // finished just before the kill (then the task running, if any, runs
+    // again in the replacement, not counted as an attempt).
+    if (was_running && current == w.timed_out) blamed = current;
+  } else if (was_running) {
+    blamed = current;
+  } else if (++unblamed_deaths_ > kMaxUnblamedDeaths) {
+    ThrowDeath(k);
+  }
+  std::int64_t rest = begin != kNoTask ? std::max(done, begin) : kNoTask;
+  if (blamed != kNoTask) {
+    const int deaths = ++deaths_[static_cast<std::size_t>(blamed)];
+    if (deaths > options_.retries) {
+      // Quarantined: it fails, and the replacement starts after it.
+      rest = blamed + 1;
+      TaskError error = DeathError(k, static_cast<std::size_t>(blamed), deaths);
+      if (options_.errors == ErrorPolicy::kFailFast) {
+        const std::size_t failed = report_.failures.size() + 1;
+        KillAll();
+        throw error.with_failed_tasks(failed);
+      }
+      report_.failures.push_back(std::move(error));
+    }
+  }
+  // The tasks before `rest` ended (succeeded, failed, or quarantined): the
+  // dead worker counted none of its chunk.
+  if (begin != kNoTask && rest > begin) {
+    shared_.control().progress.fetch_add(static_cast<std::size_t>(rest - begin),
+                                         std::memory_order_relaxed);
+  }
+  WorkerPlan plan = MakePlan();
+  if (rest != kNoTask && rest < end) {
+    plan.handed_begin = static_cast<std::size_t>(rest);
+    plan.handed_end = static_cast<std::size_t>(end);
+  }
+  const Control& control = shared_.control();
+  if (control.stopped() != StopReason::kNone ||
+      (plan.handed_begin == plan.handed_end && !control.Unclaimed())) {
+    --*running;  // nothing left for a replacement
+    return true;
+  }
+  internal::CloseFd(&w.read_fd);
+  new (&slot) WorkerSlot;
+  std::fflush(nullptr);
+  Fork(static_cast<std::size_t>(k), plan);
+  pidfds_ = pidfds_ && workers_[k].pidfd >= 0;
+  return true;
+}
+
+bool Call::ReadStage(int k) {
+  Worker& w = workers_[k];
+  const WorkerSlot& slot = shared_.slot(k);
+  // A message the death cut short in the pipe is whole in the stage.
+  w.inbox.clear();
+  const std::uint64_t base = slot.stage_base.load(std::memory_order_acquire);
+  const std::uint32_t staged = slot.staged.load(std::memory_order_acquire);
+  if (staged == 0 || w.handled < base || w.handled - base >= staged) {
+    return true;
+  }
+  const std::uint64_t from = w.handled - base;
+  w.inbox.assign(shared_.stage(k) + from, staged - from);
+  return HandleMessages(k);
+}
+
+void Call::KillOverdue() {
+  const auto now = Clock::now();
+  for (std::size_t k = 0; k < workers_.size(); ++k) {
+    Worker& w = workers_[k];
+    if (w.pid <= 0 || w.reaped || w.timed_out != kNoTask) continue;
+    const WorkerSlot& slot = shared_.slot(static_cast<int>(k));
+    const std::uint64_t started = slot.started.load(std::memory_order_relaxed);
+    if (started != w.seen_started) {
+      w.seen_started = started;
+      w.seen_at = now;
+      continue;
+    }
+    const std::int64_t current = slot.current.load(std::memory_order_relaxed);
+    if (started == 0 || slot.done.load(std::memory_order_relaxed) != current) {
+      continue;  // not running a task
+    }
+    if (now - w.seen_at >= options_.task_timeout) {
+      w.timed_out = current;
+      kill(w.pid, SIGKILL);
+    }
+  }
+}
+
+TaskError Call::DeathError(int k, std::size_t task, int attempts) const {
+  const Worker& w = workers_[k];
+  Death death{WorkerName(k),
+              w.status_known,
+              w.status,
+              -1,
+              static_cast<std::int64_t>(task),
+              report_.failures.size()};
+  death.attempts = attempts;
+  death.peak_kib = w.peak_kib;
+  if (w.timed_out != kNoTask) death.timed_out = options_.task_timeout;
+  return process_internal::DeathError(death);
 }
 
 // ---------------------------------------------------------------------------
@@ -301,6 +461,7 @@ bool Call::HandleMessages(int k) {
     if (options_.errors == ErrorPolicy::kFailFast) keep_going = false;
   }
   w.inbox.erase(0, pos);
+  w.handled += pos;
   return keep_going;
 }
 
@@ -322,9 +483,14 @@ void Call::KillAll() {
 
 bool Call::Reap(Worker& w, bool block) {
   int status = 0;
-  const pid_t r = internal::WaitPid(w.pid, &status, block ? 0 : WNOHANG);
+  rusage usage{};
+  pid_t r;
+  do {
+    r = wait4(w.pid, &status, block ? 0 : WNOHANG, &usage);
+  } while (r < 0 && errno == EINTR);
   if (r == 0) return false;
   w.reaped = true;
+  if (r == w.pid) w.peak_kib = usage.ru_maxrss;
   // Otherwise ECHILD: someone else reaped it (SIGCHLD ignored, or a
   // wait(-1) elsewhere in the program). It is gone; its status is unknown.
   w.status_known = r == w.pid;
@@ -383,12 +549,13 @@ void Call::CopyResults(bool kept_out_of_fork) {
 void Call::ThrowDeath(int k) {
   const Worker& w = workers_[k];
   const WorkerSlot& slot = shared_.slot(k);
-  const Death death{WorkerName(k),
-                    w.status_known,
-                    w.status,
-                    slot.lost_pipe_fd.load(std::memory_order_acquire),
-                    slot.current.load(std::memory_order_relaxed),
-                    report_.failures.size()};
+  Death death{WorkerName(k),
+              w.status_known,
+              w.status,
+              slot.lost_pipe_fd.load(std::memory_order_acquire),
+              slot.current.load(std::memory_order_relaxed),
+              report_.failures.size()};
+  death.peak_kib = w.peak_kib;
   KillAll();
   process_internal::ThrowDeath(death);
 }

@@ -1,7 +1,9 @@
 // The memory a call shares with its workers: a control block (the chunk
-// counter, progress and the stop flag), one slot per worker (the task it
-// runs, whether it finished cleanly, why it left), and for trivially
-// copyable results n result slots. One MAP_SHARED anonymous mapping, kept
+// counter, progress and the stop flag), one slot per worker (the chunk and
+// task it runs, how far it got, whether it finished cleanly, why it left),
+// one stage per worker (the messages it has not sent yet, so that a worker
+// that dies leaves them behind for the caller), and for trivially copyable
+// results n result slots. One MAP_SHARED anonymous mapping, kept
 // from one call to the next by a BlockCache.
 // IWYU pragma: private
 #ifndef FANOUT_BACKENDS_PROCESS_SHARED_BLOCK_H_
@@ -19,14 +21,38 @@ namespace fanout::process_internal {
 
 inline constexpr std::int64_t kNoTask = -1;
 inline constexpr std::size_t kPage = 4096;
+// Bytes of messages a worker gathers in its stage before it writes them to
+// its pipe (and at the end of every chunk).
+inline constexpr std::size_t kStageBytes = std::size_t{1} << 16;
 
 // The call's chunk counter, progress and stop flag: core's scheduler state,
 // placed here so every worker claims off the same counter.
 using Control = internal::CallControl;
 
+// What the caller reads after a worker died, to know which of its tasks
+// finished (their outcomes are in shared result slots, the pipe or the
+// stage), which one it was running and which it had not started. The worker
+// writes each field with a release store after what it describes.
 struct alignas(64) WorkerSlot {
   // The task the worker is running (or ran last); kNoTask before its first.
   std::atomic<std::int64_t> current{kNoTask};
+  // Raised once per task started: the caller samples it with `current` to
+  // time tasks (task_timeout) without a clock read in the worker.
+  std::atomic<std::uint64_t> started{0};
+  // The chunk [chunk_begin, chunk_end) the worker runs; tasks of it before
+  // `done` have finished and their outcomes are delivered. `done` equal to
+  // `current` means that task is running.
+  std::atomic<std::int64_t> chunk_begin{kNoTask};
+  std::atomic<std::int64_t> chunk_end{kNoTask};
+  std::atomic<std::int64_t> done{kNoTask};
+  // Set while the worker takes a chunk off the counter and has not yet
+  // recorded which: a death then cannot say which tasks it took.
+  std::atomic<std::uint32_t> claiming{0};
+  // The stage: its first `staged` bytes are whole messages not yet written
+  // to the pipe; they follow the first `stage_base` bytes the worker wrote
+  // to its pipe (so the caller can tell what a partial write delivered).
+  std::atomic<std::uint32_t> staged{0};
+  std::atomic<std::uint64_t> stage_base{0};
   // Set just before a clean _exit(0): an exit(0) from a task leaves it clear.
   std::atomic<std::uint32_t> finished{0};
   // The descriptor of the result pipe when a write to it failed or it was
@@ -34,9 +60,10 @@ struct alignas(64) WorkerSlot {
   std::atomic<std::int32_t> lost_pipe_fd{-1};
 };
 
-// Layout: Control, then one WorkerSlot per worker, then (from the next page
+// Layout: Control, then one WorkerSlot per worker, then one stage of
+// kStageBytes per worker (from a page boundary), then (from the next page
 // on, at the offset within a page of the caller's result array) the result
-// slots.
+// slots. Stages that are never used are never touched (no memory).
 class SharedBlock {
  public:
   // Room for the control block, `workers` slots and `result_bytes` of
@@ -60,11 +87,16 @@ class SharedBlock {
   WorkerSlot& slot(int w) const {
     return reinterpret_cast<WorkerSlot*>(base_ + sizeof(Control))[w];
   }
+  char* stage(int w) const {
+    return base_ + SlotBytes(workers_) + kStageBytes * w;
+  }
   char* results() const { return results_; }
 
  private:
+  static std::size_t SlotBytes(int workers);
   static std::size_t HeaderBytes(int workers);
 
+  int workers_ = 0;
   const std::size_t header_;
   const std::size_t bytes_;
   char* base_ = nullptr;

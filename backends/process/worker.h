@@ -29,6 +29,11 @@ struct WorkerPlan {
   bool contiguous;  // the caller's result slots form one array
   bool dontfork;    // its whole pages were not copied into the worker
   int write_fd;
+  char* stage = nullptr;  // this worker's stage (kStageBytes)
+  // Tasks [handed_begin, handed_end) to run before claiming chunks: what a
+  // worker that died had not finished of its chunk.
+  std::size_t handed_begin = 0;
+  std::size_t handed_end = 0;
 };
 
 // Runs the worker's share of the call in the forked child and leaves with
