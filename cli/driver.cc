@@ -75,7 +75,9 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
             .verbose = r.verbose,
             .batch_size = r.batch_size,
             .timeout = r.timeout,
-            .cancel = InterruptScope::flag()};
+            .cancel = InterruptScope::flag(),
+            .task_timeout = r.task_timeout,
+            .worker_memory = r.worker_memory};
   if (r.progress && err_is_terminal) {
     o.on_progress = ProgressBar(err);
   }
