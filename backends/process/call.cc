@@ -563,9 +563,12 @@ void Call::ThrowDeath(int k) {
 void Call::StopFromOutside() {
   for (std::size_t k = 0; k < workers_.size(); ++k) {
     if (workers_[k].reaped) continue;
-    const std::int64_t current = shared_.slot(static_cast<int>(k))
-                                     .current.load(std::memory_order_relaxed);
-    if (current != kNoTask) {
+    const WorkerSlot& slot = shared_.slot(static_cast<int>(k));
+    const std::int64_t current = slot.current.load(std::memory_order_relaxed);
+    // Only a task still running (not one that finished, the worker now
+    // between tasks).
+    if (current != kNoTask &&
+        slot.done.load(std::memory_order_acquire) == current) {
       report_.running.push_back(
           {static_cast<std::size_t>(current), WorkerName(static_cast<int>(k))});
     }
