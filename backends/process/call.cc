@@ -349,8 +349,9 @@ bool Call::Replace(int k, std::size_t* running) {
     }
   }
   // The tasks before `rest` ended (succeeded, failed, or quarantined): the
-  // dead worker counted none of its chunk.
-  if (begin != kNoTask && rest > begin) {
+  // dead worker counted none of its chunk, unless it died sending it.
+  if (begin != kNoTask && rest > begin &&
+      slot.counted.load(std::memory_order_acquire) != begin) {
     shared_.control().progress.fetch_add(static_cast<std::size_t>(rest - begin),
                                          std::memory_order_relaxed);
   }

@@ -149,6 +149,33 @@ TEST(ProcessPool, UnsentResultsOfADeadWorkerAreKept) {
   ExpectRanOnce(runs, kN, 21);
 }
 
+// Progress counts each task once, whether its worker died or not: a dead
+// worker's finished tasks and the task that killed it are counted by the
+// caller, the rest of its chunk by the replacement. The call fails (task 21),
+// so its last event carries the real count, not the total.
+TEST(ProcessPool, ProgressCountsEveryTaskOnceAcrossADeath) {
+  TempDir dir;
+  std::size_t last_done = 0;
+  bool finished = false;
+  Parallel p({.jobs = 2,
+              .backend = "process",
+              .batch_size = 8,
+              .on_progress = [&](const ProgressEvent& e) {
+                if (e.finished) {
+                  last_done = e.done;
+                  finished = true;
+                }
+              }});
+  auto r = p.try_map(kN, [&](std::size_t i) {
+    if (i == 21 && FirstTime(dir.file("once"))) raise(SIGKILL);
+    return static_cast<int>(i);
+  });
+  EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+  EXPECT_FALSE(r[21].ok());
+  EXPECT_TRUE(finished);
+  EXPECT_EQ(last_done, kN);
+}
+
 // retries = 0 under collect-all: only the killed task fails, naming the
 // signal and the worker's peak memory; every other task completes once.
 TEST(ProcessPool, WithoutRetriesOnlyTheKilledTaskFails) {

@@ -45,6 +45,9 @@ struct alignas(64) WorkerSlot {
   std::atomic<std::int64_t> chunk_begin{kNoTask};
   std::atomic<std::int64_t> chunk_end{kNoTask};
   std::atomic<std::int64_t> done{kNoTask};
+  // The first task of the last chunk whose tasks the worker added to the
+  // call's progress (so the caller adds a dead worker's chunk only once).
+  std::atomic<std::int64_t> counted{kNoTask};
   // Set while the worker takes a chunk off the counter and has not yet
   // recorded which: a death then cannot say which tasks it took.
   std::atomic<std::uint32_t> claiming{0};

@@ -164,7 +164,17 @@ class WorkerSink {
         slot_.current.load(std::memory_order_relaxed)));
   }
 
-  void ChunkDone(std::size_t, std::size_t) { FlushStage(); }
+  // Counts the chunk's tasks (before its outcomes are sent: a caller that
+  // stops the call on a failure it receives has then already seen the
+  // count), then sends what is staged.
+  void ChunkDone(std::size_t begin, std::size_t end) {
+    if (end > begin) {
+      plan_.control->progress.fetch_add(end - begin, std::memory_order_relaxed);
+    }
+    slot_.counted.store(static_cast<std::int64_t>(begin),
+                        std::memory_order_release);
+    FlushStage();
+  }
 
   void FlushAll() { FlushStage(); }
 
@@ -237,10 +247,12 @@ void WorkerMain(const WorkerPlan& plan) {
     const PipeId pipe = IdOf(plan.write_fd);
     WorkerSink sink(plan, pipe);
     // The caller watches the call's stop token and stops workers from
-    // outside; here only the shared control block's stop flag is seen.
-    internal::ChunkRunner<WorkerSink> runner(
-        *plan.job, *plan.control, *plan.options, &plan.control->progress,
-        /*stop=*/nullptr, sink);
+    // outside; here only the shared control block's stop flag is seen. The
+    // sink counts progress (see ChunkDone).
+    internal::ChunkRunner<WorkerSink> runner(*plan.job, *plan.control,
+                                             *plan.options,
+                                             /*progress=*/nullptr,
+                                             /*stop=*/nullptr, sink);
     bool keep_going = true;
     if (plan.handed_begin < plan.handed_end) {
       sink.BeginChunk(plan.handed_begin, plan.handed_end);
