@@ -330,6 +330,9 @@ bool Call::Replace(int k, std::size_t* running) {
     if (was_running && current == w.timed_out) blamed = current;
   } else if (was_running) {
     blamed = current;
+  } else if (ended.exit_status == kRetireExitStatus) {
+    // Left after a task ran into the memory limit (that task failed, and
+    // it does so at most once): not a death to count.
   } else if (++unblamed_deaths_ > kMaxUnblamedDeaths) {
     ThrowDeath(k);
   }

@@ -71,7 +71,10 @@
 //   - Options::worker_memory: each worker limits itself with RLIMIT_DATA
 //     after fork (see memory_limit.h); a task whose allocation fails there
 //     fails with "exceeded the worker memory limit of 256 MiB" (type
-//     std::bad_alloc), retried like any exception. Workers raise their
+//     std::bad_alloc), retried like any exception; the worker then leaves
+//     (its heap may stay large) and a fresh one takes the rest of its
+//     chunk. Under ASan/TSan the sanitizer's allocator ends the worker
+//     instead of throwing (a death like any other). Workers raise their
 //     oom_score_adj so the kernel's OOM killer picks them before the caller.
 //   - With task_timeout or worker_memory set, a call of jobs = 1 or a single
 //     task also runs in a forked worker, so that the limit holds.

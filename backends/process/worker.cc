@@ -149,7 +149,8 @@ class WorkerSink {
   void Failed(std::size_t task, TaskFailure&& failure) {
     // Under a memory limit, an allocation that failed ran into it.
     const std::size_t limit = plan_.options->worker_memory;
-    if (limit != 0 && failure.type == "std::bad_alloc") {
+    const bool over_limit = limit != 0 && failure.type == "std::bad_alloc";
+    if (over_limit) {
       const std::size_t attempts = failure.message.rfind(" (failed ");
       failure.message =
           MemoryLimitMessage(limit) + (attempts != std::string::npos
@@ -162,6 +163,14 @@ class WorkerSink {
     // the one running.
     MarkDone(static_cast<std::size_t>(
         slot_.current.load(std::memory_order_relaxed)));
+    if (over_limit) {
+      // The heap may stay near the limit (fragments, memory the allocator
+      // keeps): the worker leaves once the failure is sent, and the caller
+      // hands the rest of its chunk to a fresh one.
+      FlushStage();
+      std::fflush(nullptr);
+      _exit(kRetireExitStatus);
+    }
   }
 
   // Counts the chunk's tasks (before its outcomes are sent: a caller that

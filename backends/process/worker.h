@@ -19,6 +19,11 @@ namespace fanout::process_internal {
 // it). Its WorkerSlot::lost_pipe_fd names the descriptor.
 inline constexpr int kLostPipeExitStatus = 124;
 
+// How a worker leaves after a task ran into its memory limit (once that
+// failure is sent and the task marked done): the caller replaces it without
+// blaming a task.
+inline constexpr int kRetireExitStatus = 123;
+
 // What a worker needs to know, all of it set up by the caller before fork.
 struct WorkerPlan {
   const Job* job;
