@@ -248,8 +248,9 @@ TEST(ProcessPool, PoisonTaskIsQuarantinedTrivialResults) {
 }
 
 TEST(ProcessPool, PoisonTaskIsQuarantinedEncodedResults) {
-  ExpectPoisonQuarantined<std::string>(
-      [](std::size_t i) { return std::string(i % 7 + 1, 'a' + i % 26); });
+  ExpectPoisonQuarantined<std::string>([](std::size_t i) {
+    return std::string(i % 7 + 1, static_cast<char>('a' + i % 26));
+  });
 }
 
 // Every task crashes: each kills retries + 1 workers, then the call ends;
