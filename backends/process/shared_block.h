@@ -62,6 +62,14 @@ class SharedBlock {
   }
   char* results() const { return results_; }
 
+  // Whether a BlockCache keeps this block for the next call (it is small
+  // enough): its pages then stay allocated and mapped in the caller.
+  bool kept() const;
+  // Frees the shared pages that lie wholly inside result bytes
+  // [offset, offset + len) (MADV_REMOVE); they read as zeros afterwards.
+  // For a block that is not kept, once those results are copied out.
+  void ReleaseResults(std::size_t offset, std::size_t len) const;
+
  private:
   static std::size_t HeaderBytes(int workers);
 
@@ -70,6 +78,12 @@ class SharedBlock {
   char* base_ = nullptr;
   char* results_ = nullptr;
 };
+
+// Blocks up to this size are kept from one call to the next. The caller's
+// resident memory holds a kept block's result pages besides the results
+// themselves; a larger block is freed as its results are copied out, so a
+// call with many results needs little more memory than the results.
+inline constexpr std::size_t kMaxCachedBytes = std::size_t{16} << 20;
 
 // The shared block of the last call, kept for the next one (up to
 // kMaxCachedBytes): its pages are then already allocated, zeroed and mapped
@@ -84,8 +98,6 @@ class BlockCache {
   void GiveBack(std::unique_ptr<SharedBlock> block);
 
  private:
-  static constexpr std::size_t kMaxCachedBytes = std::size_t{64} << 20;
-
   std::mutex mu_;
   std::unique_ptr<SharedBlock> cached_;
 };
