@@ -411,11 +411,10 @@ void Call::ThrowDeath(int k) {
 void Call::StopFromOutside() {
   for (std::size_t k = 0; k < workers_.size(); ++k) {
     if (workers_[k].reaped) continue;
-    const std::int64_t current = shared_.slot(static_cast<int>(k))
-                                     .current.load(std::memory_order_relaxed);
+    const std::size_t current = shared_.slot(static_cast<int>(k))
+                                    .current.load(std::memory_order_relaxed);
     if (current != kNoTask) {
-      report_.running.push_back(
-          {static_cast<std::size_t>(current), WorkerName(static_cast<int>(k))});
+      report_.running.push_back({current, WorkerName(static_cast<int>(k))});
     }
   }
   std::sort(report_.running.begin(), report_.running.end(),

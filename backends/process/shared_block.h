@@ -17,7 +17,8 @@
 
 namespace fanout::process_internal {
 
-inline constexpr std::int64_t kNoTask = -1;
+// WorkerSlot::current when the worker runs no task.
+inline constexpr std::size_t kNoTask = internal::TaskWatch::kIdle;
 inline constexpr std::size_t kPage = 4096;
 
 // The call's chunk counter, progress and stop flag: core's scheduler state,
@@ -25,8 +26,10 @@ inline constexpr std::size_t kPage = 4096;
 using Control = internal::CallControl;
 
 struct alignas(64) WorkerSlot {
-  // The task the worker is running (or ran last); kNoTask before its first.
-  std::atomic<std::int64_t> current{kNoTask};
+  // The task the worker is running: kNoTask before its first, and between
+  // chunks that ran whole (see WorkerSink::RunsWhole). A chunk run task by
+  // task leaves its last task here until the next one starts.
+  std::atomic<std::size_t> current{kNoTask};
   // Set just before a clean _exit(0): an exit(0) from a task leaves it clear.
   std::atomic<std::uint32_t> finished{0};
   // The descriptor of the result pipe when a write to it failed or it was

@@ -110,9 +110,18 @@ class WorkerSink {
                      ? AliasResults(plan)
                      : std::pair<std::size_t, std::size_t>{0, 0}) {}
 
+  // A chunk whose results all land in the aliased shared pages runs whole:
+  // each result is in shared memory as its task returns, and the typed job
+  // records each task's index in this worker's slot (watch_slot), so a
+  // death still names its task. Other chunks run task by task, each result
+  // copied or sent as its task ends.
+  bool RunsWhole(std::size_t begin, std::size_t end) const {
+    return begin >= aliased_.first && end <= aliased_.second;
+  }
+  std::atomic<std::size_t>* watch_slot() const { return &plan_.slot->current; }
+
   void Started(std::size_t i) {
-    plan_.slot->current.store(static_cast<std::int64_t>(i),
-                              std::memory_order_relaxed);
+    plan_.slot->current.store(i, std::memory_order_relaxed);
   }
 
   bool Finished(std::size_t i) {
