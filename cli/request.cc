@@ -155,6 +155,11 @@ void ParseRetriesAndErrors(const RawFlags& f, Request* r) {
             " (in commands mode: runs of a failing command in all, 0 to "
             "1000)"));
   }
+  if (r->retries > 0 && r->reduce) {
+    throw UsageError(
+        "--retries and --reduce cannot be combined: map_reduce does not "
+        "retry (a whole group of tasks would run again); valid: one of them");
+  }
   if (f.errors != "fail-fast" && f.errors != "collect") {
     throw UsageError("unknown --errors '" + f.errors +
                      "'; valid: fail-fast, collect");

@@ -116,7 +116,8 @@ ABSL_FLAG(bool, resume_failed, false,
 ABSL_FLAG(std::string, retries, "0",
           "two meanings, by mode. Workload mode: a task that throws runs "
           "again up to N more times (N+1 attempts in all), 0 to 1000000; a "
-          "worker that dies is not retried. Commands mode, as GNU parallel: "
+          "worker that dies is not retried, nor is --reduce. Commands mode, as "
+          "GNU parallel: "
           "a failing command runs up to N times in all (0 and 1: once), 0 "
           "to 1000. Example: --retries=3");
 ABSL_FLAG(std::string, halt, "never",

@@ -191,6 +191,10 @@ TEST(CliErrors, BadValuesAreUsageErrors) {
                          " cannot be combined: the answer of a run with "
                          "failed tasks leaves them out; valid: one of them");
   }
+  ExpectUsageError({"--retries=1", "--reduce"},
+                   "run: --retries and --reduce cannot be combined: "
+                   "map_reduce does not retry (a whole group of tasks would "
+                   "run again); valid: one of them");
   ExpectUsageError({"--errors=collect", "echo", ":::", "a"},
                    "run: --errors is for workload mode: commands mode runs "
                    "every command and exits 1 if any failed; valid: --halt "
