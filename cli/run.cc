@@ -113,13 +113,14 @@ ABSL_FLAG(bool, resume, false,
 ABSL_FLAG(bool, resume_failed, false,
           "commands mode: skip the commands that succeeded in --joblog, rerun "
           "the ones that failed. Example: --joblog=run.log --resume-failed");
-ABSL_FLAG(std::string, retries, "0",
-          "two meanings, by mode. Workload mode: a task that throws runs "
-          "again up to N more times (N+1 attempts in all), 0 to 1000000; a "
-          "worker that dies is not retried, nor is --reduce. Commands mode, as "
-          "GNU parallel: "
-          "a failing command runs up to N times in all (0 and 1: once), 0 "
-          "to 1000. Example: --retries=3");
+ABSL_FLAG(
+    std::string, retries, "0",
+    "two meanings, by mode. Workload mode: a task that throws runs "
+    "again up to N more times (N+1 attempts in all), 0 to 1000000; a "
+    "worker that dies is not retried; not with --reduce. Commands mode, as "
+    "GNU parallel: "
+    "a failing command runs up to N times in all (0 and 1: once), 0 "
+    "to 1000. Example: --retries=3");
 ABSL_FLAG(std::string, halt, "never",
           "commands mode: stop early, as GNU parallel's --halt: now|soon,"
           "fail|success|done=N or N%; now kills running commands, soon lets "
