@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "backends/process/cpu_budget.h"
 #include "backends/process/wire.h"
 #include "core/internal/fd.h"
 #include "core/internal/fork.h"
@@ -182,6 +183,7 @@ class WorkerSink {
 }  // namespace
 
 void WorkerMain(const WorkerPlan& plan) {
+  ApplyCpuBudget();  // before any task: its runtimes' thread counts
   {
     internal::InTaskScope in_task;
     const PipeId pipe = IdOf(plan.write_fd);
