@@ -39,6 +39,8 @@ struct RawFlags {
   std::string fail_mode = "throw";
   std::string task_timeout_ms = "0";
   std::string worker_memory = "0";
+  std::string fail_attempts = "0";   // first K attempts fail; 0 = every one
+  std::string errors = "fail-fast";  // or "collect" (workload mode)
   std::string compare;  // "", "all" or a comma-separated list of backends
   std::string format = "text";
   bool progress = false;
@@ -51,7 +53,7 @@ struct RawFlags {
   std::string joblog;
   bool resume = false;
   bool resume_failed = false;
-  std::string retries = "0";
+  std::string retries = "0";  // workload: retries; commands: tries in all
   std::string halt = "never";
   std::string timeout = "0";  // seconds per command
   std::string delay = "0";    // seconds between starts
@@ -86,6 +88,9 @@ struct Request {
   FailMode fail_mode = FailMode::kNone;
   std::chrono::milliseconds task_timeout{0};  // Options::task_timeout
   std::size_t worker_memory = 0;              // Options::worker_memory
+  long long fail_attempts = 0;  // --fail-attempts: 0 = every attempt fails
+  bool collect_errors = false;  // --errors=collect: every task runs
+  int retries = 0;  // workload mode: runs again of a failed task (Options)
   std::vector<std::string> compare;  // backends to compare; empty = one run
   bool json = false;
   bool progress = false;

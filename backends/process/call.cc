@@ -38,6 +38,34 @@ constexpr int kTickMs = 10;
 // not bound them.
 constexpr int kMaxUnblamedDeaths = 16;
 
+// The results of a block that is not kept are copied back this many bytes
+// at a time, the shared pages of each slice freed behind the copy.
+constexpr std::size_t kCopySliceBytes = std::size_t{4} << 20;
+
+// Best effort (Linux >= 5.14): fills the page-table entries of the whole
+// pages [p, p + len) in one call.
+void Populate(const char* p, std::size_t len, int advice) {
+  const auto begin = reinterpret_cast<std::uintptr_t>(p) / kPage * kPage;
+  madvise(reinterpret_cast<void*>(begin),
+          reinterpret_cast<std::uintptr_t>(p) + len - begin, advice);
+}
+
+// The task `slot`'s worker is running, or kNoTask between tasks. Task by
+// task, a task runs while `done` has not passed it; in a chunk that runs
+// whole, `done` moves only for failures, and `current` is the task running.
+std::size_t TaskRunningIn(const WorkerSlot& slot) {
+  const std::size_t current = slot.current.load(std::memory_order_relaxed);
+  const std::size_t begin = slot.chunk_begin.load(std::memory_order_relaxed);
+  const std::size_t end = slot.chunk_end.load(std::memory_order_relaxed);
+  const std::size_t done = slot.done.load(std::memory_order_acquire);
+  if (current == kNoTask || begin == kNoTask || current < begin ||
+      current >= end) {
+    return kNoTask;
+  }
+  const bool whole = slot.whole.load(std::memory_order_relaxed) != 0;
+  return (whole ? current >= done : current == done) ? current : kNoTask;
+}
+
 }  // namespace
 
 Call::Call(const Job& job, const RunOptions& options, int workers,
@@ -293,14 +321,14 @@ bool Call::Replace(int k, std::size_t* running) {
   Worker& w = workers_[k];
   WorkerSlot& slot = shared_.slot(k);
   const internal::WaitOutcome ended = internal::DecodeWaitStatus(w.status);
-  const std::int64_t current = slot.current.load(std::memory_order_relaxed);
   // Deaths that cannot be survived without losing or repeating work, or
   // that a replacement would only repeat, end the call as before: status
-  // unknown, a lost result pipe, a death before the first task.
+  // unknown, a lost result pipe, a death before the first chunk.
   if (!w.status_known ||
       (ended.exit_status == kLostPipeExitStatus &&
        slot.lost_pipe_fd.load(std::memory_order_acquire) >= 0) ||
-      (current == kNoTask && w.timed_out == kNoTask)) {
+      (slot.chunk_begin.load(std::memory_order_relaxed) == kNoTask &&
+       slot.claiming.load(std::memory_order_acquire) == 0)) {
     ThrowDeath(k);
   }
   if (slot.claiming.load(std::memory_order_acquire) != 0) {
@@ -315,34 +343,35 @@ bool Call::Replace(int k, std::size_t* running) {
     --*running;
     return false;
   }
-  const std::int64_t begin = slot.chunk_begin.load(std::memory_order_relaxed);
-  const std::int64_t end = slot.chunk_end.load(std::memory_order_relaxed);
-  const std::int64_t done = slot.done.load(std::memory_order_acquire);
-  // Tasks [begin, done) finished and were delivered; `current` equal to
-  // `done` was running when the worker died.
-  const bool was_running =
-      begin != kNoTask && current == done && current >= begin && current < end;
-  std::int64_t blamed = kNoTask;
+  const std::size_t begin = slot.chunk_begin.load(std::memory_order_relaxed);
+  const std::size_t end = slot.chunk_end.load(std::memory_order_relaxed);
+  // The task it was running, if any; every task of its chunk before that
+  // one (or before `done`, between tasks) finished and was delivered.
+  const std::size_t running_task = TaskRunningIn(slot);
+  std::size_t rest =
+      running_task != kNoTask
+          ? running_task
+          : std::clamp(slot.done.load(std::memory_order_acquire), begin, end);
+  std::size_t blamed = kNoTask;
   if (w.timed_out != kNoTask) {
     // Killed for task_timeout: the task that ran too long, unless it
     // finished just before the kill (then the task running, if any, runs
     // again in the replacement, not counted as an attempt).
-    if (was_running && current == w.timed_out) blamed = current;
-  } else if (was_running) {
-    blamed = current;
+    if (running_task == w.timed_out) blamed = running_task;
+  } else if (running_task != kNoTask) {
+    blamed = running_task;
   } else if (ended.exit_status == kRetireExitStatus) {
     // Left after a task ran into the memory limit (that task failed, and
     // it does so at most once): not a death to count.
   } else if (++unblamed_deaths_ > kMaxUnblamedDeaths) {
     ThrowDeath(k);
   }
-  std::int64_t rest = begin != kNoTask ? std::max(done, begin) : kNoTask;
   if (blamed != kNoTask) {
-    const int deaths = ++deaths_[static_cast<std::size_t>(blamed)];
+    const int deaths = ++deaths_[blamed];
     if (deaths > options_.retries) {
       // Quarantined: it fails, and the replacement starts after it.
       rest = blamed + 1;
-      TaskError error = DeathError(k, static_cast<std::size_t>(blamed), deaths);
+      TaskError error = DeathError(k, blamed, deaths);
       if (options_.errors == ErrorPolicy::kFailFast) {
         const std::size_t failed = report_.failures.size() + 1;
         KillAll();
@@ -353,15 +382,14 @@ bool Call::Replace(int k, std::size_t* running) {
   }
   // The tasks before `rest` ended (succeeded, failed, or quarantined): the
   // dead worker counted none of its chunk, unless it died sending it.
-  if (begin != kNoTask && rest > begin &&
-      slot.counted.load(std::memory_order_acquire) != begin) {
-    shared_.control().progress.fetch_add(static_cast<std::size_t>(rest - begin),
+  if (rest > begin && slot.counted.load(std::memory_order_acquire) != begin) {
+    shared_.control().progress.fetch_add(rest - begin,
                                          std::memory_order_relaxed);
   }
   WorkerPlan plan = MakePlan();
-  if (rest != kNoTask && rest < end) {
-    plan.handed_begin = static_cast<std::size_t>(rest);
-    plan.handed_end = static_cast<std::size_t>(end);
+  if (rest < end) {
+    plan.handed_begin = rest;
+    plan.handed_end = end;
   }
   const Control& control = shared_.control();
   if (control.stopped() != StopReason::kNone ||
@@ -404,10 +432,8 @@ void Call::KillOverdue() {
       w.seen_at = now;
       continue;
     }
-    const std::int64_t current = slot.current.load(std::memory_order_relaxed);
-    if (started == 0 || slot.done.load(std::memory_order_relaxed) != current) {
-      continue;  // not running a task
-    }
+    const std::size_t current = TaskRunningIn(slot);
+    if (started == 0 || current == kNoTask) continue;  // between tasks
     if (now - w.seen_at >= options_.task_timeout) {
       w.timed_out = current;
       kill(w.pid, SIGKILL);
@@ -417,12 +443,8 @@ void Call::KillOverdue() {
 
 TaskError Call::DeathError(int k, std::size_t task, int attempts) const {
   const Worker& w = workers_[k];
-  Death death{WorkerName(k),
-              w.status_known,
-              w.status,
-              -1,
-              static_cast<std::int64_t>(task),
-              report_.failures.size()};
+  Death death{WorkerName(k), w.status_known,         w.status, -1,
+              task,          report_.failures.size()};
   death.attempts = attempts;
   death.peak_kib = w.peak_kib;
   if (w.timed_out != kNoTask) death.timed_out = options_.task_timeout;
@@ -529,22 +551,25 @@ void Call::CopyResults(bool kept_out_of_fork) {
     }
     return;
   }
-  // The caller never touched these pages: map them in one call, not a
-  // fault per page.
-  const auto from = reinterpret_cast<std::uintptr_t>(shared_.results());
-  const std::uintptr_t page = from / kPage * kPage;
-  madvise(reinterpret_cast<void*>(page), from + job_.n * size - page,
-          MADV_POPULATE_READ);
-  if (!kept_out_of_fork) {
+  char* const to = static_cast<char*>(job_.result_slot(job_.ctx, 0));
+  const char* const from = shared_.results();
+  const std::size_t bytes = job_.n * size;
+  // A block too large to be kept for the next call is copied a slice at a
+  // time, and each slice's shared pages are freed once copied: the caller
+  // then never holds the results twice (for 10M results, 80 MB rather than
+  // 160 MB at its peak). A block that is kept stays whole.
+  const std::size_t slice = shared_.kept() ? bytes : kCopySliceBytes;
+  for (std::size_t at = 0; at < bytes; at += slice) {
+    const std::size_t len = std::min(slice, bytes - at);
+    // The caller never touched these pages: map them in one call, not a
+    // fault per page.
+    Populate(from + at, len, MADV_POPULATE_READ);
     // The fork made the caller's result pages copy-on-write: make them
     // writable again in one call too, rather than one fault per page.
-    const auto to =
-        reinterpret_cast<std::uintptr_t>(job_.result_slot(job_.ctx, 0));
-    const std::uintptr_t to_page = to / kPage * kPage;
-    madvise(reinterpret_cast<void*>(to_page), to + job_.n * size - to_page,
-            MADV_POPULATE_WRITE);
+    if (!kept_out_of_fork) Populate(to + at, len, MADV_POPULATE_WRITE);
+    std::memcpy(to + at, from + at, len);
+    if (!shared_.kept()) shared_.ReleaseResults(at, len);
   }
-  std::memcpy(job_.result_slot(job_.ctx, 0), shared_.results(), job_.n * size);
 }
 
 // ---------------------------------------------------------------------------
@@ -567,14 +592,12 @@ void Call::ThrowDeath(int k) {
 void Call::StopFromOutside() {
   for (std::size_t k = 0; k < workers_.size(); ++k) {
     if (workers_[k].reaped) continue;
-    const WorkerSlot& slot = shared_.slot(static_cast<int>(k));
-    const std::int64_t current = slot.current.load(std::memory_order_relaxed);
+    const std::size_t current =
+        TaskRunningIn(shared_.slot(static_cast<int>(k)));
     // Only a task still running (not one that finished, the worker now
     // between tasks).
-    if (current != kNoTask &&
-        slot.done.load(std::memory_order_acquire) == current) {
-      report_.running.push_back(
-          {static_cast<std::size_t>(current), WorkerName(static_cast<int>(k))});
+    if (current != kNoTask) {
+      report_.running.push_back({current, WorkerName(static_cast<int>(k))});
     }
   }
   std::sort(report_.running.begin(), report_.running.end(),

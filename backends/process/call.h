@@ -51,7 +51,7 @@ struct Worker {
   std::uint64_t seen_started = 0;
   std::chrono::steady_clock::time_point seen_at;
   // The task the caller killed it for (task_timeout), or kNoTask.
-  std::int64_t timed_out = kNoTask;
+  std::size_t timed_out = kNoTask;
 };
 
 class Call {

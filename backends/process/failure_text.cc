@@ -41,7 +41,7 @@ void ThrowDeath(const Death& death) {
     throw DeathError(death).with_failed_tasks(death.failures_before + 1);
   }
   TaskError error(TaskError::Details{
-      static_cast<std::size_t>(death.current), "process", death.worker, "",
+      death.current, "process", death.worker, "",
       how +
           (lost_pipe ? " after running this task" : " while running this task"),
       outcome.signal, outcome.exit_status, nullptr});

@@ -24,7 +24,7 @@ struct Death {
   bool status_known = false;    // false: reaped outside fanout
   int status = 0;               // its wait status, when known
   std::int32_t lost_pipe_fd;    // WorkerSlot::lost_pipe_fd
-  std::int64_t current;         // the task it ran last, or kNoTask
+  std::size_t current;          // the task it ran last, or kNoTask
   std::size_t failures_before;  // task failures the call reported already
   // How many workers this task has killed (attempts), their last one's
   // peak memory, and the task_timeout it was killed for (0: it was not).

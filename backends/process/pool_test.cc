@@ -131,6 +131,30 @@ TEST(ProcessPool, SigkilledWorkerIsReplacedAndItsTaskRetried) {
   ExpectRanOnce(runs, kN, 21);
 }
 
+// The same where the chunks run whole (their results land in the shared
+// pages aliased over the result array: 8192 longs span 16 pages): the tasks
+// of the dead worker's chunk before the one that killed it are kept, and
+// none runs twice.
+TEST(ProcessPool, DeathInAChunkThatRunsWholeKeepsWhatFinished) {
+  constexpr std::size_t kBig = 8192;
+  TempDir dir;
+  RunCounts runs(kBig);
+  Parallel p(
+      {.jobs = 2, .backend = "process", .batch_size = 256, .retries = 1});
+  const std::vector<long> r = p.map(kBig, [&](std::size_t i) -> long {
+    runs.Ran(i);
+    if (i == 3000 && FirstTime(dir.file("once"))) raise(SIGKILL);
+    return static_cast<long>(i) * 7;
+  });
+  EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+  ASSERT_EQ(r.size(), kBig);
+  for (std::size_t i = 0; i < kBig; ++i) {
+    ASSERT_EQ(r[i], static_cast<long>(i) * 7) << i;
+  }
+  EXPECT_EQ(runs[3000], 2);
+  ExpectRanOnce(runs, kBig, 3000);
+}
+
 // The same with results that travel through the pipe (strings): the results
 // the dead worker had gathered but not sent yet are kept from its stage.
 TEST(ProcessPool, UnsentResultsOfADeadWorkerAreKept) {
@@ -320,6 +344,31 @@ TEST(ProcessPool, TaskOverTaskTimeoutFailsAlone) {
   EXPECT_THAT(r[6].error().what(),
               HasSubstr("task 6 failed on backend 'process' (pid "));
   EXPECT_THAT(r[6].error().what(), HasSubstr("): timed out after 200 ms"));
+}
+
+// Results that would let chunks run whole (16 aliased pages): with a
+// task_timeout they run task by task, so the overdue task is still seen.
+TEST(ProcessPool, TaskTimeoutHoldsWhereChunksWouldRunWhole) {
+  constexpr std::size_t kBig = 8192;
+  RunCounts runs(kBig);
+  Parallel p({.jobs = 2,
+              .backend = "process",
+              .batch_size = 256,
+              .task_timeout = std::chrono::milliseconds(200)});
+  auto r = p.try_map(kBig, [&](std::size_t i) -> long {
+    runs.Ran(i);
+    if (i == 3000) std::this_thread::sleep_for(std::chrono::hours(1));
+    return static_cast<long>(i);
+  });
+  EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+  ExpectRanOnce(runs, kBig, kBig);
+  for (std::size_t i = 0; i < kBig; ++i) {
+    if (i == 3000) continue;
+    ASSERT_TRUE(r[i].ok()) << i;
+    ASSERT_EQ(r[i].value(), static_cast<long>(i));
+  }
+  ASSERT_FALSE(r[3000].ok());
+  EXPECT_THAT(r[3000].error().what(), HasSubstr("timed out after 200 ms"));
 }
 
 // With retries, a task that times out every time counts each attempt.

@@ -19,7 +19,8 @@
 
 namespace fanout::process_internal {
 
-inline constexpr std::int64_t kNoTask = -1;
+// WorkerSlot::current when the worker runs no task.
+inline constexpr std::size_t kNoTask = internal::TaskWatch::kIdle;
 inline constexpr std::size_t kPage = 4096;
 // Bytes of messages a worker gathers in its stage before it writes them to
 // its pipe (and at the end of every chunk).
@@ -34,20 +35,26 @@ using Control = internal::CallControl;
 // stage), which one it was running and which it had not started. The worker
 // writes each field with a release store after what it describes.
 struct alignas(64) WorkerSlot {
-  // The task the worker is running (or ran last); kNoTask before its first.
-  std::atomic<std::int64_t> current{kNoTask};
-  // Raised once per task started: the caller samples it with `current` to
-  // time tasks (task_timeout) without a clock read in the worker.
+  // The task the worker is running: kNoTask before its first, and between
+  // chunks that ran whole (see WorkerSink::RunsWhole). A chunk run task by
+  // task leaves its last task here until the next one starts.
+  std::atomic<std::size_t> current{kNoTask};
+  // Raised once per task started in a chunk run task by task: the caller
+  // samples it with `current` to time tasks (task_timeout) without a clock
+  // read in the worker (with a task_timeout no chunk runs whole).
   std::atomic<std::uint64_t> started{0};
   // The chunk [chunk_begin, chunk_end) the worker runs; tasks of it before
-  // `done` have finished and their outcomes are delivered. `done` equal to
-  // `current` means that task is running.
-  std::atomic<std::int64_t> chunk_begin{kNoTask};
-  std::atomic<std::int64_t> chunk_end{kNoTask};
-  std::atomic<std::int64_t> done{kNoTask};
+  // `done` have finished and their outcomes are delivered. Task by task,
+  // `done` equal to `current` means that task is running. In a chunk that
+  // runs whole (`whole`), results land in shared pages as tasks return and
+  // only failures move `done`: the tasks before `current` have finished.
+  std::atomic<std::size_t> chunk_begin{kNoTask};
+  std::atomic<std::size_t> chunk_end{kNoTask};
+  std::atomic<std::size_t> done{kNoTask};
+  std::atomic<std::uint32_t> whole{0};
   // The first task of the last chunk whose tasks the worker added to the
   // call's progress (so the caller adds a dead worker's chunk only once).
-  std::atomic<std::int64_t> counted{kNoTask};
+  std::atomic<std::size_t> counted{kNoTask};
   // Set while the worker takes a chunk off the counter and has not yet
   // recorded which: a death then cannot say which tasks it took.
   std::atomic<std::uint32_t> claiming{0};
@@ -95,6 +102,14 @@ class SharedBlock {
   }
   char* results() const { return results_; }
 
+  // Whether a BlockCache keeps this block for the next call (it is small
+  // enough): its pages then stay allocated and mapped in the caller.
+  bool kept() const;
+  // Frees the shared pages that lie wholly inside result bytes
+  // [offset, offset + len) (MADV_REMOVE); they read as zeros afterwards.
+  // For a block that is not kept, once those results are copied out.
+  void ReleaseResults(std::size_t offset, std::size_t len) const;
+
  private:
   static std::size_t SlotBytes(int workers);
   static std::size_t HeaderBytes(int workers);
@@ -105,6 +120,12 @@ class SharedBlock {
   char* base_ = nullptr;
   char* results_ = nullptr;
 };
+
+// Blocks up to this size are kept from one call to the next. The caller's
+// resident memory holds a kept block's result pages besides the results
+// themselves; a larger block is freed as its results are copied out, so a
+// call with many results needs little more memory than the results.
+inline constexpr std::size_t kMaxCachedBytes = std::size_t{16} << 20;
 
 // The shared block of the last call, kept for the next one (up to
 // kMaxCachedBytes): its pages are then already allocated, zeroed and mapped
@@ -119,8 +140,6 @@ class BlockCache {
   void GiveBack(std::unique_ptr<SharedBlock> block);
 
  private:
-  static constexpr std::size_t kMaxCachedBytes = std::size_t{64} << 20;
-
   std::mutex mu_;
   std::unique_ptr<SharedBlock> cached_;
 };

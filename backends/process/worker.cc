@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "backends/process/cpu_budget.h"
 #include "backends/process/memory_limit.h"
 #include "backends/process/wire.h"
 #include "core/internal/fd.h"
@@ -100,20 +101,30 @@ class WorkerSink {
                      ? AliasResults(plan)
                      : std::pair<std::size_t, std::size_t>{0, 0}) {}
 
+  // A chunk whose results all land in the aliased shared pages runs whole:
+  // each result is in shared memory as its task returns, and the typed job
+  // records each task's index in this worker's slot (watch_slot), so a
+  // death still names its task and the tasks before it are known finished.
+  // Other chunks run task by task, each result copied or sent as its task
+  // ends. With a task_timeout every chunk runs task by task: the caller
+  // times tasks by the slot's `started` count, which only Started() raises.
+  bool RunsWhole(std::size_t begin, std::size_t end) const {
+    return plan_.options->task_timeout.count() == 0 &&
+           begin >= aliased_.first && end <= aliased_.second;
+  }
+  std::atomic<std::size_t>* watch_slot() const { return &plan_.slot->current; }
+
   // Task `begin` of chunk [begin, end) is next; its slot says so before
   // any of them runs.
   void BeginChunk(std::size_t begin, std::size_t end) {
-    slot_.chunk_begin.store(static_cast<std::int64_t>(begin),
-                            std::memory_order_relaxed);
-    slot_.chunk_end.store(static_cast<std::int64_t>(end),
-                          std::memory_order_relaxed);
-    slot_.done.store(static_cast<std::int64_t>(begin),
-                     std::memory_order_release);
+    slot_.chunk_begin.store(begin, std::memory_order_relaxed);
+    slot_.chunk_end.store(end, std::memory_order_relaxed);
+    slot_.whole.store(RunsWhole(begin, end) ? 1 : 0, std::memory_order_relaxed);
+    slot_.done.store(begin, std::memory_order_release);
   }
 
   void Started(std::size_t i) {
-    slot_.current.store(static_cast<std::int64_t>(i),
-                        std::memory_order_relaxed);
+    slot_.current.store(i, std::memory_order_relaxed);
     slot_.started.store(slot_.started.load(std::memory_order_relaxed) + 1,
                         std::memory_order_relaxed);
   }
@@ -177,11 +188,12 @@ class WorkerSink {
   // stops the call on a failure it receives has then already seen the
   // count), then sends what is staged.
   void ChunkDone(std::size_t begin, std::size_t end) {
+    // A chunk that ran whole moved `done` only for failures.
+    slot_.done.store(end, std::memory_order_release);
     if (end > begin) {
       plan_.control->progress.fetch_add(end - begin, std::memory_order_relaxed);
     }
-    slot_.counted.store(static_cast<std::int64_t>(begin),
-                        std::memory_order_release);
+    slot_.counted.store(begin, std::memory_order_release);
     FlushStage();
   }
 
@@ -189,8 +201,7 @@ class WorkerSink {
 
  private:
   void MarkDone(std::size_t i) {
-    slot_.done.store(static_cast<std::int64_t>(i + 1),
-                     std::memory_order_release);
+    slot_.done.store(i + 1, std::memory_order_release);
   }
 
   // Moves the whole message(s) in buf_ into the stage, writing the stage to
@@ -248,6 +259,7 @@ class WorkerSink {
 }  // namespace
 
 void WorkerMain(const WorkerPlan& plan) {
+  ApplyCpuBudget();  // before any task: its runtimes' thread counts
   if (plan.options->worker_memory != 0) {
     LimitWorkerMemory(plan.options->worker_memory);
   }
