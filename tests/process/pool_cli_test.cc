@@ -61,6 +61,31 @@ TEST_F(PoolCli, LimitsWithinReachChangeNothing) {
   EXPECT_EQ(Lines(r.out)[0], "249972500250000000");
 }
 
+// A worker killed by its task's first attempt is replaced and the task run
+// again (--retries); a task that kills every worker fails alone under
+// --errors=collect after retries + 1 attempts, the rest of the answer kept.
+TEST_F(PoolCli, CrashedWorkersAreReplacedAndTheirTaskRetried) {
+  const std::vector<std::string> common = {
+      "--backend=process", "--jobs=2",      "--workload=sum",
+      "--tasks=40",        "--fail-task=7", "--fail-mode=segv"};
+  std::vector<std::string> args = common;
+  args.insert(args.end(), {"--retries=1", "--fail-attempts=1"});
+  Result r = RunProgram(Cli(), args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Lines(r.out)[0], "3899961000000");
+
+  args = common;
+  args.insert(args.end(), {"--retries=2", "--errors=collect"});
+  r = RunProgram(Cli(), args);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err,
+              MatchesRegex("run: error: task 7 failed on backend 'process' "
+                           "\\(pid [0-9]+\\): worker killed by SIGSEGV "
+                           "\\(Segmentation fault\\) while running this task "
+                           "\\(failed 3 attempts\\)\n"));
+  EXPECT_EQ(Lines(r.out)[0], "3864961350000 (partial: 1 of 40 tasks failed)");
+}
+
 struct Refused {
   std::vector<std::string> args;
   std::string message;  // the whole of stderr
