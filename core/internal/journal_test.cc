@@ -1,0 +1,260 @@
+// The checkpoint journal on its own: records round-trip; a file cut at any
+// byte of its last records, or with a bad byte in its last record, resumes
+// with exactly the whole records; damage before the end and a header of
+// another call are refused with their exact messages.
+#include "core/internal/journal.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fanout::internal {
+namespace {
+
+using Records = std::vector<std::pair<std::uint64_t, std::string>>;
+
+const JournalIdentity kId{
+    .tasks = 100, .type = "long long", .kind = "map", .key = "a"};
+
+std::string TempPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  std::string path = std::string(dir != nullptr ? dir : "/tmp") + "/" + name;
+  unlink(path.c_str());
+  return path;
+}
+
+std::string ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteBytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+Records Open(const std::string& path, const JournalIdentity& id = kId,
+             bool writable = true) {
+  Records got;
+  Journal j(path, id, writable,
+            [&](std::uint64_t i, std::string_view b) { got.emplace_back(i, b); });
+  return got;
+}
+
+// Writes `records` in batches of `per_batch`; returns the file size after
+// each record.
+std::vector<std::size_t> Write(const std::string& path, const Records& records,
+                               std::size_t per_batch) {
+  std::vector<std::size_t> ends;
+  Journal j(path, kId, true, [](std::uint64_t, std::string_view) {});
+  std::string batch;
+  std::size_t base = Journal::Header(kId).size();
+  for (std::size_t k = 0; k < records.size(); ++k) {
+    const std::size_t at = Journal::BeginRecord(&batch, records[k].first);
+    batch += records[k].second;
+    Journal::EndRecord(&batch, at);
+    ends.push_back(base + batch.size());
+    if ((k + 1) % per_batch == 0 || k + 1 == records.size()) {
+      j.Append(batch);
+      base += batch.size();
+      batch.clear();
+    }
+  }
+  return ends;
+}
+
+Records Sample() {
+  return {{0, "zero"}, {7, std::string(3, '\0')}, {3, ""}, {99, "last one"},
+          {7, "repeat"}};
+}
+
+TEST(Journal, RoundTripsRecordsInFileOrderRepeatsIncluded) {
+  const std::string path = TempPath("round_trip");
+  Write(path, Sample(), 2);
+  EXPECT_EQ(Open(path), Sample());
+  // Reopening appends nothing and changes nothing.
+  const std::string before = ReadBytes(path);
+  EXPECT_EQ(Open(path), Sample());
+  EXPECT_EQ(ReadBytes(path), before);
+}
+
+TEST(Journal, NewFileGetsTheHeaderOnly) {
+  const std::string path = TempPath("new");
+  EXPECT_TRUE(Open(path).empty());
+  EXPECT_EQ(ReadBytes(path), Journal::Header(kId));
+}
+
+TEST(Journal, ReadOnlyOpenOfAMissingFileIsEmptyAndCreatesNothing) {
+  const std::string path = TempPath("missing");
+  EXPECT_TRUE(Open(path, kId, /*writable=*/false).empty());
+  EXPECT_NE(access(path.c_str(), F_OK), 0);
+}
+
+TEST(Journal, CutAtEveryByteOfTheLastRecordsKeepsTheWholeOnes) {
+  const std::string path = TempPath("cut");
+  const Records all = Sample();
+  const std::vector<std::size_t> ends = Write(path, all, 1);
+  const std::string full = ReadBytes(path);
+  const std::size_t header = Journal::Header(kId).size();
+  // Every cut from inside the header to the end of the file.
+  for (std::size_t cut = 0; cut <= full.size(); ++cut) {
+    WriteBytes(path, full.substr(0, cut));
+    std::size_t whole = 0;
+    while (whole < ends.size() && ends[whole] <= cut) ++whole;
+    const Records expected(all.begin(), all.begin() + whole);
+    SCOPED_TRACE("cut at " + std::to_string(cut));
+    ASSERT_EQ(Open(path), expected);
+    // The torn tail is gone (a torn header is written anew) ...
+    const std::size_t kept =
+        cut < header ? header : (whole == 0 ? header : ends[whole - 1]);
+    ASSERT_EQ(ReadBytes(path).size(), kept);
+    // ... so what is appended next is read back after the whole records.
+    {
+      Journal j(path, kId, true, [](std::uint64_t, std::string_view) {});
+      std::string batch;
+      const std::size_t at = Journal::BeginRecord(&batch, 42);
+      batch += "after";
+      Journal::EndRecord(&batch, at);
+      j.Append(batch);
+    }
+    Records then = expected;
+    then.emplace_back(42, "after");
+    ASSERT_EQ(Open(path), then);
+  }
+}
+
+TEST(Journal, ABadByteInTheLastRecordDropsItAlone) {
+  const std::string path = TempPath("flip_last");
+  const Records all = Sample();
+  const std::vector<std::size_t> ends = Write(path, all, 3);
+  const std::string full = ReadBytes(path);
+  const std::size_t last = ends[ends.size() - 2];
+  for (std::size_t at = last; at < full.size(); ++at) {
+    // The length field (bytes 8..11 of the record) is skipped: a longer
+    // length reads as a cut record, a shorter one as damage (both tested).
+    if (at >= last + 8 && at < last + 12) continue;
+    std::string bad = full;
+    bad[at] = static_cast<char>(bad[at] ^ 0x20);
+    WriteBytes(path, bad);
+    SCOPED_TRACE("bad byte at " + std::to_string(at));
+    ASSERT_EQ(Open(path), Records(all.begin(), all.end() - 1));
+    ASSERT_EQ(ReadBytes(path), full.substr(0, last));
+  }
+}
+
+TEST(Journal, ABadByteBeforeTheLastRecordIsRefusedAndLeftAsItIs) {
+  const std::string path = TempPath("flip_middle");
+  const std::vector<std::size_t> ends = Write(path, Sample(), 5);
+  std::string bad = ReadBytes(path);
+  bad[ends[0] + 13] ^= 0x01;  // a payload byte of the second record
+  WriteBytes(path, bad);
+  try {
+    Open(path);
+    FAIL() << "opened a damaged checkpoint";
+  } catch (const JournalError& e) {
+    EXPECT_EQ(e.kind(), JournalError::Kind::kDamaged);
+    EXPECT_EQ(std::string(e.what()),
+              "checkpoint " + path + " is damaged: record 1 (at byte " +
+                  std::to_string(ends[0]) + ") is not sound and " +
+                  std::to_string(bad.size() - ends[1]) +
+                  " bytes follow it, so it is not a write cut short; valid: "
+                  "delete " +
+                  path + " to start over (its tasks then run again)");
+  }
+  EXPECT_EQ(ReadBytes(path), bad);
+}
+
+TEST(Journal, AnIndexPastTheTasksIsDamage) {
+  const std::string path = TempPath("index");
+  Write(path, {{100, "x"}, {1, "y"}}, 2);
+  EXPECT_THROW(Open(path), JournalError);
+}
+
+TEST(Journal, AnotherCallsHeaderIsRefusedNamingBoth) {
+  const std::string path = TempPath("mismatch");
+  Write(path, Sample(), 5);
+  const std::string before = ReadBytes(path);
+  const std::vector<JournalIdentity> others = {
+      {.tasks = 500, .type = "long long", .kind = "map", .key = "a"},
+      {.tasks = 100, .type = "int", .kind = "map", .key = "a"},
+      {.tasks = 100, .type = "long long", .kind = "imap", .key = "a"},
+      {.tasks = 100, .type = "long long", .kind = "map", .key = "b"},
+  };
+  for (const JournalIdentity& other : others) {
+    try {
+      Open(path, other);
+      FAIL() << other.Describe();
+    } catch (const JournalError& e) {
+      EXPECT_EQ(e.kind(), JournalError::Kind::kMismatch);
+      EXPECT_EQ(std::string(e.what()),
+                "checkpoint " + path +
+                    " was written for 100 tasks of long long (map, key 'a'); "
+                    "this call has " +
+                    other.Describe() +
+                    "; valid: the same call, or another checkpoint file "
+                    "(delete " +
+                    path + " to start over)");
+    }
+  }
+  EXPECT_EQ(others[0].Describe(), "500 tasks of long long (map, key 'a')");
+  EXPECT_EQ(ReadBytes(path), before);
+}
+
+TEST(Journal, AFileThatIsNotACheckpointIsNeverTouched) {
+  const std::string path = TempPath("not_mine");
+  WriteBytes(path, "precious data\n");
+  try {
+    Open(path);
+    FAIL();
+  } catch (const JournalError& e) {
+    EXPECT_EQ(e.kind(), JournalError::Kind::kMismatch);
+    EXPECT_EQ(std::string(e.what()),
+              "checkpoint " + path +
+                  " is not a fanout checkpoint (it does not start as one; "
+                  "fanout never overwrites such a file); valid: a file "
+                  "written by a checkpointed call, or a path that does not "
+                  "exist yet");
+  }
+  EXPECT_EQ(ReadBytes(path), "precious data\n");
+}
+
+TEST(Journal, OneWriterAtATime) {
+  const std::string path = TempPath("locked");
+  Journal first(path, kId, true, [](std::uint64_t, std::string_view) {});
+  try {
+    Open(path);
+    FAIL();
+  } catch (const JournalError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "checkpoint " + path +
+                  " is in use by another call (it holds the file's lock); "
+                  "valid: one call at a time per checkpoint file");
+  }
+  // A reader (an mpi rank that does not write) needs no lock.
+  EXPECT_TRUE(Open(path, kId, /*writable=*/false).empty());
+}
+
+TEST(Journal, AnUnopenablePathSaysWhy) {
+  const std::string dir = TempPath("a_dir");
+  mkdir(dir.c_str(), 0755);
+  try {
+    Open(dir);
+    FAIL();
+  } catch (const JournalError& e) {
+    EXPECT_EQ(e.kind(), JournalError::Kind::kIo);
+    EXPECT_EQ(std::string(e.what()),
+              "checkpoint " + dir + ": cannot open it: Is a directory");
+  }
+}
+
+}  // namespace
+}  // namespace fanout::internal
