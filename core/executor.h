@@ -119,6 +119,12 @@ struct RunOptions {
   // type is one of `retry_on` (null or empty: any).
   int retries = 0;
   const std::vector<std::string>* retry_on = nullptr;
+  // A call run as several jobs (a checkpointed call's windows): task k of
+  // this job is the call's task task_ids[k], of call_tasks in all, and the
+  // progress counter counts the whole call. The error a stop throws names
+  // the call's tasks and count. Null / 0: the job is the whole call.
+  const std::size_t* task_ids = nullptr;
+  std::size_t call_tasks = 0;
 };
 
 // A task that was running when a call was stopped from outside.

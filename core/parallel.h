@@ -45,6 +45,39 @@
 //               for tasks that may hang.
 //   on_progress a callback receiving progress events (core/progress.h).
 //   on_stuck    see above: a call stopped while tasks on threads still run.
+//   checkpoint  a file each finished task's result is appended to, about
+//               once a second; a later call with the same file (and the
+//               same n, result type, kind of call and checkpoint_key) reads
+//               those results back and runs only the other tasks. See
+//               "Checkpoint and resume" below.
+//
+// Checkpoint and resume. A long job that may be stopped (Ctrl+C, a timeout,
+// a crash or kill -9 of the program) keeps what it finished:
+//
+//   fanout::Parallel p({.jobs = -1, .checkpoint = "/tmp/sum.ckpt",
+//                       .checkpoint_key = "sum v1"});
+//   std::vector<long long> r = p.map(10000, process);  // run it again after
+//   // an interruption: tasks already in /tmp/sum.ckpt are not run again,
+//   // p.last_call_resumed() says how many were read back, and r is what an
+//   // uninterrupted run gives.
+//
+// The call runs in windows of about a second of work each (the first a few
+// tasks per worker, then sized from how long the last one took); when a
+// window returns, the results of its tasks that succeeded are appended to
+// the file with one write(). At most about a second of work is redone after
+// an interruption (the window in flight), and the file survives the
+// program's death (not the machine's: it is not fsync'ed). A failed task is
+// not recorded, so a rerun runs it again; under fail-fast the window that
+// failed is not recorded at all. The file is refused, before any task runs,
+// when it was written for another call (n, result type, kind or key differ)
+// or is damaged before its last record; a last record cut short by a kill is
+// dropped. Results must cross the codec (core/codec.h), as for the process
+// backend. Works with map, try_map, for_each, map_reduce (one record per
+// group), imap and imap_unordered (results read back come first). On mpi
+// only the primary rank writes the file; every rank reads it (ranks share a
+// filesystem) so all agree on the tasks left. The file is kept after a call
+// that finished: running the call again reads every result back; delete it
+// to start over. One call at a time per file (it is locked).
 //
 // A call made from inside a task runs inline on the calling worker.
 #ifndef FANOUT_CORE_PARALLEL_H_
@@ -72,6 +105,7 @@
 #include "core/codec.h"
 #include "core/errors.h"
 #include "core/executor.h"
+#include "core/internal/journal.h"
 #include "core/progress.h"
 
 namespace fanout {
@@ -105,6 +139,11 @@ struct Options {
   // the task). map_reduce never retries (a group would run again).
   int retries = 0;
   std::vector<std::string> retry_on = {};
+  // Checkpoint and resume (see the top of this file): the journal file,
+  // empty for none, and the user's name for the job, recorded in the file
+  // so that a file of another job is refused rather than read back.
+  std::string checkpoint = {};
+  std::string checkpoint_key = {};
 };
 
 // One task's outcome under the collect-all policy: its value or its error.
@@ -212,6 +251,10 @@ class Runner {
 
   std::vector<Slot<R>>& slots() { return slots_; }
 
+  // Task k of this job is the call's task ids[k] (a checkpointed call's
+  // window): what a watched call records as running.
+  void SetTaskIds(const std::size_t* ids) { ids_ = ids; }
+
   // Records each chunk [begin, end) as it ends, in that order (a stream's
   // completion order), under `mu`. Before MakeJob.
   void RecordChunks(std::vector<std::pair<std::size_t, std::size_t>>* order,
@@ -246,7 +289,8 @@ class Runner {
         for (; i < end; ++i) run(i);
       } else {
         for (; i < end; ++i) {
-          watch->store(i, std::memory_order_relaxed);
+          watch->store(self->ids_ != nullptr ? self->ids_[i] : i,
+                       std::memory_order_relaxed);
           run(i);
         }
       }
@@ -286,10 +330,121 @@ class Runner {
   std::conditional_t<std::is_void_v<R>, char, std::vector<Slot<R>>> slots_{};
   std::vector<std::pair<std::size_t, std::size_t>>* order_ = nullptr;
   std::mutex* order_mu_ = nullptr;
+  const std::size_t* ids_ = nullptr;
 };
 
 template <class R, class F>
 class WindowSource;
+
+// The result slots of a job (none for void).
+template <class R>
+struct SlotsOf {
+  using type = std::vector<Slot<R>>;
+};
+template <>
+struct SlotsOf<void> {
+  using type = std::vector<char>;
+};
+
+// True when R's results can be written to a checkpoint: the test the
+// process backend applies (Runner::MakeJob).
+template <class R>
+constexpr bool Journalable() {
+  if constexpr (std::is_void_v<R>) {
+    return true;
+  } else {
+    return codec::kIsTrivial<Slot<R>> || codec::kCanCross<R>;
+  }
+}
+
+// A result slot as a checkpoint record's bytes, and back (as Runner's
+// Encode and Decode: the same bytes as cross a process).
+template <class R>
+void EncodeSlot(const Slot<R>& slot, std::string* out) {
+  if constexpr (codec::kIsTrivial<Slot<R>>) {
+    codec::encode(slot, *out);
+  } else if constexpr (std::is_same_v<Slot<R>, std::optional<R>>) {
+    codec::encode(*slot, *out);
+  } else {
+    codec::encode(slot, *out);
+  }
+}
+template <class R>
+void DecodeSlot(std::string_view bytes, Slot<R>* slot) {
+  if constexpr (codec::kIsTrivial<Slot<R>>) {
+    *slot = codec::decode<Slot<R>>(bytes);
+  } else if constexpr (std::is_same_v<Slot<R>, std::optional<R>>) {
+    slot->emplace(codec::decode<R>(bytes));
+  } else {
+    *slot = codec::decode<Slot<R>>(bytes);
+  }
+}
+
+// The demangled name of a type ("long long"): what a checkpoint records.
+std::string TypeName(const std::type_info& type);
+
+// A checkpointed call's journal: opened for writing on the primary rank (or
+// the only process), read only elsewhere. Errors become UsageError (another
+// call's file, or one in use) or Error (damage, I/O), naming the file.
+class Checkpoint {
+ public:
+  Checkpoint(const std::string& path, const JournalIdentity& id, bool primary,
+             const Journal::OnRecord& on_record);
+  // Appends one window's records; nothing on a rank that does not write.
+  void Append(std::string_view batch);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::unique_ptr<Journal> journal_;
+};
+
+// The size of a checkpointed call's next window, in tasks. See parallel.cc.
+std::size_t FirstWindow(int jobs, std::size_t left, bool timed);
+std::size_t NextWindow(std::size_t window, double seconds, int jobs,
+                       std::size_t n, bool timed);
+
+// One call's stop token, progress counter and progress monitor, shared by
+// the jobs it runs (a checkpointed call runs one job per window, and its
+// timeout, cancel flag and progress are the whole call's).
+class CallScope {
+ public:
+  // `total` tasks, `done` of them finished before the call (read back from
+  // a checkpoint). `count`: keep a progress counter even when nobody
+  // watches it (a windowed call's stop message counts the whole call).
+  CallScope(Executor& executor, const Options& options, std::size_t total,
+            std::size_t done, bool count);
+  ~CallScope();
+  CallScope(const CallScope&) = delete;
+  CallScope& operator=(const CallScope&) = delete;
+
+  // The call's task numbering for the next job (see RunOptions::task_ids).
+  void SetTaskIds(const std::size_t* ids) { ids_ = ids; }
+  // Runs one job of the call.
+  RunReport Run(const Job& job, RunOptions ro);
+  // Sends the last progress event (once; the destructor sends a failed one).
+  void Finish(bool success);
+  bool monitored() const { return monitor_ != nullptr; }
+  const StopToken& stop() const { return stop_; }
+
+ private:
+  Executor& executor_;
+  const std::size_t total_;
+  StopToken stop_;
+  std::atomic<std::size_t> progress_;
+  const bool count_;
+  const std::size_t* ids_ = nullptr;
+  std::unique_ptr<TaskWatch> watch_;
+  std::unique_ptr<ProgressMonitor> monitor_;
+};
+
+// What a checkpointed call did: the report of its windows (failures by
+// task index), which of its tasks were read back from the file, and how many.
+struct CheckpointedRun {
+  RunReport report;
+  std::vector<unsigned char> loaded;  // per task: read back
+  std::size_t resumed = 0;
+};
 
 }  // namespace internal
 
@@ -303,6 +458,9 @@ class Parallel {
 
   Executor& executor() const { return *executor_; }
   const Options& options() const { return options_; }
+  // Tasks the last call made with Options::checkpoint read back from the
+  // file instead of running (0 for a fresh file).
+  std::size_t last_call_resumed() const { return last_resumed_; }
   // Workers a call uses (options.jobs resolved).
   int jobs() const { return executor_->jobs(); }
 
@@ -312,6 +470,13 @@ class Parallel {
   auto map(std::size_t n, F&& f) {
     using R = std::invoke_result_t<F&, std::size_t>;
     static_assert(!std::is_void_v<R>, "map needs a value; use for_each");
+    if (!options_.checkpoint.empty()) {
+      std::vector<internal::Slot<R>> slots(n);
+      ThrowFirst(RunCheckpointed<R>("map", n, f, &slots, options_.errors,
+                                    /*retry=*/true)
+                     .report);
+      return Collect<R>(slots);
+    }
     internal::Runner<R, std::remove_reference_t<F>> runner(n, f);
     RunReport report = Run(runner.MakeJob(n), options_.errors);
     ThrowFirst(report);
@@ -374,12 +539,29 @@ class Parallel {
         throw internal::GroupTaskFailure{i, std::current_exception()};
       }
     };
-    internal::Runner<T, decltype(fold_group)> runner(groups, fold_group);
-    RunReport report =
-        Run(runner.MakeJob(groups), ErrorPolicy::kFailFast, /*retry=*/false);
-    ThrowFirst(report);
+    std::vector<internal::Slot<T>> partials;
+    if (!options_.checkpoint.empty()) {
+      // One record per group: the groups depend on n alone, so a rerun
+      // folds the same tasks into each.
+      partials.resize(groups);
+      internal::CheckpointedRun run = RunCheckpointed<T>(
+          "map_reduce", groups, fold_group, &partials, ErrorPolicy::kFailFast,
+          /*retry=*/false, n);
+      ThrowFirst(run.report);
+      std::size_t resumed = 0;
+      for (std::size_t g = 0; g < groups; ++g) {
+        if (run.loaded[g]) resumed += first(g + 1) - first(g);
+      }
+      last_resumed_ = resumed;
+    } else {
+      internal::Runner<T, decltype(fold_group)> runner(groups, fold_group);
+      RunReport report =
+          Run(runner.MakeJob(groups), ErrorPolicy::kFailFast, /*retry=*/false);
+      ThrowFirst(report);
+      partials = std::move(runner.slots());
+    }
     T acc = std::move(init);
-    for (auto& partial : runner.slots()) {
+    for (auto& partial : partials) {
       acc = op(std::move(acc), internal::TakeSlot<T>(partial));
     }
     return acc;
@@ -392,6 +574,13 @@ class Parallel {
   template <class F>
   requires std::invocable<F&, std::size_t>
   void for_each(std::size_t n, F&& f) {
+    if (!options_.checkpoint.empty()) {
+      std::vector<char> none;
+      ThrowFirst(RunCheckpointed<void>("for_each", n, f, &none, options_.errors,
+                                       /*retry=*/true)
+                     .report);
+      return;
+    }
     internal::Runner<void, std::remove_reference_t<F>> runner(n, f);
     RunReport report = Run(runner.MakeJob(n), options_.errors);
     ThrowFirst(report);
@@ -403,8 +592,18 @@ class Parallel {
   requires std::invocable<F&, std::size_t>
   auto try_map(std::size_t n, F&& f) {
     using R = std::invoke_result_t<F&, std::size_t>;
-    internal::Runner<R, std::remove_reference_t<F>> runner(n, f);
-    RunReport report = Run(runner.MakeJob(n), ErrorPolicy::kCollectAll);
+    internal::Runner<R, std::remove_reference_t<F>> runner(
+        options_.checkpoint.empty() ? n : 0, f);
+    RunReport report;
+    if (!options_.checkpoint.empty()) {
+      runner.slots().resize(n);
+      // The same records as map's: a map may resume a try_map and back.
+      report = RunCheckpointed<R>("map", n, f, &runner.slots(),
+                                  ErrorPolicy::kCollectAll, /*retry=*/true)
+                   .report;
+    } else {
+      report = Run(runner.MakeJob(n), ErrorPolicy::kCollectAll);
+    }
     std::vector<Outcome<R>> out;
     out.reserve(n);
     auto failure = report.failures.begin();
@@ -455,8 +654,21 @@ class Parallel {
   template <class R, class F>
   friend class internal::WindowSource;
 
-  // Runs the job and sorts its failures by task index.
-  RunReport Run(const Job& job, ErrorPolicy errors, bool retry = true);
+  // Runs the job and sorts its failures by task index; as one job of
+  // `scope`'s call when given.
+  RunReport Run(const Job& job, ErrorPolicy errors, bool retry = true,
+                internal::CallScope* scope = nullptr);
+
+  // Runs tasks [0, n) of a job whose task i is f(i) (the user's task; a
+  // group for map_reduce) with Options::checkpoint: reads the finished ones
+  // back into (*slots)[i], runs the others window by window and appends
+  // each window's results. `kind` and `tasks` (the user's task count, n
+  // when 0) name the call in the file.
+  template <class R, class F>
+  internal::CheckpointedRun RunCheckpointed(
+      std::string_view kind, std::size_t n, F& f,
+      typename internal::SlotsOf<R>::type* slots, ErrorPolicy errors,
+      bool retry, std::size_t tasks = 0);
   static void ThrowFirst(const RunReport& report);
 
   template <class R>
@@ -473,6 +685,7 @@ class Parallel {
 
   std::shared_ptr<Executor> executor_;
   Options options_;
+  std::size_t last_resumed_ = 0;
 };
 
 namespace internal {
@@ -692,6 +905,134 @@ class StreamRange {
 };
 
 }  // namespace internal
+
+template <class R, class F>
+internal::CheckpointedRun Parallel::RunCheckpointed(
+    std::string_view kind, std::size_t n, F& f,
+    typename internal::SlotsOf<R>::type* slots, ErrorPolicy errors, bool retry,
+    std::size_t tasks) {
+  const std::string& path = options_.checkpoint;
+  const std::string type = internal::TypeName(typeid(R));
+  if (in_task()) {
+    throw UsageError("checkpoint " + path +
+                     " cannot be used by a call made from inside a task (it "
+                     "runs inline, as one of the outer call's tasks); valid: "
+                     "a checkpoint on the outer call");
+  }
+  if constexpr (!internal::Journalable<R>()) {
+    throw UsageError("checkpoint " + path + ": the result type '" + type +
+                     "' cannot be written to a checkpoint; valid: a type "
+                     "with a cereal serialize() (see core/codec.h) and a "
+                     "default constructor, or no checkpoint");
+  } else {
+    internal::CheckpointedRun run;
+    run.loaded.assign(n, 0);
+    const bool primary = executor_->is_primary();
+    internal::Checkpoint file(
+        path,
+        {.tasks = tasks != 0 ? tasks : n,
+         .type = type,
+         .kind = std::string(kind),
+         .key = options_.checkpoint_key},
+        primary, [&](std::uint64_t i, std::string_view bytes) {
+          if (run.loaded[i]) return;  // a repeat: the first one wins
+          if constexpr (!std::is_void_v<R>) {
+            try {
+              internal::DecodeSlot<R>(bytes, &(*slots)[i]);
+            } catch (const std::exception& e) {
+              throw Error("checkpoint " + path + ": the record of task " +
+                          std::to_string(i) + " is not a " + type + " (" +
+                          e.what() + "); valid: delete " + path +
+                          " to start over");
+            }
+          }
+          run.loaded[i] = 1;
+          ++run.resumed;
+        });
+    last_resumed_ = run.resumed;
+    // The tasks left, in index order: task k of a window is ids[k].
+    std::vector<std::size_t> todo;
+    todo.reserve(n - run.resumed);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!run.loaded[i]) todo.push_back(i);
+    }
+    internal::CallScope scope(*executor_, options_, n, run.resumed,
+                              /*count=*/true);
+    // Where every rank must make the same calls (mpi), windows cannot be
+    // sized by each rank's clock.
+    const bool timed = executor_->calls_from_any_thread();
+    const int jobs = executor_->jobs();
+    std::size_t window = internal::FirstWindow(jobs, todo.size(), timed);
+    std::string batch;
+    for (std::size_t pos = 0; pos < todo.size();) {
+      const std::size_t count = std::min(window, todo.size() - pos);
+      const std::size_t* ids = todo.data() + pos;
+      auto task = [&f, ids](std::size_t k) -> R {
+        try {
+          return std::invoke(f, ids[k]);
+        } catch (const internal::GroupTaskFailure&) {
+          throw;         // map_reduce's group names its own task
+        } catch (...) {  // named by the call's index, not the window's
+          throw internal::GroupTaskFailure{ids[k], std::current_exception()};
+        }
+      };
+      internal::Runner<R, decltype(task)> runner(count, task);
+      runner.SetTaskIds(ids);
+      scope.SetTaskIds(ids);
+      const auto start = std::chrono::steady_clock::now();
+      RunReport report;
+      try {
+        report = Run(runner.MakeJob(count), errors, retry, &scope);
+      } catch (const TaskError& e) {
+        // A worker died: the backend named the window's task.
+        TaskError::Details d = e.details();
+        if (d.index < count) d.index = ids[d.index];
+        throw TaskError(std::move(d)).with_failed_tasks(e.failed_tasks());
+      }
+      const double seconds = std::chrono::duration<double>(
+                                 std::chrono::steady_clock::now() - start)
+                                 .count();
+      // Failed tasks are not recorded (a rerun runs them again). Under
+      // fail-fast a window with a failure is not recorded at all: the tasks
+      // it never started hold no result.
+      if (errors == ErrorPolicy::kCollectAll || report.failures.empty()) {
+        batch.clear();
+        auto failure = report.failures.begin();  // by index, as ids
+        for (std::size_t k = 0; k < count; ++k) {
+          const std::size_t i = ids[k];
+          while (failure != report.failures.end() && failure->index() < i) {
+            ++failure;
+          }
+          if (failure != report.failures.end() && failure->index() == i) {
+            continue;
+          }
+          if (primary) {
+            const std::size_t at = internal::Journal::BeginRecord(&batch, i);
+            if constexpr (!std::is_void_v<R>) {
+              internal::EncodeSlot<R>(runner.slots()[k], &batch);
+            }
+            internal::Journal::EndRecord(&batch, at);
+          }
+          if constexpr (!std::is_void_v<R>) {
+            (*slots)[i] = std::move(runner.slots()[k]);
+          }
+        }
+        file.Append(batch);
+      }
+      for (TaskError& e : report.failures) {
+        run.report.failures.push_back(std::move(e));
+      }
+      if (errors == ErrorPolicy::kFailFast && !run.report.failures.empty()) {
+        break;
+      }
+      pos += count;
+      window =
+          internal::NextWindow(window, seconds, jobs, todo.size() - pos, timed);
+    }
+    scope.Finish(run.report.failures.empty());
+    return run;
+  }
+}
 
 template <class F>
 requires std::invocable<F&, std::size_t>
