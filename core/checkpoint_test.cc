@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -322,6 +323,59 @@ TEST_P(Checkpointed, ProgressCountsResumedTasksAsDone) {
   EXPECT_TRUE(events.back().finished);
   EXPECT_TRUE(events.back().succeeded);
   EXPECT_EQ(events.back().done, kN);
+}
+
+TEST_P(Checkpointed, ImapLeftMidwayResumesInOrder) {
+  auto task = [this](std::size_t i) {
+    Count();
+    return Value(i);
+  };
+  {
+    Parallel p(Opts());
+    std::size_t seen = 0;
+    for (long long r : p.imap(kN, task)) {
+      ASSERT_EQ(r, Value(seen));
+      if (++seen == 1500) break;  // the consumer stops
+    }
+  }
+  Reset();
+  Parallel p(Opts());
+  std::vector<long long> got;
+  for (long long r : p.imap(kN, task)) got.push_back(r);
+  EXPECT_EQ(got, Reference());
+  EXPECT_GT(p.last_call_resumed(), 0u);
+  EXPECT_EQ(shared_->runs.load(), kN - p.last_call_resumed());
+}
+
+TEST_P(Checkpointed, ImapUnorderedYieldsWhatWasReadBackFirst) {
+  auto task = [this](std::size_t i) {
+    Count();
+    return Value(i);
+  };
+  shared_->cancel_after = 1000;
+  {
+    Parallel p(Opts());
+    EXPECT_THROW(
+        for (auto& [i, r]
+             : p.imap_unordered(kN, task)) { ASSERT_EQ(r, Value(i)); },
+        InterruptedError);
+  }
+  Reset();
+  Parallel p(Opts());
+  std::vector<int> seen(kN, 0);
+  std::size_t yielded = 0;
+  std::size_t before_any_run = 0;
+  for (auto& [i, r] : p.imap_unordered(kN, task)) {
+    ASSERT_EQ(r, Value(i));
+    ++seen[i];
+    if (shared_->runs.load() == 0) ++before_any_run;
+    ++yielded;
+  }
+  EXPECT_EQ(yielded, kN);
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), static_cast<long>(kN));
+  EXPECT_GT(p.last_call_resumed(), 0u);
+  EXPECT_EQ(before_any_run, p.last_call_resumed());
+  EXPECT_EQ(shared_->runs.load(), kN - p.last_call_resumed());
 }
 
 // The caller killed by SIGKILL in the middle of a window (a crash), with a

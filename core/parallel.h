@@ -685,15 +685,22 @@ class Parallel {
 
   std::shared_ptr<Executor> executor_;
   Options options_;
-  std::size_t last_resumed_ = 0;
+  // Set by imap's stream, which holds the Parallel as const.
+  mutable std::size_t last_resumed_ = 0;
 };
 
 namespace internal {
 
-// One window of a stream: tasks [begin, begin + slots.size()).
+// One window of a stream: tasks [begin, begin + slots.size()), or the
+// tasks ids[0 .. slots.size()) of a checkpointed stream.
 template <class R>
 struct Window {
   std::size_t begin = 0;
+  const std::size_t* ids = nullptr;
+  double seconds = 0;  // how long it ran
+  std::size_t index(std::size_t pos) const {
+    return ids != nullptr ? ids[pos] : begin + pos;
+  }
   std::vector<Slot<R>> slots;
   std::vector<TaskError> failures;  // by task index
   // Chunks in the order they finished (where tasks share memory), relative
@@ -713,7 +720,11 @@ class WindowSource {
         n_(n),
         window_(window != 0 ? window : DefaultWindow(parallel, n)),
         f_(std::move(f)),
-        prefetch_(parallel.executor_->calls_from_any_thread() && !in_task()) {}
+        prefetch_(parallel.executor_->calls_from_any_thread() && !in_task()) {
+    if (!parallel.options_.checkpoint.empty()) {
+      OpenCheckpoint(parallel, /*timed=*/window == 0);
+    }
+  }
 
   ~WindowSource() {
     cancel_.store(true);
@@ -729,17 +740,31 @@ class WindowSource {
     }
     if (pending_.valid()) {
       *out = pending_.get();
-    } else if (next_ < n_) {
+    } else if (next_ < left()) {
       *out = RunWindow(TakeRange());
     } else {
       return false;
     }
-    if (prefetch_ && next_ < n_ && !out->error && out->failures.empty()) {
-      const std::size_t begin = TakeRange();
+    if (sized_) {
+      window_ = NextWindow(window_, out->seconds, inner_.jobs(), left() - next_,
+                           timed_);
+    }
+    if (prefetch_ && next_ < left() && !out->error && out->failures.empty()) {
+      const auto range = TakeRange();
       pending_ = std::async(std::launch::async,
-                            [this, begin] { return RunWindow(begin); });
+                            [this, range] { return RunWindow(range); });
     }
     return true;
+  }
+
+  // A checkpointed stream's results read back from the file, by index: they
+  // are yielded first (unordered) or in their place (ordered).
+  std::vector<std::pair<std::size_t, Slot<R>>>& loaded() { return loaded_; }
+  // The task a checkpointed stream computes `k`-th (its k-th missing task),
+  // or n when every one is computed; k itself without a checkpoint.
+  std::size_t computed(std::size_t k) const {
+    if (file_ == nullptr) return k;
+    return k < todo_.size() ? todo_[k] : n_;
   }
 
  private:
@@ -748,7 +773,79 @@ class WindowSource {
     o.on_progress = nullptr;
     o.on_stuck = nullptr;
     o.cancel = cancel;
+    o.checkpoint.clear();  // this source writes it, window by window
     return o;
+  }
+  // The tasks computed: every one, or those the checkpoint lacks.
+  std::size_t left() const { return file_ != nullptr ? todo_.size() : n_; }
+
+  // Reads the checkpoint back. `timed`: windows are then sized by time, as
+  // a checkpointed map's (the caller did not fix their size).
+  void OpenCheckpoint(const Parallel& parallel, bool timed) {
+    const std::string& path = parallel.options_.checkpoint;
+    const std::string type = TypeName(typeid(R));
+    if (in_task()) {
+      throw UsageError("checkpoint " + path +
+                       " cannot be used by a call made from inside a task (it "
+                       "runs inline, as one of the outer call's tasks); "
+                       "valid: a checkpoint on the outer call");
+    }
+    if constexpr (!Journalable<R>()) {
+      throw UsageError("checkpoint " + path + ": the result type '" + type +
+                       "' cannot be written to a checkpoint; valid: a type "
+                       "with a cereal serialize() (see core/codec.h) and a "
+                       "default constructor, or no checkpoint");
+    } else {
+      std::vector<unsigned char> done(n_, 0);
+      primary_ = parallel.executor_->is_primary();
+      file_ = std::make_unique<Checkpoint>(
+          path,
+          JournalIdentity{.tasks = n_,
+                          .type = type,
+                          .kind = "imap",
+                          .key = parallel.options_.checkpoint_key},
+          primary_, [&](std::uint64_t i, std::string_view bytes) {
+            if (done[i]) return;  // a repeat: the first one wins
+            done[i] = 1;
+            loaded_.emplace_back(i, Slot<R>{});
+            try {
+              DecodeSlot<R>(bytes, &loaded_.back().second);
+            } catch (const std::exception& e) {
+              throw Error("checkpoint " + path + ": the record of task " +
+                          std::to_string(i) + " is not a " + type + " (" +
+                          e.what() + "); valid: delete " + path +
+                          " to start over");
+            }
+          });
+      std::stable_sort(
+          loaded_.begin(), loaded_.end(),
+          [](const auto& a, const auto& b) { return a.first < b.first; });
+      parallel.last_resumed_ = loaded_.size();
+      todo_.reserve(n_ - loaded_.size());
+      for (std::size_t i = 0; i < n_; ++i) {
+        if (!done[i]) todo_.push_back(i);
+      }
+      sized_ = timed;
+      if (timed) {
+        timed_ = parallel.executor_->calls_from_any_thread();
+        window_ = FirstWindow(inner_.jobs(), todo_.size(), timed_);
+      }
+    }
+  }
+
+  // Appends a window's results to the checkpoint (none when a task of it
+  // failed: under fail-fast the tasks it never started hold no result).
+  void Record(const Window<R>& w) {
+    if constexpr (Journalable<R>()) {
+      if (!primary_ || !w.failures.empty()) return;
+      std::string batch;
+      for (std::size_t k = 0; k < w.slots.size(); ++k) {
+        const std::size_t at = Journal::BeginRecord(&batch, w.index(k));
+        EncodeSlot<R>(w.slots[k], &batch);
+        Journal::EndRecord(&batch, at);
+      }
+      file_->Append(batch);
+    }
   }
   static std::size_t DefaultWindow(const Parallel& p, std::size_t n) {
     const int jobs = p.jobs();
@@ -759,36 +856,55 @@ class WindowSource {
                                         std::min<std::size_t>(batch, 1 << 16));
     return std::max<std::size_t>(std::min(w, n), 1);
   }
-  std::size_t TakeRange() {
+  // Takes the next window's tasks: [begin, begin + count) of the tasks
+  // computed. The size is fixed here, on the consumer's thread.
+  std::pair<std::size_t, std::size_t> TakeRange() {
     const std::size_t begin = next_;
-    next_ += std::min(window_, n_ - begin);
-    return begin;
+    const std::size_t count = std::min(window_, left() - begin);
+    next_ += count;
+    return {begin, count};
   }
 
-  Window<R> RunWindow(std::size_t begin) {
+  Window<R> RunWindow(std::pair<std::size_t, std::size_t> range) {
+    const auto [begin, count] = range;
     Window<R> w;
     w.begin = begin;
-    const std::size_t count = std::min(window_, n_ - begin);
-    auto task = [this, begin](std::size_t k) -> R {
+    if (file_ != nullptr) w.ids = todo_.data() + begin;
+    auto task = [this, &w](std::size_t k) -> R {
       try {
-        return std::invoke(f_, begin + k);
+        return std::invoke(f_, w.index(k));
       } catch (...) {  // named by its own index, not the window's
-        throw GroupTaskFailure{begin + k, std::current_exception()};
+        throw GroupTaskFailure{w.index(k), std::current_exception()};
       }
     };
     Runner<R, decltype(task)> runner(count, task);
+    runner.SetTaskIds(w.ids);
     std::mutex order_mu;
     if (inner_.executor().shares_memory()) {
       runner.RecordChunks(&w.order, &order_mu);
     }
     const Job job = runner.MakeJob(count);
+    const auto start = std::chrono::steady_clock::now();
     try {
-      RunReport report = inner_.Run(job, ErrorPolicy::kFailFast);
+      RunReport report;
+      try {
+        report = inner_.Run(job, ErrorPolicy::kFailFast);
+      } catch (const TaskError& e) {
+        // A worker died: the backend named the window's task.
+        TaskError::Details d = e.details();
+        if (d.index < count) d.index = w.index(d.index);
+        throw TaskError(std::move(d)).with_failed_tasks(e.failed_tasks());
+      }
       w.failures = std::move(report.failures);
+      w.slots = std::move(runner.slots());
+      if (file_ != nullptr) Record(w);
     } catch (...) {
       w.error = std::current_exception();
     }
-    w.slots = std::move(runner.slots());
+    w.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    if (w.slots.empty()) w.slots = std::move(runner.slots());
     return w;
   }
 
@@ -796,11 +912,19 @@ class WindowSource {
   const std::atomic<bool>* const user_cancel_;
   Parallel inner_;
   const std::size_t n_;
-  const std::size_t window_;
+  std::size_t window_;
   F f_;
   const bool prefetch_;
   std::size_t next_ = 0;
   std::future<Window<R>> pending_;
+  // With a checkpoint: the file, the tasks it lacks (computed, in index
+  // order) and the results it held.
+  std::unique_ptr<Checkpoint> file_;
+  bool primary_ = true;
+  bool sized_ = false;  // windows sized by time (see NextWindow)
+  bool timed_ = true;
+  std::vector<std::size_t> todo_;
+  std::vector<std::pair<std::size_t, Slot<R>>> loaded_;
 };
 
 // The range imap and imap_unordered return: an input range, read once.
@@ -866,12 +990,30 @@ class StreamRange {
     return true;
   }
 
+  // A result read back from a checkpoint, when it comes next: all of them
+  // first (unordered), or each before the first computed task after it.
+  bool NextLoaded() {
+    auto& loaded = source_->loaded();
+    if (loaded_pos_ >= loaded.size()) return false;
+    auto& [index, slot] = loaded[loaded_pos_];
+    if (!kIndexed && index > source_->computed(computed_)) return false;
+    ++loaded_pos_;
+    if constexpr (kIndexed) {
+      current_.emplace(index, TakeSlot<R>(slot));
+    } else {
+      current_.emplace(TakeSlot<R>(slot));
+    }
+    return true;
+  }
+
   void Advance() {
     current_.reset();
+    if (NextLoaded()) return;
     for (;;) {
       std::size_t pos = 0;
       if (NextPosition(&pos)) {
-        const std::size_t index = window_.begin + pos;
+        ++computed_;
+        const std::size_t index = window_.index(pos);
         for (const TaskError& e : window_.failures) {
           if (e.index() == index)
             throw e.with_failed_tasks(window_.failures.size());
@@ -899,6 +1041,8 @@ class StreamRange {
   Window<R> window_;
   std::size_t pos_ = 0;
   std::size_t chunk_ = 0;
+  std::size_t loaded_pos_ = 0;  // results read back, yielded so far
+  std::size_t computed_ = 0;    // results computed, yielded so far
   std::optional<value_type> current_;
   bool started_ = false;
   bool done_ = false;
