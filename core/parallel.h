@@ -380,6 +380,18 @@ void DecodeSlot(std::string_view bytes, Slot<R>* slot) {
   }
 }
 
+// About the bytes one result takes in a checkpoint (to reserve a window's).
+template <class R>
+constexpr std::size_t RecordBytes() {
+  if constexpr (std::is_void_v<R>) {
+    return 12;
+  } else if constexpr (codec::kIsTrivial<Slot<R>>) {
+    return 12 + sizeof(Slot<R>);
+  } else {
+    return 32;
+  }
+}
+
 // The demangled name of a type ("long long"): what a checkpoint records.
 std::string TypeName(const std::type_info& type);
 
@@ -839,12 +851,14 @@ class WindowSource {
     if constexpr (Journalable<R>()) {
       if (!primary_ || !w.failures.empty()) return;
       std::string batch;
+      batch.reserve(w.slots.size() * RecordBytes<R>());
+      const std::size_t frame = Journal::BeginFrame(&batch);
       for (std::size_t k = 0; k < w.slots.size(); ++k) {
         const std::size_t at = Journal::BeginRecord(&batch, w.index(k));
         EncodeSlot<R>(w.slots[k], &batch);
         Journal::EndRecord(&batch, at);
       }
-      file_->Append(batch);
+      if (Journal::EndFrame(&batch, frame)) file_->Append(batch);
     }
   }
   static std::size_t DefaultWindow(const Parallel& p, std::size_t n) {
@@ -1141,6 +1155,8 @@ internal::CheckpointedRun Parallel::RunCheckpointed(
       // it never started hold no result.
       if (errors == ErrorPolicy::kCollectAll || report.failures.empty()) {
         batch.clear();
+        batch.reserve(count * internal::RecordBytes<R>());
+        const std::size_t frame = internal::Journal::BeginFrame(&batch);
         auto failure = report.failures.begin();  // by index, as ids
         for (std::size_t k = 0; k < count; ++k) {
           const std::size_t i = ids[k];
@@ -1161,7 +1177,9 @@ internal::CheckpointedRun Parallel::RunCheckpointed(
             (*slots)[i] = std::move(runner.slots()[k]);
           }
         }
-        file.Append(batch);
+        if (primary && internal::Journal::EndFrame(&batch, frame)) {
+          file.Append(batch);
+        }
       }
       for (TaskError& e : report.failures) {
         run.report.failures.push_back(std::move(e));

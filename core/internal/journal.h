@@ -8,24 +8,31 @@
 //   fanout::internal::Journal j("/tmp/sum.ckpt", id, /*writable=*/true,
 //       [&](std::uint64_t index, std::string_view bytes) { ... });
 //   std::string batch;
+//   std::size_t frame = fanout::internal::Journal::BeginFrame(&batch);
 //   std::size_t at = fanout::internal::Journal::BeginRecord(&batch, 17);
 //   batch += encoded_result;                 // the codec's bytes, in place
 //   fanout::internal::Journal::EndRecord(&batch, at);
+//   ...                                      // a window's other results
+//   fanout::internal::Journal::EndFrame(&batch, frame);
 //   j.Append(batch);                         // one write()
 //
 // The file: a header (magic, format version, then what the journal is for:
 // task count, result type, call kind and the user's key, and a checksum),
-// then records: task index (u64), length (u32), the bytes, and a 64-bit
-// checksum of index, length and bytes. Little-endian, as the machine writes
-// it (a checkpoint is read back on the machine, or the cluster of one
-// architecture, that wrote it).
+// then frames, one per window of the call: a frame magic (u32), its record
+// count (u32) and body length (u64), the records — task index (u64), length
+// (u32), the bytes — and a 64-bit checksum of the frame. One checksum per
+// frame, not per record, keeps a tiny result's cost at a few bytes of
+// index and length. Little-endian, as the machine writes it (a checkpoint
+// is read back on the machine, or the cluster of one architecture, that
+// wrote it).
 //
-// Opening keeps every whole record and never rewrites one: the file is
+// Opening keeps every whole frame and never rewrites one: the file is
 // appended to only (O_APPEND). What a process killed mid-write leaves — a
-// last record cut short, or one whose checksum fails with nothing after it —
-// is dropped and the file cut back to the last whole record before anything
-// is appended. A bad record with more records after it is not a torn write
-// but a damaged file: it is refused, as is a header for another call.
+// last frame cut short, or one whose checksum fails with nothing after it —
+// is dropped (that window's tasks run again) and the file cut back to the
+// last whole frame before anything is appended. A bad frame with more bytes
+// after it is not a torn write but a damaged file: it is refused, as is a
+// header for another call.
 //
 // Depends on nothing of fanout: errors are JournalError, which the front
 // end turns into UsageError (another call's file) or Error (damage, I/O).
@@ -70,7 +77,7 @@ class JournalError : public std::runtime_error {
 
 class Journal {
  public:
-  // Called once per whole record, in file order; an index may repeat (the
+  // Called once per record of a whole frame, in file order; an index may repeat (the
   // first one wins: the caller keeps it).
   using OnRecord = std::function<void(std::uint64_t index, std::string_view)>;
 
@@ -86,15 +93,20 @@ class Journal {
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
-  // Appends records made with BeginRecord / EndRecord in one write(). Throws
+  // Appends frames made with BeginFrame / EndFrame in one write(). Throws
   // JournalError (kIo) when the write fails.
   void Append(std::string_view batch);
 
-  // Starts a record for task `index` at the end of *batch; append its bytes,
-  // then call EndRecord with the returned offset.
+  // Starts a frame at the end of *batch; returns its offset for EndFrame.
+  static std::size_t BeginFrame(std::string* batch);
+  // Starts a record for task `index` at the end of *batch (inside a frame);
+  // append its bytes, then call EndRecord with the returned offset.
   static std::size_t BeginRecord(std::string* batch, std::uint64_t index);
-  // Fills in the length and appends the checksum of the record begun at `at`.
+  // Fills in the length of the record begun at `at`.
   static void EndRecord(std::string* batch, std::size_t at);
+  // Fills in the frame's count and length and appends its checksum; false
+  // (and the frame removed from *batch) when it holds no record.
+  static bool EndFrame(std::string* batch, std::size_t frame);
 
   // The number of records read at open (repeats included).
   std::size_t records_read() const { return records_read_; }

@@ -1,7 +1,7 @@
 // The checkpoint journal on its own: records round-trip; a file cut at any
-// byte of its last records, or with a bad byte in its last record, resumes
-// with exactly the whole records; damage before the end and a header of
-// another call are refused with their exact messages.
+// byte of its last frames, or with a bad byte in its last frame, resumes
+// with exactly the records of the whole frames; damage before the end and a
+// header of another call are refused with their exact messages.
 #include "core/internal/journal.h"
 
 #include <fcntl.h>
@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -45,35 +46,41 @@ void WriteBytes(const std::string& path, const std::string& bytes) {
 Records Open(const std::string& path, const JournalIdentity& id = kId,
              bool writable = true) {
   Records got;
-  Journal j(path, id, writable,
-            [&](std::uint64_t i, std::string_view b) { got.emplace_back(i, b); });
+  Journal j(path, id, writable, [&](std::uint64_t i, std::string_view b) {
+    got.emplace_back(i, b);
+  });
   return got;
 }
 
-// Writes `records` in batches of `per_batch`; returns the file size after
-// each record.
+// Writes `records` in frames of `per_frame`, a write() each; returns the
+// file size after each frame.
 std::vector<std::size_t> Write(const std::string& path, const Records& records,
-                               std::size_t per_batch) {
+                               std::size_t per_frame) {
   std::vector<std::size_t> ends;
   Journal j(path, kId, true, [](std::uint64_t, std::string_view) {});
-  std::string batch;
-  std::size_t base = Journal::Header(kId).size();
-  for (std::size_t k = 0; k < records.size(); ++k) {
-    const std::size_t at = Journal::BeginRecord(&batch, records[k].first);
-    batch += records[k].second;
-    Journal::EndRecord(&batch, at);
-    ends.push_back(base + batch.size());
-    if ((k + 1) % per_batch == 0 || k + 1 == records.size()) {
-      j.Append(batch);
-      base += batch.size();
-      batch.clear();
+  std::size_t size = Journal::Header(kId).size();
+  for (std::size_t first = 0; first < records.size(); first += per_frame) {
+    std::string batch;
+    const std::size_t frame = Journal::BeginFrame(&batch);
+    for (std::size_t k = first; k < std::min(first + per_frame, records.size());
+         ++k) {
+      const std::size_t at = Journal::BeginRecord(&batch, records[k].first);
+      batch += records[k].second;
+      Journal::EndRecord(&batch, at);
     }
+    EXPECT_TRUE(Journal::EndFrame(&batch, frame));
+    j.Append(batch);
+    size += batch.size();
+    ends.push_back(size);
   }
   return ends;
 }
 
 Records Sample() {
-  return {{0, "zero"}, {7, std::string(3, '\0')}, {3, ""}, {99, "last one"},
+  return {{0, "zero"},
+          {7, std::string(3, '\0')},
+          {3, ""},
+          {99, "last one"},
           {7, "repeat"}};
 }
 
@@ -99,10 +106,18 @@ TEST(Journal, ReadOnlyOpenOfAMissingFileIsEmptyAndCreatesNothing) {
   EXPECT_NE(access(path.c_str(), F_OK), 0);
 }
 
-TEST(Journal, CutAtEveryByteOfTheLastRecordsKeepsTheWholeOnes) {
+TEST(Journal, AFrameWithoutRecordsIsNotWritten) {
+  std::string batch = "x";
+  const std::size_t frame = Journal::BeginFrame(&batch);
+  EXPECT_FALSE(Journal::EndFrame(&batch, frame));
+  EXPECT_EQ(batch, "x");
+}
+
+TEST(Journal, CutAtEveryByteOfTheLastFramesKeepsTheWholeOnes) {
   const std::string path = TempPath("cut");
   const Records all = Sample();
-  const std::vector<std::size_t> ends = Write(path, all, 1);
+  constexpr std::size_t kPerFrame = 2;
+  const std::vector<std::size_t> ends = Write(path, all, kPerFrame);
   const std::string full = ReadBytes(path);
   const std::size_t header = Journal::Header(kId).size();
   // Every cut from inside the header to the end of the file.
@@ -110,7 +125,8 @@ TEST(Journal, CutAtEveryByteOfTheLastRecordsKeepsTheWholeOnes) {
     WriteBytes(path, full.substr(0, cut));
     std::size_t whole = 0;
     while (whole < ends.size() && ends[whole] <= cut) ++whole;
-    const Records expected(all.begin(), all.begin() + whole);
+    const Records expected(
+        all.begin(), all.begin() + std::min(whole * kPerFrame, all.size()));
     SCOPED_TRACE("cut at " + std::to_string(cut));
     ASSERT_EQ(Open(path), expected);
     // The torn tail is gone (a torn header is written anew) ...
@@ -121,9 +137,11 @@ TEST(Journal, CutAtEveryByteOfTheLastRecordsKeepsTheWholeOnes) {
     {
       Journal j(path, kId, true, [](std::uint64_t, std::string_view) {});
       std::string batch;
+      const std::size_t frame = Journal::BeginFrame(&batch);
       const std::size_t at = Journal::BeginRecord(&batch, 42);
       batch += "after";
       Journal::EndRecord(&batch, at);
+      Journal::EndFrame(&batch, frame);
       j.Append(batch);
     }
     Records then = expected;
@@ -132,30 +150,30 @@ TEST(Journal, CutAtEveryByteOfTheLastRecordsKeepsTheWholeOnes) {
   }
 }
 
-TEST(Journal, ABadByteInTheLastRecordDropsItAlone) {
+TEST(Journal, ABadByteInTheLastFrameDropsItAlone) {
   const std::string path = TempPath("flip_last");
   const Records all = Sample();
   const std::vector<std::size_t> ends = Write(path, all, 3);
   const std::string full = ReadBytes(path);
-  const std::size_t last = ends[ends.size() - 2];
+  const std::size_t last = ends[0];  // the last frame holds records 3 and 4
   for (std::size_t at = last; at < full.size(); ++at) {
-    // The length field (bytes 8..11 of the record) is skipped: a longer
-    // length reads as a cut record, a shorter one as damage (both tested).
-    if (at >= last + 8 && at < last + 12) continue;
+    // The body length (bytes 8..15 of the frame) is skipped: a longer one
+    // reads as a frame cut short, a shorter one as damage (both tested).
+    if (at >= last + 8 && at < last + 16) continue;
     std::string bad = full;
     bad[at] = static_cast<char>(bad[at] ^ 0x20);
     WriteBytes(path, bad);
     SCOPED_TRACE("bad byte at " + std::to_string(at));
-    ASSERT_EQ(Open(path), Records(all.begin(), all.end() - 1));
+    ASSERT_EQ(Open(path), Records(all.begin(), all.begin() + 3));
     ASSERT_EQ(ReadBytes(path), full.substr(0, last));
   }
 }
 
-TEST(Journal, ABadByteBeforeTheLastRecordIsRefusedAndLeftAsItIs) {
+TEST(Journal, ABadByteBeforeTheLastFrameIsRefusedAndLeftAsItIs) {
   const std::string path = TempPath("flip_middle");
-  const std::vector<std::size_t> ends = Write(path, Sample(), 5);
+  const std::vector<std::size_t> ends = Write(path, Sample(), 2);
   std::string bad = ReadBytes(path);
-  bad[ends[0] + 13] ^= 0x01;  // a payload byte of the second record
+  bad[ends[0] + 16 + 12] ^= 0x01;  // the payload of the second frame's first
   WriteBytes(path, bad);
   try {
     Open(path);
@@ -163,7 +181,7 @@ TEST(Journal, ABadByteBeforeTheLastRecordIsRefusedAndLeftAsItIs) {
   } catch (const JournalError& e) {
     EXPECT_EQ(e.kind(), JournalError::Kind::kDamaged);
     EXPECT_EQ(std::string(e.what()),
-              "checkpoint " + path + " is damaged: record 1 (at byte " +
+              "checkpoint " + path + " is damaged: frame 1 (at byte " +
                   std::to_string(ends[0]) + ") is not sound and " +
                   std::to_string(bad.size() - ends[1]) +
                   " bytes follow it, so it is not a write cut short; valid: "
@@ -173,10 +191,21 @@ TEST(Journal, ABadByteBeforeTheLastRecordIsRefusedAndLeftAsItIs) {
   EXPECT_EQ(ReadBytes(path), bad);
 }
 
-TEST(Journal, AnIndexPastTheTasksIsDamage) {
+TEST(Journal, ASoundFrameWithAnIndexPastTheTasksIsDamage) {
   const std::string path = TempPath("index");
-  Write(path, {{100, "x"}, {1, "y"}}, 2);
-  EXPECT_THROW(Open(path), JournalError);
+  Write(path, {{1, "y"}, {100, "x"}}, 2);
+  try {
+    Open(path);
+    FAIL();
+  } catch (const JournalError& e) {
+    EXPECT_EQ(e.kind(), JournalError::Kind::kDamaged);
+    EXPECT_EQ(std::string(e.what()),
+              "checkpoint " + path + " is damaged: frame 0 (at byte " +
+                  std::to_string(Journal::Header(kId).size()) +
+                  ") holds records that are not whole, or not of its 100 "
+                  "tasks; valid: delete " +
+                  path + " to start over (its tasks then run again)");
+  }
 }
 
 TEST(Journal, AnotherCallsHeaderIsRefusedNamingBoth) {
