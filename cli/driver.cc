@@ -67,9 +67,11 @@ void ReportStuck(std::FILE* err, const StuckCall& stuck) {
 }
 
 // Runs the workload on `backend` and times it; `inject` says whether
-// --fail-task applies to this run.
+// --fail-task applies to this run. Under --errors=collect the failed tasks
+// go to `failures` (may be null otherwise).
 Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
-             bool err_is_terminal, bool inject) {
+             bool err_is_terminal, bool inject,
+             std::vector<TaskError>* failures = nullptr) {
   Options o{.jobs = r.jobs,
             .backend = backend,
             .verbose = r.verbose,
@@ -82,6 +84,7 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
     o.on_progress = ProgressBar(err);
   }
   o.on_stuck = [err](const StuckCall& stuck) { ReportStuck(err, stuck); };
+  o.retries = r.retries;
   Parallel p(std::move(o));
   Request run = r;
   if (!inject) run.fail_task = -1;
@@ -98,7 +101,7 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
     std::fflush(err);
   };
   try {
-    t.answer = RunWorkload(p, run);
+    t.answer = RunWorkload(p, run, failures);
   } catch (...) {
     resumed();
     throw;
@@ -145,7 +148,15 @@ int Compare(const Request& r, std::FILE* out, std::FILE* err,
 // One run on r.backend, and one on sequential too for --speedup.
 int RunOnce(const Request& r, std::FILE* out, std::FILE* err,
             bool err_is_terminal) {
-  const Timed t = TimeOn(r.backend, r, err, err_is_terminal, /*inject=*/true);
+  std::vector<TaskError> failures;  // under --errors=collect
+  const Timed t =
+      TimeOn(r.backend, r, err, err_is_terminal, /*inject=*/true, &failures);
+  // Every rank has the same failures: the primary one prints them, a line
+  // each, in task order.
+  for (const TaskError& e : failures) {
+    if (!g_quiet) std::fprintf(err, "run: error: %s\n", e.what());
+  }
+  std::fflush(err);
   Timed seq;
   if (r.speedup) {
     seq = TimeOn("sequential", r, err, err_is_terminal, /*inject=*/false);
@@ -155,7 +166,7 @@ int RunOnce(const Request& r, std::FILE* out, std::FILE* err,
     ReportDiffer(err, r.backend, t, seq);
     return 1;
   }
-  return 0;
+  return failures.empty() ? 0 : 1;
 }
 
 }  // namespace

@@ -1,15 +1,30 @@
 #include "cli/faults.h"
 
+#include <sys/mman.h>
+
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <new>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 #include <utility>
 
 #include "core/errors.h"
 
 namespace fanout::cli {
+namespace {
+
+// The counter gets a page of its own.
+constexpr std::size_t kCounterBytes = 4096;
+
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+              "the attempt counter is shared between processes: it must not "
+              "hide a lock in one process's memory");
+
+}  // namespace
 
 FailMode ParseFailMode(const std::string& name) {
   static const std::pair<const char*, FailMode> kModes[] = {
@@ -45,6 +60,30 @@ void Fail(FailMode mode, std::size_t task) {
       break;
   }
   std::abort();
+}
+
+FaultInjector::FaultInjector(long long task, FailMode mode, long long attempts)
+    : task_(task), mode_(mode), fail_attempts_(attempts) {
+  if (task_ < 0 || fail_attempts_ == 0) return;
+  // Every attempt must see the same count, wherever it runs: the process
+  // backend runs a task in a forked worker whose memory is a copy of the
+  // caller's, and runs it again (a retry, or a new fork after a worker
+  // died) where a count kept in ordinary memory would start over. An
+  // anonymous MAP_SHARED page mapped before the call is inherited by every
+  // fork and stays one page: all of them count in it. (Threads share it
+  // anyway; an mpi rank counts the attempts it runs, and retries stay on
+  // the rank that ran the task.)
+  void* page = mmap(nullptr, kCounterBytes, PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) {
+    throw std::system_error(errno, std::generic_category(),
+                            "mmap of the --fail-attempts counter");
+  }
+  attempts_ = new (page) std::atomic<std::uint64_t>(0);
+}
+
+FaultInjector::~FaultInjector() {
+  if (attempts_ != nullptr) munmap(attempts_, kCounterBytes);
 }
 
 }  // namespace fanout::cli

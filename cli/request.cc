@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/commands.h"
 #include "cli/halt.h"
 #include "cli/run_workload.h"
 #include "core/errors.h"
@@ -26,6 +27,10 @@ constexpr long long kLongMax = std::numeric_limits<long long>::max();
 // Milliseconds fit an int, so a deadline (now + timeout, in nanoseconds)
 // cannot overflow and poll()'s int timeout holds any of them.
 constexpr char kMaxMillis[] = "2147483647 (about 24.8 days)";
+// --retries in workload mode and --fail-attempts: a million attempts of one
+// task is more than a flaky task needs (a larger count is likelier a typo),
+// and attempts counted in an int cannot overflow.
+constexpr long long kMaxRetries = 1000000;
 
 std::string Join(const std::vector<std::string>& v) {
   std::string s;
@@ -138,6 +143,58 @@ void ParseFailure(const RawFlags& f, Request* r) {
   r->fail_mode = ParseFailMode(f.fail_mode);
 }
 
+// --retries (workload mode), --errors and --fail-attempts.
+void ParseRetriesAndErrors(const RawFlags& f, Request* r) {
+  const RawFlags defaults;
+  const bool commands = IsCommandsMode(*r);
+  if (!commands) {
+    r->retries = static_cast<int>(ParseInRange(
+        "retries", f.retries, 0, kMaxRetries,
+        "how many times to run a failed task again, 0 to " +
+            std::to_string(kMaxRetries) +
+            " (in commands mode: runs of a failing command in all, 0 to "
+            "1000)"));
+  }
+  if (r->retries > 0 && r->reduce) {
+    throw UsageError(
+        "--retries and --reduce cannot be combined: map_reduce does not "
+        "retry (a whole group of tasks would run again); valid: one of them");
+  }
+  if (f.errors != "fail-fast" && f.errors != "collect") {
+    throw UsageError("unknown --errors '" + f.errors +
+                     "'; valid: fail-fast, collect");
+  }
+  r->collect_errors = f.errors == "collect";
+  if (commands && f.errors != defaults.errors) {
+    throw UsageError(
+        "--errors is for workload mode: commands mode runs every command and "
+        "exits 1 if any failed; valid: --halt to stop early");
+  }
+  if (r->collect_errors) {
+    // Each of these needs every task's result, or compares answers that a
+    // run with failed tasks does not have.
+    const char* other = r->reduce             ? "--reduce"
+                        : !r->stream.empty()  ? "--stream"
+                        : !r->compare.empty() ? "--compare"
+                        : r->speedup          ? "--speedup"
+                                              : nullptr;
+    if (other != nullptr) {
+      throw UsageError(std::string("--errors=collect and ") + other +
+                       " cannot be combined: the answer of a run with failed "
+                       "tasks leaves them out; valid: one of them");
+    }
+  }
+  r->fail_attempts = ParseInRange(
+      "fail-attempts", f.fail_attempts, 0, kMaxRetries,
+      "how many first attempts of --fail-task fail, 0 (every one) to " +
+          std::to_string(kMaxRetries));
+  if (r->fail_attempts != 0 && r->fail_task < 0) {
+    throw UsageError("--fail-attempts=" + f.fail_attempts +
+                     " says how many attempts of --fail-task fail; valid: "
+                     "with --fail-task=N");
+  }
+}
+
 // Seconds as a decimal number >= 0 for `flag`.
 double ParseSeconds(const std::string& flag, const std::string& text) {
   char* end = nullptr;
@@ -195,9 +252,11 @@ void ParseCommandsOptions(const RawFlags& f, Request* r) {
                      " needs the log of the run to resume; valid: with "
                      "--joblog=FILE");
   }
-  o.tries = static_cast<int>(ParseInRange("retries", f.retries, 0, 1000,
-                                          "runs of a failing command in all, "
-                                          "0 to 1000 (0 and 1: once)"));
+  if (IsCommandsMode(*r)) {
+    o.tries = static_cast<int>(ParseInRange("retries", f.retries, 0, 1000,
+                                            "runs of a failing command in "
+                                            "all, 0 to 1000 (0 and 1: once)"));
+  }
   o.halt = ParseHalt(f.halt);
   o.halt_text = f.halt;
   o.timeout_s = ParseSeconds("timeout", f.timeout);
@@ -218,9 +277,8 @@ void ParseCommandsOptions(const RawFlags& f, Request* r) {
   }
   const bool any = o.keep_order || o.line_buffer || o.tag ||
                    !o.results.empty() || !o.joblog.empty() ||
-                   f.retries != defaults.retries || f.halt != defaults.halt ||
-                   f.timeout != defaults.timeout || f.delay != defaults.delay ||
-                   o.dry_run;
+                   f.halt != defaults.halt || f.timeout != defaults.timeout ||
+                   f.delay != defaults.delay || o.dry_run;
   if (any && f.commands.empty() && r->command_template.empty() &&
       r->arg_groups.empty()) {
     throw UsageError(
@@ -316,6 +374,7 @@ Request ParseRequest(const RawFlags& f) {
   }
   r.compare = ParseCompare(f.compare);
   ParseFailure(f, &r);
+  ParseRetriesAndErrors(f, &r);
   return r;
 }
 

@@ -38,6 +38,8 @@ struct RawFlags {
   std::string seed = "1";
   std::string fail_task;
   std::string fail_mode = "throw";
+  std::string fail_attempts = "0";   // first K attempts fail; 0 = every one
+  std::string errors = "fail-fast";  // or "collect" (workload mode)
   std::string compare;  // "", "all" or a comma-separated list of backends
   std::string format = "text";
   bool progress = false;
@@ -50,7 +52,7 @@ struct RawFlags {
   std::string joblog;
   bool resume = false;
   bool resume_failed = false;
-  std::string retries = "0";
+  std::string retries = "0";  // workload: retries; commands: tries in all
   std::string halt = "never";
   std::string timeout = "0";  // seconds per command
   std::string delay = "0";    // seconds between starts
@@ -84,6 +86,9 @@ struct Request {
   std::string checkpoint;  // Options::checkpoint; "" = none
   long long fail_task = -1;
   FailMode fail_mode = FailMode::kNone;
+  long long fail_attempts = 0;  // --fail-attempts: 0 = every attempt fails
+  bool collect_errors = false;  // --errors=collect: every task runs
+  int retries = 0;  // workload mode: runs again of a failed task (Options)
   std::vector<std::string> compare;  // backends to compare; empty = one run
   bool json = false;
   bool progress = false;

@@ -119,9 +119,14 @@ ABSL_FLAG(bool, resume, false,
 ABSL_FLAG(bool, resume_failed, false,
           "commands mode: skip the commands that succeeded in --joblog, rerun "
           "the ones that failed. Example: --joblog=run.log --resume-failed");
-ABSL_FLAG(std::string, retries, "0",
-          "commands mode: run a failing command up to N times in all. "
-          "Example: --retries=3");
+ABSL_FLAG(
+    std::string, retries, "0",
+    "two meanings, by mode. Workload mode: a task that throws runs "
+    "again up to N more times (N+1 attempts in all), 0 to 1000000; a "
+    "worker that dies is not retried; not with --reduce. Commands mode, as "
+    "GNU parallel: "
+    "a failing command runs up to N times in all (0 and 1: once), 0 "
+    "to 1000. Example: --retries=3");
 ABSL_FLAG(std::string, halt, "never",
           "commands mode: stop early, as GNU parallel's --halt: now|soon,"
           "fail|success|done=N or N%; now kills running commands, soon lets "
@@ -141,6 +146,19 @@ ABSL_FLAG(bool, list_backends, false,
 ABSL_FLAG(std::string, fail_task, "",
           "fault injection: make this task fail (see --fail-mode). Example: "
           "--fail-task=17 --fail-mode=segv");
+ABSL_FLAG(std::string, fail_attempts, "0",
+          "fault injection: only the first K attempts of --fail-task fail "
+          "and later ones succeed (attempts are counted across worker "
+          "processes); 0 = every attempt fails. Example: --fail-task=17 "
+          "--fail-attempts=1 --retries=1");
+ABSL_FLAG(std::string, errors, "fail-fast",
+          "workload mode: fail-fast stops at the first failed task and "
+          "prints no answer; collect runs every task, prints one line per "
+          "failed task on stderr and an answer from the tasks that "
+          "succeeded, marked '(partial: N of M tasks failed)' (a failed "
+          "fib is '-'), and exits 1 if any failed. Not with --reduce, "
+          "--stream, --compare or --speedup. Example: --errors=collect "
+          "--fail-task=17");
 ABSL_FLAG(
     std::string, fail_mode, "throw",
     "how --fail-task fails: throw (an exception), segv (SIGSEGV), abort "
@@ -169,6 +187,8 @@ constexpr char kUsage[] =
     "  run --workload=sleep --tasks=40 --verbose=10\n"
     "  run --backend=process --fail-task=17 --fail-mode=segv   # see a crash "
     "reported\n"
+    "  run --fail-task=17 --fail-attempts=1 --retries=1   # a flaky task, "
+    "retried\n"
     "  run --compare=all --workload=fib         # every backend side by side\n"
     "  run --format=json                        # one JSON object, for "
     "scripts\n"
@@ -207,6 +227,8 @@ fanout::cli::Request CheckedRequest(const fanout::cli::Args& args) {
         .seed = absl::GetFlag(FLAGS_seed),
         .fail_task = absl::GetFlag(FLAGS_fail_task),
         .fail_mode = absl::GetFlag(FLAGS_fail_mode),
+        .fail_attempts = absl::GetFlag(FLAGS_fail_attempts),
+        .errors = absl::GetFlag(FLAGS_errors),
         .compare = absl::GetFlag(FLAGS_compare),
         .format = absl::GetFlag(FLAGS_format),
         .progress = absl::GetFlag(FLAGS_progress),

@@ -3,21 +3,30 @@
 // answer as one line of text.
 //
 //   fanout::Parallel p({.jobs = 2, .backend = "thread"});
-//   std::string answer = fanout::cli::RunWorkload(p, request);
+//   std::vector<fanout::TaskError> failures;  // filled under --errors=collect
+//   std::string answer = fanout::cli::RunWorkload(p, request, &failures);
 //   // "249972500250000000" for the default sum
 #ifndef FANOUT_CLI_RUN_WORKLOAD_H_
 #define FANOUT_CLI_RUN_WORKLOAD_H_
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "cli/request.h"
+#include "core/errors.h"
 #include "core/parallel.h"
 
 namespace fanout::cli {
 
 // Runs `r.workload` with `r.tasks` tasks on `p`; returns its answer line.
-std::string RunWorkload(Parallel& p, const Request& r);
+// With r.collect_errors every task runs (try_map): the failed tasks are put
+// in `failures` (by task index), and the answer is computed from the tasks
+// that succeeded (a failed fib prints as "-") and ends with
+// " (partial: N of M tasks failed)", so it is never taken for the
+// workload's answer. Otherwise the first failure throws its TaskError.
+std::string RunWorkload(Parallel& p, const Request& r,
+                        std::vector<TaskError>* failures);
 
 // `v` in decimal: the answers are 128-bit sums, and byte counts of 64-bit
 // task counts need 128 bits too.

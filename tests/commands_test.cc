@@ -538,8 +538,11 @@ TEST(Commands, HaltNowFailKillsTheRest) {
 
 TEST(Commands, HaltSoonFailLetsRunningOnesFinish) {
   Result r =
-      RunProgram(Cli(), {"--halt=soon,fail=1", "--jobs=2", ":::", "exit 1",
-                         "sleep 0.3; echo slow", "echo never"});
+      // The failing command waits a moment, so that with two slots the slow
+      // one has started when the failure is seen, even on a loaded machine.
+      RunProgram(Cli(),
+                 {"--halt=soon,fail=1", "--jobs=2", ":::", "sleep 0.2; exit 1",
+                  "sleep 0.6; echo slow", "echo never"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(r.out, "slow\n");
   EXPECT_NE(r.err.find("halted after [1] (--halt=soon,fail=1): 0 stopped, 1 "

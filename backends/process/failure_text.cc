@@ -37,9 +37,9 @@ void ThrowDeath(const Death& death) {
   how += outcome.exit_status == kLostPipeExitStatus && death.lost_pipe_fd >= 0
              ? " after running this task"
              : " while running this task";
-  TaskError error(TaskError::Details{
-      static_cast<std::size_t>(death.current), "process", death.worker, "", how,
-      outcome.signal, outcome.exit_status, nullptr});
+  TaskError error(TaskError::Details{death.current, "process", death.worker, "",
+                                     how, outcome.signal, outcome.exit_status,
+                                     nullptr});
   throw error.with_failed_tasks(death.failures_before + 1);
 }
 

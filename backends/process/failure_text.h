@@ -21,7 +21,7 @@ struct Death {
   bool status_known = false;    // false: reaped outside fanout
   int status = 0;               // its wait status, when known
   std::int32_t lost_pipe_fd;    // WorkerSlot::lost_pipe_fd
-  std::int64_t current;         // the task it ran last, or kNoTask
+  std::size_t current;          // the task it ran last, or kNoTask
   std::size_t failures_before;  // task failures the call reported already
 };
 // TaskError naming the task and how the worker ended; fanout::Error when it

@@ -5,6 +5,7 @@
 //   wire.h           the messages a worker sends over its pipe
 //   worker.h         the forked worker, from fork to _exit()
 //   call.h           the caller's side of one call: fork, then supervise
+//   cpu_budget.h     each worker's share of the CPUs for native threads
 //   failure_text.h   what a failed call says
 // This file holds the executor and its registration.
 #include "backends/process/process.h"
@@ -19,6 +20,7 @@
 #include <utility>
 
 #include "backends/process/call.h"
+#include "backends/process/cpu_budget.h"
 #include "backends/process/shared_block.h"
 #include "core/executor.h"
 
@@ -50,6 +52,7 @@ class ProcessExecutor final : public Executor {
     block->control().Reset(job.n, options.batch_size);
     RunReport report;
     {
+      const process_internal::CpuBudget budget(options.jobs);  // for forks
       Call call(job, options, workers, *block);
       report = call.Run();
     }  // every worker is reaped: the block is free again

@@ -28,6 +28,18 @@ void SharedBlock::Reset(int workers, const void* mirror) {
   results_ = base_ + header_ + reinterpret_cast<std::uintptr_t>(mirror) % kPage;
 }
 
+bool SharedBlock::kept() const { return bytes_ <= kMaxCachedBytes; }
+
+void SharedBlock::ReleaseResults(std::size_t offset, std::size_t len) const {
+  const auto begin = reinterpret_cast<std::uintptr_t>(results_ + offset);
+  const auto end = reinterpret_cast<std::uintptr_t>(results_ + offset + len);
+  const std::uintptr_t first = (begin + kPage - 1) / kPage * kPage;
+  const std::uintptr_t last = end / kPage * kPage;
+  if (last > first) {
+    madvise(reinterpret_cast<void*>(first), last - first, MADV_REMOVE);
+  }
+}
+
 std::size_t SharedBlock::HeaderBytes(int workers) {
   return (sizeof(Control) + sizeof(WorkerSlot) * workers + kPage - 1) / kPage *
          kPage;

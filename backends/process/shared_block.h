@@ -17,7 +17,8 @@
 
 namespace fanout::process_internal {
 
-inline constexpr std::int64_t kNoTask = -1;
+// WorkerSlot::current when the worker runs no task.
+inline constexpr std::size_t kNoTask = internal::TaskWatch::kIdle;
 inline constexpr std::size_t kPage = 4096;
 
 // The call's chunk counter, progress and stop flag: core's scheduler state,
@@ -25,8 +26,10 @@ inline constexpr std::size_t kPage = 4096;
 using Control = internal::CallControl;
 
 struct alignas(64) WorkerSlot {
-  // The task the worker is running (or ran last); kNoTask before its first.
-  std::atomic<std::int64_t> current{kNoTask};
+  // The task the worker is running: kNoTask before its first, and between
+  // chunks that ran whole (see WorkerSink::RunsWhole). A chunk run task by
+  // task leaves its last task here until the next one starts.
+  std::atomic<std::size_t> current{kNoTask};
   // Set just before a clean _exit(0): an exit(0) from a task leaves it clear.
   std::atomic<std::uint32_t> finished{0};
   // The descriptor of the result pipe when a write to it failed or it was
@@ -62,6 +65,14 @@ class SharedBlock {
   }
   char* results() const { return results_; }
 
+  // Whether a BlockCache keeps this block for the next call (it is small
+  // enough): its pages then stay allocated and mapped in the caller.
+  bool kept() const;
+  // Frees the shared pages that lie wholly inside result bytes
+  // [offset, offset + len) (MADV_REMOVE); they read as zeros afterwards.
+  // For a block that is not kept, once those results are copied out.
+  void ReleaseResults(std::size_t offset, std::size_t len) const;
+
  private:
   static std::size_t HeaderBytes(int workers);
 
@@ -70,6 +81,12 @@ class SharedBlock {
   char* base_ = nullptr;
   char* results_ = nullptr;
 };
+
+// Blocks up to this size are kept from one call to the next. The caller's
+// resident memory holds a kept block's result pages besides the results
+// themselves; a larger block is freed as its results are copied out, so a
+// call with many results needs little more memory than the results.
+inline constexpr std::size_t kMaxCachedBytes = std::size_t{16} << 20;
 
 // The shared block of the last call, kept for the next one (up to
 // kMaxCachedBytes): its pages are then already allocated, zeroed and mapped
@@ -84,8 +101,6 @@ class BlockCache {
   void GiveBack(std::unique_ptr<SharedBlock> block);
 
  private:
-  static constexpr std::size_t kMaxCachedBytes = std::size_t{64} << 20;
-
   std::mutex mu_;
   std::unique_ptr<SharedBlock> cached_;
 };

@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "backends/process/cpu_budget.h"
 #include "backends/process/wire.h"
 #include "core/internal/fd.h"
 #include "core/internal/fork.h"
@@ -110,9 +111,18 @@ class WorkerSink {
                      ? AliasResults(plan)
                      : std::pair<std::size_t, std::size_t>{0, 0}) {}
 
+  // A chunk whose results all land in the aliased shared pages runs whole:
+  // each result is in shared memory as its task returns, and the typed job
+  // records each task's index in this worker's slot (watch_slot), so a
+  // death still names its task. Other chunks run task by task, each result
+  // copied or sent as its task ends.
+  bool RunsWhole(std::size_t begin, std::size_t end) const {
+    return begin >= aliased_.first && end <= aliased_.second;
+  }
+  std::atomic<std::size_t>* watch_slot() const { return &plan_.slot->current; }
+
   void Started(std::size_t i) {
-    plan_.slot->current.store(static_cast<std::int64_t>(i),
-                              std::memory_order_relaxed);
+    plan_.slot->current.store(i, std::memory_order_relaxed);
   }
 
   bool Finished(std::size_t i) {
@@ -173,6 +183,7 @@ class WorkerSink {
 }  // namespace
 
 void WorkerMain(const WorkerPlan& plan) {
+  ApplyCpuBudget();  // before any task: its runtimes' thread counts
   {
     internal::InTaskScope in_task;
     const PipeId pipe = IdOf(plan.write_fd);

@@ -215,6 +215,11 @@ class InPlaceSink {
 // Runs chunks of one call on one worker. `Sink` receives the outcomes:
 //   static constexpr bool kPerTask;  // run task by task (process: a death
 //                                    // must name its task) or per chunk
+//   bool RunsWhole(std::size_t begin, std::size_t end);  // kPerTask: this
+//                                    // chunk may run whole after all (each
+//                                    // task's outcome is kept as it ends)
+//   std::atomic<std::size_t>* watch_slot();  // where a whole chunk's
+//                                    // tasks record their index, or null
 //   void Started(std::size_t i);     // kPerTask: task i is about to run
 //   bool Finished(std::size_t i);    // kPerTask: task i succeeded; false
 //                                    // when its result could not be kept
@@ -265,6 +270,10 @@ class ChunkRunner {
   bool RunChunk(std::size_t begin, std::size_t end) {
     if (Stopping()) return false;
     if constexpr (Sink::kPerTask) {
+      // One indirect call per task costs tiny tasks as much as the task
+      // itself; a sink that keeps each outcome as the task ends anyway
+      // (results written in place) lets the chunk run whole.
+      if (sink_.RunsWhole(begin, end)) return RunWhole(begin, end);
       return RunTaskByTask(begin, end);
     } else {
       return RunWhole(begin, end);

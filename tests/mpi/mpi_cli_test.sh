@@ -59,11 +59,45 @@ check_error() {
 
 readonly FAILED="^run: error: task 17 failed on backend 'mpi' \\(rank [0-9]+\\): std::runtime_error: injected failure in task 17$"
 
+# check_collect WHAT COMMAND...: --errors=collect with task 17 failing: exit
+# 1, the partial answer and the failure line each exactly once.
+check_collect() {
+  local what=$1
+  shift
+  timeout -k 5 50 "$@" >"$out" 2>&1
+  local rc=$?
+  local answers errors
+  answers=$(grep -cxF -- "$PARTIAL" "$out")
+  errors=$(grep -cE -- "$FAILED" "$out")
+  echo "$what: exit $rc, partial answer printed $answers time(s), error $errors time(s)"
+  if [ "$rc" != 1 ] || [ "$answers" != 1 ] || [ "$errors" != 1 ] ||
+    [ "$(grep -c '^run: ' "$out")" != 1 ]; then
+    echo "FAIL [$what]: expected exit 1, the partial answer and one run: line" >&2
+    sed 's/^/    /' "$out" >&2
+    failures=$((failures + 1))
+  fi
+  if pgrep -f "^$cli" >/dev/null; then
+    echo "FAIL [$what]: ranks left running" >&2
+    failures=$((failures + 1))
+  fi
+}
+
+# The reference sum without task 17's 17 * 4999950000.
+readonly PARTIAL="249972415250850000 (partial: 1 of 10000 tasks failed)"
+
 for np in 2 4; do
   check "sum, $np ranks" "$SUM" "$launcher" -np "$np" "$cli" --backend=mpi
   check "fib, $np ranks" "$FIB" "$launcher" -np "$np" "$cli" --backend=mpi --workload=fib
   check_error "task 17 fails, $np ranks" "$FAILED" \
     "$launcher" -np "$np" "$cli" --backend=mpi --fail-task=17 --fail-mode=throw
+  # A retry runs on the rank that ran the task, which counts its attempts.
+  check "task 17 fails once and is retried, $np ranks" "$SUM" \
+    "$launcher" -np "$np" "$cli" --backend=mpi --fail-task=17 \
+    --fail-attempts=1 --retries=1
+  check_error "task 17 fails once, no retries, $np ranks" "$FAILED" \
+    "$launcher" -np "$np" "$cli" --backend=mpi --fail-task=17 --fail-attempts=1
+  check_collect "task 17 fails, --errors=collect, $np ranks" \
+    "$launcher" -np "$np" "$cli" --backend=mpi --errors=collect --fail-task=17
 done
 check_error "task 17 fails, no mpirun" "$FAILED" \
   "$cli" --backend=mpi --fail-task=17 --fail-mode=throw

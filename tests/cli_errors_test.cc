@@ -1,0 +1,205 @@
+// The CLI's failure flags as a user meets them: --errors=collect runs every
+// task and reports each failure, --retries runs a failed task again, and
+// --fail-attempts fails only the first attempts of --fail-task (counted
+// across the process backend's forked workers), with exact output and exit
+// codes on every backend.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "tests/subprocess.h"
+
+namespace fanout::testing {
+namespace {
+
+constexpr char kSum[] = "249972500250000000";
+// The reference sum without task 17's 17 * 4999950000.
+constexpr char kSumWithout17[] = "249972415250850000";
+
+const std::string& Cli() {
+  static const std::string path = Runfile("cli/run");
+  return path;
+}
+
+std::vector<std::string> Backends() {
+  Result r = RunProgram(Cli(), {"--list-backends"});
+  std::vector<std::string> names;
+  for (const std::string& line : Lines(r.out))
+    names.push_back(line.substr(0, line.find(' ')));
+  return names;
+}
+
+// The first line of `text`, or "" when there is none.
+std::string FirstLine(const std::string& text) {
+  const auto lines = Lines(text);
+  return lines.empty() ? "" : lines[0];
+}
+
+// The line that names task 17's injected failure on `backend`, up to the
+// worker (whose thread, pid or rank varies) and from the exception on.
+void ExpectTask17Line(const std::string& line, const std::string& backend,
+                      const std::string& ending) {
+  const std::string head =
+      "run: error: task 17 failed on backend '" + backend + "' (";
+  const std::string tail =
+      "): std::runtime_error: injected failure in task 17" + ending;
+  EXPECT_EQ(line.rfind(head, 0), 0u) << line;
+  ASSERT_GE(line.size(), tail.size()) << line;
+  EXPECT_EQ(line.substr(line.size() - tail.size()), tail) << line;
+}
+
+TEST(CliErrors, CollectPrintsEachFailureAndThePartialAnswer) {
+  for (const std::string backend : {"thread", "process"}) {
+    Result r = RunProgram(
+        Cli(), {"--backend=" + backend, "--errors=collect", "--fail-task=17"});
+    EXPECT_EQ(r.exit_code, 1) << backend << ": " << r.err;
+    const auto out = Lines(r.out);
+    ASSERT_EQ(out.size(), 5u) << backend << ": " << r.out;
+    EXPECT_EQ(out[0], std::string(kSumWithout17) +
+                          " (partial: 1 of 10000 tasks failed)")
+        << backend;
+    EXPECT_EQ(out[1], "backend: " + backend);
+    EXPECT_EQ(out[3], "tasks: 10000");
+    const auto err = Lines(r.err);
+    ASSERT_EQ(err.size(), 1u) << backend << ": " << r.err;
+    ExpectTask17Line(err[0], backend, "");
+  }
+}
+
+TEST(CliErrors, CollectMarksAFailedFibAndEveryFailedTask) {
+  Result r = RunProgram(Cli(), {"--backend=process", "--workload=fib",
+                                "--errors=collect", "--fail-task=2"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(FirstLine(r.out),
+            "39088169 24157817 - 9227465 5702887 3524578 (partial: 1 of 6 "
+            "tasks failed)");
+  // The sleep workload's answer counts the tasks that succeeded.
+  r = RunProgram(Cli(), {"--workload=sleep", "--tasks=5", "--sleep-ms=0",
+                         "--errors=collect", "--fail-task=4"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(FirstLine(r.out), "4 (partial: 1 of 5 tasks failed)");
+}
+
+TEST(CliErrors, CollectWithoutFailuresIsTheReference) {
+  Result r = RunProgram(Cli(), {"--backend=process", "--errors=collect"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(FirstLine(r.out), kSum);
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  // A task that fails its first attempt and is retried leaves no failure.
+  r = RunProgram(Cli(), {"--backend=process", "--errors=collect",
+                         "--fail-task=17", "--fail-attempts=1", "--retries=1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(FirstLine(r.out), kSum);
+  EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+TEST(CliErrors, FailFastIsTheDefault) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--fail-task=17"},
+        std::vector<std::string>{"--fail-task=17", "--errors=fail-fast"}}) {
+    std::vector<std::string> all = args;
+    all.push_back("--backend=process");
+    Result r = RunProgram(Cli(), all);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    const auto err = Lines(r.err);
+    ASSERT_EQ(err.size(), 1u) << r.err;
+    ExpectTask17Line(err[0], "process", "");
+  }
+}
+
+TEST(CliErrors, RetriedFlakyTaskGivesTheReferenceOnEveryBackend) {
+  for (const std::string& backend : Backends()) {
+    Result r = RunProgram(Cli(), {"--backend=" + backend, "--fail-task=17",
+                                  "--fail-attempts=1", "--retries=1"});
+    EXPECT_EQ(r.exit_code, 0) << backend << ": " << r.err;
+    EXPECT_EQ(FirstLine(r.out), kSum) << backend;
+    EXPECT_TRUE(r.err.empty()) << backend << ": " << r.err;
+  }
+}
+
+TEST(CliErrors, TooFewRetriesFailNamingTheAttempts) {
+  for (const std::string& backend : Backends()) {
+    // Without retries the one failing attempt fails the run.
+    Result r = RunProgram(Cli(), {"--backend=" + backend, "--fail-task=17",
+                                  "--fail-attempts=1", "--retries=0"});
+    EXPECT_EQ(r.exit_code, 1) << backend << ": " << r.err;
+    EXPECT_TRUE(r.out.empty()) << backend << ": " << r.out;
+    auto err = Lines(r.err);
+    ASSERT_EQ(err.size(), 1u) << backend << ": " << r.err;
+    ExpectTask17Line(err[0], backend, "");
+    // Three failing attempts outlast two retries, however the attempts are
+    // spread over forked workers.
+    r = RunProgram(Cli(), {"--backend=" + backend, "--fail-task=17",
+                           "--fail-attempts=3", "--retries=2"});
+    EXPECT_EQ(r.exit_code, 1) << backend << ": " << r.err;
+    err = Lines(r.err);
+    ASSERT_EQ(err.size(), 1u) << backend << ": " << r.err;
+    ExpectTask17Line(err[0], backend, " (failed 3 attempts)");
+    r = RunProgram(Cli(), {"--backend=" + backend, "--fail-task=17",
+                           "--fail-attempts=3", "--retries=3"});
+    EXPECT_EQ(r.exit_code, 0) << backend << ": " << r.err;
+    EXPECT_EQ(FirstLine(r.out), kSum) << backend;
+  }
+}
+
+TEST(CliErrors, EveryAttemptFailsByDefault) {
+  Result r =
+      RunProgram(Cli(), {"--backend=process", "--fail-task=17", "--retries=4"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const auto err = Lines(r.err);
+  ASSERT_EQ(err.size(), 1u) << r.err;
+  ExpectTask17Line(err[0], "process", " (failed 5 attempts)");
+}
+
+// Exit 2, nothing on stdout and exactly one line on stderr: `message`.
+void ExpectUsageError(const std::vector<std::string>& args,
+                      const std::string& message) {
+  Result r = RunProgram(Cli(), args);
+  EXPECT_EQ(r.exit_code, 2) << args[0] << ": " << r.err;
+  EXPECT_TRUE(r.out.empty()) << args[0] << ": " << r.out;
+  EXPECT_EQ(r.err, message + "\n") << args[0];
+}
+
+TEST(CliErrors, BadValuesAreUsageErrors) {
+  const std::string retries =
+      " is invalid; valid: how many times to run a failed task again, 0 to "
+      "1000000 (in commands mode: runs of a failing command in all, 0 to "
+      "1000)";
+  ExpectUsageError({"--errors=bogus"},
+                   "run: unknown --errors 'bogus'; valid: fail-fast, collect");
+  ExpectUsageError({"--retries=-1"}, "run: --retries=-1" + retries);
+  ExpectUsageError({"--retries=1000001"}, "run: --retries=1000001" + retries);
+  ExpectUsageError({"--retries=-1", "echo", ":::", "a"},
+                   "run: --retries=-1 is invalid; valid: runs of a failing "
+                   "command in all, 0 to 1000 (0 and 1: once)");
+  ExpectUsageError({"--fail-attempts=1"},
+                   "run: --fail-attempts=1 says how many attempts of "
+                   "--fail-task fail; valid: with --fail-task=N");
+  ExpectUsageError({"--fail-task=3", "--fail-attempts=-1"},
+                   "run: --fail-attempts=-1 is invalid; valid: how many "
+                   "first attempts of --fail-task fail, 0 (every one) to "
+                   "1000000");
+  for (const char* other :
+       {"--reduce", "--stream=ordered", "--compare=all", "--speedup"}) {
+    const std::string name =
+        std::string(other).substr(0, std::string(other).find('='));
+    ExpectUsageError({"--errors=collect", other},
+                     "run: --errors=collect and " + name +
+                         " cannot be combined: the answer of a run with "
+                         "failed tasks leaves them out; valid: one of them");
+  }
+  ExpectUsageError({"--retries=1", "--reduce"},
+                   "run: --retries and --reduce cannot be combined: "
+                   "map_reduce does not retry (a whole group of tasks would "
+                   "run again); valid: one of them");
+  ExpectUsageError({"--errors=collect", "echo", ":::", "a"},
+                   "run: --errors is for workload mode: commands mode runs "
+                   "every command and exits 1 if any failed; valid: --halt "
+                   "to stop early");
+}
+
+}  // namespace
+}  // namespace fanout::testing
