@@ -122,7 +122,7 @@ TEST_P(Checkpointed, MapReduceCancelledMidwayResumesRunningOnlyTheRest) {
   constexpr std::size_t n = 20000;  // 4096 groups of 4 or 5 tasks
   constexpr long long kExpected = [] {
     long long s = 0;
-    for (std::size_t i = 0; i < n; ++i) s += static_cast<long long>(i * 3);
+    for (std::size_t i = 0; i < n; ++i) s += static_cast<long long>(i) * 3;
     return s;
   }();
   shared_->cancel_after = 3000;
@@ -132,7 +132,7 @@ TEST_P(Checkpointed, MapReduceCancelledMidwayResumesRunningOnlyTheRest) {
       shared_->cancel = true;
     }
     if (i % 8 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
-    return static_cast<long long>(i * 3);
+    return static_cast<long long>(i) * 3;
   };
   {
     Parallel p(Opts());
@@ -273,7 +273,7 @@ TEST_P(Checkpointed, AResultTheCodecCannotWriteIsRefusedUpFront) {
 TEST_P(Checkpointed, StringsAndForEachResumeToo) {
   auto task = [this](std::size_t i) {
     Count();
-    return std::string(i % 5, 'a' + static_cast<char>(i % 26));
+    return std::string(i % 5, static_cast<char>('a' + i % 26));
   };
   shared_->cancel_after = 500;
   EXPECT_THROW(Parallel(Opts()).map(kN, task), InterruptedError);
@@ -282,7 +282,7 @@ TEST_P(Checkpointed, StringsAndForEachResumeToo) {
   std::vector<std::string> got = p.map(kN, task);
   ASSERT_EQ(got.size(), kN);
   for (std::size_t i = 0; i < kN; ++i) {
-    ASSERT_EQ(got[i], std::string(i % 5, 'a' + static_cast<char>(i % 26)));
+    ASSERT_EQ(got[i], std::string(i % 5, static_cast<char>('a' + i % 26)));
   }
   EXPECT_EQ(shared_->runs.load(), kN - p.last_call_resumed());
 

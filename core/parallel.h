@@ -361,9 +361,8 @@ constexpr bool Journalable() {
 // Encode and Decode: the same bytes as cross a process).
 template <class R>
 void EncodeSlot(const Slot<R>& slot, std::string* out) {
-  if constexpr (codec::kIsTrivial<Slot<R>>) {
-    codec::encode(slot, *out);
-  } else if constexpr (std::is_same_v<Slot<R>, std::optional<R>>) {
+  if constexpr (!codec::kIsTrivial<Slot<R>> &&
+                std::is_same_v<Slot<R>, std::optional<R>>) {
     codec::encode(*slot, *out);
   } else {
     codec::encode(slot, *out);
@@ -371,9 +370,8 @@ void EncodeSlot(const Slot<R>& slot, std::string* out) {
 }
 template <class R>
 void DecodeSlot(std::string_view bytes, Slot<R>* slot) {
-  if constexpr (codec::kIsTrivial<Slot<R>>) {
-    *slot = codec::decode<Slot<R>>(bytes);
-  } else if constexpr (std::is_same_v<Slot<R>, std::optional<R>>) {
+  if constexpr (!codec::kIsTrivial<Slot<R>> &&
+                std::is_same_v<Slot<R>, std::optional<R>>) {
     slot->emplace(codec::decode<R>(bytes));
   } else {
     *slot = codec::decode<Slot<R>>(bytes);

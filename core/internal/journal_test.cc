@@ -125,8 +125,9 @@ TEST(Journal, CutAtEveryByteOfTheLastFramesKeepsTheWholeOnes) {
     WriteBytes(path, full.substr(0, cut));
     std::size_t whole = 0;
     while (whole < ends.size() && ends[whole] <= cut) ++whole;
-    const Records expected(
-        all.begin(), all.begin() + std::min(whole * kPerFrame, all.size()));
+    const Records expected(all.begin(),
+                           all.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                             whole * kPerFrame, all.size())));
     SCOPED_TRACE("cut at " + std::to_string(cut));
     ASSERT_EQ(Open(path), expected);
     // The torn tail is gone (a torn header is written anew) ...
