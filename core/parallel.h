@@ -378,13 +378,57 @@ void DecodeSlot(std::string_view bytes, Slot<R>* slot) {
   }
 }
 
+// Appends the records of a window's tasks ids[0 .. count) to *batch (inside
+// a frame), but not those `failed(k)` names (called with k rising); task
+// ids[k]'s result is slots[k]. Fixed-size results go as runs of
+// consecutive tasks, copied as they lie (one memcpy a run); others are
+// encoded one by one.
+template <class R>
+constexpr bool RecordsAsRuns() {
+  if constexpr (std::is_void_v<R>) {
+    return true;
+  } else {
+    return codec::kIsTrivial<Slot<R>>;
+  }
+}
+template <class R, class Failed>
+void RecordWindow(std::string* batch, const std::size_t* ids, std::size_t count,
+                  const void* slots, Failed failed) {
+  if constexpr (RecordsAsRuns<R>()) {
+    for (std::size_t k = 0; k < count;) {
+      if (failed(k)) {
+        ++k;
+        continue;
+      }
+      std::size_t end = k + 1;
+      while (end < count && ids[end] == ids[end - 1] + 1 && !failed(end)) {
+        ++end;
+      }
+      if constexpr (std::is_void_v<R>) {
+        Journal::AppendRun(batch, ids[k], end - k, 0, nullptr);
+      } else {
+        Journal::AppendRun(batch, ids[k], end - k, sizeof(Slot<R>),
+                           static_cast<const Slot<R>*>(slots) + k);
+      }
+      k = end;
+    }
+  } else {
+    for (std::size_t k = 0; k < count; ++k) {
+      if (failed(k)) continue;
+      const std::size_t at = Journal::BeginRecord(batch, ids[k]);
+      EncodeSlot<R>(static_cast<const Slot<R>*>(slots)[k], batch);
+      Journal::EndRecord(batch, at);
+    }
+  }
+}
+
 // About the bytes one result takes in a checkpoint (to reserve a window's).
 template <class R>
 constexpr std::size_t RecordBytes() {
   if constexpr (std::is_void_v<R>) {
-    return 12;
+    return 1;
   } else if constexpr (codec::kIsTrivial<Slot<R>>) {
-    return 12 + sizeof(Slot<R>);
+    return sizeof(Slot<R>) + 1;
   } else {
     return 32;
   }
@@ -849,13 +893,10 @@ class WindowSource {
     if constexpr (Journalable<R>()) {
       if (!primary_ || !w.failures.empty()) return;
       std::string batch;
-      batch.reserve(w.slots.size() * RecordBytes<R>());
+      batch.reserve(64 + w.slots.size() * RecordBytes<R>());
       const std::size_t frame = Journal::BeginFrame(&batch);
-      for (std::size_t k = 0; k < w.slots.size(); ++k) {
-        const std::size_t at = Journal::BeginRecord(&batch, w.index(k));
-        EncodeSlot<R>(w.slots[k], &batch);
-        Journal::EndRecord(&batch, at);
-      }
+      RecordWindow<R>(&batch, w.ids, w.slots.size(), w.slots.data(),
+                      [](std::size_t) { return false; });
       if (Journal::EndFrame(&batch, frame)) file_->Append(batch);
     }
   }
@@ -1152,31 +1193,29 @@ internal::CheckpointedRun Parallel::RunCheckpointed(
       // fail-fast a window with a failure is not recorded at all: the tasks
       // it never started hold no result.
       if (errors == ErrorPolicy::kCollectAll || report.failures.empty()) {
-        batch.clear();
-        batch.reserve(count * internal::RecordBytes<R>());
-        const std::size_t frame = internal::Journal::BeginFrame(&batch);
-        auto failure = report.failures.begin();  // by index, as ids
-        for (std::size_t k = 0; k < count; ++k) {
-          const std::size_t i = ids[k];
-          while (failure != report.failures.end() && failure->index() < i) {
-            ++failure;
-          }
-          if (failure != report.failures.end() && failure->index() == i) {
-            continue;
-          }
-          if (primary) {
-            const std::size_t at = internal::Journal::BeginRecord(&batch, i);
-            if constexpr (!std::is_void_v<R>) {
-              internal::EncodeSlot<R>(runner.slots()[k], &batch);
+        if (primary) {
+          auto failure = report.failures.begin();  // by index, as ids
+          const auto failed = [&](std::size_t k) {
+            while (failure != report.failures.end() &&
+                   failure->index() < ids[k]) {
+              ++failure;
             }
-            internal::Journal::EndRecord(&batch, at);
-          }
-          if constexpr (!std::is_void_v<R>) {
-            (*slots)[i] = std::move(runner.slots()[k]);
-          }
+            return failure != report.failures.end() &&
+                   failure->index() == ids[k];
+          };
+          batch.clear();
+          batch.reserve(64 + count * internal::RecordBytes<R>());
+          const std::size_t frame = internal::Journal::BeginFrame(&batch);
+          const void* results = nullptr;
+          if constexpr (!std::is_void_v<R>) results = runner.slots().data();
+          internal::RecordWindow<R>(&batch, ids, count, results, failed);
+          if (internal::Journal::EndFrame(&batch, frame)) file.Append(batch);
         }
-        if (primary && internal::Journal::EndFrame(&batch, frame)) {
-          file.Append(batch);
+        // A failed task's slot holds no result; the failure is reported.
+        if constexpr (!std::is_void_v<R>) {
+          for (std::size_t k = 0; k < count; ++k) {
+            (*slots)[ids[k]] = std::move(runner.slots()[k]);
+          }
         }
       }
       for (TaskError& e : report.failures) {

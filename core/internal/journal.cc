@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -17,11 +18,11 @@ namespace {
 constexpr char kMagic[8] = {'f', 'a', 'n', 'o', 'u', 't', 'C', 'K'};
 constexpr std::uint32_t kVersion = 1;
 // A frame: magic (4), record count (4), body length (8), the records,
-// checksum (8). A record: index (8), length (4), the bytes.
+// checksum (8). A record: index (8), count (4), size (4), count x size bytes.
 constexpr std::uint32_t kFrameMagic = 0x314d5246;  // "FRM1"
 constexpr std::size_t kFrameHead = 16;
 constexpr std::size_t kFrameTail = 8;
-constexpr std::size_t kRecordHead = 12;
+constexpr std::size_t kRecordHead = 16;
 
 std::uint64_t Mix(std::uint64_t h) {
   h ^= h >> 33;
@@ -223,20 +224,29 @@ Journal::Journal(const std::string& path, const JournalIdentity& id,
       std::size_t p = at + kFrameHead;
       const std::size_t body_end = p + body;
       std::size_t n = 0;
+      std::size_t tasks = 0;
       while (p < body_end) {
         if (body_end - p < kRecordHead) break;
         const auto index = Get<std::uint64_t>(bytes, p);
-        const auto len = Get<std::uint32_t>(bytes, p + 8);
-        if (body_end - p - kRecordHead < len || index >= id.tasks) break;
-        on_record(index, std::string_view(bytes.data() + p + kRecordHead, len));
-        p += kRecordHead + len;
+        const std::uint64_t count = Get<std::uint32_t>(bytes, p + 8);
+        const std::uint64_t size = Get<std::uint32_t>(bytes, p + 12);
+        if (count == 0 || (body_end - p - kRecordHead) / count < size ||
+            index >= id.tasks || id.tasks - index < count) {
+          break;
+        }
+        const char* data = bytes.data() + p + kRecordHead;
+        for (std::uint64_t k = 0; k < count; ++k, data += size) {
+          on_record(index + k, std::string_view(data, size));
+        }
+        p += kRecordHead + count * size;
+        tasks += count;
         ++n;
       }
       if (p != body_end || n != count) {
         throw damaged("holds records that are not whole, or not of its " +
                       std::to_string(id.tasks) + " tasks");
       }
-      records += n;
+      records += tasks;
       ++frame;
       at = end;
     }
@@ -273,6 +283,7 @@ std::size_t Journal::BeginFrame(std::string* batch) {
 std::size_t Journal::BeginRecord(std::string* batch, std::uint64_t index) {
   const std::size_t at = batch->size();
   Put(batch, index);
+  Put(batch, std::uint32_t{1});
   Put(batch, std::uint32_t{0});
   return at;
 }
@@ -286,7 +297,29 @@ void Journal::EndRecord(std::string* batch, std::size_t at) {
                            "valid: results under 4 GiB each");
   }
   const auto len = static_cast<std::uint32_t>(size);
-  std::memcpy(batch->data() + at + 8, &len, sizeof(len));
+  std::memcpy(batch->data() + at + 12, &len, sizeof(len));
+}
+
+void Journal::AppendRun(std::string* batch, std::uint64_t first,
+                        std::size_t count, std::size_t size, const void* data) {
+  if (count == 0) return;
+  // A count or size that does not fit its field: records of fewer tasks.
+  const std::size_t most = std::min<std::size_t>(
+      UINT32_MAX, size == 0 ? UINT32_MAX : (std::size_t{1} << 30) / size + 1);
+  for (std::size_t done = 0; done < count;) {
+    const std::size_t take = std::min(most, count - done);
+    if (size > UINT32_MAX) {
+      throw JournalError(JournalError::Kind::kMismatch,
+                         "a result of " + std::to_string(size) +
+                             " bytes is too large for a checkpoint record; "
+                             "valid: results under 4 GiB each");
+    }
+    Put(batch, first + done);
+    Put(batch, static_cast<std::uint32_t>(take));
+    Put(batch, static_cast<std::uint32_t>(size));
+    batch->append(static_cast<const char*>(data) + done * size, take * size);
+    done += take;
+  }
 }
 
 bool Journal::EndFrame(std::string* batch, std::size_t frame) {
@@ -298,7 +331,8 @@ bool Journal::EndFrame(std::string* batch, std::size_t frame) {
   // Count the records: cheaper here than a counter passed around.
   std::uint32_t count = 0;
   for (std::size_t p = frame + kFrameHead; p < batch->size(); ++count) {
-    p += kRecordHead + Get<std::uint32_t>(*batch, p + 8);
+    p += kRecordHead + std::size_t{Get<std::uint32_t>(*batch, p + 8)} *
+                           Get<std::uint32_t>(*batch, p + 12);
   }
   std::memcpy(batch->data() + frame + 4, &count, sizeof(count));
   std::memcpy(batch->data() + frame + 8, &body, sizeof(body));

@@ -19,12 +19,15 @@
 // The file: a header (magic, format version, then what the journal is for:
 // task count, result type, call kind and the user's key, and a checksum),
 // then frames, one per window of the call: a frame magic (u32), its record
-// count (u32) and body length (u64), the records — task index (u64), length
-// (u32), the bytes — and a 64-bit checksum of the frame. One checksum per
-// frame, not per record, keeps a tiny result's cost at a few bytes of
-// index and length. Little-endian, as the machine writes it (a checkpoint
-// is read back on the machine, or the cluster of one architecture, that
-// wrote it).
+// count (u32) and body length (u64), the records, and a 64-bit checksum of
+// the frame. A record is `count` consecutive tasks from `index`, each
+// `size` bytes: index (u64), count (u32), size (u32), then count x size
+// bytes — one task of any size (a serialized result), or a run of
+// fixed-size results copied as they lie in memory (AppendRun), so that a
+// window of tiny results costs one memcpy and 16 bytes. One checksum per
+// frame, not per record, keeps the cost per result low too. Little-endian,
+// as the machine writes it (a checkpoint is read back on the machine, or
+// the cluster of one architecture, that wrote it).
 //
 // Opening keeps every whole frame and never rewrites one: the file is
 // appended to only (O_APPEND). What a process killed mid-write leaves — a
@@ -77,7 +80,7 @@ class JournalError : public std::runtime_error {
 
 class Journal {
  public:
-  // Called once per record of a whole frame, in file order; an index may repeat (the
+  // Called once per task of each record of a whole frame, in file order; an index may repeat (the
   // first one wins: the caller keeps it).
   using OnRecord = std::function<void(std::uint64_t index, std::string_view)>;
 
@@ -104,11 +107,15 @@ class Journal {
   static std::size_t BeginRecord(std::string* batch, std::uint64_t index);
   // Fills in the length of the record begun at `at`.
   static void EndRecord(std::string* batch, std::size_t at);
+  // Appends a record of tasks [first, first + count), each `size` bytes of
+  // `data` in turn (inside a frame).
+  static void AppendRun(std::string* batch, std::uint64_t first,
+                        std::size_t count, std::size_t size, const void* data);
   // Fills in the frame's count and length and appends its checksum; false
   // (and the frame removed from *batch) when it holds no record.
   static bool EndFrame(std::string* batch, std::size_t frame);
 
-  // The number of records read at open (repeats included).
+  // The number of tasks read at open (repeats included).
   std::size_t records_read() const { return records_read_; }
   // Bytes of a torn tail dropped at open (0 when the file was whole).
   std::size_t bytes_dropped() const { return bytes_dropped_; }

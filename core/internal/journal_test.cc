@@ -106,6 +106,49 @@ TEST(Journal, ReadOnlyOpenOfAMissingFileIsEmptyAndCreatesNothing) {
   EXPECT_NE(access(path.c_str(), F_OK), 0);
 }
 
+TEST(Journal, ARunOfFixedSizeResultsReadsBackTaskByTask) {
+  const std::string path = TempPath("run");
+  {
+    Journal j(path, kId, true, [](std::uint64_t, std::string_view) {});
+    const std::uint64_t values[] = {10, 11, 12};
+    std::string batch;
+    const std::size_t frame = Journal::BeginFrame(&batch);
+    Journal::AppendRun(&batch, 5, 3, sizeof(values[0]), values);
+    const std::size_t at = Journal::BeginRecord(&batch, 50);
+    batch += "x";
+    Journal::EndRecord(&batch, at);
+    Journal::AppendRun(&batch, 97, 3, 0, nullptr);  // void results
+    ASSERT_TRUE(Journal::EndFrame(&batch, frame));
+    // Three records of 16 bytes, 24 + 1 bytes of results, head and checksum.
+    EXPECT_EQ(batch.size(), 16u + 3 * 16 + 24 + 1 + 8);
+    j.Append(batch);
+  }
+  auto word = [](std::uint64_t v) {
+    return std::string(reinterpret_cast<const char*>(&v), sizeof(v));
+  };
+  EXPECT_EQ(Open(path), (Records{{5, word(10)},
+                                 {6, word(11)},
+                                 {7, word(12)},
+                                 {50, "x"},
+                                 {97, ""},
+                                 {98, ""},
+                                 {99, ""}}));
+}
+
+TEST(Journal, ASoundRunPastTheTasksIsDamage) {
+  const std::string path = TempPath("run_past");
+  {
+    Journal j(path, kId, true, [](std::uint64_t, std::string_view) {});
+    const char data[4] = {};
+    std::string batch;
+    const std::size_t frame = Journal::BeginFrame(&batch);
+    Journal::AppendRun(&batch, 98, 4, 1, data);  // tasks 98 .. 101 of 100
+    Journal::EndFrame(&batch, frame);
+    j.Append(batch);
+  }
+  EXPECT_THROW(Open(path), JournalError);
+}
+
 TEST(Journal, AFrameWithoutRecordsIsNotWritten) {
   std::string batch = "x";
   const std::size_t frame = Journal::BeginFrame(&batch);
@@ -174,7 +217,7 @@ TEST(Journal, ABadByteBeforeTheLastFrameIsRefusedAndLeftAsItIs) {
   const std::string path = TempPath("flip_middle");
   const std::vector<std::size_t> ends = Write(path, Sample(), 2);
   std::string bad = ReadBytes(path);
-  bad[ends[0] + 16 + 12] ^= 0x01;  // the payload of the second frame's first
+  bad[ends[0] + 16 + 16] ^= 0x01;  // the payload of the second frame's first
   WriteBytes(path, bad);
   try {
     Open(path);
