@@ -103,7 +103,8 @@ CallScope::CallScope(Executor& executor, const Options& options,
                      .external_cancel = options.cancel,
                      .watch = watch_.get(),
                      .on_stuck = options.on_stuck,
-                     .backend = std::string(executor.name())});
+                     .backend = std::string(executor.name()),
+                     .done_before = done});
 }
 
 CallScope::~CallScope() { Finish(false); }
