@@ -78,6 +78,8 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
             .batch_size = r.batch_size,
             .timeout = r.timeout,
             .cancel = InterruptScope::flag(),
+            .task_timeout = r.task_timeout,
+            .worker_memory = r.worker_memory,
             .checkpoint = r.checkpoint,
             .checkpoint_key = CheckpointKey(r)};
   if (r.progress && err_is_terminal) {

@@ -6,11 +6,14 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <new>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "core/errors.h"
 
@@ -28,16 +31,14 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
 
 FailMode ParseFailMode(const std::string& name) {
   static const std::pair<const char*, FailMode> kModes[] = {
-      {"throw", FailMode::kThrow},
-      {"segv", FailMode::kSegv},
-      {"abort", FailMode::kAbort},
-      {"exit", FailMode::kExit},
-      {"hang", FailMode::kHang}};
+      {"throw", FailMode::kThrow}, {"segv", FailMode::kSegv},
+      {"abort", FailMode::kAbort}, {"exit", FailMode::kExit},
+      {"hang", FailMode::kHang},   {"oom", FailMode::kOom}};
   for (const auto& [known, mode] : kModes) {
     if (name == known) return mode;
   }
   throw UsageError("unknown --fail-mode '" + name +
-                   "'; valid: throw, segv, abort, exit, hang");
+                   "'; valid: throw, segv, abort, exit, hang, oom");
 }
 
 void Fail(FailMode mode, std::size_t task) {
@@ -56,6 +57,15 @@ void Fail(FailMode mode, std::size_t task) {
       std::exit(3);
     case FailMode::kHang:
       for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+    case FailMode::kOom: {
+      // Touched, so the memory is really used, not just reserved.
+      constexpr std::size_t kBlock = std::size_t{16} << 20;
+      std::vector<std::unique_ptr<char[]>> hog;
+      for (;;) {
+        hog.push_back(std::make_unique_for_overwrite<char[]>(kBlock));
+        std::memset(hog.back().get(), static_cast<int>(task), kBlock);
+      }
+    }
     case FailMode::kNone:
       break;
   }

@@ -15,14 +15,16 @@
 
 namespace fanout::cli {
 
-enum class FailMode { kNone, kThrow, kSegv, kAbort, kExit, kHang };
+enum class FailMode { kNone, kThrow, kSegv, kAbort, kExit, kHang, kOom };
 
-// The mode named `name` (throw, segv, abort, exit, hang); throws
+// The mode named `name` (throw, segv, abort, exit, hang, oom); throws
 // fanout::UsageError naming the valid ones otherwise.
 FailMode ParseFailMode(const std::string& name);
 
 // Fails task `task` as `mode` says: throws, raises SIGSEGV, aborts, calls
-// exit(3) or sleeps for ever. On in-process backends all but kThrow end the
+// exit(3), sleeps for ever, or allocates and touches memory until an
+// allocation fails (std::bad_alloc; the CLI allows it only with
+// --worker-memory, whose limit then stops it). On in-process backends all but kThrow end the
 // whole program, as they would in the user's own code; exit(3) there ends
 // it with status 3 and "fanout: a task called exit(3) while a call was
 // running on backend 'thread'; its results are lost" (on process, the

@@ -3,12 +3,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iterator>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/commands.h"
@@ -141,6 +144,14 @@ void ParseFailure(const RawFlags& f, Request* r) {
                      std::to_string(static_cast<long long>(r->tasks) - 1));
   }
   r->fail_mode = ParseFailMode(f.fail_mode);
+  if (r->fail_mode == FailMode::kOom && f.worker_memory == "0") {
+    // Unbounded on purpose: without a limit it would take the machine's
+    // memory, and with it other programs.
+    throw UsageError(
+        "--fail-mode=oom allocates without bound and needs a limit; valid: "
+        "with --backend=process --worker-memory=SIZE, e.g. "
+        "--worker-memory=256M");
+  }
 }
 
 // --retries (workload mode), --errors and --fail-attempts.
@@ -289,6 +300,42 @@ void ParseCommandsOptions(const RawFlags& f, Request* r) {
 
 }  // namespace
 
+std::size_t ParseByteSize(const std::string& flag, const std::string& text) {
+  const std::string valid =
+      "bytes (268435456) or a number with K, M, G or T (binary units: 256M, "
+      "1.5G, 2GiB); 0 for no limit";
+  double number = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, number);
+  if (text.empty() || ec != std::errc() || text[0] == '-' || text[0] == '+' ||
+      !std::isfinite(number)) {
+    throw UsageError("--" + flag + "='" + text +
+                     "' is not a size; valid: " + valid);
+  }
+  std::string unit(ptr, end);
+  for (char& c : unit) c = static_cast<char>(std::toupper(c));
+  static const std::pair<const char*, double> kUnits[] = {
+      {"", 1},         {"B", 1},       {"K", 0x1p10},   {"KB", 0x1p10},
+      {"KIB", 0x1p10}, {"M", 0x1p20},  {"MB", 0x1p20},  {"MIB", 0x1p20},
+      {"G", 0x1p30},   {"GB", 0x1p30}, {"GIB", 0x1p30}, {"T", 0x1p40},
+      {"TB", 0x1p40},  {"TIB", 0x1p40}};
+  for (const auto& [name, scale] : kUnits) {
+    if (unit != name) continue;
+    const double bytes = number * scale;
+    if (bytes != static_cast<double>(static_cast<long long>(bytes)) &&
+        scale == 1) {
+      break;  // a fraction of a byte
+    }
+    if (bytes >= 0x1p62) {
+      throw UsageError("--" + flag + "=" + text +
+                       " is too large; valid: " + valid + ", below 4 EiB");
+    }
+    return static_cast<std::size_t>(bytes);
+  }
+  throw UsageError("--" + flag + "='" + text +
+                   "' is not a size; valid: " + valid);
+}
+
 std::vector<std::string> WorkloadNames() {
   return std::vector<std::string>(std::begin(kWorkloads), std::end(kWorkloads));
 }
@@ -330,6 +377,10 @@ Request ParseRequest(const RawFlags& f) {
   r.timeout = std::chrono::milliseconds(ParseInRange(
       "timeout-ms", f.timeout_ms, 0, kIntMax,
       std::string("milliseconds from 1 to ") + kMaxMillis + ", or 0 for none"));
+  r.task_timeout = std::chrono::milliseconds(ParseInRange(
+      "task-timeout-ms", f.task_timeout_ms, 0, kIntMax,
+      std::string("milliseconds from 1 to ") + kMaxMillis + ", or 0 for none"));
+  r.worker_memory = ParseByteSize("worker-memory", f.worker_memory);
   r.verbose = static_cast<int>(ParseInRange("verbose", f.verbose, 0, kIntMax,
                                             "0 (none) to 50 (every event)"));
   r.speedup = f.speedup;

@@ -38,6 +38,8 @@ struct RawFlags {
   std::string seed = "1";
   std::string fail_task;
   std::string fail_mode = "throw";
+  std::string task_timeout_ms = "0";
+  std::string worker_memory = "0";
   std::string fail_attempts = "0";   // first K attempts fail; 0 = every one
   std::string errors = "fail-fast";  // or "collect" (workload mode)
   std::string compare;  // "", "all" or a comma-separated list of backends
@@ -86,6 +88,8 @@ struct Request {
   std::string checkpoint;  // Options::checkpoint; "" = none
   long long fail_task = -1;
   FailMode fail_mode = FailMode::kNone;
+  std::chrono::milliseconds task_timeout{0};  // Options::task_timeout
+  std::size_t worker_memory = 0;              // Options::worker_memory
   long long fail_attempts = 0;  // --fail-attempts: 0 = every attempt fails
   bool collect_errors = false;  // --errors=collect: every task runs
   int retries = 0;  // workload mode: runs again of a failed task (Options)
@@ -100,6 +104,11 @@ struct Request {
 
 std::vector<std::string> WorkloadNames();
 Request ParseRequest(const RawFlags& flags);
+
+// --worker-memory's value in bytes: plain bytes ("268435456"), or a number
+// with a binary unit K, M, G or T ("256M", "1.5G", "2GiB"); 0 = no limit.
+// Throws UsageError naming the valid forms.
+std::size_t ParseByteSize(const std::string& flag, const std::string& text);
 
 // Physical memory of this machine in bytes (pages times page size).
 unsigned long long MachineMemoryBytes();

@@ -162,10 +162,22 @@ ABSL_FLAG(std::string, errors, "fail-fast",
 ABSL_FLAG(
     std::string, fail_mode, "throw",
     "how --fail-task fails: throw (an exception), segv (SIGSEGV), abort "
-    "(SIGABRT), exit (_exit(3)), hang (sleeps until killed or timed out). "
+    "(SIGABRT), exit (_exit(3)), hang (sleeps until killed or timed out), "
+    "oom (allocates and touches memory without bound; needs "
+    "--worker-memory). "
     "On in-process backends segv/abort/exit end the whole program, as they "
     "would in your own code: surviving them is what --backend=process is for. "
     "Example: --backend=process --fail-task=3 --fail-mode=abort");
+ABSL_FLAG(std::string, task_timeout_ms, "0",
+          "process backend: a task running longer than this many milliseconds "
+          "(0 to 2147483647) has its worker killed and fails; the call goes "
+          "on with a new worker; 0 = none. Example: --backend=process "
+          "--task-timeout-ms=2000");
+ABSL_FLAG(std::string, worker_memory, "0",
+          "process backend: memory each worker may allocate beyond what it "
+          "starts with: bytes, or a number with K, M, G or T (256M, 1.5G); a "
+          "task that needs more fails; 0 = no limit. Example: "
+          "--backend=process --worker-memory=256M");
 
 namespace {
 
@@ -227,6 +239,8 @@ fanout::cli::Request CheckedRequest(const fanout::cli::Args& args) {
         .seed = absl::GetFlag(FLAGS_seed),
         .fail_task = absl::GetFlag(FLAGS_fail_task),
         .fail_mode = absl::GetFlag(FLAGS_fail_mode),
+        .task_timeout_ms = absl::GetFlag(FLAGS_task_timeout_ms),
+        .worker_memory = absl::GetFlag(FLAGS_worker_memory),
         .fail_attempts = absl::GetFlag(FLAGS_fail_attempts),
         .errors = absl::GetFlag(FLAGS_errors),
         .compare = absl::GetFlag(FLAGS_compare),

@@ -180,6 +180,89 @@ TEST_P(Checkpointed, CollectAllRecordsOnlySuccessesSoARerunRunsTheFailures) {
   EXPECT_EQ(shared_->runs.load(), failed);
 }
 
+// A worker that dies under collect-all (process: the call goes on with a
+// new worker): the backend names the window's task, the call names the
+// user's, and the dead task is not recorded, so a rerun runs it alone.
+TEST(CheckpointedProcess, ADeadWorkersTaskIsNamedAndRunAgain) {
+  void* p = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  Shared* shared = new (p) Shared;
+  const char* dir = std::getenv("TEST_TMPDIR");
+  const std::string path =
+      std::string(dir != nullptr ? dir : "/tmp") + "/dead_worker.ckpt";
+  unlink(path.c_str());
+  auto task = [shared](std::size_t i) {
+    shared->runs.fetch_add(1);
+    if (i == 2500 && shared->cancel_after.load() == 0) _exit(3);
+    return Value(i);
+  };
+  Options o{.jobs = 2,
+            .backend = "process",
+            .errors = ErrorPolicy::kCollectAll,
+            .checkpoint = path};
+  // The death fails the call (or, where the backend's pool outlives it,
+  // the task alone): either way it names the user's task.
+  try {
+    auto outcomes = Parallel(o).try_map(kN, task);
+    for (std::size_t i = 0; i < kN; ++i) {
+      ASSERT_EQ(outcomes[i].ok(), i != 2500) << i;
+    }
+    EXPECT_EQ(outcomes[2500].error().index(), 2500u);
+    EXPECT_EQ(outcomes[2500].error().exit_status(), 3);
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.index(), 2500u) << e.what();
+    EXPECT_EQ(e.exit_status(), 3) << e.what();
+  }
+  shared->runs = 0;
+  shared->cancel_after = 1;
+  Parallel again(o);
+  EXPECT_EQ(again.map(kN, task), Reference());
+  EXPECT_GT(again.last_call_resumed(), 0u);
+  EXPECT_LT(again.last_call_resumed(), kN);
+  EXPECT_EQ(shared->runs.load(), kN - again.last_call_resumed());
+  munmap(p, sizeof(Shared));
+}
+
+// A task the backend stops (task_timeout: its worker is killed, the call
+// goes on) fails by the window's index inside the backend: the outcome
+// names the user's task, and that task alone is not recorded.
+TEST(CheckpointedProcess, ATaskStoppedByItsTimeoutIsNamedAndRunAgain) {
+  void* p = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  Shared* shared = new (p) Shared;
+  const char* dir = std::getenv("TEST_TMPDIR");
+  const std::string path =
+      std::string(dir != nullptr ? dir : "/tmp") + "/task_timeout.ckpt";
+  unlink(path.c_str());
+  auto task = [shared](std::size_t i) {
+    shared->runs.fetch_add(1);
+    if (i == 2500 && shared->cancel_after.load() == 0) {
+      std::this_thread::sleep_for(std::chrono::seconds(30));
+    }
+    return Value(i);
+  };
+  Options o{.jobs = 2,
+            .backend = "process",
+            .errors = ErrorPolicy::kCollectAll,
+            .task_timeout = std::chrono::milliseconds(300),
+            .checkpoint = path};
+  auto outcomes = Parallel(o).try_map(kN, task);
+  for (std::size_t i = 0; i < kN; ++i) {
+    ASSERT_EQ(outcomes[i].ok(), i != 2500) << i;
+    if (i != 2500) ASSERT_EQ(outcomes[i].value(), Value(i)) << i;
+  }
+  EXPECT_EQ(outcomes[2500].error().index(), 2500u);
+  shared->runs = 0;
+  shared->cancel_after = 1;
+  Parallel again(o);
+  EXPECT_EQ(again.map(kN, task), Reference());
+  EXPECT_EQ(again.last_call_resumed(), kN - 1);
+  EXPECT_EQ(shared->runs.load(), 1u);
+  munmap(p, sizeof(Shared));
+}
+
 TEST_P(Checkpointed, AFailureNamesTheUsersTaskAndItsWindowIsRedone) {
   auto task = [this](std::size_t i) -> long long {
     Count();

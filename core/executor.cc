@@ -300,6 +300,30 @@ void ThrowIfStopped(std::string_view backend, const RunReport& report,
                                    : 0);
 }
 
+// Task limits need a worker that can be killed from outside: a thread
+// cannot be stopped, and its memory is the caller's.
+void RefuseTaskLimits(const Executor& executor, const RunOptions& o) {
+  if (o.task_timeout.count() < 0) {
+    throw UsageError("task_timeout must not be negative (got " +
+                     std::to_string(o.task_timeout.count()) +
+                     " ms); valid: 0 (no limit) or a duration in ms");
+  }
+  if (executor.can_limit_tasks()) return;
+  const std::string backend(executor.name());
+  if (o.task_timeout.count() != 0) {
+    throw UsageError(
+        "task_timeout needs the process backend: a thread cannot be stopped "
+        "from outside, so backend '" +
+        backend +
+        "' cannot end a task that runs too long; use backend 'process', or "
+        "timeout for the whole call");
+  }
+  throw UsageError(
+      "worker_memory needs the process backend: backend '" + backend +
+      "' runs tasks in memory it cannot limit per worker; use backend "
+      "'process'");
+}
+
 }  // namespace
 
 RunReport Executor::run(const Job& job, const RunOptions& options) {
@@ -320,6 +344,8 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
                      "); valid: 0 (never) or how many times to run a failed "
                      "task again");
   }
+  const bool task_limits = o.task_timeout.count() != 0 || o.worker_memory != 0;
+  if (task_limits) RefuseTaskLimits(*this, o);
   if (!shares_memory() && job.uncrossable_result != nullptr && job.n > 0) {
     const std::string type = Demangle(job.uncrossable_result->name());
     throw UsageError(
@@ -339,7 +365,8 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
     RunOptions nested = o;
     nested.watch = nullptr;  // the outer call's tasks own the watch
     report = internal::run_inline(name(), job, nested, "nested call");
-  } else if (runs_small_calls_inline() && (o.jobs <= 1 || job.n <= 1)) {
+  } else if (runs_small_calls_inline() && !task_limits &&
+             (o.jobs <= 1 || job.n <= 1)) {
     report = internal::run_inline(name(), job, o, inline_worker());
   } else {
     report = RunParallel(job, o);

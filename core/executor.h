@@ -119,6 +119,12 @@ struct RunOptions {
   // type is one of `retry_on` (null or empty: any).
   int retries = 0;
   const std::vector<std::string>* retry_on = nullptr;
+  // A task running longer than this fails (0: no limit); its worker is
+  // killed. Only backends whose can_limit_tasks() is true take it.
+  std::chrono::milliseconds task_timeout{0};
+  // Bytes each worker may allocate beyond what it holds at its start (0: no
+  // limit). Only backends whose can_limit_tasks() is true take it.
+  std::size_t worker_memory = 0;
   // A call run as several jobs (a checkpointed call's windows): task k of
   // this job is the call's task task_ids[k], of call_tasks in all, and the
   // progress counter counts the whole call. The error a stop throws names
@@ -167,6 +173,12 @@ class Executor {
   virtual int jobs() const = 0;
   // False on every rank but the one that should print (mpi); true elsewhere.
   virtual bool is_primary() const { return true; }
+  // True where a task runs in a worker that can be killed and limited from
+  // outside (process): RunOptions::task_timeout and worker_memory are
+  // refused with a UsageError elsewhere, before any task runs. Calls with
+  // either limit never run inline there (a limit must hold for one task
+  // too).
+  virtual bool can_limit_tasks() const { return false; }
 
   // Runs every task of `job` (or stops early, per options.errors and the
   // stop token) and returns once nothing of the call is still running.
@@ -177,13 +189,14 @@ class Executor {
   // as a fanout::Error subclass.
   //
   // The same for every backend: a call of jobs <= 1 or n <= 1 runs inline on
-  // the calling thread (as joblib does), the batch size is resolved and
+  // the calling thread (as joblib does; not with a task_timeout or
+  // worker_memory, which only a separate worker can enforce), the batch size is resolved and
   // clamped to n, and failures come back sorted by task index.
   RunReport run(const Job& job, const RunOptions& options);
 
  protected:
   // The backend's part of a call with jobs >= 2 and n >= 2 (or every call,
-  // where runs_small_calls_inline() is false). options.batch_size is >= 1
+  // where runs_small_calls_inline() is false or the call sets a task limit). options.batch_size is >= 1
   // and <= n, options.stop and options.progress are never null.
   virtual RunReport RunParallel(const Job& job, const RunOptions& options) = 0;
   // How a call that runs inline names its worker in errors ("thread 0").

@@ -42,6 +42,25 @@ void Checkpoint::Append(std::string_view batch) {
   }
 }
 
+void RenameWindowFailures(std::vector<TaskError>* failures,
+                          const std::size_t* ids, std::size_t begin,
+                          std::size_t count, bool all) {
+  bool renamed = false;
+  for (TaskError& e : *failures) {
+    if ((!all && !e.type().empty()) || e.index() >= count) continue;
+    TaskError::Details d = e.details();
+    d.index = ids != nullptr ? ids[d.index] : begin + d.index;
+    e = TaskError(std::move(d)).with_failed_tasks(e.failed_tasks());
+    renamed = true;
+  }
+  if (renamed) {
+    std::stable_sort(failures->begin(), failures->end(),
+                     [](const TaskError& a, const TaskError& b) {
+                       return a.index() < b.index();
+                     });
+  }
+}
+
 // A checkpointed call's windows. The first is four tasks per worker: how
 // long a task takes is not known yet, and one long task must not make the
 // first window (the work an interruption may lose) long. Each next window
@@ -144,6 +163,8 @@ RunReport Parallel::Run(const Job& job, ErrorPolicy errors, bool retry,
   ro.timeout = options_.timeout;
   ro.retries = retry ? options_.retries : 0;
   ro.retry_on = &options_.retry_on;
+  ro.task_timeout = options_.task_timeout;
+  ro.worker_memory = options_.worker_memory;
 
   if (in_task()) {
     // A call from inside a task: the workers are busy with the outer call,

@@ -135,10 +135,23 @@ struct Options {
   // times (0: never); only for exceptions whose type is in `retry_on`
   // (demangled, e.g. "std::runtime_error"; empty: any). A task that fails
   // every attempt fails the call as usual, its message ending "(failed N
-  // attempts)". A worker that dies is not retried (the call fails, naming
-  // the task). map_reduce never retries (a group would run again).
+  // attempts)". On process, a task whose worker dies (a signal, an exit, an
+  // OOM kill, task_timeout) is run again the same way, in a new worker, up
+  // to `retries` times whatever retry_on says (a death has no exception
+  // type). map_reduce never retries (a group would run again).
   int retries = 0;
   std::vector<std::string> retry_on = {};
+  // process only (a UsageError before any task runs elsewhere: a thread
+  // cannot be stopped or limited from outside). A task running longer than
+  // task_timeout (0: none) has its worker killed and fails with "timed out
+  // after N ms" (or is retried); the call goes on with a new worker.
+  std::chrono::milliseconds task_timeout{0};
+  // process only. Bytes each worker may allocate beyond what it inherits
+  // from the caller at fork (0: none); a task that needs more fails with
+  // "exceeded the worker memory limit of 256 MiB" (see
+  // backends/process/memory_limit.h). With either limit set, even a call of
+  // jobs = 1 or one task runs in a worker, so the limit holds.
+  std::size_t worker_memory = 0;
   // Checkpoint and resume (see the top of this file): the journal file,
   // empty for none, and the user's name for the job, recorded in the file
   // so that a file of another job is refused rather than read back.
@@ -433,6 +446,16 @@ constexpr std::size_t RecordBytes() {
     return 32;
   }
 }
+
+// Renames the failures of a window, sorted by index, from the window's task
+// k to the call's (ids[k], or begin + k when ids is null), and sorts them
+// again. A backend names a worker's death or a task it stopped (type "")
+// by the window's task; with `all`, every failure names it so (the window's
+// tasks do not name themselves). Others name the call's task already (a
+// GroupTaskFailure).
+void RenameWindowFailures(std::vector<TaskError>* failures,
+                          const std::size_t* ids, std::size_t begin,
+                          std::size_t count, bool all);
 
 // The demangled name of a type ("long long"): what a checkpoint records.
 std::string TypeName(const std::type_info& type);
@@ -948,6 +971,8 @@ class WindowSource {
         if (d.index < count) d.index = w.index(d.index);
         throw TaskError(std::move(d)).with_failed_tasks(e.failed_tasks());
       }
+      RenameWindowFailures(&report.failures, w.ids, w.begin, count,
+                           /*all=*/false);
       w.failures = std::move(report.failures);
       w.slots = std::move(runner.slots());
       if (file_ != nullptr) Record(w);
@@ -1164,14 +1189,10 @@ internal::CheckpointedRun Parallel::RunCheckpointed(
     for (std::size_t pos = 0; pos < todo.size();) {
       const std::size_t count = std::min(window, todo.size() - pos);
       const std::size_t* ids = todo.data() + pos;
+      // Failures name the window's task k; they are renamed below. (A
+      // group of map_reduce names its failing task itself.)
       auto task = [&f, ids](std::size_t k) -> R {
-        try {
-          return std::invoke(f, ids[k]);
-        } catch (const internal::GroupTaskFailure&) {
-          throw;         // map_reduce's group names its own task
-        } catch (...) {  // named by the call's index, not the window's
-          throw internal::GroupTaskFailure{ids[k], std::current_exception()};
-        }
+        return std::invoke(f, ids[k]);
       };
       internal::Runner<R, decltype(task)> runner(count, task);
       runner.SetTaskIds(ids);
@@ -1189,6 +1210,8 @@ internal::CheckpointedRun Parallel::RunCheckpointed(
       const double seconds = std::chrono::duration<double>(
                                  std::chrono::steady_clock::now() - start)
                                  .count();
+      internal::RenameWindowFailures(&report.failures, ids, 0, count,
+                                     /*all=*/kind != "map_reduce");
       // Failed tasks are not recorded (a rerun runs them again). Under
       // fail-fast a window with a failure is not recorded at all: the tasks
       // it never started hold no result.

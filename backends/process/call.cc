@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,8 +29,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// How often the caller wakes to mirror progress and look at cancel.
+// How often the caller wakes to mirror progress, look at cancel and time
+// tasks (task_timeout).
 constexpr int kTickMs = 10;
+
+// Deaths between tasks (a worker killed from outside while it was taking or
+// handing in work) that a call survives: no task is to blame, so retries do
+// not bound them.
+constexpr int kMaxUnblamedDeaths = 16;
 
 // The results of a block that is not kept are copied back this many bytes
 // at a time, the shared pages of each slice freed behind the copy.
@@ -40,6 +48,22 @@ void Populate(const char* p, std::size_t len, int advice) {
   const auto begin = reinterpret_cast<std::uintptr_t>(p) / kPage * kPage;
   madvise(reinterpret_cast<void*>(begin),
           reinterpret_cast<std::uintptr_t>(p) + len - begin, advice);
+}
+
+// The task `slot`'s worker is running, or kNoTask between tasks. Task by
+// task, a task runs while `done` has not passed it; in a chunk that runs
+// whole, `done` moves only for failures, and `current` is the task running.
+std::size_t TaskRunningIn(const WorkerSlot& slot) {
+  const std::size_t current = slot.current.load(std::memory_order_relaxed);
+  const std::size_t begin = slot.chunk_begin.load(std::memory_order_relaxed);
+  const std::size_t end = slot.chunk_end.load(std::memory_order_relaxed);
+  const std::size_t done = slot.done.load(std::memory_order_acquire);
+  if (current == kNoTask || begin == kNoTask || current < begin ||
+      current >= end) {
+    return kNoTask;
+  }
+  const bool whole = slot.whole.load(std::memory_order_relaxed) != 0;
+  return (whole ? current >= done : current == done) ? current : kNoTask;
 }
 
 }  // namespace
@@ -125,15 +149,18 @@ WorkerPlan Call::MakePlan() const {
 
 void Call::Fork(std::size_t k, WorkerPlan plan) {
   Worker& w = workers_[k];
+  w = Worker{};
   internal::Pipe pipe;
   if (!internal::MakePipe(&pipe)) ThrowErrno("pipe2");
   // Descriptors of this call the worker must not hold.
   std::vector<int> close_fds = {pipe.read, wake_.read, wake_.write};
-  for (std::size_t j = 0; j < k; ++j) {
-    close_fds.push_back(workers_[j].read_fd);
-    close_fds.push_back(workers_[j].pidfd);
+  for (std::size_t j = 0; j < workers_.size(); ++j) {
+    if (j == k) continue;
+    if (workers_[j].read_fd >= 0) close_fds.push_back(workers_[j].read_fd);
+    if (workers_[j].pidfd >= 0) close_fds.push_back(workers_[j].pidfd);
   }
   plan.slot = &shared_.slot(static_cast<int>(k));
+  plan.stage = shared_.stage(static_cast<int>(k));
   plan.write_fd = pipe.write;
   const pid_t pid =
       internal::ForkChild({.close_fds = close_fds, .flush_stdio = false});
@@ -149,6 +176,7 @@ void Call::Fork(std::size_t k, WorkerPlan plan) {
   w.read_fd = pipe.read;
   internal::SetNonBlocking(w.read_fd);
   w.pidfd = internal::PidfdOpen(pid);
+  w.seen_at = Clock::now();
 }
 
 bool Call::NeedAnotherWorker(std::size_t k) const {
@@ -183,6 +211,7 @@ void Call::Supervise() {
   while (running > 0) {
     if (StopRequested()) return;
     MirrorProgress();
+    if (options_.task_timeout.count() > 0) KillOverdue();
     const int ready = Poll();
     // Results and failures first, then exits (a worker that exits has
     // nothing more to say once its pipe is drained).
@@ -260,10 +289,17 @@ bool Call::ReapExited(std::size_t* running) {
   for (std::size_t k = 0; k < workers_.size(); ++k) {
     Worker& w = workers_[k];
     if (w.reaped || !exited_[k] || !Reap(w, /*block=*/false)) continue;
-    --*running;
-    if (!Drain(static_cast<int>(k))) return false;
-    if (!FinishedCleanly(static_cast<int>(k))) ThrowDeath(static_cast<int>(k));
     internal::CloseFd(&w.pidfd);
+    const int worker = static_cast<int>(k);
+    if (!Drain(worker)) {
+      --*running;
+      return false;
+    }
+    if (FinishedCleanly(worker)) {
+      --*running;
+    } else if (!Replace(worker, running)) {
+      return false;
+    }
   }
   return true;
 }
@@ -275,6 +311,144 @@ bool Call::FinishedCleanly(int k) const {
   if (!w.status_known) return finished;
   const internal::WaitOutcome ended = internal::DecodeWaitStatus(w.status);
   return ended.signal == 0 && ended.exit_status == 0 && finished;
+}
+
+// ---------------------------------------------------------------------------
+// A worker that died: what it finished is kept, the task it was running is
+// run again or fails, and a replacement takes the rest of its chunk.
+
+bool Call::Replace(int k, std::size_t* running) {
+  Worker& w = workers_[k];
+  WorkerSlot& slot = shared_.slot(k);
+  const internal::WaitOutcome ended = internal::DecodeWaitStatus(w.status);
+  // Deaths that cannot be survived without losing or repeating work, or
+  // that a replacement would only repeat, end the call as before: status
+  // unknown, a lost result pipe, a death before the first chunk.
+  if (!w.status_known ||
+      (ended.exit_status == kLostPipeExitStatus &&
+       slot.lost_pipe_fd.load(std::memory_order_acquire) >= 0) ||
+      (slot.chunk_begin.load(std::memory_order_relaxed) == kNoTask &&
+       slot.claiming.load(std::memory_order_acquire) == 0)) {
+    ThrowDeath(k);
+  }
+  if (slot.claiming.load(std::memory_order_acquire) != 0) {
+    const std::string worker = WorkerName(k);
+    KillAll();
+    throw Error("process backend: worker " +
+                internal::DescribeWaitStatus(w.status) + " (" + worker +
+                ") while it took a chunk of tasks; which tasks it took is "
+                "unknown, so the call cannot go on without losing some");
+  }
+  if (!ReadStage(k)) {
+    --*running;
+    return false;
+  }
+  const std::size_t begin = slot.chunk_begin.load(std::memory_order_relaxed);
+  const std::size_t end = slot.chunk_end.load(std::memory_order_relaxed);
+  // The task it was running, if any; every task of its chunk before that
+  // one (or before `done`, between tasks) finished and was delivered.
+  const std::size_t running_task = TaskRunningIn(slot);
+  std::size_t rest =
+      running_task != kNoTask
+          ? running_task
+          : std::clamp(slot.done.load(std::memory_order_acquire), begin, end);
+  std::size_t blamed = kNoTask;
+  if (w.timed_out != kNoTask) {
+    // Killed for task_timeout: the task that ran too long, unless it
+    // finished just before the kill (then the task running, if any, runs
+    // again in the replacement, not counted as an attempt).
+    if (running_task == w.timed_out) blamed = running_task;
+  } else if (running_task != kNoTask) {
+    blamed = running_task;
+  } else if (ended.exit_status == kRetireExitStatus) {
+    // Left after a task ran into the memory limit (that task failed, and
+    // it does so at most once): not a death to count.
+  } else if (++unblamed_deaths_ > kMaxUnblamedDeaths) {
+    ThrowDeath(k);
+  }
+  if (blamed != kNoTask) {
+    const int deaths = ++deaths_[blamed];
+    if (deaths > options_.retries) {
+      // Quarantined: it fails, and the replacement starts after it.
+      rest = blamed + 1;
+      TaskError error = DeathError(k, blamed, deaths);
+      if (options_.errors == ErrorPolicy::kFailFast) {
+        const std::size_t failed = report_.failures.size() + 1;
+        KillAll();
+        throw error.with_failed_tasks(failed);
+      }
+      report_.failures.push_back(std::move(error));
+    }
+  }
+  // The tasks before `rest` ended (succeeded, failed, or quarantined): the
+  // dead worker counted none of its chunk, unless it died sending it.
+  if (rest > begin && slot.counted.load(std::memory_order_acquire) != begin) {
+    shared_.control().progress.fetch_add(rest - begin,
+                                         std::memory_order_relaxed);
+  }
+  WorkerPlan plan = MakePlan();
+  if (rest < end) {
+    plan.handed_begin = rest;
+    plan.handed_end = end;
+  }
+  const Control& control = shared_.control();
+  if (control.stopped() != StopReason::kNone ||
+      (plan.handed_begin == plan.handed_end && !control.Unclaimed())) {
+    --*running;  // nothing left for a replacement
+    return true;
+  }
+  internal::CloseFd(&w.read_fd);
+  new (&slot) WorkerSlot;
+  std::fflush(nullptr);
+  Fork(static_cast<std::size_t>(k), plan);
+  pidfds_ = pidfds_ && workers_[k].pidfd >= 0;
+  return true;
+}
+
+bool Call::ReadStage(int k) {
+  Worker& w = workers_[k];
+  const WorkerSlot& slot = shared_.slot(k);
+  // A message the death cut short in the pipe is whole in the stage.
+  w.inbox.clear();
+  const std::uint64_t base = slot.stage_base.load(std::memory_order_acquire);
+  const std::uint32_t staged = slot.staged.load(std::memory_order_acquire);
+  if (staged == 0 || w.handled < base || w.handled - base >= staged) {
+    return true;
+  }
+  const std::uint64_t from = w.handled - base;
+  w.inbox.assign(shared_.stage(k) + from, staged - from);
+  return HandleMessages(k);
+}
+
+void Call::KillOverdue() {
+  const auto now = Clock::now();
+  for (std::size_t k = 0; k < workers_.size(); ++k) {
+    Worker& w = workers_[k];
+    if (w.pid <= 0 || w.reaped || w.timed_out != kNoTask) continue;
+    const WorkerSlot& slot = shared_.slot(static_cast<int>(k));
+    const std::uint64_t started = slot.started.load(std::memory_order_relaxed);
+    if (started != w.seen_started) {
+      w.seen_started = started;
+      w.seen_at = now;
+      continue;
+    }
+    const std::size_t current = TaskRunningIn(slot);
+    if (started == 0 || current == kNoTask) continue;  // between tasks
+    if (now - w.seen_at >= options_.task_timeout) {
+      w.timed_out = current;
+      kill(w.pid, SIGKILL);
+    }
+  }
+}
+
+TaskError Call::DeathError(int k, std::size_t task, int attempts) const {
+  const Worker& w = workers_[k];
+  Death death{WorkerName(k), w.status_known,         w.status, -1,
+              task,          report_.failures.size()};
+  death.attempts = attempts;
+  death.peak_kib = w.peak_kib;
+  if (w.timed_out != kNoTask) death.timed_out = options_.task_timeout;
+  return process_internal::DeathError(death);
 }
 
 // ---------------------------------------------------------------------------
@@ -313,6 +487,7 @@ bool Call::HandleMessages(int k) {
     if (options_.errors == ErrorPolicy::kFailFast) keep_going = false;
   }
   w.inbox.erase(0, pos);
+  w.handled += pos;
   return keep_going;
 }
 
@@ -334,9 +509,14 @@ void Call::KillAll() {
 
 bool Call::Reap(Worker& w, bool block) {
   int status = 0;
-  const pid_t r = internal::WaitPid(w.pid, &status, block ? 0 : WNOHANG);
+  rusage usage{};
+  pid_t r;
+  do {
+    r = wait4(w.pid, &status, block ? 0 : WNOHANG, &usage);
+  } while (r < 0 && errno == EINTR);
   if (r == 0) return false;
   w.reaped = true;
+  if (r == w.pid) w.peak_kib = usage.ru_maxrss;
   // Otherwise ECHILD: someone else reaped it (SIGCHLD ignored, or a
   // wait(-1) elsewhere in the program). It is gone; its status is unknown.
   w.status_known = r == w.pid;
@@ -398,12 +578,13 @@ void Call::CopyResults(bool kept_out_of_fork) {
 void Call::ThrowDeath(int k) {
   const Worker& w = workers_[k];
   const WorkerSlot& slot = shared_.slot(k);
-  const Death death{WorkerName(k),
-                    w.status_known,
-                    w.status,
-                    slot.lost_pipe_fd.load(std::memory_order_acquire),
-                    slot.current.load(std::memory_order_relaxed),
-                    report_.failures.size()};
+  Death death{WorkerName(k),
+              w.status_known,
+              w.status,
+              slot.lost_pipe_fd.load(std::memory_order_acquire),
+              slot.current.load(std::memory_order_relaxed),
+              report_.failures.size()};
+  death.peak_kib = w.peak_kib;
   KillAll();
   process_internal::ThrowDeath(death);
 }
@@ -411,8 +592,10 @@ void Call::ThrowDeath(int k) {
 void Call::StopFromOutside() {
   for (std::size_t k = 0; k < workers_.size(); ++k) {
     if (workers_[k].reaped) continue;
-    const std::size_t current = shared_.slot(static_cast<int>(k))
-                                    .current.load(std::memory_order_relaxed);
+    const std::size_t current =
+        TaskRunningIn(shared_.slot(static_cast<int>(k)));
+    // Only a task still running (not one that finished, the worker now
+    // between tasks).
     if (current != kNoTask) {
       report_.running.push_back({current, WorkerName(static_cast<int>(k))});
     }

@@ -2,7 +2,10 @@
 // workers, then supervises them from a poll() on a pidfd per worker, the
 // result pipes and a signal self-pipe, so that it notices results, failures,
 // deaths, Ctrl+C, cancel and the timeout at once, without sleeping or
-// spinning. Every worker is killed and reaped before Run() returns or throws.
+// spinning. A worker that dies is replaced and the call goes on: what it
+// finished is kept, the rest of its chunk goes to the replacement, and the
+// task it was running is run again (RunOptions::retries) or fails. Every
+// worker is killed and reaped before Run() returns or throws.
 // IWYU pragma: private
 #ifndef FANOUT_BACKENDS_PROCESS_CALL_H_
 #define FANOUT_BACKENDS_PROCESS_CALL_H_
@@ -14,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "backends/process/shared_block.h"
@@ -37,6 +41,17 @@ struct Worker {
   int pidfd = -1;
   int read_fd = -1;
   std::string inbox;
+  // Bytes of its pipe handled as whole messages (to tell, after a death,
+  // which of its stage's messages the pipe already delivered).
+  std::uint64_t handled = 0;
+  // Its peak resident memory in KiB (ru_maxrss), once reaped.
+  long peak_kib = 0;
+  // task_timeout: the slot's `started` count as last seen, and when it was
+  // first seen at that value.
+  std::uint64_t seen_started = 0;
+  std::chrono::steady_clock::time_point seen_at;
+  // The task the caller killed it for (task_timeout), or kNoTask.
+  std::size_t timed_out = kNoTask;
 };
 
 class Call {
@@ -76,6 +91,16 @@ class Call {
   // Reaps the workers that exited; throws for one that died. False as above.
   bool ReapExited(std::size_t* running);
   bool FinishedCleanly(int k) const;
+  // Worker k died without finishing cleanly: keeps what it delivered,
+  // blames the task it was running (or was killed for), and forks a
+  // replacement for the rest of its chunk. False when the call must stop
+  // (a failure under kFailFast); throws for a death it cannot recover from.
+  bool Replace(int k, std::size_t* running);
+  // The whole messages a dead worker left in its stage that its pipe did
+  // not deliver. False as Drain.
+  bool ReadStage(int k);
+  // Kills the workers whose task has run past task_timeout.
+  void KillOverdue();
 
   // Reads what is in the worker's pipe; false when the caller must stop
   // (a failure under kFailFast).
@@ -92,6 +117,9 @@ class Call {
   void CopyResults(bool kept_out_of_fork);
 
   [[noreturn]] void ThrowDeath(int k);
+  // The TaskError of worker k's death while running `task`, its `attempts`
+  // th death.
+  TaskError DeathError(int k, std::size_t task, int attempts) const;
   // Records the tasks running, stops every worker and says why in the
   // report; Executor::run throws the error from it.
   void StopFromOutside();
@@ -121,6 +149,14 @@ class Call {
   std::vector<pollfd> fds_;
   std::vector<int> owner_;
   std::vector<bool> exited_;  // pidfd readable (every worker without pidfds)
+  // How many workers died running each task (only tasks that killed one).
+  // A task is run again while its deaths are at most RunOptions::retries,
+  // so no task kills more than retries + 1 workers: that bounds the
+  // replacements a call forks, even when every task crashes.
+  std::unordered_map<std::size_t, int> deaths_;
+  // Deaths between tasks (a kill from outside), for which no task is to
+  // blame: at most kMaxUnblamedDeaths are replaced, then the call fails.
+  int unblamed_deaths_ = 0;
   RunReport report_;
 };
 

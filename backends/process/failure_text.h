@@ -6,9 +6,12 @@
 #ifndef FANOUT_BACKENDS_PROCESS_FAILURE_TEXT_H_
 #define FANOUT_BACKENDS_PROCESS_FAILURE_TEXT_H_
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+
+#include "core/errors.h"
 
 namespace fanout::process_internal {
 
@@ -23,10 +26,20 @@ struct Death {
   std::int32_t lost_pipe_fd;    // WorkerSlot::lost_pipe_fd
   std::size_t current;          // the task it ran last, or kNoTask
   std::size_t failures_before;  // task failures the call reported already
+  // How many workers this task has killed (attempts), their last one's
+  // peak memory, and the task_timeout it was killed for (0: it was not).
+  int attempts = 1;
+  long peak_kib = 0;
+  std::chrono::milliseconds timed_out{0};
 };
 // TaskError naming the task and how the worker ended; fanout::Error when it
 // died before its first task.
 [[noreturn]] void ThrowDeath(const Death& death);
+// The TaskError of a worker's death while running death.current:
+// "worker killed by SIGSEGV (Segmentation fault) while running this task",
+// for SIGKILL with ", peak memory 1.2 GiB", or "timed out after 200 ms";
+// then " (failed 2 attempts)" after more than one.
+TaskError DeathError(const Death& death);
 
 }  // namespace fanout::process_internal
 

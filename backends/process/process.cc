@@ -37,12 +37,18 @@ class ProcessExecutor final : public Executor {
   std::string_view name() const override { return "process"; }
   bool shares_memory() const override { return false; }
   int jobs() const override { return jobs_; }
+  // Workers are processes: they can be killed (task_timeout) and limited
+  // (worker_memory) from outside.
+  bool can_limit_tasks() const override { return true; }
 
  protected:
   std::string inline_worker() const override {
     return "pid " + std::to_string(getpid());
   }
   RunReport RunParallel(const Job& job, const RunOptions& options) override {
+    // A call with a task limit comes here even for jobs = 1 or one task
+    // (see Executor::run); with no task there is nothing to fork.
+    if (job.n == 0) return {};
     const int workers = static_cast<int>(
         std::min<std::size_t>(static_cast<std::size_t>(options.jobs), job.n));
     const std::size_t result_bytes = job.trivial_result_size * job.n;

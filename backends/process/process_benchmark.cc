@@ -6,13 +6,21 @@
 //   Strings/*  100k std::string results (codec + pipe), process vs thread
 //   TwoTasks   a 2-task call vs a bare fork+_exit+waitpid (target: <= 1.2x);
 //              BareFork2 forks as many workers as the call does.
+//   Replace/*  what a dead worker costs: 200 tiny tasks on 2 workers
+//              with retries = 1, where task 100 SIGKILLs its worker once
+//              (crash) or not (clean); the difference is noticing the
+//              death, reaping it, forking a replacement and running the
+//              task again.
 //
 //   ./bazelw run -c opt //backends/process:process_benchmark --
 //       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -90,6 +98,32 @@ void TwoTasks(benchmark::State& state) {
   }
 }
 
+// A call in which task 100 kills its worker the first time it runs (when
+// `crash`), so the call pays for one replacement; the flag lives in shared
+// memory, so the replacement sees it was set.
+void Replace(benchmark::State& state, bool crash) {
+  Parallel p({.jobs = kJobs, .backend = "process", .retries = 1});
+  void* shared = mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) {
+    state.SkipWithError("mmap");
+    return;
+  }
+  auto* killed = new (shared) std::atomic<int>(0);
+  constexpr std::size_t kN = 200;
+  for (auto _ : state) {
+    killed->store(crash ? 0 : 1);
+    std::vector<std::uint64_t> r = p.map(kN, [killed](std::size_t i) {
+      if (i == 100 && killed->exchange(1) == 0) raise(SIGKILL);
+      return workloads::TinyTask(i);
+    });
+    if (r[kN - 1] != workloads::TinyTask(kN - 1)) {
+      state.SkipWithError("wrong result");
+    }
+  }
+  munmap(shared, sizeof(std::atomic<int>));
+}
+
 // The floor: what any fork-per-call design pays for `children` workers.
 void BareFork(benchmark::State& state) {
   const int children = static_cast<int>(state.range(0));
@@ -124,6 +158,12 @@ void Register() {
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   }
+  benchmark::RegisterBenchmark("Replace/clean", Replace, false)
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("Replace/crash", Replace, true)
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("TwoTasks/process", TwoTasks)
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);

@@ -23,6 +23,7 @@ bool SharedBlock::Fits(int workers, std::size_t result_bytes) const {
 }
 
 void SharedBlock::Reset(int workers, const void* mirror) {
+  workers_ = workers;
   new (base_) Control;
   for (int w = 0; w < workers; ++w) new (&slot(w)) WorkerSlot;
   results_ = base_ + header_ + reinterpret_cast<std::uintptr_t>(mirror) % kPage;
@@ -40,9 +41,13 @@ void SharedBlock::ReleaseResults(std::size_t offset, std::size_t len) const {
   }
 }
 
-std::size_t SharedBlock::HeaderBytes(int workers) {
+std::size_t SharedBlock::SlotBytes(int workers) {
   return (sizeof(Control) + sizeof(WorkerSlot) * workers + kPage - 1) / kPage *
          kPage;
+}
+
+std::size_t SharedBlock::HeaderBytes(int workers) {
+  return SlotBytes(workers) + kStageBytes * workers;
 }
 
 std::unique_ptr<SharedBlock> BlockCache::Take(int workers,

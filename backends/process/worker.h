@@ -19,6 +19,11 @@ namespace fanout::process_internal {
 // it). Its WorkerSlot::lost_pipe_fd names the descriptor.
 inline constexpr int kLostPipeExitStatus = 124;
 
+// How a worker leaves after a task ran into its memory limit (once that
+// failure is sent and the task marked done): the caller replaces it without
+// blaming a task.
+inline constexpr int kRetireExitStatus = 123;
+
 // What a worker needs to know, all of it set up by the caller before fork.
 struct WorkerPlan {
   const Job* job;
@@ -29,6 +34,11 @@ struct WorkerPlan {
   bool contiguous;  // the caller's result slots form one array
   bool dontfork;    // its whole pages were not copied into the worker
   int write_fd;
+  char* stage = nullptr;  // this worker's stage (kStageBytes)
+  // Tasks [handed_begin, handed_end) to run before claiming chunks: what a
+  // worker that died had not finished of its chunk.
+  std::size_t handed_begin = 0;
+  std::size_t handed_end = 0;
 };
 
 // Runs the worker's share of the call in the forked child and leaves with
