@@ -19,6 +19,7 @@
 #include <oneapi/tbb/parallel_reduce.h>
 #include <oneapi/tbb/partitioner.h>
 #include <oneapi/tbb/task_arena.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -26,11 +27,13 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <thread_pool/thread_pool.hpp>
@@ -318,6 +321,48 @@ void RegisterStreams(const std::vector<std::string>& backends,
   }
 }
 
+// Checkpoints: the sum and tiny workloads through map with
+// Options::checkpoint (a fresh file each iteration, so every task's result
+// is written), beside sum_10k/<backend> and tiny_1M/<backend> without one:
+// the cost of journaling (windows of about a second, one write() each).
+// The file is in the system's temporary directory.
+template <class W>
+void RegisterCheckpoint(const std::vector<std::string>& backends,
+                        const std::vector<int>& job_counts) {
+  for (int jobs : job_counts) {
+    for (const std::string& backend : backends) {
+      if (backend == "sequential" && jobs != 1) continue;
+      if (backend == "mpi") continue;  // ranks would share one file name
+      const std::string name = std::string(W::kName) + "_checkpoint/" +
+                               backend + "/jobs:" + std::to_string(jobs);
+      benchmark::RegisterBenchmark(
+          name.c_str(),
+          [backend, jobs](benchmark::State& s) {
+            const std::string path =
+                (std::filesystem::temp_directory_path() /
+                 ("fanout_bench_" + std::to_string(getpid()) + ".ckpt"))
+                    .string();
+            Parallel parallel({.jobs = jobs,
+                               .backend = backend,
+                               .checkpoint = path,
+                               .checkpoint_key = W::kName});
+            Measure<W>(s, [&](std::uint64_t* out) {
+              std::filesystem::remove(path);
+              std::vector<std::uint64_t> r =
+                  parallel.map(W::kN, [](std::size_t i) { return W::Task(i); });
+              if (parallel.last_call_resumed() != 0) {
+                throw std::runtime_error("a fresh checkpoint resumed");
+              }
+              std::copy(r.begin(), r.end(), out);
+            });
+            std::filesystem::remove(path);
+          })
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+}
+
 // True when this process was started by mpirun (Open MPI, or a PMI launcher).
 bool UnderMpirun() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr ||
@@ -379,6 +424,8 @@ void RegisterAll() {
   RegisterWorkload<Latency>(backends, job_counts);
   RegisterReduce(backends, job_counts);
   RegisterStreams(backends, job_counts);
+  RegisterCheckpoint<Sum>(backends, job_counts);
+  RegisterCheckpoint<Tiny>(backends, job_counts);
 }
 
 }  // namespace

@@ -28,7 +28,8 @@ import sys
 import tempfile
 
 WORKLOADS = ["tiny_1M", "sum_10k", "fib_38_33", "busy_1ms_x1000", "latency_2",
-             "reduce_10M", "imap_1M", "imap_unordered_1M"]
+             "reduce_10M", "imap_1M", "imap_unordered_1M",
+             "sum_10k_checkpoint", "tiny_1M_checkpoint"]
 LOOP = "peer:loop"
 TBB_PEER = "peer:tbb_parallel_for"
 TO_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}

@@ -79,7 +79,9 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
             .timeout = r.timeout,
             .cancel = InterruptScope::flag(),
             .task_timeout = r.task_timeout,
-            .worker_memory = r.worker_memory};
+            .worker_memory = r.worker_memory,
+            .checkpoint = r.checkpoint,
+            .checkpoint_key = CheckpointKey(r)};
   if (r.progress && err_is_terminal) {
     o.on_progress = ProgressBar(err);
   }
@@ -93,7 +95,20 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
   if (!t.primary) g_quiet = true;
   t.jobs = p.jobs();
   const auto start = std::chrono::steady_clock::now();
-  t.answer = RunWorkload(p, run, failures);
+  // Said once the call has read the file, whether it then ends or not.
+  const auto resumed = [&] {
+    if (r.checkpoint.empty() || g_quiet || p.last_call_resumed() == 0) return;
+    std::fprintf(err, "run: resumed from %s: %zu of %zu tasks already done\n",
+                 r.checkpoint.c_str(), p.last_call_resumed(), r.tasks);
+    std::fflush(err);
+  };
+  try {
+    t.answer = RunWorkload(p, run, failures);
+  } catch (...) {
+    resumed();
+    throw;
+  }
+  resumed();
   t.wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();

@@ -405,10 +405,24 @@ Request ParseRequest(const RawFlags& f) {
     throw UsageError("unknown --format '" + f.format + "'; valid: text, json");
   }
   r.json = f.format == "json";
+  r.checkpoint = f.checkpoint;
+  if (!r.checkpoint.empty() && (f.speedup || !f.compare.empty())) {
+    throw UsageError(std::string("--checkpoint cannot be combined with --") +
+                     (f.speedup ? "speedup" : "compare") +
+                     ": a run that reads results back from the file is not a "
+                     "timing; valid: --checkpoint=FILE on a single run");
+  }
   r.progress = f.progress;
   r.commands = f.commands;
   ParsePositional(f, &r);
   ParseCommandsOptions(f, &r);
+  if (!r.checkpoint.empty() &&
+      (!r.commands.empty() || !r.command_template.empty() ||
+       !r.arg_groups.empty())) {
+    throw UsageError(
+        "--checkpoint is for workloads; commands mode resumes with "
+        "--joblog=FILE --resume");
+  }
   r.compare = ParseCompare(f.compare);
   ParseFailure(f, &r);
   ParseRetriesAndErrors(f, &r);

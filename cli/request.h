@@ -33,7 +33,8 @@ struct RawFlags {
   std::string verbose = "0";
   bool speedup = false;
   bool reduce = false;
-  std::string stream;  // "", "ordered" or "unordered"
+  std::string stream;      // "", "ordered" or "unordered"
+  std::string checkpoint;  // a file; "" = none
   std::string seed = "1";
   std::string fail_task;
   std::string fail_mode = "throw";
@@ -84,6 +85,7 @@ struct Request {
   std::uint64_t seed = 1;  // --workload=pi's random streams
   bool reduce = false;     // the sum workload through map_reduce
   std::string stream;      // "", "ordered" or "unordered"
+  std::string checkpoint;  // Options::checkpoint; "" = none
   long long fail_task = -1;
   FailMode fail_mode = FailMode::kNone;
   std::chrono::milliseconds task_timeout{0};  // Options::task_timeout

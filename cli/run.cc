@@ -70,6 +70,12 @@ ABSL_FLAG(std::string, stream, "",
           "(task order, through imap) or unordered (index and result, "
           "through imap_unordered), then the answer as usual. Example: "
           "--workload=fib --stream=unordered");
+ABSL_FLAG(std::string, checkpoint, "",
+          "append each finished task's result to this file (about once a "
+          "second); run the same command again after Ctrl+C, a crash or "
+          "kill -9 and only the tasks not in it run. The file is tied to the "
+          "workload, --tasks and --seed; delete it to start over. "
+          "Example: --workload=sum --checkpoint=sum.ckpt");
 ABSL_FLAG(std::string, compare, "",
           "run the workload on each of these backends in turn (all, or a list "
           "such as thread,process), check the answers agree, and print a table "
@@ -229,6 +235,7 @@ fanout::cli::Request CheckedRequest(const fanout::cli::Args& args) {
         .speedup = absl::GetFlag(FLAGS_speedup),
         .reduce = absl::GetFlag(FLAGS_reduce),
         .stream = absl::GetFlag(FLAGS_stream),
+        .checkpoint = absl::GetFlag(FLAGS_checkpoint),
         .seed = absl::GetFlag(FLAGS_seed),
         .fail_task = absl::GetFlag(FLAGS_fail_task),
         .fail_mode = absl::GetFlag(FLAGS_fail_mode),

@@ -88,6 +88,13 @@ std::string ToDecimal(unsigned __int128 v) {
   return s;
 }
 
+std::string CheckpointKey(const Request& r) {
+  std::string key =
+      "run --workload=" + r.workload + " --tasks=" + std::to_string(r.tasks);
+  if (r.workload == "pi") key += " --seed=" + std::to_string(r.seed);
+  return key;
+}
+
 std::size_t ResultBytes(const std::string& workload) {
   if (workload == "sum") return sizeof(SumResult);
   if (workload == "fib") return sizeof(FibResult);

@@ -32,6 +32,10 @@ std::string RunWorkload(Parallel& p, const Request& r,
 // task counts need 128 bits too.
 std::string ToDecimal(unsigned __int128 v);
 
+// The --checkpoint key: the workload and the flags its results depend on,
+// so that a file of another run is refused rather than read back.
+std::string CheckpointKey(const Request& r);
+
 // Bytes one task's result of `workload` takes in the results vector.
 std::size_t ResultBytes(const std::string& workload);
 

@@ -286,9 +286,14 @@ void ThrowIfStopped(std::string_view backend, const RunReport& report,
       report.stopped == StopReason::kFailed) {
     return;
   }
+  std::vector<RunningTask> running = report.running;
+  if (options.task_ids != nullptr) {
+    for (RunningTask& t : running) t.index = options.task_ids[t.index];
+  }
   const std::string what = internal::stop_message(
-      report.stopped, backend, *options.stop, options.progress->load(), n,
-      report.running, report.workers_stopped);
+      report.stopped, backend, *options.stop, options.progress->load(),
+      options.call_tasks != 0 ? options.call_tasks : n, running,
+      report.workers_stopped);
   if (report.stopped == StopReason::kTimedOut) throw TimeoutError(what);
   throw InterruptedError(what, report.stopped == StopReason::kInterrupted
                                    ? options.stop->signal()

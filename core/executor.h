@@ -125,6 +125,12 @@ struct RunOptions {
   // Bytes each worker may allocate beyond what it holds at its start (0: no
   // limit). Only backends whose can_limit_tasks() is true take it.
   std::size_t worker_memory = 0;
+  // A call run as several jobs (a checkpointed call's windows): task k of
+  // this job is the call's task task_ids[k], of call_tasks in all, and the
+  // progress counter counts the whole call. The error a stop throws names
+  // the call's tasks and count. Null / 0: the job is the whole call.
+  const std::size_t* task_ids = nullptr;
+  std::size_t call_tasks = 0;
 };
 
 // A task that was running when a call was stopped from outside.

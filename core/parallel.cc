@@ -1,11 +1,149 @@
 #include "core/parallel.h"
 
+#include <cxxabi.h>
+
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <utility>
 
 #include "core/internal/scheduler.h"
 
 namespace fanout {
+
+namespace internal {
+
+std::string TypeName(const std::type_info& type) {
+  int status = 0;
+  char* name = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
+  std::string out = status == 0 && name != nullptr ? name : type.name();
+  std::free(name);
+  return out;
+}
+
+Checkpoint::Checkpoint(const std::string& path, const JournalIdentity& id,
+                       bool primary, const Journal::OnRecord& on_record)
+    : path_(path) {
+  try {
+    journal_ = std::make_unique<Journal>(path, id, primary, on_record);
+  } catch (const JournalError& e) {
+    if (e.kind() == JournalError::Kind::kMismatch) throw UsageError(e.what());
+    throw Error(e.what());
+  }
+  if (!primary) journal_.reset();  // read; only the primary rank writes
+}
+
+void Checkpoint::Append(std::string_view batch) {
+  if (journal_ == nullptr) return;
+  try {
+    journal_->Append(batch);
+  } catch (const JournalError& e) {
+    throw Error(e.what());
+  }
+}
+
+void RenameWindowFailures(std::vector<TaskError>* failures,
+                          const std::size_t* ids, std::size_t begin,
+                          std::size_t count, bool all) {
+  bool renamed = false;
+  for (TaskError& e : *failures) {
+    if ((!all && !e.type().empty()) || e.index() >= count) continue;
+    TaskError::Details d = e.details();
+    d.index = ids != nullptr ? ids[d.index] : begin + d.index;
+    e = TaskError(std::move(d)).with_failed_tasks(e.failed_tasks());
+    renamed = true;
+  }
+  if (renamed) {
+    std::stable_sort(failures->begin(), failures->end(),
+                     [](const TaskError& a, const TaskError& b) {
+                       return a.index() < b.index();
+                     });
+  }
+}
+
+// A checkpointed call's windows. The first is four tasks per worker: how
+// long a task takes is not known yet, and one long task must not make the
+// first window (the work an interruption may lose) long. Each next window
+// aims at kWindowSeconds of work: the last one's size scaled by
+// kWindowSeconds / the time it took, but at most 8 times and at least a
+// quarter of it (one odd window does not swing the size far), and never
+// under four tasks per worker (each has chunks to balance). So a second of
+// work at most is redone after an interruption, and a call of tiny tasks
+// reaches large windows (one write() and, on process, one fork per worker
+// each) within a few windows. Where every rank must make the same calls
+// (mpi), a rank's clock cannot decide: windows are then a 32nd of the tasks
+// (at least four per worker), the same on every rank.
+constexpr double kWindowSeconds = 1.0;
+
+std::size_t FirstWindow(int jobs, std::size_t left, bool timed) {
+  const std::size_t floor = 4 * static_cast<std::size_t>(std::max(jobs, 1));
+  if (!timed) return std::max(floor, (left + 31) / 32);
+  return floor;
+}
+
+std::size_t NextWindow(std::size_t window, double seconds, int jobs,
+                       std::size_t left, bool timed) {
+  if (!timed) return window;
+  const std::size_t floor = 4 * static_cast<std::size_t>(std::max(jobs, 1));
+  const double w = static_cast<double>(window);
+  double next = seconds > 0 ? w * kWindowSeconds / seconds : w * 8;
+  next = std::clamp(next, w / 4, w * 8);
+  const auto size = static_cast<std::size_t>(std::llround(next));
+  return std::max({size, floor, std::size_t{1}});
+}
+
+CallScope::CallScope(Executor& executor, const Options& options,
+                     std::size_t total, std::size_t done, bool count)
+    : executor_(executor),
+      total_(total),
+      stop_(options.timeout),
+      progress_(done),
+      count_(count) {
+  ProgressCallback callback = options.on_progress;
+  if (options.verbose > 0 && executor.is_primary()) {
+    auto printer =
+        std::make_shared<VerbosePrinter>(options.verbose, executor.jobs());
+    callback = [printer, user = std::move(callback)](const ProgressEvent& e) {
+      (*printer)(e);
+      if (user) user(e);
+    };
+  }
+  if (!callback && !stop_.has_deadline() && options.cancel == nullptr) return;
+  // A call that can be stopped records which task each thread runs, so a
+  // stop that waits on a task can name it.
+  if (stop_.has_deadline() || options.cancel != nullptr) {
+    watch_ = std::make_unique<TaskWatch>(executor.jobs());
+  }
+  monitor_ = std::make_unique<ProgressMonitor>(
+      MonitorOptions{.total = total,
+                     .done = &progress_,
+                     .callback = callback,
+                     .stop = &stop_,
+                     .external_cancel = options.cancel,
+                     .watch = watch_.get(),
+                     .on_stuck = options.on_stuck,
+                     .backend = std::string(executor.name()),
+                     .done_before = done});
+}
+
+CallScope::~CallScope() { Finish(false); }
+
+RunReport CallScope::Run(const Job& job, RunOptions ro) {
+  ro.stop = &stop_;
+  if (monitor_ != nullptr || count_) ro.progress = &progress_;
+  ro.watch = watch_.get();
+  if (ids_ != nullptr) {
+    ro.task_ids = ids_;
+    ro.call_tasks = total_;
+  }
+  return executor_.run(job, ro);
+}
+
+void CallScope::Finish(bool success) {
+  if (monitor_ != nullptr) monitor_->finish(success);
+}
+
+}  // namespace internal
 
 Parallel::Parallel(Options options)
     : executor_(make_executor(options.backend, {.jobs = options.jobs})),
@@ -16,7 +154,8 @@ Parallel::Parallel(std::shared_ptr<Executor> executor, Options options)
   options_.backend = std::string(executor_->name());
 }
 
-RunReport Parallel::Run(const Job& job, ErrorPolicy errors, bool retry) {
+RunReport Parallel::Run(const Job& job, ErrorPolicy errors, bool retry,
+                        internal::CallScope* scope) {
   RunOptions ro;
   ro.jobs = executor_->jobs();
   ro.batch_size = options_.batch_size;
@@ -34,46 +173,12 @@ RunReport Parallel::Run(const Job& job, ErrorPolicy errors, bool retry) {
     return internal::run_inline(executor_->name(), job, ro, "nested call");
   }
 
-  ProgressCallback callback = options_.on_progress;
-  if (options_.verbose > 0 && executor_->is_primary()) {
-    auto printer = std::make_shared<VerbosePrinter>(options_.verbose, ro.jobs);
-    callback = [printer, user = std::move(callback)](const ProgressEvent& e) {
-      (*printer)(e);
-      if (user) user(e);
-    };
-  }
-  StopToken stop(options_.timeout);
-  ro.stop = &stop;
-  const bool monitored =
-      callback || stop.has_deadline() || options_.cancel != nullptr;
-  if (!monitored) return executor_->run(job, ro);
-
-  std::atomic<std::size_t> progress{0};
-  ro.progress = &progress;
-  // A call that can be stopped records which task each thread runs, so a
-  // stop that waits on a task can name it.
-  std::unique_ptr<internal::TaskWatch> watch;
-  if (stop.has_deadline() || options_.cancel != nullptr) {
-    watch = std::make_unique<internal::TaskWatch>(ro.jobs);
-    ro.watch = watch.get();
-  }
-  internal::ProgressMonitor monitor(
-      {.total = job.n,
-       .done = &progress,
-       .callback = callback,
-       .stop = &stop,
-       .external_cancel = options_.cancel,
-       .watch = watch.get(),
-       .on_stuck = options_.on_stuck,
-       .backend = std::string(executor_->name())});
-  RunReport report;
-  try {
-    report = executor_->run(job, ro);
-  } catch (...) {
-    monitor.finish(false);
-    throw;
-  }
-  monitor.finish(report.failures.empty());
+  if (scope != nullptr) return scope->Run(job, ro);
+  // A call of one job: its scope is its own (a failed last event if it
+  // throws).
+  internal::CallScope own(*executor_, options_, job.n, 0, /*count=*/false);
+  RunReport report = own.Run(job, ro);
+  own.Finish(report.failures.empty());
   return report;
 }
 

@@ -45,6 +45,39 @@
 //               for tasks that may hang.
 //   on_progress a callback receiving progress events (core/progress.h).
 //   on_stuck    see above: a call stopped while tasks on threads still run.
+//   checkpoint  a file each finished task's result is appended to, about
+//               once a second; a later call with the same file (and the
+//               same n, result type, kind of call and checkpoint_key) reads
+//               those results back and runs only the other tasks. See
+//               "Checkpoint and resume" below.
+//
+// Checkpoint and resume. A long job that may be stopped (Ctrl+C, a timeout,
+// a crash or kill -9 of the program) keeps what it finished:
+//
+//   fanout::Parallel p({.jobs = -1, .checkpoint = "/tmp/sum.ckpt",
+//                       .checkpoint_key = "sum v1"});
+//   std::vector<long long> r = p.map(10000, process);  // run it again after
+//   // an interruption: tasks already in /tmp/sum.ckpt are not run again,
+//   // p.last_call_resumed() says how many were read back, and r is what an
+//   // uninterrupted run gives.
+//
+// The call runs in windows of about a second of work each (the first a few
+// tasks per worker, then sized from how long the last one took); when a
+// window returns, the results of its tasks that succeeded are appended to
+// the file with one write(). At most about a second of work is redone after
+// an interruption (the window in flight), and the file survives the
+// program's death (not the machine's: it is not fsync'ed). A failed task is
+// not recorded, so a rerun runs it again; under fail-fast the window that
+// failed is not recorded at all. The file is refused, before any task runs,
+// when it was written for another call (n, result type, kind or key differ)
+// or is damaged before its last record; a last record cut short by a kill is
+// dropped. Results must cross the codec (core/codec.h), as for the process
+// backend. Works with map, try_map, for_each, map_reduce (one record per
+// group), imap and imap_unordered (results read back come first). On mpi
+// only the primary rank writes the file; every rank reads it (ranks share a
+// filesystem) so all agree on the tasks left. The file is kept after a call
+// that finished: running the call again reads every result back; delete it
+// to start over. One call at a time per file (it is locked).
 //
 // A call made from inside a task runs inline on the calling worker.
 #ifndef FANOUT_CORE_PARALLEL_H_
@@ -72,6 +105,7 @@
 #include "core/codec.h"
 #include "core/errors.h"
 #include "core/executor.h"
+#include "core/internal/journal.h"
 #include "core/progress.h"
 
 namespace fanout {
@@ -118,6 +152,11 @@ struct Options {
   // backends/process/memory_limit.h). With either limit set, even a call of
   // jobs = 1 or one task runs in a worker, so the limit holds.
   std::size_t worker_memory = 0;
+  // Checkpoint and resume (see the top of this file): the journal file,
+  // empty for none, and the user's name for the job, recorded in the file
+  // so that a file of another job is refused rather than read back.
+  std::string checkpoint = {};
+  std::string checkpoint_key = {};
 };
 
 // One task's outcome under the collect-all policy: its value or its error.
@@ -225,6 +264,10 @@ class Runner {
 
   std::vector<Slot<R>>& slots() { return slots_; }
 
+  // Task k of this job is the call's task ids[k] (a checkpointed call's
+  // window): what a watched call records as running.
+  void SetTaskIds(const std::size_t* ids) { ids_ = ids; }
+
   // Records each chunk [begin, end) as it ends, in that order (a stream's
   // completion order), under `mu`. Before MakeJob.
   void RecordChunks(std::vector<std::pair<std::size_t, std::size_t>>* order,
@@ -259,7 +302,8 @@ class Runner {
         for (; i < end; ++i) run(i);
       } else {
         for (; i < end; ++i) {
-          watch->store(i, std::memory_order_relaxed);
+          watch->store(self->ids_ != nullptr ? self->ids_[i] : i,
+                       std::memory_order_relaxed);
           run(i);
         }
       }
@@ -299,10 +343,185 @@ class Runner {
   std::conditional_t<std::is_void_v<R>, char, std::vector<Slot<R>>> slots_{};
   std::vector<std::pair<std::size_t, std::size_t>>* order_ = nullptr;
   std::mutex* order_mu_ = nullptr;
+  const std::size_t* ids_ = nullptr;
 };
 
 template <class R, class F>
 class WindowSource;
+
+// The result slots of a job (none for void).
+template <class R>
+struct SlotsOf {
+  using type = std::vector<Slot<R>>;
+};
+template <>
+struct SlotsOf<void> {
+  using type = std::vector<char>;
+};
+
+// True when R's results can be written to a checkpoint: the test the
+// process backend applies (Runner::MakeJob).
+template <class R>
+constexpr bool Journalable() {
+  if constexpr (std::is_void_v<R>) {
+    return true;
+  } else {
+    return codec::kIsTrivial<Slot<R>> || codec::kCanCross<R>;
+  }
+}
+
+// A result slot as a checkpoint record's bytes, and back (as Runner's
+// Encode and Decode: the same bytes as cross a process).
+template <class R>
+void EncodeSlot(const Slot<R>& slot, std::string* out) {
+  if constexpr (!codec::kIsTrivial<Slot<R>> &&
+                std::is_same_v<Slot<R>, std::optional<R>>) {
+    codec::encode(*slot, *out);
+  } else {
+    codec::encode(slot, *out);
+  }
+}
+template <class R>
+void DecodeSlot(std::string_view bytes, Slot<R>* slot) {
+  if constexpr (!codec::kIsTrivial<Slot<R>> &&
+                std::is_same_v<Slot<R>, std::optional<R>>) {
+    slot->emplace(codec::decode<R>(bytes));
+  } else {
+    *slot = codec::decode<Slot<R>>(bytes);
+  }
+}
+
+// Appends the records of a window's tasks ids[0 .. count) to *batch (inside
+// a frame), but not those `failed(k)` names (called with k rising); task
+// ids[k]'s result is slots[k]. Fixed-size results go as runs of
+// consecutive tasks, copied as they lie (one memcpy a run); others are
+// encoded one by one.
+template <class R>
+constexpr bool RecordsAsRuns() {
+  if constexpr (std::is_void_v<R>) {
+    return true;
+  } else {
+    return codec::kIsTrivial<Slot<R>>;
+  }
+}
+template <class R, class Failed>
+void RecordWindow(std::string* batch, const std::size_t* ids, std::size_t count,
+                  const void* slots, Failed failed) {
+  if constexpr (RecordsAsRuns<R>()) {
+    for (std::size_t k = 0; k < count;) {
+      if (failed(k)) {
+        ++k;
+        continue;
+      }
+      std::size_t end = k + 1;
+      while (end < count && ids[end] == ids[end - 1] + 1 && !failed(end)) {
+        ++end;
+      }
+      if constexpr (std::is_void_v<R>) {
+        Journal::AppendRun(batch, ids[k], end - k, 0, nullptr);
+      } else {
+        Journal::AppendRun(batch, ids[k], end - k, sizeof(Slot<R>),
+                           static_cast<const Slot<R>*>(slots) + k);
+      }
+      k = end;
+    }
+  } else {
+    for (std::size_t k = 0; k < count; ++k) {
+      if (failed(k)) continue;
+      const std::size_t at = Journal::BeginRecord(batch, ids[k]);
+      EncodeSlot<R>(static_cast<const Slot<R>*>(slots)[k], batch);
+      Journal::EndRecord(batch, at);
+    }
+  }
+}
+
+// About the bytes one result takes in a checkpoint (to reserve a window's).
+template <class R>
+constexpr std::size_t RecordBytes() {
+  if constexpr (std::is_void_v<R>) {
+    return 1;
+  } else if constexpr (codec::kIsTrivial<Slot<R>>) {
+    return sizeof(Slot<R>) + 1;
+  } else {
+    return 32;
+  }
+}
+
+// Renames the failures of a window, sorted by index, from the window's task
+// k to the call's (ids[k], or begin + k when ids is null), and sorts them
+// again. A backend names a worker's death or a task it stopped (type "")
+// by the window's task; with `all`, every failure names it so (the window's
+// tasks do not name themselves). Others name the call's task already (a
+// GroupTaskFailure).
+void RenameWindowFailures(std::vector<TaskError>* failures,
+                          const std::size_t* ids, std::size_t begin,
+                          std::size_t count, bool all);
+
+// The demangled name of a type ("long long"): what a checkpoint records.
+std::string TypeName(const std::type_info& type);
+
+// A checkpointed call's journal: opened for writing on the primary rank (or
+// the only process), read only elsewhere. Errors become UsageError (another
+// call's file, or one in use) or Error (damage, I/O), naming the file.
+class Checkpoint {
+ public:
+  Checkpoint(const std::string& path, const JournalIdentity& id, bool primary,
+             const Journal::OnRecord& on_record);
+  // Appends one window's records; nothing on a rank that does not write.
+  void Append(std::string_view batch);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::unique_ptr<Journal> journal_;
+};
+
+// The size of a checkpointed call's next window, in tasks. See parallel.cc.
+std::size_t FirstWindow(int jobs, std::size_t left, bool timed);
+std::size_t NextWindow(std::size_t window, double seconds, int jobs,
+                       std::size_t n, bool timed);
+
+// One call's stop token, progress counter and progress monitor, shared by
+// the jobs it runs (a checkpointed call runs one job per window, and its
+// timeout, cancel flag and progress are the whole call's).
+class CallScope {
+ public:
+  // `total` tasks, `done` of them finished before the call (read back from
+  // a checkpoint). `count`: keep a progress counter even when nobody
+  // watches it (a windowed call's stop message counts the whole call).
+  CallScope(Executor& executor, const Options& options, std::size_t total,
+            std::size_t done, bool count);
+  ~CallScope();
+  CallScope(const CallScope&) = delete;
+  CallScope& operator=(const CallScope&) = delete;
+
+  // The call's task numbering for the next job (see RunOptions::task_ids).
+  void SetTaskIds(const std::size_t* ids) { ids_ = ids; }
+  // Runs one job of the call.
+  RunReport Run(const Job& job, RunOptions ro);
+  // Sends the last progress event (once; the destructor sends a failed one).
+  void Finish(bool success);
+  bool monitored() const { return monitor_ != nullptr; }
+  const StopToken& stop() const { return stop_; }
+
+ private:
+  Executor& executor_;
+  const std::size_t total_;
+  StopToken stop_;
+  std::atomic<std::size_t> progress_;
+  const bool count_;
+  const std::size_t* ids_ = nullptr;
+  std::unique_ptr<TaskWatch> watch_;
+  std::unique_ptr<ProgressMonitor> monitor_;
+};
+
+// What a checkpointed call did: the report of its windows (failures by
+// task index), which of its tasks were read back from the file, and how many.
+struct CheckpointedRun {
+  RunReport report;
+  std::vector<unsigned char> loaded;  // per task: read back
+  std::size_t resumed = 0;
+};
 
 }  // namespace internal
 
@@ -316,6 +535,9 @@ class Parallel {
 
   Executor& executor() const { return *executor_; }
   const Options& options() const { return options_; }
+  // Tasks the last call made with Options::checkpoint read back from the
+  // file instead of running (0 for a fresh file).
+  std::size_t last_call_resumed() const { return last_resumed_; }
   // Workers a call uses (options.jobs resolved).
   int jobs() const { return executor_->jobs(); }
 
@@ -325,6 +547,13 @@ class Parallel {
   auto map(std::size_t n, F&& f) {
     using R = std::invoke_result_t<F&, std::size_t>;
     static_assert(!std::is_void_v<R>, "map needs a value; use for_each");
+    if (!options_.checkpoint.empty()) {
+      std::vector<internal::Slot<R>> slots(n);
+      ThrowFirst(RunCheckpointed<R>("map", n, f, &slots, options_.errors,
+                                    /*retry=*/true)
+                     .report);
+      return Collect<R>(slots);
+    }
     internal::Runner<R, std::remove_reference_t<F>> runner(n, f);
     RunReport report = Run(runner.MakeJob(n), options_.errors);
     ThrowFirst(report);
@@ -387,12 +616,29 @@ class Parallel {
         throw internal::GroupTaskFailure{i, std::current_exception()};
       }
     };
-    internal::Runner<T, decltype(fold_group)> runner(groups, fold_group);
-    RunReport report =
-        Run(runner.MakeJob(groups), ErrorPolicy::kFailFast, /*retry=*/false);
-    ThrowFirst(report);
+    std::vector<internal::Slot<T>> partials;
+    if (!options_.checkpoint.empty()) {
+      // One record per group: the groups depend on n alone, so a rerun
+      // folds the same tasks into each.
+      partials.resize(groups);
+      internal::CheckpointedRun run = RunCheckpointed<T>(
+          "map_reduce", groups, fold_group, &partials, ErrorPolicy::kFailFast,
+          /*retry=*/false, n);
+      ThrowFirst(run.report);
+      std::size_t resumed = 0;
+      for (std::size_t g = 0; g < groups; ++g) {
+        if (run.loaded[g]) resumed += first(g + 1) - first(g);
+      }
+      last_resumed_ = resumed;
+    } else {
+      internal::Runner<T, decltype(fold_group)> runner(groups, fold_group);
+      RunReport report =
+          Run(runner.MakeJob(groups), ErrorPolicy::kFailFast, /*retry=*/false);
+      ThrowFirst(report);
+      partials = std::move(runner.slots());
+    }
     T acc = std::move(init);
-    for (auto& partial : runner.slots()) {
+    for (auto& partial : partials) {
       acc = op(std::move(acc), internal::TakeSlot<T>(partial));
     }
     return acc;
@@ -405,6 +651,13 @@ class Parallel {
   template <class F>
   requires std::invocable<F&, std::size_t>
   void for_each(std::size_t n, F&& f) {
+    if (!options_.checkpoint.empty()) {
+      std::vector<char> none;
+      ThrowFirst(RunCheckpointed<void>("for_each", n, f, &none, options_.errors,
+                                       /*retry=*/true)
+                     .report);
+      return;
+    }
     internal::Runner<void, std::remove_reference_t<F>> runner(n, f);
     RunReport report = Run(runner.MakeJob(n), options_.errors);
     ThrowFirst(report);
@@ -416,8 +669,18 @@ class Parallel {
   requires std::invocable<F&, std::size_t>
   auto try_map(std::size_t n, F&& f) {
     using R = std::invoke_result_t<F&, std::size_t>;
-    internal::Runner<R, std::remove_reference_t<F>> runner(n, f);
-    RunReport report = Run(runner.MakeJob(n), ErrorPolicy::kCollectAll);
+    internal::Runner<R, std::remove_reference_t<F>> runner(
+        options_.checkpoint.empty() ? n : 0, f);
+    RunReport report;
+    if (!options_.checkpoint.empty()) {
+      runner.slots().resize(n);
+      // The same records as map's: a map may resume a try_map and back.
+      report = RunCheckpointed<R>("map", n, f, &runner.slots(),
+                                  ErrorPolicy::kCollectAll, /*retry=*/true)
+                   .report;
+    } else {
+      report = Run(runner.MakeJob(n), ErrorPolicy::kCollectAll);
+    }
     std::vector<Outcome<R>> out;
     out.reserve(n);
     auto failure = report.failures.begin();
@@ -468,8 +731,21 @@ class Parallel {
   template <class R, class F>
   friend class internal::WindowSource;
 
-  // Runs the job and sorts its failures by task index.
-  RunReport Run(const Job& job, ErrorPolicy errors, bool retry = true);
+  // Runs the job and sorts its failures by task index; as one job of
+  // `scope`'s call when given.
+  RunReport Run(const Job& job, ErrorPolicy errors, bool retry = true,
+                internal::CallScope* scope = nullptr);
+
+  // Runs tasks [0, n) of a job whose task i is f(i) (the user's task; a
+  // group for map_reduce) with Options::checkpoint: reads the finished ones
+  // back into (*slots)[i], runs the others window by window and appends
+  // each window's results. `kind` and `tasks` (the user's task count, n
+  // when 0) name the call in the file.
+  template <class R, class F>
+  internal::CheckpointedRun RunCheckpointed(
+      std::string_view kind, std::size_t n, F& f,
+      typename internal::SlotsOf<R>::type* slots, ErrorPolicy errors,
+      bool retry, std::size_t tasks = 0);
   static void ThrowFirst(const RunReport& report);
 
   template <class R>
@@ -486,14 +762,22 @@ class Parallel {
 
   std::shared_ptr<Executor> executor_;
   Options options_;
+  // Set by imap's stream, which holds the Parallel as const.
+  mutable std::size_t last_resumed_ = 0;
 };
 
 namespace internal {
 
-// One window of a stream: tasks [begin, begin + slots.size()).
+// One window of a stream: tasks [begin, begin + slots.size()), or the
+// tasks ids[0 .. slots.size()) of a checkpointed stream.
 template <class R>
 struct Window {
   std::size_t begin = 0;
+  const std::size_t* ids = nullptr;
+  double seconds = 0;  // how long it ran
+  std::size_t index(std::size_t pos) const {
+    return ids != nullptr ? ids[pos] : begin + pos;
+  }
   std::vector<Slot<R>> slots;
   std::vector<TaskError> failures;  // by task index
   // Chunks in the order they finished (where tasks share memory), relative
@@ -513,7 +797,11 @@ class WindowSource {
         n_(n),
         window_(window != 0 ? window : DefaultWindow(parallel, n)),
         f_(std::move(f)),
-        prefetch_(parallel.executor_->calls_from_any_thread() && !in_task()) {}
+        prefetch_(parallel.executor_->calls_from_any_thread() && !in_task()) {
+    if (!parallel.options_.checkpoint.empty()) {
+      OpenCheckpoint(parallel, /*timed=*/window == 0);
+    }
+  }
 
   ~WindowSource() {
     cancel_.store(true);
@@ -529,17 +817,31 @@ class WindowSource {
     }
     if (pending_.valid()) {
       *out = pending_.get();
-    } else if (next_ < n_) {
+    } else if (next_ < left()) {
       *out = RunWindow(TakeRange());
     } else {
       return false;
     }
-    if (prefetch_ && next_ < n_ && !out->error && out->failures.empty()) {
-      const std::size_t begin = TakeRange();
+    if (sized_) {
+      window_ = NextWindow(window_, out->seconds, inner_.jobs(), left() - next_,
+                           timed_);
+    }
+    if (prefetch_ && next_ < left() && !out->error && out->failures.empty()) {
+      const auto range = TakeRange();
       pending_ = std::async(std::launch::async,
-                            [this, begin] { return RunWindow(begin); });
+                            [this, range] { return RunWindow(range); });
     }
     return true;
+  }
+
+  // A checkpointed stream's results read back from the file, by index: they
+  // are yielded first (unordered) or in their place (ordered).
+  std::vector<std::pair<std::size_t, Slot<R>>>& loaded() { return loaded_; }
+  // The task a checkpointed stream computes `k`-th (its k-th missing task),
+  // or n when every one is computed; k itself without a checkpoint.
+  std::size_t computed(std::size_t k) const {
+    if (file_ == nullptr) return k;
+    return k < todo_.size() ? todo_[k] : n_;
   }
 
  private:
@@ -548,7 +850,78 @@ class WindowSource {
     o.on_progress = nullptr;
     o.on_stuck = nullptr;
     o.cancel = cancel;
+    o.checkpoint.clear();  // this source writes it, window by window
     return o;
+  }
+  // The tasks computed: every one, or those the checkpoint lacks.
+  std::size_t left() const { return file_ != nullptr ? todo_.size() : n_; }
+
+  // Reads the checkpoint back. `timed`: windows are then sized by time, as
+  // a checkpointed map's (the caller did not fix their size).
+  void OpenCheckpoint(const Parallel& parallel, bool timed) {
+    const std::string& path = parallel.options_.checkpoint;
+    const std::string type = TypeName(typeid(R));
+    if (in_task()) {
+      throw UsageError("checkpoint " + path +
+                       " cannot be used by a call made from inside a task (it "
+                       "runs inline, as one of the outer call's tasks); "
+                       "valid: a checkpoint on the outer call");
+    }
+    if constexpr (!Journalable<R>()) {
+      throw UsageError("checkpoint " + path + ": the result type '" + type +
+                       "' cannot be written to a checkpoint; valid: a type "
+                       "with a cereal serialize() (see core/codec.h) and a "
+                       "default constructor, or no checkpoint");
+    } else {
+      std::vector<unsigned char> done(n_, 0);
+      primary_ = parallel.executor_->is_primary();
+      file_ = std::make_unique<Checkpoint>(
+          path,
+          JournalIdentity{.tasks = n_,
+                          .type = type,
+                          .kind = "imap",
+                          .key = parallel.options_.checkpoint_key},
+          primary_, [&](std::uint64_t i, std::string_view bytes) {
+            if (done[i]) return;  // a repeat: the first one wins
+            done[i] = 1;
+            loaded_.emplace_back(i, Slot<R>{});
+            try {
+              DecodeSlot<R>(bytes, &loaded_.back().second);
+            } catch (const std::exception& e) {
+              throw Error("checkpoint " + path + ": the record of task " +
+                          std::to_string(i) + " is not a " + type + " (" +
+                          e.what() + "); valid: delete " + path +
+                          " to start over");
+            }
+          });
+      std::stable_sort(
+          loaded_.begin(), loaded_.end(),
+          [](const auto& a, const auto& b) { return a.first < b.first; });
+      parallel.last_resumed_ = loaded_.size();
+      todo_.reserve(n_ - loaded_.size());
+      for (std::size_t i = 0; i < n_; ++i) {
+        if (!done[i]) todo_.push_back(i);
+      }
+      sized_ = timed;
+      if (timed) {
+        timed_ = parallel.executor_->calls_from_any_thread();
+        window_ = FirstWindow(inner_.jobs(), todo_.size(), timed_);
+      }
+    }
+  }
+
+  // Appends a window's results to the checkpoint (none when a task of it
+  // failed: under fail-fast the tasks it never started hold no result).
+  void Record(const Window<R>& w) {
+    if constexpr (Journalable<R>()) {
+      if (!primary_ || !w.failures.empty()) return;
+      std::string batch;
+      batch.reserve(64 + w.slots.size() * RecordBytes<R>());
+      const std::size_t frame = Journal::BeginFrame(&batch);
+      RecordWindow<R>(&batch, w.ids, w.slots.size(), w.slots.data(),
+                      [](std::size_t) { return false; });
+      if (Journal::EndFrame(&batch, frame)) file_->Append(batch);
+    }
   }
   static std::size_t DefaultWindow(const Parallel& p, std::size_t n) {
     const int jobs = p.jobs();
@@ -559,36 +932,57 @@ class WindowSource {
                                         std::min<std::size_t>(batch, 1 << 16));
     return std::max<std::size_t>(std::min(w, n), 1);
   }
-  std::size_t TakeRange() {
+  // Takes the next window's tasks: [begin, begin + count) of the tasks
+  // computed. The size is fixed here, on the consumer's thread.
+  std::pair<std::size_t, std::size_t> TakeRange() {
     const std::size_t begin = next_;
-    next_ += std::min(window_, n_ - begin);
-    return begin;
+    const std::size_t count = std::min(window_, left() - begin);
+    next_ += count;
+    return {begin, count};
   }
 
-  Window<R> RunWindow(std::size_t begin) {
+  Window<R> RunWindow(std::pair<std::size_t, std::size_t> range) {
+    const auto [begin, count] = range;
     Window<R> w;
     w.begin = begin;
-    const std::size_t count = std::min(window_, n_ - begin);
-    auto task = [this, begin](std::size_t k) -> R {
+    if (file_ != nullptr) w.ids = todo_.data() + begin;
+    auto task = [this, &w](std::size_t k) -> R {
       try {
-        return std::invoke(f_, begin + k);
+        return std::invoke(f_, w.index(k));
       } catch (...) {  // named by its own index, not the window's
-        throw GroupTaskFailure{begin + k, std::current_exception()};
+        throw GroupTaskFailure{w.index(k), std::current_exception()};
       }
     };
     Runner<R, decltype(task)> runner(count, task);
+    runner.SetTaskIds(w.ids);
     std::mutex order_mu;
     if (inner_.executor().shares_memory()) {
       runner.RecordChunks(&w.order, &order_mu);
     }
     const Job job = runner.MakeJob(count);
+    const auto start = std::chrono::steady_clock::now();
     try {
-      RunReport report = inner_.Run(job, ErrorPolicy::kFailFast);
+      RunReport report;
+      try {
+        report = inner_.Run(job, ErrorPolicy::kFailFast);
+      } catch (const TaskError& e) {
+        // A worker died: the backend named the window's task.
+        TaskError::Details d = e.details();
+        if (d.index < count) d.index = w.index(d.index);
+        throw TaskError(std::move(d)).with_failed_tasks(e.failed_tasks());
+      }
+      RenameWindowFailures(&report.failures, w.ids, w.begin, count,
+                           /*all=*/false);
       w.failures = std::move(report.failures);
+      w.slots = std::move(runner.slots());
+      if (file_ != nullptr) Record(w);
     } catch (...) {
       w.error = std::current_exception();
     }
-    w.slots = std::move(runner.slots());
+    w.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    if (w.slots.empty()) w.slots = std::move(runner.slots());
     return w;
   }
 
@@ -596,11 +990,19 @@ class WindowSource {
   const std::atomic<bool>* const user_cancel_;
   Parallel inner_;
   const std::size_t n_;
-  const std::size_t window_;
+  std::size_t window_;
   F f_;
   const bool prefetch_;
   std::size_t next_ = 0;
   std::future<Window<R>> pending_;
+  // With a checkpoint: the file, the tasks it lacks (computed, in index
+  // order) and the results it held.
+  std::unique_ptr<Checkpoint> file_;
+  bool primary_ = true;
+  bool sized_ = false;  // windows sized by time (see NextWindow)
+  bool timed_ = true;
+  std::vector<std::size_t> todo_;
+  std::vector<std::pair<std::size_t, Slot<R>>> loaded_;
 };
 
 // The range imap and imap_unordered return: an input range, read once.
@@ -666,12 +1068,30 @@ class StreamRange {
     return true;
   }
 
+  // A result read back from a checkpoint, when it comes next: all of them
+  // first (unordered), or each before the first computed task after it.
+  bool NextLoaded() {
+    auto& loaded = source_->loaded();
+    if (loaded_pos_ >= loaded.size()) return false;
+    auto& [index, slot] = loaded[loaded_pos_];
+    if (!kIndexed && index > source_->computed(computed_)) return false;
+    ++loaded_pos_;
+    if constexpr (kIndexed) {
+      current_.emplace(index, TakeSlot<R>(slot));
+    } else {
+      current_.emplace(TakeSlot<R>(slot));
+    }
+    return true;
+  }
+
   void Advance() {
     current_.reset();
+    if (NextLoaded()) return;
     for (;;) {
       std::size_t pos = 0;
       if (NextPosition(&pos)) {
-        const std::size_t index = window_.begin + pos;
+        ++computed_;
+        const std::size_t index = window_.index(pos);
         for (const TaskError& e : window_.failures) {
           if (e.index() == index)
             throw e.with_failed_tasks(window_.failures.size());
@@ -699,12 +1119,142 @@ class StreamRange {
   Window<R> window_;
   std::size_t pos_ = 0;
   std::size_t chunk_ = 0;
+  std::size_t loaded_pos_ = 0;  // results read back, yielded so far
+  std::size_t computed_ = 0;    // results computed, yielded so far
   std::optional<value_type> current_;
   bool started_ = false;
   bool done_ = false;
 };
 
 }  // namespace internal
+
+template <class R, class F>
+internal::CheckpointedRun Parallel::RunCheckpointed(
+    std::string_view kind, std::size_t n, F& f,
+    typename internal::SlotsOf<R>::type* slots, ErrorPolicy errors, bool retry,
+    std::size_t tasks) {
+  const std::string& path = options_.checkpoint;
+  const std::string type = internal::TypeName(typeid(R));
+  if (in_task()) {
+    throw UsageError("checkpoint " + path +
+                     " cannot be used by a call made from inside a task (it "
+                     "runs inline, as one of the outer call's tasks); valid: "
+                     "a checkpoint on the outer call");
+  }
+  if constexpr (!internal::Journalable<R>()) {
+    throw UsageError("checkpoint " + path + ": the result type '" + type +
+                     "' cannot be written to a checkpoint; valid: a type "
+                     "with a cereal serialize() (see core/codec.h) and a "
+                     "default constructor, or no checkpoint");
+  } else {
+    internal::CheckpointedRun run;
+    run.loaded.assign(n, 0);
+    const bool primary = executor_->is_primary();
+    internal::Checkpoint file(
+        path,
+        {.tasks = tasks != 0 ? tasks : n,
+         .type = type,
+         .kind = std::string(kind),
+         .key = options_.checkpoint_key},
+        primary, [&](std::uint64_t i, std::string_view bytes) {
+          if (run.loaded[i]) return;  // a repeat: the first one wins
+          if constexpr (!std::is_void_v<R>) {
+            try {
+              internal::DecodeSlot<R>(bytes, &(*slots)[i]);
+            } catch (const std::exception& e) {
+              throw Error("checkpoint " + path + ": the record of task " +
+                          std::to_string(i) + " is not a " + type + " (" +
+                          e.what() + "); valid: delete " + path +
+                          " to start over");
+            }
+          }
+          run.loaded[i] = 1;
+          ++run.resumed;
+        });
+    last_resumed_ = run.resumed;
+    // The tasks left, in index order: task k of a window is ids[k].
+    std::vector<std::size_t> todo;
+    todo.reserve(n - run.resumed);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!run.loaded[i]) todo.push_back(i);
+    }
+    internal::CallScope scope(*executor_, options_, n, run.resumed,
+                              /*count=*/true);
+    // Where every rank must make the same calls (mpi), windows cannot be
+    // sized by each rank's clock.
+    const bool timed = executor_->calls_from_any_thread();
+    const int jobs = executor_->jobs();
+    std::size_t window = internal::FirstWindow(jobs, todo.size(), timed);
+    std::string batch;
+    for (std::size_t pos = 0; pos < todo.size();) {
+      const std::size_t count = std::min(window, todo.size() - pos);
+      const std::size_t* ids = todo.data() + pos;
+      // Failures name the window's task k; they are renamed below. (A
+      // group of map_reduce names its failing task itself.)
+      auto task = [&f, ids](std::size_t k) -> R {
+        return std::invoke(f, ids[k]);
+      };
+      internal::Runner<R, decltype(task)> runner(count, task);
+      runner.SetTaskIds(ids);
+      scope.SetTaskIds(ids);
+      const auto start = std::chrono::steady_clock::now();
+      RunReport report;
+      try {
+        report = Run(runner.MakeJob(count), errors, retry, &scope);
+      } catch (const TaskError& e) {
+        // A worker died: the backend named the window's task.
+        TaskError::Details d = e.details();
+        if (d.index < count) d.index = ids[d.index];
+        throw TaskError(std::move(d)).with_failed_tasks(e.failed_tasks());
+      }
+      const double seconds = std::chrono::duration<double>(
+                                 std::chrono::steady_clock::now() - start)
+                                 .count();
+      internal::RenameWindowFailures(&report.failures, ids, 0, count,
+                                     /*all=*/kind != "map_reduce");
+      // Failed tasks are not recorded (a rerun runs them again). Under
+      // fail-fast a window with a failure is not recorded at all: the tasks
+      // it never started hold no result.
+      if (errors == ErrorPolicy::kCollectAll || report.failures.empty()) {
+        if (primary) {
+          auto failure = report.failures.begin();  // by index, as ids
+          const auto failed = [&](std::size_t k) {
+            while (failure != report.failures.end() &&
+                   failure->index() < ids[k]) {
+              ++failure;
+            }
+            return failure != report.failures.end() &&
+                   failure->index() == ids[k];
+          };
+          batch.clear();
+          batch.reserve(64 + count * internal::RecordBytes<R>());
+          const std::size_t frame = internal::Journal::BeginFrame(&batch);
+          const void* results = nullptr;
+          if constexpr (!std::is_void_v<R>) results = runner.slots().data();
+          internal::RecordWindow<R>(&batch, ids, count, results, failed);
+          if (internal::Journal::EndFrame(&batch, frame)) file.Append(batch);
+        }
+        // A failed task's slot holds no result; the failure is reported.
+        if constexpr (!std::is_void_v<R>) {
+          for (std::size_t k = 0; k < count; ++k) {
+            (*slots)[ids[k]] = std::move(runner.slots()[k]);
+          }
+        }
+      }
+      for (TaskError& e : report.failures) {
+        run.report.failures.push_back(std::move(e));
+      }
+      if (errors == ErrorPolicy::kFailFast && !run.report.failures.empty()) {
+        break;
+      }
+      pos += count;
+      window =
+          internal::NextWindow(window, seconds, jobs, todo.size() - pos, timed);
+    }
+    scope.Finish(run.report.failures.empty());
+    return run;
+  }
+}
 
 template <class F>
 requires std::invocable<F&, std::size_t>

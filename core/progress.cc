@@ -74,8 +74,10 @@ ProgressEvent ProgressMonitor::Event(bool finished, bool succeeded) const {
   e.elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
           .count();
-  if (e.done > 0 && e.done <= e.total) {
-    e.remaining = e.elapsed / double(e.done) * double(e.total - e.done);
+  const std::size_t before = std::min(options_.done_before, e.done);
+  if (e.done > before && e.done <= e.total) {
+    e.remaining =
+        e.elapsed / double(e.done - before) * double(e.total - e.done);
   }
   e.finished = finished;
   return e;

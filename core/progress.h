@@ -88,6 +88,10 @@ struct MonitorOptions {
   const TaskWatch* watch = nullptr;
   std::function<void(const StuckCall&)> on_stuck;
   std::string backend;
+  // Of the tasks done, those finished before the call (read back from a
+  // checkpoint): they count as done, not in the rate the time left is
+  // estimated from.
+  std::size_t done_before = 0;
 };
 
 // Polls a counter on its own thread and reports events; stops the call's
