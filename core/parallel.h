@@ -701,7 +701,9 @@ class Parallel {
   //   for (long long r : fanout::Parallel({.jobs = -1}).imap(n, process))
   //     write(r);
   //
-  // A window is `window` tasks (0: four times jobs x batch, at least 1024).
+  // A window is `window` tasks (0: four times jobs x batch, at least 1024;
+  // on process, where each window forks its workers, a window that took
+  // under 20 ms makes the next one twice as large, up to 4 MiB of results).
   // While the loop consumes one window the next one runs (on mpi with
   // several ranks, where calls come from the main thread only, windows run
   // one after another on the loop's own thread). Leaving the loop early
@@ -797,7 +799,15 @@ class WindowSource {
         n_(n),
         window_(window != 0 ? window : DefaultWindow(parallel, n)),
         f_(std::move(f)),
-        prefetch_(parallel.executor_->calls_from_any_thread() && !in_task()) {
+        prefetch_(parallel.executor_->calls_from_any_thread() && !in_task()),
+        // Where a call costs forks (process), a window that ends quickly
+        // makes the next one twice as large, up to kGrowBytes of results:
+        // the first results still come after one small window, and a long
+        // stream of tiny tasks pays for a few forks, not one per 16K
+        // tasks. Never on mpi ranks: every rank must cut the same windows.
+        grow_(window == 0 && !parallel.executor_->shares_memory() &&
+              parallel.executor_->calls_from_any_thread()),
+        grow_cap_(std::max(window_, kGrowBytes / sizeof(Slot<R>))) {
     if (!parallel.options_.checkpoint.empty()) {
       OpenCheckpoint(parallel, /*timed=*/window == 0);
     }
@@ -825,6 +835,8 @@ class WindowSource {
     if (sized_) {
       window_ = NextWindow(window_, out->seconds, inner_.jobs(), left() - next_,
                            timed_);
+    } else if (grow_ && out->seconds < kGrowBelowSeconds) {
+      window_ = std::min(grow_cap_, window_ * 2);
     }
     if (prefetch_ && next_ < left() && !out->error && out->failures.empty()) {
       const auto range = TakeRange();
@@ -986,6 +998,9 @@ class WindowSource {
     return w;
   }
 
+  static constexpr std::size_t kGrowBytes = std::size_t{4} << 20;
+  static constexpr double kGrowBelowSeconds = 0.02;
+
   std::atomic<bool> cancel_{false};
   const std::atomic<bool>* const user_cancel_;
   Parallel inner_;
@@ -993,6 +1008,8 @@ class WindowSource {
   std::size_t window_;
   F f_;
   const bool prefetch_;
+  const bool grow_;
+  const std::size_t grow_cap_;
   std::size_t next_ = 0;
   std::future<Window<R>> pending_;
   // With a checkpoint: the file, the tasks it lacks (computed, in index
