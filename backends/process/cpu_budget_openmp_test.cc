@@ -39,7 +39,9 @@ TEST(CpuBudgetOpenMp, WorkersRunTheirShareOfThreads) {
   }
   // The caller's OpenMP is untouched.
   EXPECT_EQ(omp_get_max_threads(), caller);
-  if (usable_cpus() >= 2) EXPECT_NE(caller, share);  // so the check can fail
+  if (usable_cpus() >= 2) {
+    EXPECT_NE(caller, share);  // so the check can fail
+  }
 }
 
 TEST(CpuBudgetOpenMp, TheUsersVariableIsLeftAlone) {

@@ -30,6 +30,11 @@ class PoolCli : public ::testing::Test {
 };
 
 TEST_F(PoolCli, OomTaskFailsAloneUnderTheWorkerMemoryLimit) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // The sanitizer's allocator ends the worker at the limit instead of
+  // throwing std::bad_alloc (the CLI is built with it too).
+  GTEST_SKIP() << "a sanitizer's allocator does not throw std::bad_alloc";
+#endif
   Result r =
       RunProgram(Cli(), {"--backend=process", "--jobs=2", "--workload=sleep",
                          "--tasks=20", "--sleep-ms=1", "--fail-task=3",
