@@ -976,7 +976,12 @@ class WindowSource {
     try {
       RunReport report;
       try {
-        report = inner_.Run(job, ErrorPolicy::kFailFast);
+        // Every task of the window runs, even after one fails: under
+        // fail-fast a task before the failed one might never start (tbb
+        // and process run chunks in any order), and the stream, which
+        // yields every result before the failure, would yield its empty
+        // slot. At most one window's work runs past a failure.
+        report = inner_.Run(job, ErrorPolicy::kCollectAll);
       } catch (const TaskError& e) {
         // A worker died: the backend named the window's task.
         TaskError::Details d = e.details();

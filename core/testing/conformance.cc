@@ -674,6 +674,35 @@ TEST_P(Conformance, ImapStreamsInOrderBeforeTheLastTaskEnds) {
   EXPECT_EQ(yielded, 777u);
 }
 
+// A failure in a window whose earlier tasks run slowly: every result before
+// the failed task is yielded, right (tbb hands out the window's halves in
+// any order; a fail-fast window once left the slow half unrun and the
+// stream yielded its empty slots), then the failure.
+TEST_P(Conformance, ImapYieldsEveryResultBeforeAFailure) {
+  constexpr std::size_t kN = 2000;
+  Parallel p({.jobs = 2, .backend = backend(), .batch_size = 1});
+  std::size_t yielded = 0;
+  try {
+    for (std::uint64_t r : p.imap(
+             kN,
+             [](std::size_t i) {
+               if (i < 1000) {
+                 std::this_thread::sleep_for(std::chrono::microseconds(100));
+               }
+               if (i == 1500) throw BadInput("bad 1500");
+               return std::uint64_t(i) * 7 + 3;
+             },
+             /*window=*/kN)) {
+      ASSERT_EQ(r, std::uint64_t(yielded) * 7 + 3) << "position " << yielded;
+      ++yielded;
+    }
+    ADD_FAILURE() << "expected TaskError";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.index(), 1500u);
+  }
+  EXPECT_EQ(yielded, 1500u);
+}
+
 // Leaving an imap loop early cancels the rest: no task runs after the range
 // is gone, and far from every task ran.
 TEST_P(Conformance, LeavingAnImapLoopEarlyLeavesNothingRunning) {
