@@ -25,11 +25,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const std::string& Cli() {
-  static const std::string path = Runfile("cli/run");
-  return path;
-}
-
 std::string TempPath(const std::string& name) {
   const char* dir = std::getenv("TEST_TMPDIR");
   std::string path = std::string(dir != nullptr ? dir : "/tmp") + "/" + name;

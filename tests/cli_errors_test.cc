@@ -18,18 +18,7 @@ constexpr char kSum[] = "249972500250000000";
 // The reference sum without task 17's 17 * 4999950000.
 constexpr char kSumWithout17[] = "249972415250850000";
 
-const std::string& Cli() {
-  static const std::string path = Runfile("cli/run");
-  return path;
-}
-
-std::vector<std::string> Backends() {
-  Result r = RunProgram(Cli(), {"--list-backends"});
-  std::vector<std::string> names;
-  for (const std::string& line : Lines(r.out))
-    names.push_back(line.substr(0, line.find(' ')));
-  return names;
-}
+std::vector<std::string> Backends() { return ListedBackends(Cli()); }
 
 // The first line of `text`, or "" when there is none.
 std::string FirstLine(const std::string& text) {

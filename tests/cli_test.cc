@@ -16,18 +16,7 @@
 namespace fanout::testing {
 namespace {
 
-const std::string& Cli() {
-  static const std::string path = Runfile("cli/run");
-  return path;
-}
-
-std::vector<std::string> Backends() {
-  Result r = RunProgram(Cli(), {"--list-backends"});
-  std::vector<std::string> names;
-  for (const std::string& line : Lines(r.out))
-    names.push_back(line.substr(0, line.find(' ')));
-  return names;
-}
+std::vector<std::string> Backends() { return ListedBackends(Cli()); }
 
 TEST(Cli, ListsBackendsWithDescriptions) {
   Result r = RunProgram(Cli(), {"--list-backends"});

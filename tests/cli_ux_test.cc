@@ -22,11 +22,6 @@ extern char** environ;
 namespace fanout::testing {
 namespace {
 
-const std::string& Cli() {
-  static const std::string path = Runfile("cli/run");
-  return path;
-}
-
 // Evaluates a Python expression over the JSON document `json` (bound to d).
 std::string PyJson(const std::string& json, const std::string& expr) {
   Result r = RunProgram(

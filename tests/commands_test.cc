@@ -36,11 +36,6 @@ using cli::CommandLine;
 using cli::Job;
 using Clock = std::chrono::steady_clock;
 
-const std::string& Cli() {
-  static const std::string path = Runfile("cli/run");
-  return path;
-}
-
 std::string Tmp(const std::string& name) {
   return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
 }

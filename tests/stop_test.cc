@@ -22,11 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const std::string& Cli() {
-  static const std::string path = Runfile("cli/run");
-  return path;
-}
-
 TEST(Stop, HungTaskTimesOutAtTheDeadlineNamingItOnEveryBackend) {
   for (const char* backend :
        {"thread", "tbb", "sequential", "mpi", "process"}) {

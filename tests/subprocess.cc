@@ -80,4 +80,18 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
+const std::string& Cli() {
+  static const std::string path = Runfile("cli/run");
+  return path;
+}
+
+std::vector<std::string> ListedBackends(const std::string& program) {
+  std::vector<std::string> names;
+  for (const std::string& line :
+       Lines(RunProgram(program, {"--list-backends"}).out)) {
+    names.push_back(line.substr(0, line.find(' ')));
+  }
+  return names;
+}
+
 }  // namespace fanout::testing

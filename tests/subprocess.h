@@ -30,6 +30,12 @@ std::string Runfile(const std::string& path);
 // The lines of `text`, without their newlines.
 std::vector<std::string> Lines(const std::string& text);
 
+// The CLI under test (//cli:run) in the runfiles.
+const std::string& Cli();
+
+// The backends `program --list-backends` names (each line's first word).
+std::vector<std::string> ListedBackends(const std::string& program);
+
 }  // namespace fanout::testing
 
 #endif  // FANOUT_TESTS_SUBPROCESS_H_

@@ -22,8 +22,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using Clock = std::chrono::steady_clock;
 
-std::string Cli() { return Runfile("cli/run"); }
-
 // The CLI started in the background, its stderr in a file.
 class Child {
  public:
