@@ -210,6 +210,10 @@ TEST(CheckpointedProcess, ADeadWorkersTaskIsNamedAndRunAgain) {
     }
     EXPECT_EQ(outcomes[2500].error().index(), 2500u);
     EXPECT_EQ(outcomes[2500].error().exit_status(), 3);
+    // The replacement ran only the rest of the dead worker's chunk: no
+    // task ran twice (the worker's slot holds window positions, not the
+    // user's task numbers).
+    EXPECT_EQ(shared->runs.load(), kN);
   } catch (const TaskError& e) {
     EXPECT_EQ(e.index(), 2500u) << e.what();
     EXPECT_EQ(e.exit_status(), 3) << e.what();

@@ -121,6 +121,7 @@ CallScope::CallScope(Executor& executor, const Options& options,
                      .stop = &stop_,
                      .external_cancel = options.cancel,
                      .watch = watch_.get(),
+                     .task_ids = &ids_,
                      .on_stuck = options.on_stuck,
                      .backend = std::string(executor.name()),
                      .done_before = done});
@@ -132,8 +133,8 @@ RunReport CallScope::Run(const Job& job, RunOptions ro) {
   ro.stop = &stop_;
   if (monitor_ != nullptr || count_) ro.progress = &progress_;
   ro.watch = watch_.get();
-  if (ids_ != nullptr) {
-    ro.task_ids = ids_;
+  if (const std::size_t* ids = ids_.load()) {
+    ro.task_ids = ids;
     ro.call_tasks = total_;
   }
   return executor_.run(job, ro);

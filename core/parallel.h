@@ -264,10 +264,6 @@ class Runner {
 
   std::vector<Slot<R>>& slots() { return slots_; }
 
-  // Task k of this job is the call's task ids[k] (a checkpointed call's
-  // window): what a watched call records as running.
-  void SetTaskIds(const std::size_t* ids) { ids_ = ids; }
-
   // Records each chunk [begin, end) as it ends, in that order (a stream's
   // completion order), under `mu`. Before MakeJob.
   void RecordChunks(std::vector<std::pair<std::size_t, std::size_t>>* order,
@@ -302,8 +298,7 @@ class Runner {
         for (; i < end; ++i) run(i);
       } else {
         for (; i < end; ++i) {
-          watch->store(self->ids_ != nullptr ? self->ids_[i] : i,
-                       std::memory_order_relaxed);
+          watch->store(i, std::memory_order_relaxed);
           run(i);
         }
       }
@@ -343,7 +338,6 @@ class Runner {
   std::conditional_t<std::is_void_v<R>, char, std::vector<Slot<R>>> slots_{};
   std::vector<std::pair<std::size_t, std::size_t>>* order_ = nullptr;
   std::mutex* order_mu_ = nullptr;
-  const std::size_t* ids_ = nullptr;
 };
 
 template <class R, class F>
@@ -496,7 +490,7 @@ class CallScope {
   CallScope& operator=(const CallScope&) = delete;
 
   // The call's task numbering for the next job (see RunOptions::task_ids).
-  void SetTaskIds(const std::size_t* ids) { ids_ = ids; }
+  void SetTaskIds(const std::size_t* ids) { ids_.store(ids); }
   // Runs one job of the call.
   RunReport Run(const Job& job, RunOptions ro);
   // Sends the last progress event (once; the destructor sends a failed one).
@@ -510,7 +504,8 @@ class CallScope {
   StopToken stop_;
   std::atomic<std::size_t> progress_;
   const bool count_;
-  const std::size_t* ids_ = nullptr;
+  // Read by the monitor's thread when it names tasks still running.
+  std::atomic<const std::size_t*> ids_{nullptr};
   std::unique_ptr<TaskWatch> watch_;
   std::unique_ptr<ProgressMonitor> monitor_;
 };
@@ -966,7 +961,6 @@ class WindowSource {
       }
     };
     Runner<R, decltype(task)> runner(count, task);
-    runner.SetTaskIds(w.ids);
     std::mutex order_mu;
     if (inner_.executor().shares_memory()) {
       runner.RecordChunks(&w.order, &order_mu);
@@ -1217,7 +1211,6 @@ internal::CheckpointedRun Parallel::RunCheckpointed(
         return std::invoke(f, ids[k]);
       };
       internal::Runner<R, decltype(task)> runner(count, task);
-      runner.SetTaskIds(ids);
       scope.SetTaskIds(ids);
       const auto start = std::chrono::steady_clock::now();
       RunReport report;

@@ -99,8 +99,13 @@ void ProgressMonitor::CheckStuck() {
     return;
   }
   if (now - stopped_at_ < kStuckAfter) return;
-  const std::vector<RunningTask> running = options_.watch->Running();
+  std::vector<RunningTask> running = options_.watch->Running();
   if (running.empty()) return;
+  if (options_.task_ids != nullptr) {
+    if (const std::size_t* ids = options_.task_ids->load()) {
+      for (RunningTask& t : running) t.index = ids[t.index];
+    }
+  }
   stuck_reported_ = true;
   StuckCall stuck;
   stuck.reason = stop->reason();

@@ -86,6 +86,9 @@ struct MonitorOptions {
   const std::atomic<bool>* external_cancel = nullptr;  // the user's flag
   // For a call stopped while tasks on threads still run (Options::on_stuck).
   const TaskWatch* watch = nullptr;
+  // The watch holds job indices; a call run as several jobs (checkpoint
+  // windows) names task k of the current job task_ids[k]. May be null.
+  const std::atomic<const std::size_t*>* task_ids = nullptr;
   std::function<void(const StuckCall&)> on_stuck;
   std::string backend;
   // Of the tasks done, those finished before the call (read back from a
