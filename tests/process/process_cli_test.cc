@@ -29,7 +29,7 @@ class Child {
     char path[] = "/tmp/process_cli_test_XXXXXX";
     err_fd_ = mkstemp(path);
     unlink(path);
-    const std::string program = Cli();
+    const std::string& program = Cli();
     pid_ = fork();
     if (pid_ == 0) {
       dup2(err_fd_, 2);
