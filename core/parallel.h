@@ -106,6 +106,7 @@
 #include "core/errors.h"
 #include "core/executor.h"
 #include "core/internal/journal.h"
+#include "core/internal/large_array.h"
 #include "core/progress.h"
 
 namespace fanout {
@@ -232,7 +233,13 @@ template <class R, class F>
 class Runner {
  public:
   Runner(std::size_t n, F& f) : f_(f) {
-    if constexpr (!std::is_void_v<R>) slots_.resize(n);
+    if constexpr (!std::is_void_v<R>) {
+      if (n >= kLargeArrayBytes / sizeof(Slot<R>)) {
+        slots_.reserve(n);
+        PrepareLargeArray(slots_.data(), n * sizeof(Slot<R>));
+      }
+      slots_.resize(n);
+    }
   }
 
   Job MakeJob(std::size_t n) {

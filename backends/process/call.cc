@@ -98,6 +98,7 @@ RunReport Call::Run() {
   if (job_.trivial_result_size != 0 && !report_.workers_stopped) {
     CopyResults(kept_out_of_fork);
   }
+  ReapLeaving();
   return std::move(report_);
 }
 
@@ -256,7 +257,7 @@ int Call::Poll() {
   owner_.push_back(-1);
   for (std::size_t k = 0; k < workers_.size(); ++k) {
     const Worker& w = workers_[k];
-    if (w.reaped) continue;
+    if (w.reaped || w.leaving) continue;
     if (w.pidfd >= 0) {
       fds_.push_back({w.pidfd, POLLIN, 0});
       owner_.push_back(static_cast<int>(k));
@@ -288,7 +289,18 @@ bool Call::DrainReady(int ready) {
 bool Call::ReapExited(std::size_t* running) {
   for (std::size_t k = 0; k < workers_.size(); ++k) {
     Worker& w = workers_[k];
-    if (w.reaped || !exited_[k] || !Reap(w, /*block=*/false)) continue;
+    if (w.reaped || w.leaving) continue;
+    if (!exited_[k] || !Reap(w, /*block=*/false)) {
+      // Its pipe is closed and it says it finished: every outcome it had is
+      // in shared memory or was read from the pipe. What is left is its
+      // exit, which need not hold up the call (ReapLeaving).
+      if (w.read_fd < 0 && shared_.slot(static_cast<int>(k))
+                               .finished.load(std::memory_order_acquire)) {
+        w.leaving = true;
+        --*running;
+      }
+      continue;
+    }
     internal::CloseFd(&w.pidfd);
     const int worker = static_cast<int>(k);
     if (!Drain(worker)) {
@@ -504,6 +516,14 @@ void Call::KillAll() {
   }
   for (Worker& w : workers_) {
     if (w.pid > 0 && !w.reaped) Reap(w, /*block=*/true);
+  }
+}
+
+void Call::ReapLeaving() {
+  for (Worker& w : workers_) {
+    if (!w.leaving || w.reaped) continue;
+    Reap(w, /*block=*/true);
+    internal::CloseFd(&w.pidfd);
   }
 }
 

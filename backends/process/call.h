@@ -52,6 +52,10 @@ struct Worker {
   std::chrono::steady_clock::time_point seen_at;
   // The task the caller killed it for (task_timeout), or kNoTask.
   std::size_t timed_out = kNoTask;
+  // It handed in everything (its slot says finished) and closed its pipe:
+  // it is only leaving. The call goes on without waiting for its exit (a
+  // process's teardown takes a while) and reaps it before returning.
+  bool leaving = false;
 };
 
 class Call {
@@ -111,6 +115,8 @@ class Call {
                   std::string message);
   void KillAll();
   bool Reap(Worker& w, bool block);
+  // Waits for the workers that were only leaving (Worker::leaving).
+  void ReapLeaving();
   void MirrorProgress();
   void RestoreFork();
   // Copies shared result slots into the caller's result array.

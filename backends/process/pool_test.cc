@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -153,6 +154,27 @@ TEST(ProcessPool, DeathInAChunkThatRunsWholeKeepsWhatFinished) {
   }
   EXPECT_EQ(runs[3000], 2);
   ExpectRanOnce(runs, kBig, 3000);
+}
+
+// A clean call over a large result array (8 MB: huge pages in the caller,
+// the shared pages populated chunk by chunk in the workers, in chunks larger
+// and smaller than a page): every result is right, and the workers, which
+// close their pipes before their exit so that the caller need not wait for
+// their teardown, are all reaped before the call returns.
+TEST(ProcessPool, LargeResultsArriveAndEveryWorkerIsReaped) {
+  constexpr std::size_t kLarge = std::size_t{1} << 20;
+  for (const std::size_t batch : {std::size_t{0}, std::size_t{100}}) {
+    Parallel p({.jobs = 3, .backend = "process", .batch_size = batch});
+    for (int call = 0; call < 2; ++call) {
+      const std::vector<std::uint64_t> r = p.map(
+          kLarge, [&](std::size_t i) { return std::uint64_t{i} * 3 + call; });
+      EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+      ASSERT_EQ(r.size(), kLarge);
+      for (std::size_t i = 0; i < kLarge; ++i) {
+        ASSERT_EQ(r[i], std::uint64_t{i} * 3 + call) << batch << " " << i;
+      }
+    }
+  }
 }
 
 // The same with results that travel through the pipe (strings): the results

@@ -70,9 +70,6 @@ std::pair<std::size_t, std::size_t> AliasResults(const WorkerPlan& plan) {
     }
     return {0, 0};
   }
-  // One call fills every page-table entry: far cheaper than a fault per page
-  // (each costs several microseconds in a VM). Best effort (Linux >= 5.14).
-  madvise(to, last - first, MADV_POPULATE_WRITE);
   const std::size_t head =
       (first - data + size - 1) / size;           // first whole slot
   const std::size_t tail = (last - data) / size;  // past the last
@@ -117,6 +114,23 @@ class WorkerSink {
   // Task `begin` of chunk [begin, end) is next; its slot says so before
   // any of them runs.
   void BeginChunk(std::size_t begin, std::size_t end) {
+    // The chunk's pages of the aliased results get their page-table entries
+    // in one call, far cheaper than a fault per page (each costs several
+    // microseconds in a VM). Chunk by chunk rather than all at once: each
+    // worker maps only the pages it writes (all of them at every worker
+    // would cost workers x pages), and workers do not wait on the kernel's
+    // lock of a page another one is mapping. Only for a chunk of at least a
+    // page, so never more calls than the faults they save; a smaller chunk
+    // faults its page in. Best effort (Linux >= 5.14).
+    const std::size_t from = std::max(begin, aliased_.first);
+    const std::size_t to = std::min(end, aliased_.second);
+    if (from < to && (to - from) * size_ >= kPage) {
+      const auto first =
+          reinterpret_cast<std::uintptr_t>(job_.result_slot(job_.ctx, from));
+      const std::uintptr_t page = first / kPage * kPage;
+      madvise(reinterpret_cast<void*>(page), first + (to - from) * size_ - page,
+              MADV_POPULATE_WRITE);
+    }
     slot_.chunk_begin.store(begin, std::memory_order_relaxed);
     slot_.chunk_end.store(end, std::memory_order_relaxed);
     slot_.whole.store(RunsWhole(begin, end) ? 1 : 0, std::memory_order_relaxed);
@@ -298,6 +312,9 @@ void WorkerMain(const WorkerPlan& plan) {
   internal::RunExitHooks();  // e.g. a Queue learns this producer ended well
   std::fflush(nullptr);      // what the tasks printed
   plan.slot->finished.store(1, std::memory_order_release);
+  // Tells the caller at once: the pipe would close only late in _exit's
+  // teardown of this process, about a millisecond for a large caller.
+  close(plan.write_fd);
   _exit(0);
 }
 

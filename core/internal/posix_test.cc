@@ -2,14 +2,18 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -17,12 +21,68 @@
 #include "core/internal/fd.h"
 #include "core/internal/fork.h"
 #include "core/internal/futex.h"
+#include "core/internal/large_array.h"
 #include "core/internal/signal_scope.h"
 #include "core/internal/spin.h"
 #include "core/internal/wait_status.h"
 
 namespace fanout::internal {
 namespace {
+
+// The bytes of [begin, end) that /proc/self/smaps says are in mappings
+// flagged for transparent huge pages ("hg" in VmFlags).
+std::size_t HugePageBytesIn(std::uintptr_t begin, std::uintptr_t end) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  std::uintptr_t lo = 0;
+  std::uintptr_t hi = 0;
+  std::size_t total = 0;
+  while (std::getline(smaps, line)) {
+    unsigned long a = 0;
+    unsigned long b = 0;
+    char dash = 0;
+    std::istringstream head(line);
+    if (head >> std::hex >> a >> dash >> b && dash == '-') {
+      lo = a;
+      hi = b;
+    } else if (line.rfind("VmFlags:", 0) == 0 &&
+               line.find(" hg") != std::string::npos) {
+      const std::uintptr_t from = std::max(lo, begin);
+      const std::uintptr_t to = std::min(hi, end);
+      if (to > from) total += to - from;
+    }
+  }
+  return total;
+}
+
+TEST(LargeArray, AsksForHugePagesOnTheWholeHugePagesInside) {
+  constexpr std::size_t kHuge = std::size_t{2} << 20;
+  constexpr std::size_t kBytes = 12 * kHuge;
+  void* probe = mmap(nullptr, kHuge, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(probe, MAP_FAILED);
+  const bool supported = madvise(probe, kHuge, MADV_HUGEPAGE) == 0;
+  munmap(probe, kHuge);
+  if (!supported) GTEST_SKIP() << "no transparent huge pages here";
+  char* area = static_cast<char*>(mmap(nullptr, kBytes, PROT_READ | PROT_WRITE,
+                                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(area, MAP_FAILED);
+  const auto base = reinterpret_cast<std::uintptr_t>(area);
+  // An array that starts 100 bytes past a huge-page boundary and ends 100
+  // bytes before the fifth boundary after it: only the 3 huge pages wholly
+  // inside it, [boundary + 1, boundary + 4) in huge pages.
+  const std::uintptr_t boundary = (base + kHuge - 1) / kHuge * kHuge;
+  char* const array = reinterpret_cast<char*>(boundary + 100);
+  PrepareLargeArray(array, 5 * kHuge - 200);
+  EXPECT_EQ(HugePageBytesIn(base, base + kBytes), 3 * kHuge);
+  EXPECT_EQ(HugePageBytesIn(boundary + kHuge, boundary + 4 * kHuge),
+            3 * kHuge);
+  // Below kLargeArrayBytes nothing is asked.
+  char* const small = reinterpret_cast<char*>(boundary + 6 * kHuge);
+  PrepareLargeArray(small, kLargeArrayBytes - 1);
+  EXPECT_EQ(HugePageBytesIn(boundary + 6 * kHuge, base + kBytes), 0u);
+  munmap(area, kBytes);
+}
 
 TEST(FailureWire, RoundTripsOneAfterAnother) {
   std::string bytes = "x";
