@@ -13,6 +13,7 @@
 // Every benchmark checks its answers and reports items (tasks) per second;
 // the binary exits 1 when any answer was wrong or a call threw.
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 #include <omp.h>
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -49,6 +50,19 @@ namespace {
 
 std::atomic<bool> g_failed{false};
 
+// Before a benchmark starts timing: lets the threads of the previous one go
+// idle (OpenMP and TBB spin a while after a parallel region), and gives the
+// heap memory that earlier benchmarks freed back to the system. Without the
+// trim, the garbage of one runner (peer:thread_pool's million futures,
+// about 100 MB) stays resident in this process and is charged to every
+// later process-backend call, whose fork() copies the caller's page tables
+// (fork time grows with the caller's resident memory; see
+// //backends/process:process_benchmark).
+void Settle() {
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  malloc_trim(0);
+}
+
 constexpr std::uint64_t kUnset = std::numeric_limits<std::uint64_t>::max();
 
 void Fail(benchmark::State& state, const std::string& why) {
@@ -65,9 +79,7 @@ void Fail(benchmark::State& state, const std::string& why) {
 // pausing would be.
 template <class W, class RunFn>
 void Measure(benchmark::State& state, RunFn&& run) {
-  // Let the threads of the previous benchmark (OpenMP and TBB spin a while
-  // after a parallel region) go idle before this one starts timing.
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  Settle();
   std::vector<std::uint64_t> out(W::kN, kUnset);
   for (auto _ : state) {
     const std::uint64_t* got = nullptr;
@@ -190,7 +202,7 @@ std::uint64_t TinySum(std::size_t n) {
 
 template <class SumFn>
 void MeasureReduce(benchmark::State& state, SumFn&& sum) {
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  Settle();
   const std::uint64_t expected = TinySum(kReduceN);
   for (auto _ : state) {
     std::uint64_t got = 0;
@@ -300,7 +312,7 @@ void RegisterStreams(const std::vector<std::string>& backends,
             [backend, jobs, ordered](benchmark::State& s) {
               Parallel parallel({.jobs = jobs, .backend = backend});
               const std::uint64_t expected = TinySum(kStreamN);
-              std::this_thread::sleep_for(std::chrono::milliseconds(20));
+              Settle();
               const auto task = [](std::size_t i) {
                 return workloads::TinyTask(i);
               };

@@ -109,6 +109,7 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
     throw;
   }
   resumed();
+  if (failures != nullptr) t.failed_tasks = failures->size();
   t.wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();

@@ -83,9 +83,10 @@ void PrintRun(std::FILE* out, const Request& r, const Timed& t,
     std::fprintf(
         out,
         "{\"answer\": %s, \"backend\": %s, \"workload\": %s, \"jobs\": %d, "
-        "\"tasks\": %zu, \"wall_seconds\": %.6f",
+        "\"tasks\": %zu, \"failed_tasks\": %zu, \"wall_seconds\": %.6f",
         JsonString(t.answer).c_str(), JsonString(r.backend).c_str(),
-        JsonString(r.workload).c_str(), t.jobs, r.tasks, t.wall);
+        JsonString(r.workload).c_str(), t.jobs, r.tasks, t.failed_tasks,
+        t.wall);
     if (sequential != nullptr) {
       std::fprintf(out, ", \"sequential_seconds\": %.6f, \"speedup\": %.4f",
                    sequential->wall, Speedup(*sequential, t));

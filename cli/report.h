@@ -10,6 +10,7 @@
 #ifndef FANOUT_CLI_REPORT_H_
 #define FANOUT_CLI_REPORT_H_
 
+#include <cstddef>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@ struct Timed {
   double wall = 0;  // seconds
   int jobs = 1;
   bool primary = true;  // false on mpi ranks other than 0, which print nothing
+  std::size_t failed_tasks = 0;  // under --errors=collect
 };
 
 // `v` as a JSON string literal, quotes included.

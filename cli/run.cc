@@ -83,7 +83,8 @@ ABSL_FLAG(std::string, compare, "",
           "Example: --compare=all --workload=fib");
 ABSL_FLAG(std::string, format, "text",
           "text, or json: one JSON object on stdout (answer, backend, jobs, "
-          "tasks, wall_seconds; rows for --compare) and nothing else there. "
+          "tasks, failed_tasks, wall_seconds; rows for --compare) and nothing "
+          "else there. "
           "Example: --format=json");
 ABSL_FLAG(bool, progress, false,
           "draw a progress bar with rate and ETA on stderr when it is a "

@@ -41,6 +41,19 @@ TEST(CliJson, OneObjectOnStdout) {
   EXPECT_EQ(PyJson(r.out, "d['backend'], d['jobs'], d['tasks'], d['workload']"),
             "thread 2 10000 sum");
   EXPECT_EQ(PyJson(r.out, "d['wall_seconds'] > 0"), "True");
+  EXPECT_EQ(PyJson(r.out, "d['failed_tasks']"), "0");
+}
+
+// Under --errors=collect the object is still printed, with the partial
+// answer and how many tasks failed; the exit code says some did.
+TEST(CliJson, CollectedFailuresAreCounted) {
+  Result r = RunProgram(Cli(), {"--format=json", "--errors=collect",
+                                "--fail-task=3", "--tasks=10"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(PyJson(r.out, "d['failed_tasks'], d['tasks']"), "1 10");
+  // The 10 tasks sum to 224997750000; task 3's 14999850000 is missing.
+  EXPECT_EQ(PyJson(r.out, "d['answer']"),
+            "209997900000 (partial: 1 of 10 tasks failed)");
 }
 
 TEST(CliJson, SpeedupFields) {

@@ -436,7 +436,9 @@ void Call::KillOverdue() {
   const auto now = Clock::now();
   for (std::size_t k = 0; k < workers_.size(); ++k) {
     Worker& w = workers_[k];
-    if (w.pid <= 0 || w.reaped || w.timed_out != kNoTask) continue;
+    if (w.pid <= 0 || w.reaped || w.leaving || w.timed_out != kNoTask) {
+      continue;
+    }
     const WorkerSlot& slot = shared_.slot(static_cast<int>(k));
     const std::uint64_t started = slot.started.load(std::memory_order_relaxed);
     if (started != w.seen_started) {
@@ -611,9 +613,14 @@ void Call::ThrowDeath(int k) {
 
 void Call::StopFromOutside() {
   for (std::size_t k = 0; k < workers_.size(); ++k) {
-    if (workers_[k].reaped) continue;
-    const std::size_t current =
-        TaskRunningIn(shared_.slot(static_cast<int>(k)));
+    const WorkerSlot& slot = shared_.slot(static_cast<int>(k));
+    // A worker that finished (leaving, or reaped) runs nothing: its slot
+    // still names the last task of a chunk that ran whole.
+    if (workers_[k].reaped || workers_[k].leaving ||
+        slot.finished.load(std::memory_order_acquire) != 0) {
+      continue;
+    }
+    const std::size_t current = TaskRunningIn(slot);
     // Only a task still running (not one that finished, the worker now
     // between tasks).
     if (current != kNoTask) {

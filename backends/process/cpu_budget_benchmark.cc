@@ -3,8 +3,9 @@
 // worker running a thread per CPU (OMP_NUM_THREADS set to the CPU count,
 // which the budget leaves alone: what happened before it).
 //
-//   ./bazelw run -c opt //backends/process:cpu_budget_benchmark -- \
+//   ./bazelw run -c opt //backends/process:cpu_budget_benchmark --
 //       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   (one line)
 #include <benchmark/benchmark.h>
 #include <omp.h>
 

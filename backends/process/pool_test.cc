@@ -65,7 +65,7 @@ class TempDir {
     path_ = pattern;
   }
   ~TempDir() {
-    for (const std::string& f : {"once", "attempts"}) {
+    for (const char* f : {"once", "attempts"}) {
       unlink((path_ + "/" + f).c_str());
     }
     rmdir(path_.c_str());
@@ -107,7 +107,9 @@ void Crash() {
 // Every task but `except` ran exactly once.
 void ExpectRanOnce(const RunCounts& runs, std::size_t n, std::size_t except) {
   for (std::size_t i = 0; i < n; ++i) {
-    if (i != except) EXPECT_EQ(runs[i], 1) << "task " << i;
+    if (i != except) {
+      EXPECT_EQ(runs[i], 1) << "task " << i;
+    }
   }
 }
 
