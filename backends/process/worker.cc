@@ -116,12 +116,17 @@ class WorkerSink {
   void BeginChunk(std::size_t begin, std::size_t end) {
     // The chunk's pages of the aliased results get their page-table entries
     // in one call, far cheaper than a fault per page (each costs several
-    // microseconds in a VM). Chunk by chunk rather than all at once: each
-    // worker maps only the pages it writes (all of them at every worker
-    // would cost workers x pages), and workers do not wait on the kernel's
-    // lock of a page another one is mapping. Only for a chunk of at least a
-    // page, so never more calls than the faults they save; a smaller chunk
-    // faults its page in. Best effort (Linux >= 5.14).
+    // microseconds in a VM). MADV_POPULATE_READ, although the tasks write
+    // them: a read fault on a shared mapping maps 16 pages at once (fault
+    // around), writable (shared memory needs no write notification), so
+    // the stores then fault no more; POPULATE_WRITE takes a fault per page,
+    // 2.5x the time (8 MB: 0.7 ms against 1.7 ms here). Chunk by chunk
+    // rather than all at once: each worker maps only the pages it writes
+    // (all of them at every worker would cost workers x pages), and workers
+    // do not wait on the kernel's lock of a page another one is mapping.
+    // Only for a chunk of at least a page, so never more calls than the
+    // faults they save; a smaller chunk faults its page in. Best effort
+    // (Linux >= 5.14).
     const std::size_t from = std::max(begin, aliased_.first);
     const std::size_t to = std::min(end, aliased_.second);
     if (from < to && (to - from) * size_ >= kPage) {
@@ -129,7 +134,7 @@ class WorkerSink {
           reinterpret_cast<std::uintptr_t>(job_.result_slot(job_.ctx, from));
       const std::uintptr_t page = first / kPage * kPage;
       madvise(reinterpret_cast<void*>(page), first + (to - from) * size_ - page,
-              MADV_POPULATE_WRITE);
+              MADV_POPULATE_READ);
     }
     slot_.chunk_begin.store(begin, std::memory_order_relaxed);
     slot_.chunk_end.store(end, std::memory_order_relaxed);
