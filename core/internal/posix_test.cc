@@ -75,8 +75,7 @@ TEST(LargeArray, AsksForHugePagesOnTheWholeHugePagesInside) {
   char* const array = reinterpret_cast<char*>(boundary + 100);
   PrepareLargeArray(array, 5 * kHuge - 200);
   EXPECT_EQ(HugePageBytesIn(base, base + kBytes), 3 * kHuge);
-  EXPECT_EQ(HugePageBytesIn(boundary + kHuge, boundary + 4 * kHuge),
-            3 * kHuge);
+  EXPECT_EQ(HugePageBytesIn(boundary + kHuge, boundary + 4 * kHuge), 3 * kHuge);
   // Below kLargeArrayBytes nothing is asked.
   char* const small = reinterpret_cast<char*>(boundary + 6 * kHuge);
   PrepareLargeArray(small, kLargeArrayBytes - 1);
