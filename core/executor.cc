@@ -361,15 +361,26 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
   RunReport report;
   // A call from inside a task runs inline: the workers are busy with the
   // outer call (and on mpi only the outer call talks to the other ranks).
-  if (in_task()) {
-    RunOptions nested = o;
-    nested.watch = nullptr;  // the outer call's tasks own the watch
-    report = internal::run_inline(name(), job, nested, "nested call");
-  } else if (runs_small_calls_inline() && !task_limits &&
-             (o.jobs <= 1 || job.n <= 1)) {
-    report = internal::run_inline(name(), job, o, inline_worker());
+  const bool nested = in_task();
+  const bool inline_run =
+      nested || (runs_small_calls_inline() && !task_limits &&
+                 (o.jobs <= 1 || job.n <= 1));
+  // Reserved result slots are constructed here unless an adopting backend
+  // fills them (Job::construct_results).
+  Job j = job;
+  if (j.construct_results != nullptr && (inline_run || !adopts_results())) {
+    j.construct_results(j.ctx);
+    j.construct_results = nullptr;
+    j.adopt_results = nullptr;
+  }
+  if (nested) {
+    RunOptions in_task_options = o;
+    in_task_options.watch = nullptr;  // the outer call's tasks own the watch
+    report = internal::run_inline(name(), j, in_task_options, "nested call");
+  } else if (inline_run) {
+    report = internal::run_inline(name(), j, o, inline_worker());
   } else {
-    report = RunParallel(job, o);
+    report = RunParallel(j, o);
   }
   std::sort(report.failures.begin(), report.failures.end(),
             [](const TaskError& a, const TaskError& b) {

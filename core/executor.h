@@ -96,6 +96,18 @@ struct Job {
   // Optional: called by the worker that ran tasks [begin, end) (they ended,
   // ok or failed), where tasks share the caller's memory; from any thread.
   void (*chunk_done)(void* ctx, std::size_t begin, std::size_t end) = nullptr;
+  // Set (both) when the result slots are reserved but not yet constructed:
+  // trivial results, for a backend whose adopts_results() is true, which
+  // then fills them in one pass from its own buffer instead of over a
+  // zero-filled array. Nothing may write a result through run_range or
+  // result_slot in the caller before construct_results() (value-initialises
+  // every slot not yet adopted). adopt_results(ctx, src, count) appends the
+  // next `count` results, copied from src, in task order; all n of them
+  // must be appended or constructed before the call returns. Executor::run
+  // constructs them before any path but an adopting backend's RunParallel.
+  void (*construct_results)(void* ctx) = nullptr;
+  void (*adopt_results)(void* ctx, const void* src,
+                        std::size_t count) = nullptr;
 };
 
 // Options for one call, as the front end gives them to Executor::run.
@@ -179,6 +191,9 @@ class Executor {
   // either limit never run inline there (a limit must hold for one task
   // too).
   virtual bool can_limit_tasks() const { return false; }
+  // True for a backend whose RunParallel fills trivial results through
+  // Job::adopt_results (see Job::construct_results).
+  virtual bool adopts_results() const { return false; }
 
   // Runs every task of `job` (or stops early, per options.errors and the
   // stop token) and returns once nothing of the call is still running.

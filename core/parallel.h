@@ -232,11 +232,20 @@ R TakeSlot(Slot<R>& s) {
 template <class R, class F>
 class Runner {
  public:
-  Runner(std::size_t n, F& f) : f_(f) {
+  // `reserve_only`: the slots are reserved, not constructed, for a backend
+  // that adopts results (Job::construct_results); trivial results only.
+  Runner(std::size_t n, F& f, bool reserve_only = false) : f_(f) {
     if constexpr (!std::is_void_v<R>) {
       if (n >= kLargeArrayBytes / sizeof(Slot<R>)) {
         slots_.reserve(n);
         PrepareLargeArray(slots_.data(), n * sizeof(Slot<R>));
+      }
+      if constexpr (codec::kIsTrivial<Slot<R>>) {
+        if (reserve_only) {
+          slots_.reserve(n);
+          reserved_ = n;
+          return;
+        }
       }
       slots_.resize(n);
     }
@@ -254,6 +263,10 @@ class Runner {
         job.decode_result = &Decode;
         job.trivial_result_size = sizeof(Slot<R>);
         job.result_slot = &ResultSlot;
+        if (reserved_ != 0 && slots_.empty()) {
+          job.construct_results = &Construct;
+          job.adopt_results = &Adopt;
+        }
       } else if constexpr (codec::kCanCross<R>) {
         job.encode_result = &Encode;
         job.decode_result = &Decode;
@@ -294,7 +307,9 @@ class Runner {
       if constexpr (std::is_void_v<R>) {
         std::invoke(self->f_, k);
       } else {
-        self->slots_[k] = std::invoke(self->f_, k);
+        // data(), not operator[]: a worker of a backend that adopts results
+        // stores into reserved slots (trivial results; see MakeJob).
+        self->slots_.data()[k] = std::invoke(self->f_, k);
       }
     };
     // A call that can be stopped records which task runs (one relaxed store
@@ -338,11 +353,31 @@ class Runner {
   }
 
   static void* ResultSlot(void* ctx, std::size_t index) {
-    return &static_cast<Runner*>(ctx)->slots_[index];
+    return static_cast<Runner*>(ctx)->slots_.data() + index;
+  }
+
+  static void Construct(void* ctx) {
+    if constexpr (!std::is_void_v<R>) {
+      auto* self = static_cast<Runner*>(ctx);
+      self->slots_.resize(self->reserved_);
+    }
+  }
+
+  static void Adopt(void* ctx, const void* src, std::size_t count) {
+    if constexpr (!std::is_void_v<R>) {
+      auto* self = static_cast<Runner*>(ctx);
+      if (count > self->reserved_ - self->slots_.size()) {
+        throw Error(
+            "internal: a backend adopted more results than the call has");
+      }
+      const auto* first = static_cast<const Slot<R>*>(src);
+      self->slots_.insert(self->slots_.end(), first, first + count);
+    }
   }
 
   F& f_;
   std::conditional_t<std::is_void_v<R>, char, std::vector<Slot<R>>> slots_{};
+  std::size_t reserved_ = 0;  // slots reserved, not constructed (reserve_only)
   std::vector<std::pair<std::size_t, std::size_t>>* order_ = nullptr;
   std::mutex* order_mu_ = nullptr;
 };
@@ -556,9 +591,17 @@ class Parallel {
                      .report);
       return Collect<R>(slots);
     }
-    internal::Runner<R, std::remove_reference_t<F>> runner(n, f);
+    // Trivial results a backend fills from its own buffer (process) are
+    // copied once, not over a zero-filled array.
+    internal::Runner<R, std::remove_reference_t<F>> runner(
+        n, f, executor_->adopts_results());
     RunReport report = Run(runner.MakeJob(n), options_.errors);
     ThrowFirst(report);
+    if (runner.slots().size() != n) {
+      throw Error("internal: backend '" + std::string(executor_->name()) +
+                  "' returned " + std::to_string(runner.slots().size()) +
+                  " results for " + std::to_string(n) + " tasks");
+    }
     return Collect<R>(runner.slots());
   }
 

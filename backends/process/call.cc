@@ -567,6 +567,7 @@ void Call::RestoreFork() {
 void Call::CopyResults(bool kept_out_of_fork) {
   const std::size_t size = job_.trivial_result_size;
   if (!contiguous_) {
+    if (job_.construct_results != nullptr) job_.construct_results(job_.ctx);
     for (std::size_t i = 0; i < job_.n; ++i) {
       std::memcpy(job_.result_slot(job_.ctx, i), shared_.results() + i * size,
                   size);
@@ -580,16 +581,29 @@ void Call::CopyResults(bool kept_out_of_fork) {
   // time, and each slice's shared pages are freed once copied: the caller
   // then never holds the results twice (for 10M results, 80 MB rather than
   // 160 MB at its peak). A block that is kept stays whole.
-  const std::size_t slice = shared_.kept() ? bytes : kCopySliceBytes;
+  // Whole results per slice.
+  const std::size_t slice =
+      shared_.kept() ? bytes
+                     : std::max<std::size_t>(1, kCopySliceBytes / size) * size;
+  const bool adopt = job_.adopt_results != nullptr;
   for (std::size_t at = 0; at < bytes; at += slice) {
     const std::size_t len = std::min(slice, bytes - at);
     // The caller never touched these pages: map them in one call, not a
     // fault per page.
     Populate(from + at, len, MADV_POPULATE_READ);
-    // The fork made the caller's result pages copy-on-write: make them
-    // writable again in one call too, rather than one fault per page.
-    if (!kept_out_of_fork) Populate(to + at, len, MADV_POPULATE_WRITE);
-    std::memcpy(to + at, from + at, len);
+    // The fork made the caller's result pages copy-on-write, or (reserved,
+    // adopted) they were never touched: make them writable in one call too,
+    // rather than one fault per page.
+    if (!kept_out_of_fork || adopt) {
+      Populate(to + at, len, MADV_POPULATE_WRITE);
+    }
+    if (adopt) {
+      // The reserved array is constructed from the shared pages in this one
+      // pass (Job::adopt_results), not zero-filled first.
+      job_.adopt_results(job_.ctx, from + at, len / size);
+    } else {
+      std::memcpy(to + at, from + at, len);
+    }
     if (!shared_.kept()) shared_.ReleaseResults(at, len);
   }
 }

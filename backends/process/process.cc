@@ -40,6 +40,9 @@ class ProcessExecutor final : public Executor {
   // Workers are processes: they can be killed (task_timeout) and limited
   // (worker_memory) from outside.
   bool can_limit_tasks() const override { return true; }
+  // Trivial results are copied from the shared pages straight into the
+  // caller's reserved result array (Call::CopyResults).
+  bool adopts_results() const override { return true; }
 
  protected:
   std::string inline_worker() const override {
