@@ -13,6 +13,14 @@ namespace fanout {
 
 namespace internal {
 
+void ThrowBadResultCount(std::size_t got, std::size_t n,
+                         std::string_view backend) {
+  throw Error("internal: backend '" +
+              std::string(backend.empty() ? "?" : backend) + "' returned " +
+              std::to_string(got) + " results for " + std::to_string(n) +
+              " tasks");
+}
+
 std::string TypeName(const std::type_info& type) {
   int status = 0;
   char* name = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);

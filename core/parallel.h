@@ -228,6 +228,11 @@ R TakeSlot(Slot<R>& s) {
   }
 }
 
+// A backend handed back `got` results for a call of `n` tasks (results it
+// adopts, Job::adopt_results): an internal error, never a short answer.
+[[noreturn]] void ThrowBadResultCount(std::size_t got, std::size_t n,
+                                      std::string_view backend = {});
+
 // The typed job behind the type-erased fanout::Job.
 template <class R, class F>
 class Runner {
@@ -367,8 +372,7 @@ class Runner {
     if constexpr (!std::is_void_v<R>) {
       auto* self = static_cast<Runner*>(ctx);
       if (count > self->reserved_ - self->slots_.size()) {
-        throw Error(
-            "internal: a backend adopted more results than the call has");
+        ThrowBadResultCount(self->slots_.size() + count, self->reserved_);
       }
       const auto* first = static_cast<const Slot<R>*>(src);
       self->slots_.insert(self->slots_.end(), first, first + count);
@@ -598,9 +602,8 @@ class Parallel {
     RunReport report = Run(runner.MakeJob(n), options_.errors);
     ThrowFirst(report);
     if (runner.slots().size() != n) {
-      throw Error("internal: backend '" + std::string(executor_->name()) +
-                  "' returned " + std::to_string(runner.slots().size()) +
-                  " results for " + std::to_string(n) + " tasks");
+      internal::ThrowBadResultCount(runner.slots().size(), n,
+                                    executor_->name());
     }
     return Collect<R>(runner.slots());
   }
