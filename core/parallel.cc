@@ -179,13 +179,7 @@ RunReport Parallel::Run(const Job& job, ErrorPolicy errors, bool retry,
     // A call from inside a task: the workers are busy with the outer call,
     // whose own deadline and cancel flag still hold.
     ro.batch_size = resolve_batch_size(job.n, 1, ro.batch_size);
-    Job j = job;
-    if (j.construct_results != nullptr) {  // reserved slots: see Job
-      j.construct_results(j.ctx);
-      j.construct_results = nullptr;
-      j.adopt_results = nullptr;
-    }
-    return internal::run_inline(executor_->name(), j, ro, "nested call");
+    return internal::run_inline(executor_->name(), job, ro, "nested call");
   }
 
   if (scope != nullptr) return scope->Run(job, ro);

@@ -241,18 +241,11 @@ class Runner {
   // that adopts results (Job::construct_results); trivial results only.
   Runner(std::size_t n, F& f, bool reserve_only = false) : f_(f) {
     if constexpr (!std::is_void_v<R>) {
-      if (n >= kLargeArrayBytes / sizeof(Slot<R>)) {
-        slots_.reserve(n);
-        PrepareLargeArray(slots_.data(), n * sizeof(Slot<R>));
-      }
-      if constexpr (codec::kIsTrivial<Slot<R>>) {
-        if (reserve_only) {
-          slots_.reserve(n);
-          reserved_ = n;
-          return;
-        }
-      }
-      slots_.resize(n);
+      reserved_ = codec::kIsTrivial<Slot<R>> && reserve_only ? n : 0;
+      const bool large = n >= kLargeArrayBytes / sizeof(Slot<R>);
+      if (large || reserved_ != 0) slots_.reserve(n);
+      if (large) PrepareLargeArray(slots_.data(), n * sizeof(Slot<R>));
+      if (reserved_ == 0) slots_.resize(n);
     }
   }
 
@@ -268,7 +261,7 @@ class Runner {
         job.decode_result = &Decode;
         job.trivial_result_size = sizeof(Slot<R>);
         job.result_slot = &ResultSlot;
-        if (reserved_ != 0 && slots_.empty()) {
+        if (reserved_ != 0) {
           job.construct_results = &Construct;
           job.adopt_results = &Adopt;
         }
@@ -597,8 +590,9 @@ class Parallel {
     }
     // Trivial results a backend fills from its own buffer (process) are
     // copied once, not over a zero-filled array.
+    // (Not in a nested call, which runs inline in this process.)
     internal::Runner<R, std::remove_reference_t<F>> runner(
-        n, f, executor_->adopts_results());
+        n, f, executor_->adopts_results() && !in_task());
     RunReport report = Run(runner.MakeJob(n), options_.errors);
     ThrowFirst(report);
     if (runner.slots().size() != n) {

@@ -628,9 +628,9 @@ void Call::ThrowDeath(int k) {
 void Call::StopFromOutside() {
   for (std::size_t k = 0; k < workers_.size(); ++k) {
     const WorkerSlot& slot = shared_.slot(static_cast<int>(k));
-    // A worker that finished (leaving, or reaped) runs nothing: its slot
-    // still names the last task of a chunk that ran whole.
-    if (workers_[k].reaped || workers_[k].leaving ||
+    // A worker that finished (leaving, reaped or about to exit) runs
+    // nothing: its slot still names the last task of a chunk that ran whole.
+    if (workers_[k].reaped ||
         slot.finished.load(std::memory_order_acquire) != 0) {
       continue;
     }
