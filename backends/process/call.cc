@@ -33,11 +33,6 @@ using Clock = std::chrono::steady_clock;
 // tasks (task_timeout).
 constexpr int kTickMs = 10;
 
-// Deaths between tasks (a worker killed from outside while it was taking or
-// handing in work) that a call survives: no task is to blame, so retries do
-// not bound them.
-constexpr int kMaxUnblamedDeaths = 16;
-
 // The results of a block that is not kept are copied back this many bytes
 // at a time, the shared pages of each slice freed behind the copy.
 constexpr std::size_t kCopySliceBytes = std::size_t{4} << 20;
@@ -48,22 +43,6 @@ void Populate(const char* p, std::size_t len, int advice) {
   const auto begin = reinterpret_cast<std::uintptr_t>(p) / kPage * kPage;
   madvise(reinterpret_cast<void*>(begin),
           reinterpret_cast<std::uintptr_t>(p) + len - begin, advice);
-}
-
-// The task `slot`'s worker is running, or kNoTask between tasks. Task by
-// task, a task runs while `done` has not passed it; in a chunk that runs
-// whole, `done` moves only for failures, and `current` is the task running.
-std::size_t TaskRunningIn(const WorkerSlot& slot) {
-  const std::size_t current = slot.current.load(std::memory_order_relaxed);
-  const std::size_t begin = slot.chunk_begin.load(std::memory_order_relaxed);
-  const std::size_t end = slot.chunk_end.load(std::memory_order_relaxed);
-  const std::size_t done = slot.done.load(std::memory_order_acquire);
-  if (current == kNoTask || begin == kNoTask || current < begin ||
-      current >= end) {
-    return kNoTask;
-  }
-  const bool whole = slot.whole.load(std::memory_order_relaxed) != 0;
-  return (whole ? current >= done : current == done) ? current : kNoTask;
 }
 
 }  // namespace
@@ -325,113 +304,6 @@ bool Call::FinishedCleanly(int k) const {
   return ended.signal == 0 && ended.exit_status == 0 && finished;
 }
 
-// ---------------------------------------------------------------------------
-// A worker that died: what it finished is kept, the task it was running is
-// run again or fails, and a replacement takes the rest of its chunk.
-
-bool Call::Replace(int k, std::size_t* running) {
-  Worker& w = workers_[k];
-  WorkerSlot& slot = shared_.slot(k);
-  const internal::WaitOutcome ended = internal::DecodeWaitStatus(w.status);
-  // Deaths that cannot be survived without losing or repeating work, or
-  // that a replacement would only repeat, end the call as before: status
-  // unknown, a lost result pipe, a death before the first chunk.
-  if (!w.status_known ||
-      (ended.exit_status == kLostPipeExitStatus &&
-       slot.lost_pipe_fd.load(std::memory_order_acquire) >= 0) ||
-      (slot.chunk_begin.load(std::memory_order_relaxed) == kNoTask &&
-       slot.claiming.load(std::memory_order_acquire) == 0)) {
-    ThrowDeath(k);
-  }
-  if (slot.claiming.load(std::memory_order_acquire) != 0) {
-    const std::string worker = WorkerName(k);
-    KillAll();
-    throw Error("process backend: worker " +
-                internal::DescribeWaitStatus(w.status) + " (" + worker +
-                ") while it took a chunk of tasks; which tasks it took is "
-                "unknown, so the call cannot go on without losing some");
-  }
-  if (!ReadStage(k)) {
-    --*running;
-    return false;
-  }
-  const std::size_t begin = slot.chunk_begin.load(std::memory_order_relaxed);
-  const std::size_t end = slot.chunk_end.load(std::memory_order_relaxed);
-  // The task it was running, if any; every task of its chunk before that
-  // one (or before `done`, between tasks) finished and was delivered.
-  const std::size_t running_task = TaskRunningIn(slot);
-  std::size_t rest =
-      running_task != kNoTask
-          ? running_task
-          : std::clamp(slot.done.load(std::memory_order_acquire), begin, end);
-  std::size_t blamed = kNoTask;
-  if (w.timed_out != kNoTask) {
-    // Killed for task_timeout: the task that ran too long, unless it
-    // finished just before the kill (then the task running, if any, runs
-    // again in the replacement, not counted as an attempt).
-    if (running_task == w.timed_out) blamed = running_task;
-  } else if (running_task != kNoTask) {
-    blamed = running_task;
-  } else if (ended.exit_status == kRetireExitStatus) {
-    // Left after a task ran into the memory limit (that task failed, and
-    // it does so at most once): not a death to count.
-  } else if (++unblamed_deaths_ > kMaxUnblamedDeaths) {
-    ThrowDeath(k);
-  }
-  if (blamed != kNoTask) {
-    const int deaths = ++deaths_[blamed];
-    if (deaths > options_.retries) {
-      // Quarantined: it fails, and the replacement starts after it.
-      rest = blamed + 1;
-      TaskError error = DeathError(k, blamed, deaths);
-      if (options_.errors == ErrorPolicy::kFailFast) {
-        const std::size_t failed = report_.failures.size() + 1;
-        KillAll();
-        throw error.with_failed_tasks(failed);
-      }
-      report_.failures.push_back(std::move(error));
-    }
-  }
-  // The tasks before `rest` ended (succeeded, failed, or quarantined): the
-  // dead worker counted none of its chunk, unless it died sending it.
-  if (rest > begin && slot.counted.load(std::memory_order_acquire) != begin) {
-    shared_.control().progress.fetch_add(rest - begin,
-                                         std::memory_order_relaxed);
-  }
-  WorkerPlan plan = MakePlan();
-  if (rest < end) {
-    plan.handed_begin = rest;
-    plan.handed_end = end;
-  }
-  const Control& control = shared_.control();
-  if (control.stopped() != StopReason::kNone ||
-      (plan.handed_begin == plan.handed_end && !control.Unclaimed())) {
-    --*running;  // nothing left for a replacement
-    return true;
-  }
-  internal::CloseFd(&w.read_fd);
-  new (&slot) WorkerSlot;
-  std::fflush(nullptr);
-  Fork(static_cast<std::size_t>(k), plan);
-  pidfds_ = pidfds_ && workers_[k].pidfd >= 0;
-  return true;
-}
-
-bool Call::ReadStage(int k) {
-  Worker& w = workers_[k];
-  const WorkerSlot& slot = shared_.slot(k);
-  // A message the death cut short in the pipe is whole in the stage.
-  w.inbox.clear();
-  const std::uint64_t base = slot.stage_base.load(std::memory_order_acquire);
-  const std::uint32_t staged = slot.staged.load(std::memory_order_acquire);
-  if (staged == 0 || w.handled < base || w.handled - base >= staged) {
-    return true;
-  }
-  const std::uint64_t from = w.handled - base;
-  w.inbox.assign(shared_.stage(k) + from, staged - from);
-  return HandleMessages(k);
-}
-
 void Call::KillOverdue() {
   const auto now = Clock::now();
   for (std::size_t k = 0; k < workers_.size(); ++k) {
@@ -453,16 +325,6 @@ void Call::KillOverdue() {
       kill(w.pid, SIGKILL);
     }
   }
-}
-
-TaskError Call::DeathError(int k, std::size_t task, int attempts) const {
-  const Worker& w = workers_[k];
-  Death death{WorkerName(k), w.status_known,         w.status, -1,
-              task,          report_.failures.size()};
-  death.attempts = attempts;
-  death.peak_kib = w.peak_kib;
-  if (w.timed_out != kNoTask) death.timed_out = options_.task_timeout;
-  return process_internal::DeathError(death);
 }
 
 // ---------------------------------------------------------------------------
@@ -610,20 +472,6 @@ void Call::CopyResults(bool kept_out_of_fork) {
 
 // ---------------------------------------------------------------------------
 // Ending the call with an error: every worker is stopped and reaped first.
-
-void Call::ThrowDeath(int k) {
-  const Worker& w = workers_[k];
-  const WorkerSlot& slot = shared_.slot(k);
-  Death death{WorkerName(k),
-              w.status_known,
-              w.status,
-              slot.lost_pipe_fd.load(std::memory_order_acquire),
-              slot.current.load(std::memory_order_relaxed),
-              report_.failures.size()};
-  death.peak_kib = w.peak_kib;
-  KillAll();
-  process_internal::ThrowDeath(death);
-}
 
 void Call::StopFromOutside() {
   for (std::size_t k = 0; k < workers_.size(); ++k) {

@@ -70,6 +70,22 @@ struct alignas(64) WorkerSlot {
   std::atomic<std::int32_t> lost_pipe_fd{-1};
 };
 
+// The task `slot`'s worker is running, or kNoTask between tasks. Task by
+// task, a task runs while `done` has not passed it; in a chunk that runs
+// whole, `done` moves only for failures, and `current` is the task running.
+inline std::size_t TaskRunningIn(const WorkerSlot& slot) {
+  const std::size_t current = slot.current.load(std::memory_order_relaxed);
+  const std::size_t begin = slot.chunk_begin.load(std::memory_order_relaxed);
+  const std::size_t end = slot.chunk_end.load(std::memory_order_relaxed);
+  const std::size_t done = slot.done.load(std::memory_order_acquire);
+  if (current == kNoTask || begin == kNoTask || current < begin ||
+      current >= end) {
+    return kNoTask;
+  }
+  const bool whole = slot.whole.load(std::memory_order_relaxed) != 0;
+  return (whole ? current >= done : current == done) ? current : kNoTask;
+}
+
 // Layout: Control, then one WorkerSlot per worker, then one stage of
 // kStageBytes per worker (from a page boundary), then (from the next page
 // on, at the offset within a page of the caller's result array) the result

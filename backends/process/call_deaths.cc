@@ -1,0 +1,159 @@
+// The caller's side of a worker's death (see call.h): what the dead worker
+// finished is kept, the task it was running is run again or fails (retries,
+// then quarantine), a replacement takes the rest of its chunk; or the call
+// ends with an error naming the death.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "backends/process/call.h"
+#include "backends/process/failure_text.h"
+#include "backends/process/wire.h"
+#include "core/errors.h"
+#include "core/internal/wait_status.h"
+
+namespace fanout::process_internal {
+namespace {
+
+// Deaths between tasks (a worker killed from outside while it was taking or
+// handing in work) that a call survives: no task is to blame, so retries do
+// not bound them.
+constexpr int kMaxUnblamedDeaths = 16;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// A worker that died: what it finished is kept, the task it was running is
+// run again or fails, and a replacement takes the rest of its chunk.
+
+bool Call::Replace(int k, std::size_t* running) {
+  Worker& w = workers_[k];
+  WorkerSlot& slot = shared_.slot(k);
+  const internal::WaitOutcome ended = internal::DecodeWaitStatus(w.status);
+  // Deaths that cannot be survived without losing or repeating work, or
+  // that a replacement would only repeat, end the call as before: status
+  // unknown, a lost result pipe, a death before the first chunk.
+  if (!w.status_known ||
+      (ended.exit_status == kLostPipeExitStatus &&
+       slot.lost_pipe_fd.load(std::memory_order_acquire) >= 0) ||
+      (slot.chunk_begin.load(std::memory_order_relaxed) == kNoTask &&
+       slot.claiming.load(std::memory_order_acquire) == 0)) {
+    ThrowDeath(k);
+  }
+  if (slot.claiming.load(std::memory_order_acquire) != 0) {
+    const std::string worker = WorkerName(k);
+    KillAll();
+    throw Error("process backend: worker " +
+                internal::DescribeWaitStatus(w.status) + " (" + worker +
+                ") while it took a chunk of tasks; which tasks it took is "
+                "unknown, so the call cannot go on without losing some");
+  }
+  if (!ReadStage(k)) {
+    --*running;
+    return false;
+  }
+  const std::size_t begin = slot.chunk_begin.load(std::memory_order_relaxed);
+  const std::size_t end = slot.chunk_end.load(std::memory_order_relaxed);
+  // The task it was running, if any; every task of its chunk before that
+  // one (or before `done`, between tasks) finished and was delivered.
+  const std::size_t running_task = TaskRunningIn(slot);
+  std::size_t rest =
+      running_task != kNoTask
+          ? running_task
+          : std::clamp(slot.done.load(std::memory_order_acquire), begin, end);
+  std::size_t blamed = kNoTask;
+  if (w.timed_out != kNoTask) {
+    // Killed for task_timeout: the task that ran too long, unless it
+    // finished just before the kill (then the task running, if any, runs
+    // again in the replacement, not counted as an attempt).
+    if (running_task == w.timed_out) blamed = running_task;
+  } else if (running_task != kNoTask) {
+    blamed = running_task;
+  } else if (ended.exit_status == kRetireExitStatus) {
+    // Left after a task ran into the memory limit (that task failed, and
+    // it does so at most once): not a death to count.
+  } else if (++unblamed_deaths_ > kMaxUnblamedDeaths) {
+    ThrowDeath(k);
+  }
+  if (blamed != kNoTask) {
+    const int deaths = ++deaths_[blamed];
+    if (deaths > options_.retries) {
+      // Quarantined: it fails, and the replacement starts after it.
+      rest = blamed + 1;
+      TaskError error = DeathError(k, blamed, deaths);
+      if (options_.errors == ErrorPolicy::kFailFast) {
+        const std::size_t failed = report_.failures.size() + 1;
+        KillAll();
+        throw error.with_failed_tasks(failed);
+      }
+      report_.failures.push_back(std::move(error));
+    }
+  }
+  // The tasks before `rest` ended (succeeded, failed, or quarantined): the
+  // dead worker counted none of its chunk, unless it died sending it.
+  if (rest > begin && slot.counted.load(std::memory_order_acquire) != begin) {
+    shared_.control().progress.fetch_add(rest - begin,
+                                         std::memory_order_relaxed);
+  }
+  WorkerPlan plan = MakePlan();
+  if (rest < end) {
+    plan.handed_begin = rest;
+    plan.handed_end = end;
+  }
+  const Control& control = shared_.control();
+  if (control.stopped() != StopReason::kNone ||
+      (plan.handed_begin == plan.handed_end && !control.Unclaimed())) {
+    --*running;  // nothing left for a replacement
+    return true;
+  }
+  internal::CloseFd(&w.read_fd);
+  new (&slot) WorkerSlot;
+  std::fflush(nullptr);
+  Fork(static_cast<std::size_t>(k), plan);
+  pidfds_ = pidfds_ && workers_[k].pidfd >= 0;
+  return true;
+}
+
+bool Call::ReadStage(int k) {
+  Worker& w = workers_[k];
+  const WorkerSlot& slot = shared_.slot(k);
+  // A message the death cut short in the pipe is whole in the stage.
+  w.inbox.clear();
+  const std::uint64_t base = slot.stage_base.load(std::memory_order_acquire);
+  const std::uint32_t staged = slot.staged.load(std::memory_order_acquire);
+  if (staged == 0 || w.handled < base || w.handled - base >= staged) {
+    return true;
+  }
+  const std::uint64_t from = w.handled - base;
+  w.inbox.assign(shared_.stage(k) + from, staged - from);
+  return HandleMessages(k);
+}
+
+TaskError Call::DeathError(int k, std::size_t task, int attempts) const {
+  const Worker& w = workers_[k];
+  Death death{WorkerName(k), w.status_known,         w.status, -1,
+              task,          report_.failures.size()};
+  death.attempts = attempts;
+  death.peak_kib = w.peak_kib;
+  if (w.timed_out != kNoTask) death.timed_out = options_.task_timeout;
+  return process_internal::DeathError(death);
+}
+
+void Call::ThrowDeath(int k) {
+  const Worker& w = workers_[k];
+  const WorkerSlot& slot = shared_.slot(k);
+  Death death{WorkerName(k),
+              w.status_known,
+              w.status,
+              slot.lost_pipe_fd.load(std::memory_order_acquire),
+              slot.current.load(std::memory_order_relaxed),
+              report_.failures.size()};
+  death.peak_kib = w.peak_kib;
+  KillAll();
+  process_internal::ThrowDeath(death);
+}
+
+}  // namespace fanout::process_internal
