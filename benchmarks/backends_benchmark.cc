@@ -70,17 +70,14 @@ void Fail(benchmark::State& state, const std::string& why) {
   state.SkipWithError(why.c_str());
 }
 
-// Times `run(out)` and checks every iteration's answers. `run` either
-// stores task i's result in out[i] and returns out, or returns the array a
-// map() call gave it (held until the next iteration), so that a backend
-// that returns results is not also charged for copying them into out: the
-// copy is the harness's, not the library's. Long iterations check with the
-// clock paused; the latency workload's two-slot check is cheaper than
-// pausing would be.
-template <class W, class RunFn>
-void Measure(benchmark::State& state, RunFn&& run) {
+// Measure's loop: `into_out` says whether run stores into the harness's
+// array (allocated only then); `release()` drops what run returned once it
+// is checked, with the clock paused.
+template <class W, class RunFn, class ReleaseFn>
+void MeasureWith(benchmark::State& state, bool into_out, RunFn&& run,
+                 ReleaseFn&& release) {
   Settle();
-  std::vector<std::uint64_t> out(W::kN, kUnset);
+  std::vector<std::uint64_t> out(into_out ? W::kN : 0, kUnset);
   for (auto _ : state) {
     const std::uint64_t* got = nullptr;
     try {
@@ -94,11 +91,12 @@ void Measure(benchmark::State& state, RunFn&& run) {
         Fail(state, "wrong answer");
         break;
       }
-      out[0] = out[1] = kUnset;
+      if (into_out) out[0] = out[1] = kUnset;
     } else {
       state.PauseTiming();
       const bool ok = W::Check(got);
       std::fill(out.begin(), out.end(), kUnset);
+      release();
       state.ResumeTiming();
       if (!ok) {
         Fail(state, "wrong answer");
@@ -110,20 +108,50 @@ void Measure(benchmark::State& state, RunFn&& run) {
                           static_cast<std::int64_t>(W::kN));
 }
 
+// Times `run(out)` and checks every iteration's answers. `run` either
+// stores task i's result in out[i] and returns out, or returns the array a
+// map() call gave it, so that a backend that returns results is not also
+// charged for copying them into out: the copy is the harness's, not the
+// library's. Long iterations check with the clock paused; the latency
+// workload's two-slot check is cheaper than pausing would be.
+template <class W, class RunFn>
+void Measure(benchmark::State& state, RunFn&& run) {
+  MeasureWith<W>(state, /*into_out=*/true, run, [] {});
+}
+
+// Times a map() call per iteration: `map()` returns the results, checked
+// with the clock paused and then released. The harness holds no array of
+// its own for such a backend, and no call runs beside the previous call's
+// results: a process backend's fork copies the page tables of everything
+// the caller holds, and an array the caller would not hold (the harness's
+// unused out, or the results a caller has already used) would be charged
+// to the library.
+template <class W, class MapFn>
+void MeasureMap(benchmark::State& state, MapFn&& map) {
+  std::vector<std::uint64_t> results;
+  MeasureWith<W>(
+      state, /*into_out=*/false,
+      [&](std::uint64_t*) -> const std::uint64_t* {
+        results = map();
+        return results.data();
+      },
+      [&] { results = std::vector<std::uint64_t>(); });
+}
+
 // A fanout backend. Backends that share memory run for_each storing into
 // out; the others (process, mpi) return results through map().
 template <class W>
 void RunBackend(benchmark::State& state, const std::string& backend, int jobs) {
   Parallel parallel({.jobs = jobs, .backend = backend});
-  const bool shared = parallel.executor().shares_memory();
-  std::vector<std::uint64_t> results;
-  Measure<W>(state, [&](std::uint64_t* out) -> const std::uint64_t* {
-    if (shared) {
-      parallel.for_each(W::kN, [out](std::size_t i) { out[i] = W::Task(i); });
-      return out;
-    }
-    results = parallel.map(W::kN, [](std::size_t i) { return W::Task(i); });
-    return results.data();
+  if (!parallel.executor().shares_memory()) {
+    MeasureMap<W>(state, [&] {
+      return parallel.map(W::kN, [](std::size_t i) { return W::Task(i); });
+    });
+    return;
+  }
+  Measure<W>(state, [&](std::uint64_t* out) {
+    parallel.for_each(W::kN, [out](std::size_t i) { out[i] = W::Task(i); });
+    return out;
   });
 }
 
@@ -367,15 +395,14 @@ void RegisterCheckpoint(const std::vector<std::string>& backends,
                                .backend = backend,
                                .checkpoint = path,
                                .checkpoint_key = W::kName});
-            std::vector<std::uint64_t> results;
-            Measure<W>(s, [&](std::uint64_t*) {
+            MeasureMap<W>(s, [&] {
               std::filesystem::remove(path);
-              results =
+              std::vector<std::uint64_t> results =
                   parallel.map(W::kN, [](std::size_t i) { return W::Task(i); });
               if (parallel.last_call_resumed() != 0) {
                 throw std::runtime_error("a fresh checkpoint resumed");
               }
-              return results.data();
+              return results;
             });
             std::filesystem::remove(path);
           })
