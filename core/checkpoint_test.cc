@@ -255,7 +255,9 @@ TEST(CheckpointedProcess, ATaskStoppedByItsTimeoutIsNamedAndRunAgain) {
   auto outcomes = Parallel(o).try_map(kN, task);
   for (std::size_t i = 0; i < kN; ++i) {
     ASSERT_EQ(outcomes[i].ok(), i != 2500) << i;
-    if (i != 2500) ASSERT_EQ(outcomes[i].value(), Value(i)) << i;
+    if (i != 2500) {
+      ASSERT_EQ(outcomes[i].value(), Value(i)) << i;
+    }
   }
   EXPECT_EQ(outcomes[2500].error().index(), 2500u);
   shared->runs = 0;
