@@ -72,8 +72,6 @@ class Call {
  private:
   // Starting.
   void Start();
-  // Leaves the caller's whole result pages out of forks (see dontfork_*).
-  void KeepResultsOutOfFork();
   WorkerPlan MakePlan() const;
   void Fork(std::size_t k, WorkerPlan plan);
   // Whether worker k (k >= 1) is worth forking: false once every task is
@@ -118,6 +116,10 @@ class Call {
   // Waits for the workers that were only leaving (Worker::leaving).
   void ReapLeaving();
   void MirrorProgress();
+
+  // The caller's result array (call_results.cc).
+  // Leaves the caller's whole result pages out of forks (see dontfork_*).
+  void KeepResultsOutOfFork();
   void RestoreFork();
   // Copies shared result slots into the caller's result array.
   void CopyResults(bool kept_out_of_fork);

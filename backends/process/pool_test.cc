@@ -159,7 +159,7 @@ TEST(ProcessPool, DeathInAChunkThatRunsWholeKeepsWhatFinished) {
 }
 
 // A clean call over a large result array (8 MB: huge pages in the caller,
-// the shared pages populated chunk by chunk in the workers, in chunks larger
+// the shared pages mapped chunk by chunk in the workers, in chunks larger
 // and smaller than a page): every result is right, and the workers, which
 // close their pipes before their exit so that the caller need not wait for
 // their teardown, are all reaped before the call returns.
