@@ -12,6 +12,7 @@
 //   TaskError         a task threw, or its worker died (signal / exit status)
 //   TimeoutError      the call ran past its timeout
 //   InterruptedError  SIGINT / SIGTERM reached the caller during the call
+//   CancelledError    Future::get() of a task that was cancelled
 #ifndef FANOUT_CORE_ERRORS_H_
 #define FANOUT_CORE_ERRORS_H_
 
@@ -85,6 +86,13 @@ class InterruptedError : public Error {
 
  private:
   int signal_;
+};
+
+// A pool's task that was cancelled (Future::cancel, or its pool closed before
+// it ran): what its Future::get() throws.
+class CancelledError : public Error {
+ public:
+  using Error::Error;
 };
 
 }  // namespace fanout

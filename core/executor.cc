@@ -363,7 +363,7 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
   // outer call (and on mpi only the outer call talks to the other ranks).
   const bool nested = in_task();
   const bool inline_run =
-      nested || (runs_small_calls_inline() && !task_limits &&
+      nested || (runs_small_calls_inline() && !task_limits && !o.in_workers &&
                  (o.jobs <= 1 || job.n <= 1));
   // Reserved result slots are constructed here unless an adopting backend
   // fills them (Job::construct_results).

@@ -46,6 +46,13 @@ namespace fanout {
 
 namespace internal {
 class TaskWatch;
+
+// Work posted to a backend's own workers (Executor::Post): run(this) is
+// called once, on one of them. Intrusive, so that posting allocates nothing.
+struct Work {
+  void (*run)(Work* self) = nullptr;
+  Work* next = nullptr;
+};
 }  // namespace internal
 
 // What happens when a task fails.
@@ -108,6 +115,18 @@ struct Job {
   void (*construct_results)(void* ctx) = nullptr;
   void (*adopt_results)(void* ctx, const void* src,
                         std::size_t count) = nullptr;
+  // Optional: a byte per task, in memory every worker sees (MAP_SHARED where
+  // workers are forked), set when that task is cancelled (a pool's
+  // Future::cancel). run_range does not run a cancelled task (it fails with
+  // type "fanout::CancelledError"); a task already running sees it through
+  // this_task::stop_requested(), and a backend whose workers can be killed
+  // (can_limit_tasks) kills the worker running it and reports the task
+  // failed the same way, without a retry.
+  const std::atomic<std::uint8_t>* cancelled = nullptr;
+  // Optional: what identifies the job's tasks (a pool's submissions, in
+  // order). A backend whose processes each build the job (mpi) refuses, on
+  // every process, a call whose processes built different ones. 0: none.
+  std::uint64_t fingerprint = 0;
 };
 
 // Options for one call, as the front end gives them to Executor::run.
@@ -143,6 +162,10 @@ struct RunOptions {
   // the call's tasks and count. Null / 0: the job is the whole call.
   const std::size_t* task_ids = nullptr;
   std::size_t call_tasks = 0;
+  // Run in the backend's workers even a call of one task or jobs = 1 (a
+  // pool's generation: on process a task must run where it can be killed,
+  // and where its crash cannot take the caller with it).
+  bool in_workers = false;
 };
 
 // A task that was running when a call was stopped from outside.
@@ -227,6 +250,19 @@ class Executor {
   // False where every call must come from one thread (mpi on several ranks:
   // the ranks must make the same calls in the same order).
   virtual bool calls_from_any_thread() const { return true; }
+
+  // Work that arrives over time (a Pool's tasks): runs work->run(work) once,
+  // soon, on one of the backend's own workers in this process; from any
+  // thread, allocating nothing. The caller keeps at most `workers` works
+  // posted or running at once, and the backend has that many workers for
+  // them. Post(nullptr, workers) only readies them. False where the backend
+  // has no such workers (the default): a pool then runs its tasks as bulk
+  // calls of run(), in generations (see core/internal/pool_core.h).
+  virtual bool Post(internal::Work* work, int workers) {
+    (void)work;
+    (void)workers;
+    return false;
+  }
 };
 
 using ExecutorFactory =

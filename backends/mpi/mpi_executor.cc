@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <string_view>
 
 #include "backends/mpi/check.h"
@@ -36,6 +37,26 @@ namespace {
 std::mutex& CallMutex() {
   static auto* mu = new std::mutex;
   return *mu;
+}
+
+// A job that says what its tasks are (a pool's generation): every rank must
+// have built the same one, or each would run its own tasks under the
+// others' indices. One allreduce; refused alike on every rank.
+void CheckSameJob(const Job& job, std::uint64_t call) {
+  const World& w = world();
+  const std::uint64_t mine[2] = {job.fingerprint, ~job.fingerprint};
+  std::uint64_t low[2] = {0, 0};
+  internal::Check(MPI_Allreduce(mine, low, 2, MPI_UINT64_T, MPI_MIN, w.comm),
+                  "MPI_Allreduce");
+  if (low[0] != job.fingerprint || low[1] != ~job.fingerprint) {
+    throw UsageError(
+        "mpi backend: the ranks submitted different tasks to a pool before "
+        "call #" +
+        std::to_string(call) + " (" + std::to_string(job.n) +
+        " tasks on rank " + std::to_string(w.rank) +
+        "); every rank must make the same submits, with the same functions, "
+        "in the same order (SPMD); nothing of this call ran");
+  }
 }
 
 class MpiExecutor final : public Executor {
@@ -67,6 +88,7 @@ class MpiExecutor final : public Executor {
       throw Error("mpi backend: an earlier MPI call failed; MPI is unusable");
     }
     if (world_.size == 1) return internal::RunLocal(job, options);
+    if (job.fingerprint != 0) CheckSameJob(job, call);
     // Every rank returns the same report, stop reason included (a timeout
     // on one rank is a TimeoutError on every rank).
     return world_.rank == 0 ? internal::RunRoot(world_, job, options, call)

@@ -160,6 +160,7 @@ void Call::Supervise() {
     if (StopRequested()) return;
     MirrorProgress();
     if (options_.task_timeout.count() > 0) KillOverdue();
+    if (job_.cancelled != nullptr) KillCancelled();
     const int ready = Poll();
     // Results and failures first, then exits (a worker that exits has
     // nothing more to say once its pipe is drained).
@@ -292,6 +293,24 @@ void Call::KillOverdue() {
       w.timed_out = current;
       kill(w.pid, SIGKILL);
     }
+  }
+}
+
+void Call::KillCancelled() {
+  for (std::size_t k = 0; k < workers_.size(); ++k) {
+    Worker& w = workers_[k];
+    if (w.pid <= 0 || w.reaped || w.leaving || w.timed_out != kNoTask ||
+        w.cancelled != kNoTask) {
+      continue;
+    }
+    const std::size_t current =
+        TaskRunningIn(shared_.slot(static_cast<int>(k)));
+    if (current == kNoTask ||
+        job_.cancelled[current].load(std::memory_order_acquire) == 0) {
+      continue;
+    }
+    w.cancelled = current;
+    kill(w.pid, SIGKILL);
   }
 }
 

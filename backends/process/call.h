@@ -52,6 +52,9 @@ struct Worker {
   std::chrono::steady_clock::time_point seen_at;
   // The task the caller killed it for (task_timeout), or kNoTask.
   std::size_t timed_out = kNoTask;
+  // The task the caller killed it for because it was cancelled
+  // (Job::cancelled), or kNoTask.
+  std::size_t cancelled = kNoTask;
   // It handed in everything (its slot says finished) and closed its pipe:
   // it is only leaving. The call goes on without waiting for its exit (a
   // process's teardown takes a while) and reaps it before returning.
@@ -103,6 +106,8 @@ class Call {
   bool ReadStage(int k);
   // Kills the workers whose task has run past task_timeout.
   void KillOverdue();
+  // Kills the workers running a task that was cancelled (Job::cancelled).
+  void KillCancelled();
 
   // Reads what is in the worker's pipe; false when the caller must stop
   // (a failure under kFailFast).

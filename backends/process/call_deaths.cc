@@ -65,7 +65,16 @@ bool Call::Replace(int k, std::size_t* running) {
           ? running_task
           : std::clamp(slot.done.load(std::memory_order_acquire), begin, end);
   std::size_t blamed = kNoTask;
-  if (w.timed_out != kNoTask) {
+  if (w.cancelled != kNoTask && running_task == w.cancelled) {
+    // Killed because its task was cancelled: that task fails as cancelled
+    // (never run again), and the replacement starts after it.
+    rest = running_task + 1;
+    report_.failures.push_back(TaskError(TaskError::Details{
+        running_task, "process", WorkerName(k), "fanout::CancelledError",
+        "cancelled (its worker was killed)", SIGKILL, -1, nullptr}));
+  } else if (w.cancelled != kNoTask) {
+    // It finished the cancelled task just before the kill: nobody to blame.
+  } else if (w.timed_out != kNoTask) {
     // Killed for task_timeout: the task that ran too long, unless it
     // finished just before the kill (then the task running, if any, runs
     // again in the replacement, not counted as an attempt).

@@ -56,29 +56,54 @@ void CheckThreadsCanStart(int workers) {
   }
 }
 
+// Lets TBB run `threads` threads at once, process-wide: TBB keeps one
+// worker per core less one, so jobs beyond the cores need the limit raised,
+// or an arena would get fewer threads than asked and tasks that wait on
+// each other could not all run at once. Kept to the end of the process
+// (never destroyed at exit, after TBB). Under the arenas' lock.
+void RaiseParallelism(int threads) {
+  static tbb::global_control* limit = nullptr;
+  if (static_cast<std::size_t>(threads) >
+      tbb::global_control::active_value(
+          tbb::global_control::max_allowed_parallelism)) {
+    auto* raised = new tbb::global_control(
+        tbb::global_control::max_allowed_parallelism, threads);
+    delete limit;  // after the new one is in force: the limit never dips
+    limit = raised;
+  }
+}
+
+std::mutex& ArenasMutex() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+
 // The arena for `jobs` concurrent threads, made on first use and kept for the
 // life of the process (arenas are thread-safe: concurrent calls may share one).
 tbb::task_arena& ArenaFor(int jobs) {
-  static std::mutex mu;
   static auto* arenas = new std::map<int, std::unique_ptr<tbb::task_arena>>;
-  std::lock_guard<std::mutex> lock(mu);
+  std::lock_guard<std::mutex> lock(ArenasMutex());
   std::unique_ptr<tbb::task_arena>& arena = (*arenas)[jobs];
   if (arena == nullptr) {
     CheckThreadsCanStart(jobs - 1);
-    // TBB keeps one worker per core less one; jobs beyond the cores need the
-    // process-wide limit raised, or the arena would get fewer threads than
-    // jobs and tasks that wait on each other could not all run at once.
-    // Kept to the end of the process (never destroyed at exit, after TBB).
-    static tbb::global_control* limit = nullptr;
-    if (static_cast<std::size_t>(jobs) >
-        tbb::global_control::active_value(
-            tbb::global_control::max_allowed_parallelism)) {
-      auto* raised = new tbb::global_control(
-          tbb::global_control::max_allowed_parallelism, jobs);
-      delete limit;  // after the new one is in force: the limit never dips
-      limit = raised;
-    }
+    RaiseParallelism(jobs);
     arena = std::make_unique<tbb::task_arena>(jobs);
+    arena->initialize();
+  }
+  return *arena;
+}
+
+// The arena a fanout::Pool of `workers` posts its drainers to: as many
+// worker threads, none reserved for a caller (drainers are enqueued, never
+// executed by the thread that posts them).
+tbb::task_arena& PoolArenaFor(int workers) {
+  static auto* arenas = new std::map<int, std::unique_ptr<tbb::task_arena>>;
+  std::lock_guard<std::mutex> lock(ArenasMutex());
+  std::unique_ptr<tbb::task_arena>& arena = (*arenas)[workers];
+  if (arena == nullptr) {
+    CheckThreadsCanStart(workers);
+    RaiseParallelism(workers + 1);
+    arena = std::make_unique<tbb::task_arena>(workers, 0);
     arena->initialize();
   }
   return *arena;
@@ -187,6 +212,13 @@ class TbbExecutor final : public Executor {
     return call.Run(Arena(options.jobs), options.jobs);
   }
   std::string inline_worker() const override { return "tbb thread 0"; }
+
+ public:
+  bool Post(internal::Work* work, int workers) override {
+    tbb::task_arena& arena = PoolArenaFor(workers);
+    if (work != nullptr) arena.enqueue([work] { work->run(work); });
+    return true;
+  }
 
  private:
   // ArenaFor(jobs), remembered for this executor's own jobs count so the

@@ -52,14 +52,27 @@ constexpr int kClosed = INT_MAX / 2;
 class Pool {
  public:
   RunReport Run(const Job& job, const RunOptions& options);
+  // Runs work->run(work) on a helper, soon (a fanout::Pool's drainers);
+  // with null, only makes sure `workers` helpers exist.
+  void Post(internal::Work* work, int workers);
 
  private:
   void EnsureHelpers(int count);
   void HelperLoop(std::uint32_t seen);
   void Work(int worker);
+  internal::Work* PopPosted();
 
   std::mutex call_mu_;  // one call at a time on the pool
+  std::mutex helpers_mu_;
   std::vector<std::thread> helpers_;
+
+  // Posted work, taken by helpers between calls.
+  std::mutex posted_mu_;
+  internal::Work* posted_head_ = nullptr;
+  internal::Work* posted_tail_ = nullptr;
+  std::atomic<int> posted_{0};
+  // Bumped for every call and every post: what sleeping helpers wait on.
+  alignas(64) std::atomic<std::uint32_t> wake_{0};
 
   // The current call; written before epoch_ is bumped.
   const Job* job_ = nullptr;
@@ -98,6 +111,7 @@ Pool& GetPool() {
 }
 
 void Pool::EnsureHelpers(int count) {
+  std::lock_guard<std::mutex> lock(helpers_mu_);
   while (static_cast<int>(helpers_.size()) < count) {
     // The epoch before this call's bump: a helper that starts late must
     // still see the call that made it.
@@ -121,25 +135,64 @@ void Pool::HelperLoop(std::uint32_t seen) {
   internal::InTaskScope
       in_task;  // a call from a task on this thread runs inline
   for (;;) {
-    if (!SpinUntil(
-            [&] { return epoch_.load(std::memory_order_acquire) != seen; },
-            kSpin)) {
+    const auto have_work = [&] {
+      return epoch_.load(std::memory_order_acquire) != seen ||
+             posted_.load(std::memory_order_acquire) != 0;
+    };
+    if (!SpinUntil(have_work, kSpin)) {
       sleepers_.fetch_add(1, std::memory_order_seq_cst);
-      while (epoch_.load(std::memory_order_seq_cst) == seen) {
-        FutexWait(&epoch_, seen);
+      for (;;) {
+        const std::uint32_t w = wake_.load(std::memory_order_seq_cst);
+        if (have_work()) break;
+        FutexWait(&wake_, w);
       }
       sleepers_.fetch_sub(1, std::memory_order_relaxed);
     }
-    seen = epoch_.load(std::memory_order_acquire);
-    const int slot = joined_.fetch_add(1, std::memory_order_acq_rel);
-    if (slot >= max_helpers_.load(std::memory_order_relaxed))
-      continue;  // not needed, or the call is over
-    Work(slot + 1);
-    finished_.fetch_add(1, std::memory_order_seq_cst);
-    if (caller_sleeping_.load(std::memory_order_seq_cst) != 0) {
-      FutexWake(&finished_, 1);
+    // A call first: its caller waits for the helpers that join it.
+    const std::uint32_t epoch = epoch_.load(std::memory_order_acquire);
+    if (epoch != seen) {
+      seen = epoch;
+      const int slot = joined_.fetch_add(1, std::memory_order_acq_rel);
+      if (slot >= max_helpers_.load(std::memory_order_relaxed))
+        continue;  // not needed, or the call is over
+      Work(slot + 1);
+      finished_.fetch_add(1, std::memory_order_seq_cst);
+      if (caller_sleeping_.load(std::memory_order_seq_cst) != 0) {
+        FutexWake(&finished_, 1);
+      }
+      continue;
     }
+    if (internal::Work* work = PopPosted()) work->run(work);
   }
+}
+
+void Pool::Post(internal::Work* work, int workers) {
+  EnsureHelpers(workers);
+  if (work == nullptr) return;
+  work->next = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    if (posted_tail_ == nullptr) {
+      posted_head_ = work;
+    } else {
+      posted_tail_->next = work;
+    }
+    posted_tail_ = work;
+    posted_.fetch_add(1, std::memory_order_seq_cst);
+  }
+  wake_.fetch_add(1, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) FutexWake(&wake_, 1);
+}
+
+internal::Work* Pool::PopPosted() {
+  if (posted_.load(std::memory_order_acquire) == 0) return nullptr;
+  std::lock_guard<std::mutex> lock(posted_mu_);
+  internal::Work* work = posted_head_;
+  if (work == nullptr) return nullptr;
+  posted_head_ = work->next;
+  if (posted_head_ == nullptr) posted_tail_ = nullptr;
+  posted_.fetch_sub(1, std::memory_order_seq_cst);
+  return work;
 }
 
 void Pool::Work(int worker) {
@@ -166,8 +219,9 @@ RunReport Pool::Run(const Job& job, const RunOptions& options) {
   joined_.store(0, std::memory_order_release);  // opens the call to helpers
   if (helpers > 0) {
     epoch_.fetch_add(1, std::memory_order_seq_cst);
+    wake_.fetch_add(1, std::memory_order_seq_cst);
     if (sleepers_.load(std::memory_order_seq_cst) > 0) {
-      FutexWake(&epoch_, helpers);
+      FutexWake(&wake_, helpers);
     }
   }
 
@@ -213,6 +267,12 @@ class ThreadExecutor final : public Executor {
     return GetPool().Run(job, options);
   }
   std::string inline_worker() const override { return "thread 0"; }
+
+ public:
+  bool Post(internal::Work* work, int workers) override {
+    GetPool().Post(work, workers);
+    return true;
+  }
 
  private:
   int jobs_;

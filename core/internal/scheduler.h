@@ -314,6 +314,8 @@ class ChunkRunner {
     return false;
   }
   bool Retryable(const TaskFailure& failure) const {
+    // A cancelled task (Job::cancelled) is never run again.
+    if (failure.type == "fanout::CancelledError") return false;
     if (retry_on_ == nullptr || retry_on_->empty()) return true;
     for (const std::string& type : *retry_on_) {
       if (failure.type == type) return true;

@@ -1,0 +1,961 @@
+#include "core/internal/pool_core.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <utility>
+
+#include "core/internal/futex.h"
+#include "core/internal/rank_task.h"
+#include "core/internal/spin.h"
+#include "core/parallel.h"
+
+namespace fanout::internal {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Waiter* const kSealed = reinterpret_cast<Waiter*>(std::uintptr_t{1});
+
+// How long a drainer that found the queue empty waits for more before it
+// gives its worker back.
+constexpr std::chrono::microseconds kDrainerSpin{50};
+
+// Nodes whose waiters are to be told, on this thread: ending a node may end
+// its dependents (a failed input), and a long chain must not recurse.
+struct Cascade {
+  bool active = false;
+  std::vector<NodeBase*> pending;
+};
+thread_local Cascade t_cascade;
+
+thread_local CurrentTask t_current;
+
+class PoolTaskScope {
+ public:
+  PoolTaskScope(const std::atomic<std::uint8_t>* stop,
+                const std::atomic<bool>* closing, PoolCore* pool)
+      : previous_(t_current) {
+    t_current = CurrentTask{stop, closing, pool};
+  }
+  ~PoolTaskScope() { t_current = previous_; }
+  PoolTaskScope(const PoolTaskScope&) = delete;
+  PoolTaskScope& operator=(const PoolTaskScope&) = delete;
+
+ private:
+  CurrentTask previous_;
+};
+
+std::exception_ptr CancelledFor(const NodeBase* node, std::string_view why) {
+  return std::make_exception_ptr(
+      CancelledError("task " + std::to_string(node->id) + " was cancelled" +
+                     std::string(why)));
+}
+
+// What an ended node's error says.
+std::string WhatOf(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "an unknown error";
+  }
+}
+
+// The error of a node that did not run because `input` failed or was
+// cancelled: a TaskError naming the input and the first failure up the
+// graph (the input's own, or what failed it).
+std::exception_ptr InputFailed(const NodeBase* node, const NodeBase* input,
+                               std::string_view backend,
+                               std::shared_ptr<const std::string>* root) {
+  *root = input->root_cause != nullptr
+              ? input->root_cause
+              : std::make_shared<const std::string>(WhatOf(input->error));
+  const bool cancelled = input->state() == NodeState::kCancelled;
+  TaskError::Details d;
+  d.index = node->id;
+  d.backend = std::string(backend);
+  d.message =
+      "not run: its input, task " + std::to_string(input->id) +
+      (cancelled ? ", was cancelled" : ", failed") +
+      (input->root_cause != nullptr ? " (first failure upstream: " : " (") +
+      **root + ")";
+  return std::make_exception_ptr(TaskError(std::move(d)));
+}
+
+// A generation's per-node bytes: MAP_SHARED where workers are forked, so a
+// cancel in the caller reaches them.
+class StopBytes {
+ public:
+  StopBytes(std::size_t n, bool shared) : n_(n), shared_(shared) {
+    const std::size_t bytes = std::max<std::size_t>(n, 1);
+    if (shared_) {
+      void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw Error("pool: cannot map shared memory");
+      bytes_ = static_cast<std::atomic<std::uint8_t>*>(p);
+    } else {
+      bytes_ = new std::atomic<std::uint8_t>[bytes];
+    }
+    for (std::size_t k = 0; k < n; ++k) bytes_[k].store(0);
+  }
+  ~StopBytes() {
+    if (shared_) {
+      munmap(bytes_, std::max<std::size_t>(n_, 1));
+    } else {
+      delete[] bytes_;
+    }
+  }
+  StopBytes(const StopBytes&) = delete;
+  StopBytes& operator=(const StopBytes&) = delete;
+  std::atomic<std::uint8_t>* data() { return bytes_; }
+
+ private:
+  std::size_t n_;
+  bool shared_;
+  std::atomic<std::uint8_t>* bytes_ = nullptr;
+};
+
+std::uint64_t Mix(std::uint64_t h, std::uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+  return h;
+}
+
+std::uint64_t HashString(const char* s) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (; *s != '\0'; ++s) {
+    h = (h ^ static_cast<unsigned char>(*s)) * 1099511628211ULL;
+  }
+  return h;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Events, references, the queue.
+
+void Event::Notify() {
+  word_.fetch_add(1, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) != 0) {
+    FutexWake(&word_, INT_MAX, FutexScope::kPrivate);
+  }
+}
+
+void Event::Wait(std::uint32_t seen, Clock::time_point deadline) {
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  if (word_.load(std::memory_order_seq_cst) == seen) {
+    if (deadline == Clock::time_point::max()) {
+      FutexWait(&word_, seen, FutexScope::kPrivate);
+    } else {
+      const auto left = deadline - Clock::now();
+      if (left > Clock::duration::zero()) {
+        FutexWaitFor(
+            FutexWord(&word_), seen, FutexScope::kPrivate,
+            std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+      }
+    }
+  }
+  sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+void Retain(NodeBase* node) {
+  node->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Release(NodeBase* node) {
+  if (node->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    node->ops->destroy(node);
+  }
+}
+
+CurrentTask& current_task() { return t_current; }
+
+void ReadyQueue::Push(NodeBase* node) {
+  node->next = nullptr;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (tail_ == nullptr) {
+    head_ = node;
+  } else {
+    tail_->next = node;
+  }
+  tail_ = node;
+  size_.fetch_add(1, std::memory_order_seq_cst);
+}
+
+NodeBase* ReadyQueue::Pop() {
+  if (size_.load(std::memory_order_seq_cst) == 0) return nullptr;
+  std::lock_guard<std::mutex> lock(mu_);
+  NodeBase* node = head_;
+  if (node == nullptr) return nullptr;
+  head_ = node->next;
+  if (head_ == nullptr) tail_ = nullptr;
+  size_.fetch_sub(1, std::memory_order_seq_cst);
+  return node;
+}
+
+std::vector<NodeBase*> ReadyQueue::TakeAll(const NodeBase* upto) {
+  std::vector<NodeBase*> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  bool queued = false;
+  if (upto != nullptr) {
+    for (NodeBase* n = head_; n != nullptr && !queued; n = n->next) {
+      queued = n == upto;
+    }
+  }
+  if (!queued) upto = nullptr;
+  while (head_ != nullptr) {
+    NodeBase* n = head_;
+    head_ = n->next;
+    out.push_back(n);
+    if (n == upto) break;
+  }
+  if (head_ == nullptr) tail_ = nullptr;
+  size_.fetch_sub(out.size(), std::memory_order_seq_cst);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// The pool.
+
+PoolCore::Mode PoolCore::ChooseMode(Executor& executor, int jobs) {
+  // Every call from one thread (mpi ranks): generations run where the
+  // caller waits.
+  if (!executor.calls_from_any_thread()) return Mode::kLazy;
+  if (executor.shares_memory()) {
+    // Workers of its own for posted work: they drain the queue.
+    if (executor.Post(nullptr, jobs)) return Mode::kDrained;
+    // One worker that is the caller (sequential): it runs them as it waits.
+    if (executor.jobs() <= 1) return Mode::kInline;
+  }
+  return Mode::kDriven;
+}
+
+PoolCore::PoolCore(std::shared_ptr<Executor> executor, const Options& options)
+    : executor_(std::move(executor)),
+      jobs_(std::max(executor_->jobs(), 1)),
+      mode_(ChooseMode(*executor_, jobs_)),
+      batch_size_(options.batch_size),
+      retries_(options.retries),
+      retry_on_(options.retry_on),
+      task_timeout_(options.task_timeout),
+      worker_memory_(options.worker_memory) {
+  if (mode_ == Mode::kDrained) {
+    drainers_ = std::make_unique<Drainer[]>(static_cast<std::size_t>(jobs_));
+    for (int k = 0; k < jobs_; ++k) {
+      drainers_[k].pool = this;
+      drainers_[k].index = k;
+      drainers_[k].work.run = &RunDrainer;
+    }
+  }
+}
+
+PoolCore::~PoolCore() { Close(); }
+
+void PoolCore::CheckSubmit(bool result_crosses, const char* type,
+                           NodeBase* const* inputs, int n_inputs) const {
+  if (closing_.load(std::memory_order_acquire)) {
+    throw UsageError(
+        "submit() on a pool that is closed (close() was called, or it is "
+        "being destroyed); valid: submit before close(), or make a new Pool");
+  }
+  if (!result_crosses && !executor_->shares_memory()) {
+    throw UsageError(
+        "submit(): the result type '" + std::string(type) +
+        "' cannot cross a process boundary, as backend '" +
+        std::string(executor_->name()) +
+        "' needs: give it a cereal serialize() (see core/codec.h) and a "
+        "default constructor, or use a backend that shares memory (thread, "
+        "tbb, sequential)");
+  }
+  for (int k = 0; k < n_inputs; ++k) {
+    const NodeBase* input = inputs[k];
+    if (input == nullptr) {
+      throw UsageError(
+          "submit(): argument is an empty Future (default-constructed or "
+          "moved from); valid: a Future returned by submit()");
+    }
+    if (input->pool != this) {
+      throw UsageError(
+          "submit(): argument is a Future of task " +
+          std::to_string(input->id) +
+          " of another pool; valid: futures of this pool (get() the value "
+          "and pass it instead)");
+    }
+  }
+}
+
+void NotifyEdge(Waiter* self, NodeBase* input) {
+  Edge* edge = reinterpret_cast<Edge*>(self);
+  NodeBase* dependent = edge->dependent;
+  PoolCore* pool = dependent->pool;
+  if (input->state() == NodeState::kDone) {
+    if (dependent->inputs_left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      pool->MakeReady(dependent);
+    }
+  } else {
+    pool->FailForInput(dependent, input);
+  }
+  Release(dependent);  // the edge's reference
+}
+
+void PoolCore::Submit(NodeBase* node) {
+  // Readers first: a get() of an input from now on copies its value (or
+  // waits for this node to read it); one that took it already refuses.
+  for (int k = 0; k < node->n_edges; ++k) {
+    node->edges[k].input->readers.fetch_add(1, std::memory_order_seq_cst);
+  }
+  for (int k = 0; k < node->n_edges; ++k) {
+    const NodeBase* input = node->edges[k].input;
+    if (input->retrieved.load(std::memory_order_seq_cst)) {
+      for (int j = 0; j < node->n_edges; ++j) {
+        node->edges[j].input->readers.fetch_sub(1, std::memory_order_seq_cst);
+      }
+      throw UsageError("submit(): the Future of task " +
+                       std::to_string(input->id) +
+                       " passed as an argument was already taken by get(); "
+                       "valid: pass a future before get(), or pass the value");
+    }
+  }
+  node->pool = this;
+  node->id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  pending_.fetch_add(1, std::memory_order_relaxed);
+  node->inputs_left.store(node->n_edges + 1, std::memory_order_relaxed);
+  for (int k = 0; k < node->n_edges; ++k) {
+    Edge& edge = node->edges[k];
+    edge.dependent = node;
+    edge.waiter.notify = &NotifyEdge;
+    Retain(edge.input);  // released (with its reader) when the node retires
+    Retain(node);        // the edge's, released once it was notified
+    Waiter* head = edge.input->waiters.load(std::memory_order_acquire);
+    bool added = false;
+    while (head != kSealed) {
+      edge.waiter.next = head;
+      if (edge.input->waiters.compare_exchange_weak(
+              head, &edge.waiter, std::memory_order_acq_rel,
+              std::memory_order_acquire)) {
+        added = true;
+        break;
+      }
+    }
+    if (!added) NotifyEdge(&edge.waiter, edge.input);  // it had ended
+  }
+  if (node->inputs_left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    MakeReady(node);
+  }
+}
+
+void PoolCore::MakeReady(NodeBase* node) {
+  NodeState expected = NodeState::kWaiting;
+  if (!node->state_.compare_exchange_strong(expected, NodeState::kQueued,
+                                            std::memory_order_acq_rel)) {
+    return;  // it ended (an input failed)
+  }
+  if (closing_.load(std::memory_order_acquire)) {
+    Finish(node, NodeState::kCancelled,
+           CancelledFor(node, " (its pool was closed before it ran)"));
+    return;
+  }
+  Retain(node);  // the queue's
+  ready_.Push(node);
+  switch (mode_) {
+    case Mode::kDrained:
+      MaybePostDrainer();
+      break;
+    case Mode::kDriven: {
+      StartDriver();
+      {
+        std::lock_guard<std::mutex> lock(driver_mu_);
+        driver_wake_ = true;
+      }
+      driver_cv_.notify_one();
+      break;
+    }
+    case Mode::kLazy:
+    case Mode::kInline:
+      ended_.Notify();  // a waiter may now run it
+      break;
+  }
+}
+
+void PoolCore::FailForInput(NodeBase* node, NodeBase* input) {
+  if (node->ended()) return;
+  std::shared_ptr<const std::string> root;
+  std::exception_ptr error = InputFailed(node, input, executor_->name(), &root);
+  Finish(node, NodeState::kFailed, std::move(error), std::move(root));
+}
+
+bool PoolCore::Finish(NodeBase* node, NodeState to, std::exception_ptr error,
+                      std::shared_ptr<const std::string> root) {
+  NodeState s = node->state_.load(std::memory_order_acquire);
+  do {
+    if (s >= NodeState::kEnding) return false;
+  } while (!node->state_.compare_exchange_weak(s, NodeState::kEnding,
+                                               std::memory_order_acq_rel,
+                                               std::memory_order_acquire));
+  const bool never_ran = s == NodeState::kWaiting || s == NodeState::kQueued;
+  node->error = std::move(error);
+  node->root_cause = std::move(root);
+  node->state_.store(to, std::memory_order_seq_cst);
+  if (never_ran) Retire(node);
+  // Its waiters, and those of the nodes that ends in turn, iteratively.
+  t_cascade.pending.push_back(node);
+  if (t_cascade.active) return true;
+  t_cascade.active = true;
+  while (!t_cascade.pending.empty()) {
+    NodeBase* n = t_cascade.pending.back();
+    t_cascade.pending.pop_back();
+    Notify(n);
+  }
+  t_cascade.active = false;
+  return true;
+}
+
+void PoolCore::Notify(NodeBase* node) {
+  node->ended_event.Notify();
+  Waiter* w = node->waiters.exchange(kSealed, std::memory_order_acq_rel);
+  while (w != nullptr) {
+    Waiter* next = w->next;  // w may be freed by its notify
+    w->notify(w, node);
+    w = next;
+  }
+  pending_.fetch_sub(1, std::memory_order_acq_rel);
+  ended_.Notify();
+  Release(node);  // the pool's
+}
+
+void PoolCore::Retire(NodeBase* node) {
+  if (node->retired.exchange(true, std::memory_order_acq_rel)) return;
+  node->ops->drop_task(node);
+  for (int k = 0; k < node->n_edges; ++k) {
+    NodeBase* input = node->edges[k].input;
+    input->readers.fetch_sub(1, std::memory_order_acq_rel);
+    Release(input);
+  }
+  if (node->n_edges != 0) ended_.Notify();  // a get() may wait for readers
+}
+
+bool PoolCore::Cancel(NodeBase* node) {
+  node->stop.store(1, std::memory_order_seq_cst);
+  if (mode_ == Mode::kLazy) {
+    // mpi ranks: a node whose generation runs ends as the rank running it
+    // says, on every rank alike (cancelled if this request reached it in
+    // time); only one not yet running is ended here, as every rank does.
+    std::lock_guard<std::mutex> lock(gen_mu_);
+    if (node->shared_stop != nullptr) {
+      node->shared_stop->store(1, std::memory_order_seq_cst);
+      return !node->ended();
+    }
+  }
+  if (!Finish(node, NodeState::kCancelled, CancelledFor(node, ""))) {
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(gen_mu_);
+  if (node->shared_stop != nullptr) {
+    node->shared_stop->store(1, std::memory_order_seq_cst);
+  }
+  return true;
+}
+
+void PoolCore::Execute(NodeBase* node, const std::string& worker) {
+  NodeState expected = NodeState::kQueued;
+  if (!node->state_.compare_exchange_strong(expected, NodeState::kRunning,
+                                            std::memory_order_acq_rel)) {
+    Release(node);  // the queue's: it was cancelled while queued
+    return;
+  }
+  running_.fetch_add(1, std::memory_order_acq_rel);
+  TaskFailure failure;
+  bool ok = false;
+  {
+    InTaskScope in_task;
+    PoolTaskScope current(&node->stop, &closing_, this);
+    for (int attempt = 1;; ++attempt) {
+      try {
+        node->ops->run(node);
+        ok = true;
+        break;
+      } catch (...) {
+        failure = describe_current_exception();
+      }
+      bool retry = attempt <= retries_ &&
+                   node->stop.load(std::memory_order_relaxed) == 0;
+      if (retry && !retry_on_.empty()) {
+        retry = std::find(retry_on_.begin(), retry_on_.end(), failure.type) !=
+                retry_on_.end();
+      }
+      if (!retry) {
+        if (attempt > 1) {
+          failure.message +=
+              " (failed " + std::to_string(attempt) + " attempts)";
+        }
+        break;
+      }
+    }
+  }
+  Retire(node);
+  if (ok) {
+    Finish(node, NodeState::kDone, nullptr);
+  } else {
+    Finish(node, NodeState::kFailed,
+           std::make_exception_ptr(task_error(node->id, executor_->name(),
+                                              worker, std::move(failure))));
+  }
+  ended_.Notify();
+  // The last touch of the pool: Close() may end it once nothing runs.
+  running_.fetch_sub(1, std::memory_order_acq_rel);
+  Release(node);  // the queue's
+}
+
+// ---------------------------------------------------------------------------
+// Drained pools: drainers on the backend's workers, helping waiters.
+
+bool PoolCore::TakeSlot() {
+  int a = active_.load(std::memory_order_seq_cst);
+  while (a < jobs_) {
+    if (active_.compare_exchange_weak(a, a + 1, std::memory_order_seq_cst)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void PoolCore::LeaveSlot() {
+  active_.fetch_sub(1, std::memory_order_seq_cst);
+  // A node queued while this thread still held the slot found every slot
+  // taken and posted nobody: see to it now.
+  if (!ready_.Empty()) MaybePostDrainer();
+  ended_.Notify();
+}
+
+void PoolCore::MaybePostDrainer() {
+  if (!TakeSlot()) return;
+  // A slot is free, so is a drainer (busy drainers hold slots).
+  const int start = next_drainer_.fetch_add(1, std::memory_order_relaxed);
+  for (int i = 0; i < jobs_; ++i) {
+    Drainer& d = drainers_[static_cast<std::size_t>((start + i) % jobs_)];
+    bool idle = false;
+    if (d.busy.compare_exchange_strong(idle, true, std::memory_order_acq_rel)) {
+      live_drainers_.fetch_add(1, std::memory_order_acq_rel);
+      if (!executor_->Post(&d.work, jobs_)) {
+        // The backend's workers are gone (a forked child): run it here.
+        RunDrainer(&d.work);
+      }
+      return;
+    }
+  }
+  // Every drainer is busy: the slot was a helping waiter's, just left.
+  active_.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+void PoolCore::RunDrainer(Work* work) {
+  Drainer* d = reinterpret_cast<Drainer*>(work);
+  PoolCore* pool = d->pool;
+  const std::string worker = std::string(pool->executor_->name()) +
+                             " pool worker " + std::to_string(d->index + 1);
+  for (;;) {
+    if (NodeBase* node = pool->ready_.Pop()) {
+      pool->Execute(node, worker);
+      continue;
+    }
+    if (SpinUntil([&] { return !pool->ready_.Empty(); }, kDrainerSpin)) {
+      continue;
+    }
+    d->busy.store(false, std::memory_order_release);
+    pool->active_.fetch_sub(1, std::memory_order_seq_cst);
+    // A node queued after the last look, while this drainer still held its
+    // slot, posted nobody; and the pool may wait for the last drainer.
+    if (!pool->ready_.Empty()) pool->MaybePostDrainer();
+    pool->ended_.Notify();
+    // The last touch of the pool: Close() may end it once no drainer lives.
+    pool->live_drainers_.fetch_sub(1, std::memory_order_acq_rel);
+    return;
+  }
+}
+
+void PoolCore::Help(NodeBase* node, bool in_own_task) {
+  if (in_own_task) {
+    // A task waiting for a node of its own pool runs queued nodes meanwhile
+    // (it holds a slot already): the node it waits for may be among them.
+    const std::string worker = "helping task";
+    while (!node->ended()) {
+      const std::uint32_t seen = node->ended_event.Seen();
+      if (node->ended()) break;
+      if (NodeBase* next = ready_.Pop()) {
+        Execute(next, worker);
+        continue;
+      }
+      node->ended_event.Wait(seen, Clock::now() + std::chrono::milliseconds(1));
+    }
+    return;
+  }
+  Block([node] { return node->ended(); }, node->ended_event,
+        Clock::time_point::max());
+}
+
+// ---------------------------------------------------------------------------
+// Waiting.
+
+void PoolCore::Wait(NodeBase* node) {
+  if (node->ended()) return;
+  const bool own = t_current.pool == this;
+  if (own && mode_ != Mode::kDrained && mode_ != Mode::kInline) {
+    throw UsageError(
+        "Future::get() or wait() inside a task of the same pool, on backend "
+        "'" +
+        std::string(executor_->name()) +
+        "', whose tasks run in generations of workers that cannot see the "
+        "pool's later results; valid: pass the future as an argument to "
+        "submit() (the task then runs once it is ready)");
+  }
+  if (mode_ == Mode::kDrained) {
+    Help(node, own);
+    return;
+  }
+  if (own) {
+    // sequential, from inside one of its tasks: what is queued runs here.
+    while (!node->ended()) {
+      if (!RunOneInline()) {
+        throw UsageError(
+            "Future::get() inside a task on backend '" +
+            std::string(executor_->name()) + "' waits for task " +
+            std::to_string(node->id) +
+            ", which waits for this very task (it is this task, one that "
+            "waits for it, or depends on one): the one thread would wait "
+            "for itself; valid: pass the future as an argument to submit()");
+      }
+    }
+    return;
+  }
+  Block([node] { return node->ended(); }, node->ended_event,
+        Clock::time_point::max());
+}
+
+bool PoolCore::WaitUntil(NodeBase* node, Clock::time_point when) {
+  if (node->ended()) return true;
+  if (t_current.pool == this && mode_ != Mode::kDrained &&
+      mode_ != Mode::kInline) {
+    throw UsageError(
+        "Future::wait_for() inside a task of the same pool on backend '" +
+        std::string(executor_->name()) +
+        "'; valid: pass the future as an argument to submit()");
+  }
+  return Block([node] { return node->ended(); }, node->ended_event, when);
+}
+
+void PoolCore::WaitAll() {
+  Block([this] { return pending_.load(std::memory_order_acquire) == 0; },
+        ended_, Clock::time_point::max());
+}
+
+// ---------------------------------------------------------------------------
+// Generations (driven and lazy pools).
+
+struct PoolCore::Generation {
+  std::vector<NodeBase*> nodes;
+  std::atomic<std::uint8_t>* stop = nullptr;
+  std::vector<unsigned char> got;  // a result arrived (or was stored)
+  const std::atomic<bool>* closing = nullptr;
+  PoolCore* pool = nullptr;
+  pid_t pid = 0;
+
+  static std::size_t RunRange(void* ctx, std::size_t begin, std::size_t end,
+                              TaskFailure* failure) {
+    auto* g = static_cast<Generation*>(ctx);
+    for (std::size_t k = begin; k < end; ++k) {
+      if (g->stop[k].load(std::memory_order_acquire) != 0) {
+        failure->type = "fanout::CancelledError";
+        failure->message = "cancelled";
+        return k - begin;
+      }
+      PoolTaskScope current(&g->stop[k], g->closing, g->pool);
+      try {
+        g->nodes[k]->ops->run(g->nodes[k]);
+      } catch (...) {
+        *failure = describe_current_exception();
+        return k - begin;
+      }
+      // Cancelled while it ran: its result is dropped, on every process
+      // alike (mpi ranks learn it from the one that ran it).
+      if (g->stop[k].load(std::memory_order_acquire) != 0) {
+        failure->type = "fanout::CancelledError";
+        failure->message = "cancelled while it ran";
+        return k - begin;
+      }
+      g->got[k] = 1;
+    }
+    return end - begin;
+  }
+  // Where tasks ran in this process's memory (the caller's, or an mpi
+  // rank's own): their futures are done as their chunk ends, not when the
+  // whole generation does. Nothing in a forked worker.
+  static void ChunkDone(void* ctx, std::size_t begin, std::size_t end) {
+    auto* g = static_cast<Generation*>(ctx);
+    if (getpid() != g->pid || g->pool->mode_ == Mode::kLazy) return;
+    for (std::size_t k = begin; k < end; ++k) {
+      if (g->got[k] == 0) continue;
+      g->pool->Retire(g->nodes[k]);
+      g->pool->Finish(g->nodes[k], NodeState::kDone, nullptr);
+    }
+  }
+  static void Encode(void* ctx, std::size_t k, std::string* out) {
+    auto* g = static_cast<Generation*>(ctx);
+    g->nodes[k]->ops->encode(g->nodes[k], out);
+  }
+  static void Decode(void* ctx, std::size_t k, std::string_view bytes) {
+    auto* g = static_cast<Generation*>(ctx);
+    NodeBase* node = g->nodes[k];
+    if (node->state() != NodeState::kRunning) return;  // cancelled
+    node->ops->decode(node, bytes);
+    g->got[k] = 1;
+    // Its future is done now, not when the whole generation is; but on mpi
+    // ranks at the end, in task order, so every rank queues the next
+    // generation's tasks alike.
+    if (g->pool->mode_ == Mode::kLazy) return;
+    g->pool->Retire(node);
+    g->pool->Finish(node, NodeState::kDone, nullptr);
+  }
+};
+
+bool PoolCore::RunOneInline() {
+  NodeBase* node = ready_.Pop();
+  if (node == nullptr) return false;
+  Execute(node, executor_->name() == "sequential" ? "main thread" : "caller");
+  return true;
+}
+
+bool PoolCore::RunGeneration(const NodeBase* upto) {
+  Generation g;
+  for (NodeBase* node : ready_.TakeAll(upto)) {
+    NodeState expected = NodeState::kQueued;
+    if (node->state_.compare_exchange_strong(expected, NodeState::kRunning,
+                                             std::memory_order_acq_rel)) {
+      g.nodes.push_back(node);
+    } else {
+      Release(node);  // the queue's: cancelled while queued
+    }
+  }
+  if (g.nodes.empty()) return false;
+  const std::size_t n = g.nodes.size();
+  StopBytes stop(n, !executor_->shares_memory());
+  g.stop = stop.data();
+  g.got.assign(n, 0);
+  g.closing = &closing_;
+  g.pool = this;
+  g.pid = getpid();
+  std::uint64_t fingerprint = Mix(0, n);
+  {
+    std::lock_guard<std::mutex> lock(gen_mu_);
+    generations_.push_back(&g);
+    for (std::size_t k = 0; k < n; ++k) {
+      NodeBase* node = g.nodes[k];
+      node->shared_stop = &g.stop[k];
+      if (node->ended() || closing_.load(std::memory_order_acquire)) {
+        g.stop[k].store(1, std::memory_order_relaxed);
+      }
+      fingerprint =
+          Mix(Mix(fingerprint, node->id), HashString(node->ops->task_type));
+    }
+  }
+  running_.fetch_add(n, std::memory_order_acq_rel);
+  Job job;
+  job.n = n;
+  job.ctx = &g;
+  job.run_range = &Generation::RunRange;
+  job.encode_result = &Generation::Encode;
+  job.decode_result = &Generation::Decode;
+  job.chunk_done = &Generation::ChunkDone;
+  job.cancelled = g.stop;
+  job.fingerprint = fingerprint == 0 ? 1 : fingerprint;
+  RunOptions ro;
+  ro.jobs = jobs_;
+  ro.batch_size = batch_size_;
+  ro.errors = ErrorPolicy::kCollectAll;
+  ro.retries = retries_;
+  ro.retry_on = &retry_on_;
+  ro.task_timeout = task_timeout_;
+  ro.worker_memory = worker_memory_;
+  ro.in_workers = true;
+  RunReport report;
+  std::exception_ptr fatal;
+  try {
+    report = executor_->run(job, ro);
+  } catch (...) {
+    fatal = std::current_exception();
+  }
+  {
+    std::lock_guard<std::mutex> lock(gen_mu_);
+    for (NodeBase* node : g.nodes) node->shared_stop = nullptr;
+    generations_.erase(std::find(generations_.begin(), generations_.end(), &g));
+  }
+  std::vector<unsigned char> failed(n, 0);
+  for (TaskError& e : report.failures) {
+    const std::size_t k = e.index();
+    if (k >= n) continue;
+    failed[k] = 1;
+    NodeBase* node = g.nodes[k];
+    if (e.type() == "fanout::CancelledError") {
+      Finish(node, NodeState::kCancelled,
+             CancelledFor(
+                 node, node->stop.load() != 0 ? "" : " (its pool was closed)"));
+      continue;
+    }
+    TaskError::Details d = e.details();
+    d.index = node->id;
+    Finish(node, NodeState::kFailed,
+           std::make_exception_ptr(TaskError(std::move(d))));
+  }
+  for (std::size_t k = 0; k < n; ++k) {
+    NodeBase* node = g.nodes[k];
+    Retire(node);
+    if (failed[k]) continue;
+    if (g.got[k] != 0) {
+      Finish(node, NodeState::kDone, nullptr);
+    } else if (fatal != nullptr) {
+      Finish(node, NodeState::kFailed, fatal);
+    } else {
+      Finish(node, NodeState::kCancelled,
+             CancelledFor(node, " (its pool was closed)"));
+    }
+  }
+  running_.fetch_sub(n, std::memory_order_acq_rel);
+  for (NodeBase* node : g.nodes) Release(node);  // the queue's
+  ended_.Notify();
+  return true;
+}
+
+void PoolCore::StartDriver() {
+  std::lock_guard<std::mutex> lock(driver_mu_);
+  if (driver_.joinable() || closing_.load(std::memory_order_acquire)) return;
+  driver_ = std::thread([this] { DriverLoop(); });
+}
+
+void PoolCore::DriverLoop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(driver_mu_);
+      driver_cv_.wait(lock, [this] {
+        return driver_wake_ || closing_.load(std::memory_order_acquire);
+      });
+      driver_wake_ = false;
+    }
+    while (RunGeneration(nullptr)) {
+    }
+    if (closing_.load(std::memory_order_acquire) && ready_.Empty()) return;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Closing.
+
+void PoolCore::Close() {
+  closing_.store(true, std::memory_order_seq_cst);
+  // Queued nodes never run; nodes waiting for inputs end when those do.
+  for (NodeBase* node : ready_.TakeAll()) {
+    Cancel(node);
+    Release(node);  // the queue's
+  }
+  // A generation running now: each of its nodes not yet ended is
+  // cancelled; a backend that kills (process) kills the workers running
+  // them, and the others are not started.
+  {
+    std::lock_guard<std::mutex> lock(gen_mu_);
+    for (Generation* g : generations_) {
+      for (std::size_t k = 0; k < g->nodes.size(); ++k) {
+        g->nodes[k]->stop.store(1, std::memory_order_seq_cst);
+        g->stop[k].store(1, std::memory_order_seq_cst);
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(driver_mu_);
+    driver_wake_ = true;
+  }
+  driver_cv_.notify_one();
+  std::thread driver;
+  {
+    std::lock_guard<std::mutex> lock(driver_mu_);
+    driver = std::move(driver_);
+  }
+  if (driver.joinable()) driver.join();
+  // Wait until nothing of this pool runs, no drainer is posted and every
+  // node ended.
+  for (;;) {
+    const std::uint32_t seen = ended_.Seen();
+    for (NodeBase* node : ready_.TakeAll()) {
+      Cancel(node);
+      Release(node);
+    }
+    if (running_.load(std::memory_order_acquire) == 0 &&
+        live_drainers_.load(std::memory_order_acquire) == 0 &&
+        pending_.load(std::memory_order_acquire) == 0) {
+      break;
+    }
+    // Timed: the last drainer and the last run touch nothing of the pool
+    // after they say they are gone, so they cannot wake this wait.
+    ended_.Wait(seen, Clock::now() + std::chrono::milliseconds(1));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// as_completed.
+
+CompletionQueue::CompletionQueue(PoolCore* pool, NodeBase* const* nodes,
+                                 std::size_t n)
+    : pool_(pool), n_(n), entries_(new Entry[n == 0 ? 1 : n]), refs_(n + 1) {
+  ended_.reserve(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    Entry& e = entries_[k];
+    e.queue = this;
+    e.index = k;
+    e.waiter.notify = &Notify;
+    NodeBase* node = nodes[k];
+    Waiter* head = node->waiters.load(std::memory_order_acquire);
+    bool added = false;
+    while (head != kSealed) {
+      e.waiter.next = head;
+      if (node->waiters.compare_exchange_weak(head, &e.waiter,
+                                              std::memory_order_acq_rel,
+                                              std::memory_order_acquire)) {
+        added = true;
+        break;
+      }
+    }
+    if (!added) Notify(&e.waiter, node);
+  }
+}
+
+void CompletionQueue::Notify(Waiter* self, NodeBase*) {
+  Entry* e = reinterpret_cast<Entry*>(self);
+  CompletionQueue* q = e->queue;
+  {
+    std::lock_guard<std::mutex> lock(q->mu_);
+    q->ended_.push_back(e->index);
+  }
+  q->event_.Notify();
+  q->Unref();
+}
+
+std::size_t CompletionQueue::Next() {
+  if (given_ == n_) return n_;
+  std::size_t index = n_;
+  const auto take = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (given_ >= ended_.size()) return false;
+    index = ended_[given_++];
+    return true;
+  };
+  pool_->Block(take, event_, Clock::time_point::max());
+  return index;
+}
+
+void CompletionQueue::Drop() { Unref(); }
+
+void CompletionQueue::Unref() {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+}  // namespace fanout::internal

@@ -1,0 +1,546 @@
+// The pool's part of the backend contract (core/pool.h): every backend runs
+// submitted tasks, futures, dependencies and cancellation the same way.
+// Counters live in MAP_SHARED memory and are read through Summed(), as in
+// conformance.cc, so forked workers and separate ranks count too.
+#include <dirent.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/pool.h"
+#include "core/testing/conformance.h"
+#include "core/testing/types.h"
+
+namespace fanout::testing {
+namespace {
+
+using fanout_conformance::BadInput;
+using Clock = std::chrono::steady_clock;
+
+// A counter array in MAP_SHARED memory (threads and forked workers see it).
+class Shared {
+ public:
+  explicit Shared(std::size_t n) : n_(std::max<std::size_t>(n, 1)) {
+    void* p = mmap(nullptr, n_ * sizeof(std::atomic<std::uint64_t>),
+                   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    data_ = static_cast<std::atomic<std::uint64_t>*>(p);
+    for (std::size_t i = 0; i < n_; ++i) {
+      new (&data_[i]) std::atomic<std::uint64_t>(0);
+    }
+  }
+  ~Shared() { munmap(data_, n_ * sizeof(std::atomic<std::uint64_t>)); }
+  Shared(const Shared&) = delete;
+  Shared& operator=(const Shared&) = delete;
+  std::atomic<std::uint64_t>& operator[](std::size_t i) const {
+    return data_[i];
+  }
+  std::vector<std::uint64_t> Local() const {
+    std::vector<std::uint64_t> out(n_);
+    for (std::size_t i = 0; i < n_; ++i) out[i] = data_[i].load();
+    return out;
+  }
+
+ private:
+  std::size_t n_;
+  std::atomic<std::uint64_t>* data_;
+};
+
+// The processes whose parent is this one (zombies included).
+int ChildProcesses() {
+  int count = 0;
+  DIR* dir = opendir("/proc");
+  if (dir == nullptr) return -1;
+  const pid_t me = getpid();
+  while (dirent* e = readdir(dir)) {
+    const pid_t pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(f, line)) continue;
+    const std::size_t close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    pid_t ppid = 0;
+    if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) == 2 &&
+        ppid == me) {
+      ++count;
+    }
+  }
+  closedir(dir);
+  return count;
+}
+
+std::uint64_t Mix(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return x;
+}
+
+TEST_P(Conformance, PoolSubmitAndGetTenThousandTasks) {
+  constexpr std::size_t kN = 10'000;
+  Shared runs(kN);
+  Pool pool({.jobs = 2, .backend = backend()});
+  std::vector<Future<std::uint64_t>> futures;
+  futures.reserve(kN);
+  for (std::size_t i = 0; i < kN; ++i) {
+    futures.push_back(pool.submit(
+        [&runs](std::size_t k) {
+          runs[k].fetch_add(1);
+          return Mix(k);
+        },
+        i));
+  }
+  for (std::size_t i = 0; i < kN; ++i) {
+    ASSERT_EQ(futures[i].id(), i);
+    ASSERT_EQ(futures[i].get(), Mix(i)) << "task " << i;
+  }
+  pool.close();
+  EXPECT_EQ(Summed(runs.Local()), std::vector<std::uint64_t>(kN, 1))
+      << "every task ran exactly once";
+}
+
+TEST_P(Conformance, PoolAsCompletedYieldsEachFutureOnce) {
+  constexpr std::size_t kN = 300;
+  Pool pool({.jobs = 2, .backend = backend()});
+  std::vector<Future<int>> futures;
+  for (std::size_t i = 0; i < kN; ++i) {
+    futures.push_back(pool.submit(
+        [](int k) {
+          // Later tasks are quicker: completion order differs from
+          // submission order on backends that run tasks side by side.
+          std::this_thread::sleep_for(std::chrono::microseconds((kN - k) * 3));
+          return k * 7;
+        },
+        static_cast<int>(i)));
+  }
+  std::multiset<int> seen;
+  std::size_t yielded = 0;
+  for (Future<int>& f : as_completed(futures)) {
+    ASSERT_TRUE(f.ready());
+    seen.insert(f.get());
+    ++yielded;
+  }
+  EXPECT_EQ(yielded, kN);
+  std::multiset<int> expected;
+  for (std::size_t i = 0; i < kN; ++i) expected.insert(static_cast<int>(i) * 7);
+  EXPECT_EQ(seen, expected);
+
+  // wait_any: a future that ended, and an empty list refused.
+  std::vector<Future<int>> two = {pool.submit([] { return 1; }),
+                                  pool.submit([] { return 2; })};
+  const std::size_t k = wait_any(two);
+  ASSERT_LT(k, 2u);
+  EXPECT_TRUE(two[k].ready());
+  EXPECT_EQ(two[k].get(), static_cast<int>(k) + 1);
+  std::vector<Future<int>> none;
+  EXPECT_THROW(wait_any(none), UsageError);
+  wait_all(two);
+  EXPECT_TRUE(two[0].ready() && two[1].ready());
+}
+
+// A random graph of 2,000 tasks, each combining the values of up to three
+// earlier ones, gives what computing it in order gives.
+TEST_P(Conformance, PoolRandomDagMatchesTheReference) {
+  constexpr std::size_t kN = 2000;
+  std::mt19937_64 rng(20261203);
+  std::vector<std::vector<std::size_t>> inputs(kN);
+  for (std::size_t i = 1; i < kN; ++i) {
+    const std::size_t k = rng() % 4;
+    for (std::size_t j = 0; j < k; ++j) inputs[i].push_back(rng() % i);
+  }
+  const auto node = [](std::uint64_t i, auto... in) -> std::uint64_t {
+    std::uint64_t h = Mix(i + 1);
+    ((h = Mix(h ^ in)), ...);
+    return h;
+  };
+  std::vector<std::uint64_t> expected(kN);
+  for (std::size_t i = 0; i < kN; ++i) {
+    std::uint64_t h = Mix(i + 1);
+    for (std::size_t in : inputs[i]) h = Mix(h ^ expected[in]);
+    expected[i] = h;
+  }
+  Shared runs(kN);
+  for (int jobs : {1, 2}) {
+    Pool pool({.jobs = jobs, .backend = backend()});
+    std::vector<Future<std::uint64_t>> f;
+    f.reserve(kN);
+    for (std::size_t i = 0; i < kN; ++i) {
+      const auto task = [&runs, node](std::uint64_t k, auto... in) {
+        runs[k].fetch_add(1);
+        return node(k, in...);
+      };
+      const std::vector<std::size_t>& in = inputs[i];
+      switch (in.size()) {
+        case 0:
+          f.push_back(pool.submit(task, std::uint64_t{i}));
+          break;
+        case 1:
+          f.push_back(pool.submit(task, std::uint64_t{i}, f[in[0]]));
+          break;
+        case 2:
+          f.push_back(pool.submit(task, std::uint64_t{i}, f[in[0]], f[in[1]]));
+          break;
+        default:
+          f.push_back(pool.submit(task, std::uint64_t{i}, f[in[0]], f[in[1]],
+                                  f[in[2]]));
+      }
+    }
+    // Backwards: the last tasks first, while their inputs may still run.
+    for (std::size_t i = kN; i-- > 0;) {
+      ASSERT_EQ(f[i].get(), expected[i]) << "task " << i << ", jobs " << jobs;
+    }
+  }
+  EXPECT_EQ(Summed(runs.Local()), std::vector<std::uint64_t>(kN, 2));
+}
+
+// A failed input fails exactly its dependents, each naming it; the others
+// run. Tasks whose input failed never run.
+TEST_P(Conformance, PoolFailedInputFailsExactlyItsDependents) {
+  Shared runs(6);
+  Pool pool({.jobs = 2, .backend = backend()});
+  auto count = [&runs](int k) {
+    runs[static_cast<std::size_t>(k)].fetch_add(1);
+  };
+  Future<int> a = pool.submit([count] {
+    count(0);
+    return 1;
+  });
+  Future<int> b = pool.submit([count]() -> int {
+    count(1);
+    throw BadInput("b broke");
+  });
+  Future<int> c = pool.submit(
+      [count](int x) {
+        count(2);
+        return x + 1;
+      },
+      b);
+  Future<int> d = pool.submit(
+      [count](int x) {
+        count(3);
+        return x + 1;
+      },
+      c);
+  Future<int> e = pool.submit(
+      [count](int x) {
+        count(4);
+        return x + 10;
+      },
+      a);
+  Future<int> g = pool.submit(
+      [count](int x, int y) {
+        count(5);
+        return x + y;
+      },
+      a, c);
+  EXPECT_EQ(e.get(), 11);
+  EXPECT_EQ(a.get(), 1);
+  try {
+    b.get();
+    ADD_FAILURE() << "expected TaskError";
+  } catch (const TaskError& err) {
+    EXPECT_EQ(err.index(), 1u);
+    EXPECT_EQ(err.type(), "fanout_conformance::BadInput");
+    EXPECT_EQ(err.message(), "b broke");
+  }
+  const auto expect_input = [](Future<int>& f, std::uint64_t self,
+                               std::uint64_t input) {
+    try {
+      f.get();
+      ADD_FAILURE() << "expected TaskError for task " << self;
+    } catch (const TaskError& err) {
+      EXPECT_EQ(err.index(), self);
+      EXPECT_NE(err.message().find("not run: its input, task " +
+                                   std::to_string(input) + ", failed"),
+                std::string::npos)
+          << err.what();
+      EXPECT_NE(err.message().find("b broke"), std::string::npos) << err.what();
+    }
+  };
+  expect_input(c, 2, 1);
+  expect_input(d, 3, 2);
+  expect_input(g, 5, 2);
+  pool.close();
+  EXPECT_EQ(Summed(runs.Local()),
+            (std::vector<std::uint64_t>{1, 1, 0, 0, 1, 0}));
+}
+
+// A task cancelled before it started never runs; its dependents fail.
+TEST_P(Conformance, PoolCancelledQueuedTaskNeverRuns) {
+  constexpr std::size_t kN = 40;
+  Shared runs(kN);
+  Shared release(1);
+  Pool pool({.jobs = 1, .backend = backend()});
+  // One worker, held by the first task until the others are queued and some
+  // cancelled (on sequential and mpi ranks nothing runs before a wait).
+  Future<int> blocker = pool.submit([&release, &runs] {
+    runs[0].fetch_add(1);
+    const auto until = Clock::now() + std::chrono::seconds(10);
+    while (release[0].load() == 0 && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return 0;
+  });
+  std::vector<Future<int>> f;
+  for (std::size_t i = 1; i < kN; ++i) {
+    f.push_back(pool.submit(
+        [&runs](std::size_t k) {
+          runs[k].fetch_add(1);
+          return static_cast<int>(k);
+        },
+        i));
+  }
+  Future<int> dependent = pool.submit([](int x) { return x; }, f[4]);
+  for (std::size_t i = 1; i < kN; i += 2) {
+    EXPECT_TRUE(f[i - 1].cancel()) << "task " << i;
+    EXPECT_TRUE(f[i - 1].cancelled());
+    EXPECT_FALSE(f[i - 1].cancel()) << "a second cancel does nothing";
+  }
+  release[0].store(1);
+  EXPECT_EQ(blocker.get(), 0);
+  std::vector<std::uint64_t> expected(kN, 1);
+  for (std::size_t i = 1; i < kN; ++i) {
+    if (i % 2 == 1) {
+      EXPECT_THROW(f[i - 1].get(), CancelledError) << "task " << i;
+      expected[i] = 0;
+    } else {
+      EXPECT_EQ(f[i - 1].get(), static_cast<int>(i));
+    }
+  }
+  try {
+    dependent.get();
+    ADD_FAILURE() << "expected TaskError";
+  } catch (const TaskError& e) {
+    EXPECT_NE(e.message().find("task 5, was cancelled"), std::string::npos)
+        << e.what();
+  }
+  pool.close();
+  EXPECT_EQ(Summed(runs.Local()), expected) << "cancelled tasks never ran";
+}
+
+// A running task that is cancelled: its future reports it at once; on
+// process its worker is killed and the pool goes on, elsewhere the task
+// sees stop_requested().
+TEST_P(Conformance, PoolCancelledRunningTaskStopsOrSeesIt) {
+  Shared started(1);
+  Shared saw_stop(1);
+  Shared finished(1);
+  Pool pool({.jobs = 2, .backend = backend()});
+  // On process the task does not look: its worker must be killed.
+  const bool looks = backend() != "process";
+  Future<int> f = pool.submit([&, looks] {
+    started[0].fetch_add(1);
+    const auto until = Clock::now() + std::chrono::seconds(20);
+    while (!(looks && this_task::stop_requested()) && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    if (this_task::stop_requested()) saw_stop[0].fetch_add(1);
+    finished[0].fetch_add(1);
+    return 5;
+  });
+  bool at_once = false;
+  std::thread canceller([&] {
+    // On mpi ranks the task runs on one rank only: the others give up
+    // waiting for it to start and cancel their copy (every rank cancels).
+    const auto until = Clock::now() + std::chrono::milliseconds(500);
+    while (started[0].load() == 0 && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const bool cancelled = f.cancel();
+    at_once = cancelled && f.cancelled() && f.ready();
+  });
+  const auto begin = Clock::now();
+  f.wait();
+  canceller.join();
+  // On mpi ranks a running task's outcome is the running rank's, on every
+  // rank: cancelled at the end of its call, not at once.
+  if (processes() == 1) {
+    EXPECT_TRUE(at_once) << "the future reports cancelled as cancel() returns";
+  }
+  EXPECT_TRUE(f.cancelled());
+  EXPECT_THROW(f.get(), CancelledError);
+  // The pool goes on.
+  Future<int> after = pool.submit([] { return 6; });
+  EXPECT_EQ(after.get(), 6);
+  pool.close();
+  EXPECT_LT(Clock::now() - begin, std::chrono::seconds(15));
+  const std::uint64_t saw = Summed(saw_stop.Local())[0];
+  const std::uint64_t ended = Summed(finished.Local())[0];
+  if (backend() == "process") {
+    EXPECT_EQ(ended, 0u) << "its worker was killed while it ran";
+  } else {
+    EXPECT_EQ(saw, 1u) << "the running task saw stop_requested()";
+    EXPECT_EQ(ended, 1u);
+  }
+}
+
+// Destroying a pool with work pending cancels what has not started, waits
+// for what runs and leaves nothing running: no task starts afterwards, no
+// worker process is left, and the futures still answer.
+TEST_P(Conformance, PoolDestroyedWithWorkPendingLeavesNothingRunning) {
+  constexpr std::size_t kN = 2000;
+  Shared runs(1);
+  std::vector<Future<int>> f;
+  const int children_before = ChildProcesses();
+  {
+    Pool pool({.jobs = 2, .backend = backend()});
+    for (std::size_t i = 0; i < kN; ++i) {
+      f.push_back(pool.submit(
+          [&runs](std::size_t k) {
+            runs[0].fetch_add(1);
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            return static_cast<int>(k);
+          },
+          i));
+    }
+    f[0].wait();
+    // Pending for sure: on sequential and mpi ranks nothing runs before a
+    // wait, and a wait runs what was queued.
+    for (std::size_t i = 0; i < 100; ++i) {
+      f.push_back(pool.submit([&runs] {
+        runs[0].fetch_add(1);
+        return 0;
+      }));
+    }
+  }
+  const std::uint64_t ran = Summed(runs.Local())[0];
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(Summed(runs.Local())[0], ran) << "a task ran after the pool";
+  EXPECT_LT(ran, kN + 100);
+  EXPECT_EQ(ChildProcesses(), children_before) << "a worker was left behind";
+  std::size_t done = 0;
+  std::size_t cancelled = 0;
+  for (Future<int>& x : f) {
+    ASSERT_TRUE(x.ready());
+    if (x.cancelled()) {
+      ++cancelled;
+      EXPECT_THROW(x.get(), CancelledError);
+    } else {
+      ++done;
+      x.get();
+    }
+  }
+  EXPECT_EQ(done + cancelled, kN + 100);
+  EXPECT_GT(cancelled, 0u);
+}
+
+TEST_P(Conformance, PoolRefusesBadUse) {
+  Pool pool({.jobs = 2, .backend = backend()});
+  Future<int> a = pool.submit([] { return 1; });
+  EXPECT_EQ(a.get(), 1);
+  try {
+    a.get();
+    ADD_FAILURE() << "expected UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("get() called twice for task 0"),
+              std::string::npos)
+        << e.what();
+  }
+  // A consumed future cannot feed a task; an empty one is refused.
+  EXPECT_THROW(pool.submit([](int x) { return x; }, a), UsageError);
+  EXPECT_THROW(pool.submit([](int x) { return x; }, Future<int>()), UsageError);
+  Future<int> empty;
+  EXPECT_THROW(empty.get(), UsageError);
+  // A future of another pool.
+  Pool other({.jobs = 1, .backend = backend()});
+  Future<int> foreign = other.submit([] { return 3; });
+  try {
+    pool.submit([](int x) { return x; }, foreign);
+    ADD_FAILURE() << "expected UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("of another pool"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(foreign.get(), 3);
+  // Options a submitted task cannot honour.
+  {
+    Pool timed({.jobs = 1,
+                .backend = backend(),
+                .timeout = std::chrono::milliseconds(100)});
+    EXPECT_THROW(timed.submit([] { return 0; }), UsageError);
+  }
+  pool.close();
+  try {
+    pool.submit([] { return 0; });
+    ADD_FAILURE() << "expected UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("closed"), std::string::npos)
+        << e.what();
+  }
+}
+
+// A result type that cannot cross to another process is refused at submit()
+// where tasks run elsewhere, before anything runs; elsewhere it works.
+struct NotSerializable {
+  int v = 0;
+  std::string s;
+};
+
+TEST_P(Conformance, PoolRefusesResultsThatCannotCrossAtSubmit) {
+  Shared runs(1);
+  Pool pool({.jobs = 2, .backend = backend()});
+  const auto task = [&runs] {
+    runs[0].fetch_add(1);
+    return NotSerializable{4, "x"};
+  };
+  if (pool.executor().shares_memory()) {
+    EXPECT_EQ(pool.submit(task).get().v, 4);
+    EXPECT_EQ(Summed(runs.Local())[0], processes());
+  } else {
+    try {
+      pool.submit(task);
+      ADD_FAILURE() << "expected UsageError";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("cannot cross a process boundary"),
+                std::string::npos)
+          << e.what();
+    }
+    pool.close();
+    EXPECT_EQ(Summed(runs.Local())[0], 0u);
+  }
+}
+
+// Retries apply to submitted tasks as to map's.
+TEST_P(Conformance, PoolRetriesAFailedTask) {
+  Shared runs(1);
+  Pool pool({.jobs = 2, .backend = backend(), .retries = 2});
+  Future<int> f = pool.submit([&runs] {
+    if (runs[0].fetch_add(1) < 2) throw BadInput("flaky");
+    return 9;
+  });
+  EXPECT_EQ(f.get(), 9);
+  pool.close();
+  EXPECT_EQ(Summed(runs.Local())[0], 3u);
+}
+
+// A pool's bulk calls run on the same backend and give map's answers.
+TEST_P(Conformance, PoolMapRunsOnTheSameEngine) {
+  Pool pool({.jobs = 2, .backend = backend()});
+  Future<long long> side = pool.submit([] { return 42LL; });
+  std::vector<long long> r = pool.map(
+      1000, [](std::size_t i) { return static_cast<long long>(i * i); });
+  ASSERT_EQ(r.size(), 1000u);
+  for (std::size_t i = 0; i < r.size(); ++i)
+    ASSERT_EQ(r[i], static_cast<long long>(i * i));
+  EXPECT_EQ(pool.map_reduce(
+                100, [](std::size_t i) { return static_cast<long long>(i); },
+                0LL, std::plus<>()),
+            4950);
+  EXPECT_EQ(side.get(), 42);
+}
+
+}  // namespace
+}  // namespace fanout::testing
