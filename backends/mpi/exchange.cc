@@ -56,31 +56,24 @@ std::string EncodeResults(const RankRun& run,
   return results;
 }
 
-// The failures whose index is (or, with want_failed false, is not) in
-// `failed`: a count, then index, type and message each.
-void PutFailures(std::string& out, const std::vector<TaskError>& failures,
-                 const std::vector<std::size_t>& failed, bool want_failed) {
-  std::size_t count = 0;
+// A list of failures: a count, then index, type and message each.
+void PutFailures(std::string& out, const std::vector<TaskError>& failures) {
+  PutVarint(out, failures.size());
   for (const TaskError& e : failures) {
-    count += Contains(failed, e.index()) == want_failed;
-  }
-  PutVarint(out, count);
-  for (const TaskError& e : failures) {
-    if (Contains(failed, e.index()) != want_failed) continue;
     PutVarint(out, e.index());
     PutBytes(out, e.type());
     PutBytes(out, e.message());
   }
 }
 
-// This rank's tasks as bytes: header, ranges, failures, results.
+// This rank's tasks as bytes: header, ranges, the job indices of the tasks
+// that threw (they have no result bytes), those failures (named as the
+// user's tasks), the results that could not be encoded (stand-ins), results.
 std::string EncodeRank(RankRun& run, std::uint64_t call) {
-  std::vector<std::size_t> failed;
-  for (const TaskError& e : run.failures) failed.push_back(e.index());
+  std::vector<std::size_t> failed = run.failed_jobs;
   std::sort(failed.begin(), failed.end());
   std::vector<TaskError> encode_failures;
   const std::string results = EncodeResults(run, failed, &encode_failures);
-  for (TaskError& e : encode_failures) run.failures.push_back(std::move(e));
 
   std::string out;
   PutVarint(out, call);
@@ -92,10 +85,11 @@ std::string EncodeRank(RankRun& run, std::uint64_t call) {
     PutVarint(out, c.begin);
     PutVarint(out, c.end);
   }
-  // Encode failures were appended after `failed` was taken: their results
-  // are empty stand-ins, and they travel as failures with the others.
-  PutFailures(out, run.failures, failed, true);
-  PutFailures(out, run.failures, failed, false);
+  PutVarint(out, failed.size());
+  for (std::size_t i : failed) PutVarint(out, i);
+  PutFailures(out, run.failures);
+  PutFailures(out, encode_failures);
+  for (TaskError& e : encode_failures) run.failures.push_back(std::move(e));
   out += results;
   return out;
 }
@@ -153,7 +147,15 @@ Decoded DecodeRank(const World& w, std::string_view bytes, int from,
   const std::string worker = "rank " + std::to_string(from);
   // Tasks that threw have no bytes; tasks whose result could not be encoded
   // have empty stand-in bytes.
-  const std::vector<std::size_t> failed = ReadFailures(in, worker, failures);
+  std::vector<std::size_t> failed(in.Varint());
+  for (std::size_t& i : failed) {
+    i = in.Varint();
+    if (i >= job.n) {
+      throw Error("mpi backend: corrupt result message (bad failed task)");
+    }
+  }
+  std::sort(failed.begin(), failed.end());
+  ReadFailures(in, worker, failures);
   const std::vector<std::size_t> unencodable =
       ReadFailures(in, worker, failures);
   for (const Chunk& c : ranges) {

@@ -60,6 +60,11 @@ void RankSink::Failed(std::size_t index, TaskFailure&& failure) {
   run_.failures.push_back(std::move(error));
 }
 
+void RankSink::FailedJob(std::size_t job_index) {
+  std::lock_guard<std::mutex> lock(run_.mu);
+  run_.failed_jobs.push_back(job_index);
+}
+
 void RankSink::ChunkDone(std::size_t begin, std::size_t end) {
   run_.done.fetch_add(end - begin, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(run_.mu);

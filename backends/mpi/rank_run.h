@@ -56,6 +56,8 @@ class RankSink {
   RankSink(RankRun& run, int thread);
   std::atomic<std::size_t>* watch_slot() const;
   void Failed(std::size_t index, TaskFailure&& failure);
+  // The job index of the task that just failed (Failed names the user's).
+  void FailedJob(std::size_t job_index);
   void ChunkDone(std::size_t begin, std::size_t end);
   void Started(std::size_t) {}
   bool Finished(std::size_t) { return true; }
@@ -122,10 +124,13 @@ class RankRun {
   std::condition_variable comm_cv;  // the calling thread waits for events
   std::vector<Chunk> ranges;        // chunks run here (up to a fail-fast stop)
   std::vector<TaskError> failures;  // tasks failed here
-  int running = 0;                  // compute threads not yet finished
-  std::deque<Chunk> queue;          // rank > 0: chunks granted, not started
-  bool no_more = false;             // rank > 0: rank 0 said done
-  int idle = 0;                     // rank > 0: compute threads waiting
+  // The job indices of those failures (a failure of a group of the user's
+  // tasks, map_reduce's, names the user's task): which results are missing.
+  std::vector<std::size_t> failed_jobs;
+  int running = 0;          // compute threads not yet finished
+  std::deque<Chunk> queue;  // rank > 0: chunks granted, not started
+  bool no_more = false;     // rank > 0: rank 0 said done
+  int idle = 0;             // rank > 0: compute threads waiting
 
  private:
   // Sets stop and wakes every waiting thread. Holds no lock on entry.

@@ -363,6 +363,9 @@ bool ChunkRunner<Sink>::Fail(std::size_t index, TaskFailure&& failure) {
   const std::size_t task =
       failure.task != static_cast<std::size_t>(-1) ? failure.task : index;
   sink_.Failed(task, std::move(failure));
+  // A sink that must know which of the job's results is missing (mpi's
+  // exchange) hears the job's index too.
+  if constexpr (requires { sink_.FailedJob(index); }) sink_.FailedJob(index);
   if (!fail_fast_) return true;
   control_.RequestStop(StopReason::kFailed);
   return false;
