@@ -1,10 +1,12 @@
 #include "core/parallel.h"
 
 #include <cxxabi.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <new>
 #include <utility>
 
 #include "core/internal/scheduler.h"
@@ -12,6 +14,59 @@
 namespace fanout {
 
 namespace internal {
+
+SharedWord::SharedWord(std::size_t initial) {
+  void* p = mmap(nullptr, sizeof(std::atomic<std::size_t>),
+                 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  mapped_ = p != MAP_FAILED;
+  word_ = mapped_ ? new (p) std::atomic<std::size_t>(initial)
+                  : new std::atomic<std::size_t>(initial);
+}
+
+SharedWord::~SharedWord() {
+  if (mapped_) {
+    munmap(word_, sizeof(std::atomic<std::size_t>));
+  } else {
+    delete word_;
+  }
+}
+
+std::size_t StreamInFlight(const Options& o, int jobs) {
+  const auto refuse = [](const char* what) {
+    throw UsageError(std::string("imap over an input range: Options::") + what +
+                     " needs a known number of tasks; valid: imap(n, f) "
+                     "over n tasks, or leave it unset");
+  };
+  if (o.timeout.count() != 0) refuse("timeout");
+  if (!o.checkpoint.empty()) refuse("checkpoint");
+  if (o.verbose != 0) refuse("verbose");
+  if (o.on_progress != nullptr) refuse("on_progress");
+  if (o.on_stuck != nullptr) refuse("on_stuck");
+  if (o.max_in_flight == -1) {
+    return 4 * static_cast<std::size_t>(std::max(jobs, 1));
+  }
+  if (o.max_in_flight <= 0) ThrowBadMaxInFlight(o.max_in_flight);
+  return static_cast<std::size_t>(o.max_in_flight);
+}
+
+void ThrowBadMaxInFlight(int value) {
+  throw UsageError("max_in_flight must be a positive number of tasks (got " +
+                   std::to_string(value) +
+                   "); valid: 1 or more, or -1 for 4 x jobs");
+}
+
+std::size_t NextBatch(std::size_t batch, std::uint64_t nanos, bool timed,
+                      std::size_t most) {
+  if (!timed)
+    return std::clamp<std::size_t>(batch * 2, 1,
+                                   std::min<std::size_t>(most, 4096));
+  constexpr double kTargetNanos = 2e6;
+  const double b = static_cast<double>(batch);
+  double next =
+      nanos == 0 ? b * 2 : b * kTargetNanos / static_cast<double>(nanos);
+  next = std::clamp(next, b / 2, b * 2);
+  return std::clamp<std::size_t>(static_cast<std::size_t>(next), 1, most);
+}
 
 void ThrowBadResultCount(std::size_t got, std::size_t n,
                          std::string_view backend) {
@@ -156,11 +211,18 @@ void CallScope::Finish(bool success) {
 
 Parallel::Parallel(Options options)
     : executor_(make_executor(options.backend, {.jobs = options.jobs})),
-      options_(std::move(options)) {}
+      options_(std::move(options)) {
+  if (options_.max_in_flight == 0 || options_.max_in_flight < -1) {
+    internal::ThrowBadMaxInFlight(options_.max_in_flight);
+  }
+}
 
 Parallel::Parallel(std::shared_ptr<Executor> executor, Options options)
     : executor_(std::move(executor)), options_(std::move(options)) {
   options_.backend = std::string(executor_->name());
+  if (options_.max_in_flight == 0 || options_.max_in_flight < -1) {
+    internal::ThrowBadMaxInFlight(options_.max_in_flight);
+  }
 }
 
 RunReport Parallel::Run(const Job& job, ErrorPolicy errors, bool retry,

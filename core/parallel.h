@@ -156,6 +156,11 @@ struct Options {
   // so that a file of another job is refused rather than read back.
   std::string checkpoint = {};
   std::string checkpoint_key = {};
+  // imap and imap_unordered over an input range (of unknown length): at
+  // most this many tasks submitted and not yet yielded; -1 (the default)
+  // is 4 x jobs. 0 and other negative values are a UsageError. With imap
+  // over n tasks, windows are cut to at most this many pending tasks.
+  int max_in_flight = -1;
 };
 
 // One task's outcome under the collect-all policy: its value or its error.
@@ -338,6 +343,31 @@ class Parallel {
   // The most groups map_reduce cuts its tasks into.
   static constexpr std::size_t kReduceGroups = 4096;
 
+  // std::find_if in parallel: the lowest i in [0, n) for which pred(i) is
+  // true, or nullopt when there is none. The same answer on every backend
+  // and jobs count: once a task finds a hit, every task above it is skipped
+  // (one relaxed load before each task; tasks below it still run, as one of
+  // them may hit lower), so the first hit stops the other tasks. A task that
+  // throws fails the call only when it is below the answer (a sequential
+  // find_if would have reached it); one above is ignored. On process the hit
+  // is seen by every worker at once (shared memory); on mpi ranks each rank
+  // skips on its own hits, and the answer is the lowest of all.
+  //
+  //   std::optional<std::size_t> i = p.find_first(n, [&](std::size_t k) {
+  //     return hash(k) == target;
+  //   });
+  template <class F>
+  requires std::predicate<F&, std::size_t>
+  std::optional<std::size_t> find_first(std::size_t n, F&& pred);
+
+  // std::any_of in parallel: true when pred(i) holds for some i in [0, n).
+  // The first hit anywhere skips every task not yet started. A task that
+  // throws fails the call only when no task hits (then every task ran, so
+  // the answer is the same on every backend).
+  template <class F>
+  requires std::predicate<F&, std::size_t>
+  bool any_of(std::size_t n, F&& pred);
+
   // f(i) for i in [0, n), in parallel, for its effects.
   template <class F>
   requires std::invocable<F&, std::size_t>
@@ -414,6 +444,33 @@ class Parallel {
   requires std::invocable<F&, std::size_t>
   auto imap_unordered(std::size_t n, F f, std::size_t window = 0);
 
+  // imap over any input range, of a length nobody knows: the lines of a
+  // file, a generator, a Queue drained until closed. f(item) for each item,
+  // in input order; the input is read as the loop goes, with at most
+  // Options::max_in_flight tasks submitted and not yet yielded, so memory
+  // stays flat whatever the input's length. A single-pass range is read
+  // once, on the loop's thread. Each task runs a batch of consecutive
+  // items (batch_size, or 0: from 1 item, sized while the loop runs to
+  // about 2 ms of work a task; on mpi ranks, doubled per task up to 4096,
+  // the same on every rank). A task that throws throws its TaskError,
+  // naming the item's position in the input, when the loop reaches it;
+  // retries run the failing item again, not its batch. Leaving the loop
+  // early cancels the tasks not yet run and waits for those running.
+  //
+  //   std::ifstream in("inputs.txt");
+  //   for (long long r : p.imap(std::views::istream<long long>(in), process))
+  //     std::cout << r << '\n';
+  //
+  // Options::cancel is checked as items are read; timeout, checkpoint,
+  // verbose and on_progress need a known task count and are refused.
+  template <std::ranges::input_range In, class F>
+  requires std::invocable<F&, std::ranges::range_reference_t<In>>
+  auto imap(In&& input, F f);
+  // The same, yielding (position, f(item)) pairs as tasks finish.
+  template <std::ranges::input_range In, class F>
+  requires std::invocable<F&, std::ranges::range_reference_t<In>>
+  auto imap_unordered(In&& input, F f);
+
   // joblib's Parallel(...)(delayed(f)(x) for x in xs): runs the tasks.
   template <class R>
   std::vector<R> operator()(const std::vector<Task<R>>& tasks) {
@@ -463,6 +520,8 @@ class Parallel {
 
 // The templates behind Parallel's members (they need the whole class).
 #include "core/internal/checkpointed_run.h"  // IWYU pragma: export
+#include "core/internal/range_stream.h"      // IWYU pragma: export
+#include "core/internal/search.h"            // IWYU pragma: export
 #include "core/internal/stream.h"            // IWYU pragma: export
 
 #endif  // FANOUT_CORE_PARALLEL_H_

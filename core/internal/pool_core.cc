@@ -439,8 +439,8 @@ void PoolCore::Retire(NodeBase* node) {
 }
 
 bool PoolCore::Cancel(NodeBase* node) {
-  node->stop.store(1, std::memory_order_seq_cst);
   if (mode_ == Mode::kLazy) {
+    node->stop.store(1, std::memory_order_seq_cst);
     // mpi ranks: a node whose generation runs ends as the rank running it
     // says, on every rank alike (cancelled if this request reached it in
     // time); only one not yet running is ended here, as every rank does.
@@ -450,9 +450,12 @@ bool PoolCore::Cancel(NodeBase* node) {
       return !node->ended();
     }
   }
+  // Ended first, then told to stop: a task that sees the stop and returns
+  // cannot end its node as done before the cancel does.
   if (!Finish(node, NodeState::kCancelled, CancelledFor(node, ""))) {
     return false;
   }
+  node->stop.store(1, std::memory_order_seq_cst);
   std::lock_guard<std::mutex> lock(gen_mu_);
   if (node->shared_stop != nullptr) {
     node->shared_stop->store(1, std::memory_order_seq_cst);

@@ -66,6 +66,11 @@ class WindowSource {
     if (!parallel.options_.checkpoint.empty()) {
       OpenCheckpoint(parallel, /*timed=*/window == 0);
     }
+    // Options::max_in_flight bounds the tasks pending: two windows at most.
+    if (const int most = parallel.options_.max_in_flight; most > 0) {
+      cap_ = std::max<std::size_t>(static_cast<std::size_t>(most) / 2, 1);
+      window_ = std::min(window_, cap_);
+    }
   }
 
   ~WindowSource() {
@@ -93,6 +98,7 @@ class WindowSource {
     } else if (grow_ && out->seconds < kGrowBelowSeconds) {
       window_ = std::min(grow_cap_, window_ * 2);
     }
+    window_ = std::min(window_, cap_);
     if (prefetch_ && next_ < left() && !out->error && out->failures.empty()) {
       const auto range = TakeRange();
       pending_ = std::async(std::launch::async,
@@ -270,6 +276,7 @@ class WindowSource {
   const bool grow_;
   const std::size_t grow_cap_;
   std::size_t next_ = 0;
+  std::size_t cap_ = static_cast<std::size_t>(-1);  // max_in_flight / 2
   std::future<Window<R>> pending_;
   // With a checkpoint: the file, the tasks it lacks (computed, in index
   // order) and the results it held.

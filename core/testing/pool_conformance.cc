@@ -11,8 +11,11 @@
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <optional>
 #include <random>
+#include <ranges>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -540,6 +543,237 @@ TEST_P(Conformance, PoolMapRunsOnTheSameEngine) {
                 0LL, std::plus<>()),
             4950);
   EXPECT_EQ(side.get(), 42);
+}
+
+// find_first: the lowest hit on every backend; a hit skips the tasks above
+// it; a failure counts only below the answer.
+TEST_P(Conformance, FindFirstGivesTheLowestHit) {
+  constexpr std::size_t kN = 100'000;
+  for (std::size_t batch : {0, 1, 997}) {
+    Shared runs(1);
+    Parallel p({.jobs = 2, .backend = backend(), .batch_size = batch});
+    const auto pred = [&runs](std::size_t i) {
+      runs[0].fetch_add(1);
+      return i == 77'777 || i == 50'001 || i == 99'999;
+    };
+    EXPECT_EQ(p.find_first(kN, pred), std::optional<std::size_t>(50'001))
+        << "batch " << batch;
+    EXPECT_LT(Summed(runs.Local())[0], kN) << "no task was skipped";
+  }
+  {
+    Shared runs(1);
+    Parallel p({.jobs = 2, .backend = backend()});
+    EXPECT_EQ(p.find_first(kN,
+                           [&runs](std::size_t) {
+                             runs[0].fetch_add(1);
+                             return false;
+                           }),
+              std::nullopt);
+    EXPECT_EQ(Summed(runs.Local())[0], kN) << "with no hit every task runs";
+  }
+  Parallel p({.jobs = 2, .backend = backend()});
+  EXPECT_EQ(p.find_first(0, [](std::size_t) { return true; }), std::nullopt);
+  // A task that throws above the answer is beyond what find_if reaches.
+  EXPECT_EQ(p.find_first(kN,
+                         [](std::size_t i) {
+                           if (i == 90'000) throw BadInput("above");
+                           return i == 1234;
+                         }),
+            std::optional<std::size_t>(1234));
+  // One below it fails the call, named.
+  try {
+    p.find_first(kN, [](std::size_t i) {
+      if (i == 1000) throw BadInput("below");
+      return i == 60'000;
+    });
+    ADD_FAILURE() << "expected TaskError";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.index(), 1000u);
+    EXPECT_EQ(e.message(), "below");
+  }
+}
+
+TEST_P(Conformance, AnyOfStopsAtTheFirstHit) {
+  constexpr std::size_t kN = 100'000;
+  Shared runs(1);
+  Parallel p({.jobs = 2, .backend = backend()});
+  EXPECT_TRUE(p.any_of(kN, [&runs](std::size_t i) {
+    runs[0].fetch_add(1);
+    return i % 10'000 == 4321;
+  }));
+  EXPECT_LT(Summed(runs.Local())[0], kN) << "the first hit stops the others";
+  Shared all(1);
+  EXPECT_FALSE(p.any_of(kN, [&all](std::size_t) {
+    all[0].fetch_add(1);
+    return false;
+  }));
+  EXPECT_EQ(Summed(all.Local())[0], kN);
+  EXPECT_FALSE(p.any_of(0, [](std::size_t) { return true; }));
+  // With a hit, a failure elsewhere does not matter; without one it fails.
+  EXPECT_TRUE(p.any_of(kN, [](std::size_t i) {
+    if (i == 5) throw BadInput("x");
+    return i == 80'000;
+  }));
+  EXPECT_THROW(p.any_of(kN,
+                        [](std::size_t i) -> bool {
+                          if (i == 5) throw BadInput("x");
+                          return false;
+                        }),
+               TaskError);
+}
+
+// A single-pass input range: 0 .. n-1, counting what was read.
+class Counter {
+ public:
+  explicit Counter(std::uint64_t n) : n_(n) {}
+  class iterator {
+   public:
+    using value_type = std::uint64_t;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(Counter* c) : c_(c) {}
+    std::uint64_t operator*() const { return c_->next_; }
+    iterator& operator++() {
+      ++c_->next_;
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    bool operator==(std::default_sentinel_t) const {
+      return c_->next_ >= c_->n_;
+    }
+
+   private:
+    Counter* c_ = nullptr;
+  };
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() { return {}; }
+  std::uint64_t read() const { return next_; }
+
+ private:
+  std::uint64_t n_;
+  std::uint64_t next_ = 0;
+};
+
+long PoolPeakRssKiB(bool reset) {
+  if (reset) {
+    std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
+    if (f == nullptr) return -1;
+    std::fputs("5", f);
+    std::fclose(f);
+  }
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long kib = -1;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::sscanf(line, "VmHWM: %ld kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return kib;
+}
+
+// imap over a generator of a million items nobody counted: every result in
+// order, and the caller's memory stays flat.
+TEST_P(Conformance, ImapOverASinglePassInputKeepsMemoryFlat) {
+  constexpr std::uint64_t kN = 1'000'000;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a sanitizer's shadow memory and quarantine grow the RSS";
+#endif
+  Parallel p({.jobs = 2, .backend = backend()});
+  Counter input(kN);
+  const long before = PoolPeakRssKiB(/*reset=*/true);
+  if (before < 0) GTEST_SKIP() << "no /proc/self/clear_refs here";
+  std::uint64_t expected_index = 0;
+  std::uint64_t sum = 0;
+  for (std::uint64_t r :
+       p.imap(input, [](std::uint64_t x) { return x ^ 0x5bd1e995u; })) {
+    ASSERT_EQ(r, expected_index ^ 0x5bd1e995u) << "item " << expected_index;
+    sum += r;
+    ++expected_index;
+  }
+  const long grown = PoolPeakRssKiB(/*reset=*/false) - before;
+  EXPECT_EQ(expected_index, kN);
+  EXPECT_EQ(input.read(), kN);
+  std::uint64_t want = 0;
+  for (std::uint64_t i = 0; i < kN; ++i) want += i ^ 0x5bd1e995u;
+  EXPECT_EQ(sum, want);
+  EXPECT_LT(grown, 24 * 1024) << "KiB of peak memory for 1M streamed items";
+}
+
+TEST_P(Conformance, ImapOverARangeBoundsWhatIsInFlight) {
+  // Lines of a stream, each an input; at most max_in_flight tasks pending.
+  std::stringstream lines;
+  for (int i = 0; i < 200; ++i) lines << i << "\n";
+  Parallel p(
+      {.jobs = 2, .backend = backend(), .batch_size = 1, .max_in_flight = 3});
+  Counter input(200);
+  std::uint64_t yielded = 0;
+  for (std::uint64_t r : p.imap(input, [](std::uint64_t x) { return x * 2; })) {
+    EXPECT_EQ(r, yielded * 2);
+    ++yielded;
+    // The item yielded, the three in flight, and one being read.
+    EXPECT_LE(input.read(), yielded + 3) << "read too far ahead";
+  }
+  EXPECT_EQ(yielded, 200u);
+  long long total = 0;
+  for (long long r : p.imap(std::views::istream<long long>(lines),
+                            [](long long x) { return x + 1; })) {
+    total += r;
+  }
+  EXPECT_EQ(total, 200LL * 199 / 2 + 200);
+  // Unordered: every position once, with its value.
+  Counter again(1000);
+  std::vector<int> seen(1000, 0);
+  for (auto [i, r] :
+       p.imap_unordered(again, [](std::uint64_t x) { return x + 7; })) {
+    ASSERT_LT(i, 1000u);
+    EXPECT_EQ(r, i + 7);
+    ++seen[i];
+  }
+  EXPECT_EQ(seen, std::vector<int>(1000, 1));
+  EXPECT_THROW(Parallel({.backend = backend(), .max_in_flight = 0}),
+               UsageError);
+}
+
+TEST_P(Conformance, ImapOverARangeThrowsAtTheFailedItem) {
+  Parallel p({.jobs = 2, .backend = backend()});
+  Counter input(5000);
+  std::uint64_t yielded = 0;
+  try {
+    for (std::uint64_t r : p.imap(input, [](std::uint64_t x) {
+           if (x == 3210) throw BadInput("item 3210");
+           return x;
+         })) {
+      EXPECT_EQ(r, yielded);
+      ++yielded;
+    }
+    ADD_FAILURE() << "expected TaskError";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.index(), 3210u);
+    EXPECT_EQ(e.type(), "fanout_conformance::BadInput");
+    EXPECT_EQ(e.message(), "item 3210");
+  }
+  EXPECT_EQ(yielded, 3210u);
+}
+
+TEST_P(Conformance, LeavingAnImapOverARangeEarlyCancelsTheRest) {
+  Shared runs(1);
+  Parallel p({.jobs = 2, .backend = backend(), .batch_size = 1});
+  Counter input(100'000);
+  {
+    auto stream = p.imap(input, [&runs](std::uint64_t x) {
+      runs[0].fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+      return x;
+    });
+    for (std::uint64_t r : stream) {
+      if (r == 20) break;
+    }
+  }
+  const std::uint64_t after = Summed(runs.Local())[0];
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(Summed(runs.Local())[0], after) << "tasks ran after the loop";
+  EXPECT_LT(input.read(), 1000u);
 }
 
 }  // namespace
