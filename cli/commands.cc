@@ -1,7 +1,6 @@
 #include "cli/commands.h"
 
 #include <poll.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,6 +35,9 @@ struct Finished {
   std::string command;
   Outcome outcome;
   bool ran = false;
+  // Why what it did was not all kept (its --joblog row, its --results
+  // files); such a command counts as failed.
+  std::string lost;
 };
 
 // The run: workers claim jobs in input order, run them, and report each
@@ -55,11 +57,13 @@ class Runner {
 
   int Run() {
     joblog_.Open(o_.joblog, o_.resume || o_.resume_failed);
-    if (!o_.results.empty() && mkdir(o_.results.c_str(), 0777) != 0 &&
-        errno != EEXIST) {
-      throw UsageError("--results=" + o_.results + ": cannot create: " +
-                       std::strerror(errno) + "; valid: a directory path");
+    if (joblog_.torn_bytes() > 0) {
+      std::fprintf(err_,
+                   "commands: --joblog=%s ended in a row cut short (%zu "
+                   "bytes): cut off, its command runs again\n",
+                   o_.joblog.c_str(), joblog_.torn_bytes());
     }
+    if (!o_.results.empty()) CheckResultsDir(o_.results);
     for (const Job& job : o_.jobs_list) {
       if (Skipped(job.seq)) continue;
       todo_.push_back(&job);
@@ -262,19 +266,36 @@ class Runner {
                        outcome.stopped == Stopped::kHalt;
     std::lock_guard<std::mutex> lock(mu_);
     if (i >= finished_.size()) finished_.resize(i + 1);
-    finished_[i] = {job.seq, command, outcome, true};
+    Finished& f = finished_[i];
+    f = {job.seq, command, outcome, true, ""};
     if (!o_.results.empty()) {
-      WriteResults(o_.results, job.seq, command, out, err, outcome.exit_code);
+      const std::string error = WriteResults(o_.results, job.seq, command, out,
+                                             err, outcome.exit_code);
+      if (!error.empty()) f.lost = "--results not kept (" + error + ")";
     }
     if (!by_us) {
-      joblog_.Write(FormatJoblogRow({.seq = job.seq,
-                                     .start = outcome.start,
-                                     .runtime = outcome.runtime,
-                                     .receive = out.size() + err.size(),
-                                     .exitval = outcome.exit_status,
-                                     .signal = outcome.signal,
-                                     .command = command}));
-      (outcome.ok() ? ok_ : failed_) += 1;
+      const std::string error =
+          joblog_.Append(FormatJoblogRow({.seq = job.seq,
+                                          .start = outcome.start,
+                                          .runtime = outcome.runtime,
+                                          .receive = out.size() + err.size(),
+                                          .exitval = outcome.exit_status,
+                                          .signal = outcome.signal,
+                                          .command = command}));
+      if (!error.empty()) {
+        // Without its row --resume would run it again, as every command
+        // after it: none starts.
+        f.lost += (f.lost.empty() ? "" : " and ") +
+                  std::string("its --joblog row was not written (") + error +
+                  ")";
+        ++rows_lost_;
+        if (joblog_error_.empty()) {
+          joblog_error_ = "cannot write the row of [" +
+                          std::to_string(job.seq) + "]: " + error;
+          stop_.no_new = true;
+        }
+      }
+      (outcome.ok() && f.lost.empty() ? ok_ : failed_) += 1;
     }
     printer_.Done(i, o_.line_buffer ? std::string() : out,
                   o_.line_buffer ? std::string() : err, tag);
@@ -329,13 +350,14 @@ class Runner {
         err_, "commands: %zu run, %zu ok, %zu failed, %d at a time, %.2f s\n",
         ran, ran - failed, failed, jobs_, wall);
     for (const Finished& f : finished_) {
-      if (!f.ran || f.outcome.ok() || f.outcome.stopped == Stopped::kCancel ||
+      if (!f.ran || (f.outcome.ok() && f.lost.empty()) ||
+          f.outcome.stopped == Stopped::kCancel ||
           f.outcome.stopped == Stopped::kHalt) {
         continue;
       }
-      PrintFailure(err_, f.seq, f.command, f.outcome.exit_code,
-                   f.outcome.signal,
-                   f.outcome.stopped == Stopped::kTimeout ? o_.timeout_s : 0);
+      PrintFailure(
+          err_, f.seq, f.command, f.outcome.exit_code, f.outcome.signal,
+          f.outcome.stopped == Stopped::kTimeout ? o_.timeout_s : 0, f.lost);
     }
     if (skipped_ > 0) {
       std::fprintf(err_, "commands: %zu skipped, already in --joblog=%s\n",
@@ -346,6 +368,14 @@ class Runner {
                    "commands: halted after [%zu] (--halt=%s): %zu stopped, "
                    "%zu not started\n",
                    halt_seq_, o_.halt_text.c_str(), stopped, not_started);
+    }
+    if (!joblog_error_.empty()) {
+      std::fprintf(err_,
+                   "run: error: --joblog=%s: %s; no command started after it "
+                   "(%zu not started); --resume runs them and the %zu whose "
+                   "rows are missing\n",
+                   o_.joblog.c_str(), joblog_error_.c_str(), not_started,
+                   rows_lost_);
     }
     std::fflush(err_);
     if (stop_.run_timed_out.load()) {
@@ -396,6 +426,8 @@ class Runner {
   Clock::time_point run_started_{};
   bool progress_shown_ = false;
   std::size_t ok_ = 0, failed_ = 0, skipped_ = 0;
+  std::string joblog_error_;  // the first row that could not be written
+  std::size_t rows_lost_ = 0;
   bool halted_ = false;
   std::size_t halt_seq_ = 0;
   int jobs_ = 1;

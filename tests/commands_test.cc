@@ -8,12 +8,16 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -115,6 +119,37 @@ bool Running(const std::string& marker, std::size_t count) {
   }
   return false;
 }
+
+// A small tmpfs at a directory of its own, for a disk that fills up;
+// unmounted when it goes. Mounting needs root: `error` says why it failed.
+class SmallDisk {
+ public:
+  explicit SmallDisk(const std::string& name, const std::string& size)
+      : dir_(Tmp(name)) {
+    mkdir(dir_.c_str(), 0755);
+    if (mount("tmpfs", dir_.c_str(), "tmpfs", 0, ("size=" + size).c_str()) !=
+        0) {
+      error_ = "cannot mount a tmpfs at " + dir_ + ": " + std::strerror(errno);
+    }
+  }
+  ~SmallDisk() {
+    if (error_.empty()) umount2(dir_.c_str(), MNT_DETACH);
+  }
+  SmallDisk(const SmallDisk&) = delete;
+  SmallDisk& operator=(const SmallDisk&) = delete;
+
+  const std::string& error() const { return error_; }
+  const std::string& dir() const { return dir_; }
+  // Gives it `size` in all (room for more once it is full).
+  bool Grow(const std::string& size) {
+    return mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT,
+                 ("size=" + size).c_str()) == 0;
+  }
+
+ private:
+  std::string dir_;
+  std::string error_;
+};
 
 int WaitExit(pid_t pid) {
   int status = 0;
@@ -412,6 +447,87 @@ TEST(Commands, ResultsKeepEachCommandsFiles) {
             "sh -c 'echo out-$0; echo err-$0 >&2; exit $0' 3\n");
 }
 
+// Issue 23 item 2: --results on a disk that fills up. Each job whose files
+// cannot all be written is reported and counted failed (the exit code),
+// and leaves nothing half written; the jobs kept are complete.
+TEST(Commands, ResultsOnAFullDiskAreReportedAndCountedFailed) {
+  SmallDisk disk("small-results", "64k");
+  if (!disk.error().empty()) GTEST_SKIP() << disk.error();
+  const std::string dir = disk.dir() + "/r";
+  Result r = RunProgram(
+      Cli(), {"--jobs=1", "--results=" + dir, "head -c 30000 /dev/zero # {}",
+              ":::", "1", "2", "3", "4", "5", "6"});
+  std::size_t kept = 0, lost = 0;
+  for (int seq = 1; seq <= 6; ++seq) {
+    const std::string d = dir + "/" + std::to_string(seq);
+    const std::string line = "  [" + std::to_string(seq) +
+                             "] exit 0, but --results not kept (cannot write " +
+                             d +
+                             "/stdout: No space left on device): head -c "
+                             "30000 /dev/zero # " +
+                             std::to_string(seq);
+    if (access(d.c_str(), F_OK) == 0) {
+      ++kept;
+      EXPECT_EQ(Slurp(d + "/stdout").size(), 30000u) << d;
+      EXPECT_EQ(Slurp(d + "/exitval"), "0\n") << d;
+      EXPECT_EQ(r.err.find(line), std::string::npos) << r.err;
+    } else {
+      ++lost;
+      EXPECT_NE(r.err.find(line), std::string::npos) << r.err;
+    }
+  }
+  EXPECT_GE(kept, 1u);
+  EXPECT_GE(lost, 1u);
+  EXPECT_EQ(static_cast<std::size_t>(r.exit_code), lost) << r.err;
+  EXPECT_NE(r.err.find("commands: 6 run, " + std::to_string(kept) + " ok, " +
+                       std::to_string(lost) + " failed"),
+            std::string::npos)
+      << r.err;
+}
+
+// A --results path that cannot hold results is refused before any command
+// runs: a file, a directory that cannot be written (chattr +i, as root).
+// One made immutable mid-run: every command after counts as failed.
+TEST(Commands, ResultsThatCannotBeWrittenAreRefusedOrCountedFailed) {
+  const std::string file = Tmp("results-file"), ran = Tmp("results-ran");
+  std::ofstream(file) << "x";
+  Result r = RunProgram(Cli(), {"--results=" + file, ":::", "touch " + ran});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err, "run: --results=" + file +
+                       ": exists and is not a directory; valid: a directory "
+                       "that can be written (made when missing), as in "
+                       "--results=out\n");
+  EXPECT_NE(access(ran.c_str(), F_OK), 0) << "a command ran";
+
+  const std::string dir = Tmp("results-immutable");
+  mkdir(dir.c_str(), 0755);
+  if (std::system(("chattr +i " + dir + " 2>/dev/null").c_str()) != 0) {
+    GTEST_SKIP() << "chattr +i is refused here (it needs root and a file "
+                    "system that has the attribute)";
+  }
+  r = RunProgram(Cli(), {"--results=" + dir, ":::", "touch " + ran});
+  ASSERT_EQ(std::system(("chattr -i " + dir).c_str()), 0);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("run: --results=" + dir +
+                            ": cannot create directories in it: Operation not "
+                            "permitted; valid: a directory",
+                        0),
+            0u)
+      << r.err;
+  EXPECT_NE(access(ran.c_str(), F_OK), 0) << "a command ran";
+
+  // The first command makes it immutable: no job's results can be kept.
+  r = RunProgram(Cli(), {"--jobs=1", "--results=" + dir,
+                         ":::", "chattr +i " + dir, "echo b", "echo c"});
+  ASSERT_EQ(std::system(("chattr -i " + dir).c_str()), 0);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.out, "b\nc\n");
+  EXPECT_NE(r.err.find("  [2] exit 0, but --results not kept (cannot create " +
+                       dir + "/2: Operation not permitted): echo b"),
+            std::string::npos)
+      << r.err;
+}
+
 // GNU parallel's exit code: the number of failed commands, 101 for more
 // than 100.
 TEST(Commands, ExitCodeCountsFailuresUpTo101) {
@@ -477,6 +593,91 @@ TEST(Commands, ResumeAfterCtrlCRunsOnlyTheRest) {
   rows = cli::ParseJoblog(Slurp(log));
   EXPECT_EQ(rows.size(), 4u);
   EXPECT_EQ(Lines(Slurp(log)).size(), 5u);  // one header
+}
+
+// Issue 23 item 1: a job log on a disk that fills up keeps whole rows only,
+// the run says so and exits non-zero (no "ok" for a command without its
+// row), starts nothing more, and --resume then runs each command exactly
+// once more than the log holds: none lost, none run twice.
+TEST(Commands, JoblogOnAFullDiskIsAnErrorAndResumeLosesNothing) {
+  SmallDisk disk("small-joblog", "64k");
+  if (!disk.error().empty()) GTEST_SKIP() << disk.error();
+  const std::string log = disk.dir() + "/jl";
+  std::vector<std::string> args = {"--joblog=" + log, "echo", "{}", ":::"};
+  for (int i = 1; i <= 2000; ++i) args.push_back(std::to_string(i));
+  Result r = RunProgram(Cli(), args);
+  EXPECT_NE(r.exit_code, 0) << r.err;
+  EXPECT_NE(
+      r.err.find("run: error: --joblog=" + log + ": cannot write the row of ["),
+      std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("]: No space left on device; no command started "),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find(", but its --joblog row was not written (No space left "
+                       "on device): echo "),
+            std::string::npos)
+      << r.err;
+  std::string text = Slurp(log);
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n') << "a torn last row";
+  auto rows = cli::ParseJoblog(text);
+  const std::size_t kept = rows.size();
+  EXPECT_EQ(Lines(text).size(), kept + 1);  // the header and whole rows
+  ASSERT_LT(kept, 2000u);
+  ASSERT_GT(kept, 100u);
+  // Every command that ran printed its line; those without a row count as
+  // failed, and are the exit code.
+  const std::size_t ran = Lines(r.out).size();
+  EXPECT_GT(ran, kept);
+  EXPECT_EQ(static_cast<std::size_t>(r.exit_code), ran - kept) << r.err;
+
+  ASSERT_TRUE(disk.Grow("4m"));
+  args.insert(args.begin(), "--resume");
+  r = RunProgram(Cli(), args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Lines(r.out).size(), 2000 - kept);
+  text = Slurp(log);
+  rows = cli::ParseJoblog(text);
+  ASSERT_EQ(rows.size(), 2000u);
+  EXPECT_EQ(Lines(text).size(), 2001u);  // no row twice
+  for (const auto& [seq, row] : rows) {
+    EXPECT_EQ(row.command, "echo " + std::to_string(seq));
+  }
+  r = RunProgram(Cli(), args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("commands: 2000 skipped"), std::string::npos) << r.err;
+}
+
+// A log whose last row was cut short (a kill in the middle of its write):
+// --resume cuts it off and says so, and that row's command runs again with
+// a row of its own, not written onto the torn one.
+TEST(Commands, ResumeCutsATornLastRow) {
+  const std::string log = Tmp("torn.log");
+  const std::string torn = "3\t:\t1700000";
+  std::ofstream(log, std::ios::binary)
+      << cli::JoblogHeader()
+      << cli::FormatJoblogRow({.seq = 1, .command = "echo 1"})
+      << cli::FormatJoblogRow({.seq = 2, .command = "echo 2"}) << torn;
+  Result r = RunProgram(Cli(), {"-k", "--jobs=1", "--joblog=" + log, "--resume",
+                                "echo", "{}", ":::", "1", "2", "3", "4"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "3\n4\n");
+  EXPECT_NE(
+      r.err.find("commands: --joblog=" + log + " ended in a row cut short (" +
+                 std::to_string(torn.size()) +
+                 " bytes): cut off, its command runs again"),
+      std::string::npos)
+      << r.err;
+  const std::string text = Slurp(log);
+  const auto rows = cli::ParseJoblog(text);
+  ASSERT_EQ(rows.size(), 4u) << text;
+  EXPECT_EQ(Lines(text).size(), 5u) << text;
+  for (const auto& [seq, row] : rows) {
+    EXPECT_EQ(row.command, "echo " + std::to_string(seq)) << text;
+    EXPECT_EQ(row.exitval, 0) << text;
+  }
 }
 
 TEST(Commands, ResumeFailedRerunsOnlyFailures) {
