@@ -24,6 +24,9 @@ constexpr auto kKillGrace = std::chrono::milliseconds(500);
 // How long its output is read after its shell exits and its group is killed,
 // when something outside the group still holds the pipes.
 constexpr auto kDrainLimit = std::chrono::seconds(2);
+// How long a shell that closed its output may take to become a process that
+// can be waited for, before it is stopped as one still running.
+constexpr int kExitingGraceMs = 200;
 
 double EpochNow() {
   return std::chrono::duration<double>(
@@ -95,8 +98,9 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
                     : Clock::time_point::max();
   bool reaped = false;
   int status = 0;
-  bool termed = false;  // SIGTERM sent to the group
-  bool killed = false;  // SIGKILL sent
+  bool termed = false;        // SIGTERM sent to the group
+  bool killed = false;        // SIGKILL sent
+  bool exit_awaited = false;  // waited once for a shell whose output closed
   auto kill_at = Clock::time_point::max();
   auto give_up_at = Clock::time_point::max();
   auto terminate = [&](Stopped why) {
@@ -129,7 +133,8 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
       }
       if (drain) drain();
     }
-    if (!reaped && internal::WaitPid(pid, &status, WNOHANG) == pid) {
+    const auto try_reap = [&] {
+      if (reaped || internal::WaitPid(pid, &status, WNOHANG) != pid) return;
       reaped = true;
       outcome.runtime =
           std::chrono::duration<double>(Clock::now() - started).count();
@@ -139,12 +144,25 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
         termed = true;
         kill_at = Clock::now() + std::chrono::milliseconds(100);
       }
+    };
+    try_reap();
+    Stopped why = reaped || termed ? Stopped::kNo : stop.Now();
+    if (why == Stopped::kNo && !reaped && !termed && Clock::now() >= deadline) {
+      why = Stopped::kTimeout;
     }
-    if (!reaped) {
-      const Stopped why = stop.Now();
-      if (why != Stopped::kNo) terminate(why);
-      if (Clock::now() >= deadline) terminate(Stopped::kTimeout);
+    if (why != Stopped::kNo && !exit_awaited && pidfd >= 0 &&
+        (fds[0].fd < 0 || fds[1].fd < 0)) {
+      // Its output closed: the shell is most likely exiting by itself (a
+      // process closes its descriptors before it can be waited for). A
+      // command that ended by itself is not one stopped by us: it keeps its
+      // status and its job log row, and --resume does not run it again.
+      exit_awaited = true;
+      pollfd exited = {pidfd, POLLIN, 0};
+      while (poll(&exited, 1, kExitingGraceMs) < 0 && errno == EINTR) {
+      }
+      try_reap();
     }
+    if (why != Stopped::kNo && !reaped) terminate(why);
     if (termed && !killed && Clock::now() >= kill_at) {
       kill(-pid, SIGKILL);
       killed = true;

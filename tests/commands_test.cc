@@ -20,6 +20,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -677,6 +678,51 @@ TEST(Commands, ResumeCutsATornLastRow) {
   for (const auto& [seq, row] : rows) {
     EXPECT_EQ(row.command, "echo " + std::to_string(seq)) << text;
     EXPECT_EQ(row.exitval, 0) << text;
+  }
+}
+
+// Issue 23 item 4: SIGTERM or SIGINT while commands end by themselves. Each
+// command writes "E seq" when it has done its work, and "T seq" from its
+// TERM trap when it was stopped. Every command that ended by itself (E, no
+// T) has its job log row, so --resume does not run it again; no command
+// without E has a row.
+TEST(Commands, EveryCommandThatEndedBeforeASignalHasItsRow) {
+  const std::string input = Tmp("signal-input"), side = Tmp("signal-side"),
+                    log = Tmp("signal.log");
+  {
+    std::ofstream in(input);
+    for (int i = 1; i <= 400; ++i) in << i << "\n";
+  }
+  const std::string cmd = "trap 'echo T {#} >> " + side +
+                          "; exit 143' TERM; sleep 0.0$(( {} % 5 )); echo E "
+                          "{#} >> " +
+                          side;
+  for (int cycle = 0; cycle < 12; ++cycle) {
+    std::remove(side.c_str());
+    const pid_t pid =
+        Spawn({"--jobs=4", "--joblog=" + log, cmd, "::::", input});
+    ASSERT_TRUE(Running("sleep 0.0", 1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 + 40 * cycle));
+    const int sig = cycle % 2 == 0 ? SIGTERM : SIGINT;
+    kill(pid, sig);
+    EXPECT_EQ(WaitExit(pid), 130);
+    std::set<std::size_t> ended, stopped;
+    for (const std::string& line : Lines(Slurp(side))) {
+      const std::size_t seq = std::stoul(line.substr(2));
+      (line[0] == 'E' ? ended : stopped).insert(seq);
+    }
+    const auto rows = cli::ParseJoblog(Slurp(log));
+    for (const std::size_t seq : ended) {
+      if (stopped.count(seq) == 0) {
+        EXPECT_EQ(rows.count(seq), 1u)
+            << "command " << seq << " ended by itself before "
+            << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << " but has no row";
+      }
+    }
+    for (const auto& [seq, row] : rows) {
+      EXPECT_EQ(ended.count(seq), 1u) << "a row for unfinished " << seq;
+      EXPECT_TRUE(row.ok()) << seq;
+    }
   }
 }
 
