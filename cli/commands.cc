@@ -12,6 +12,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -74,33 +75,41 @@ class Runner {
     if (o_.dry_run) return DryRun();
     const auto started = Clock::now();
     run_started_ = started;
-    std::thread reader;
-    if (o_.stream_stdin) {
-      // The first chunk before anything runs, so that a file that is not
-      // text is refused with nothing started; the rest as it comes.
-      feed_closed_ = false;
-      ReadStdin(/*first_chunk_only=*/true);
-      if (!input_error_.empty()) {
-        throw UsageError(o_.stdin_name + ": " + input_error_ +
-                         "; valid: a text file with one item a line");
-      }
-      if (!feed_closed_) reader = std::thread([this] { ReadStdin(false); });
-    }
     {
       ProcessGuard guard;
       guard_ = &guard;
-      const int workers = static_cast<int>(
-          o_.stream_stdin ? jobs
-                          : std::min<std::size_t>(
-                                static_cast<std::size_t>(jobs), todo_.size()));
-      std::vector<std::thread> threads;
-      for (int k = 1; k < workers; ++k) {
-        threads.emplace_back([this, k] { Work(k + 1); });
+      std::thread reader;
+      // This thread is the first worker. Lines of stdin start the others as
+      // they come, one a line while none is idle, up to --jobs: threads
+      // made for lines that never come would only slow the commands that
+      // run (1000 of them left a retry no time to start in --timeout=0.1).
+      workers_ = 1;
+      if (o_.stream_stdin) {
+        // The first chunk before anything runs, so that a file that is not
+        // text is refused with nothing started; the rest as it comes.
+        feed_closed_ = false;
+        ReadStdin(/*first_chunk_only=*/true);
+        if (!input_error_.empty()) {
+          throw UsageError(o_.stdin_name + ": " + input_error_ +
+                           "; valid: a text file with one item a line");
+        }
+        if (!feed_closed_) reader = std::thread([this] { ReadStdin(false); });
+      } else {
+        const std::size_t workers =
+            std::min<std::size_t>(static_cast<std::size_t>(jobs), todo_.size());
+        std::lock_guard<std::mutex> lock(feed_mu_);
+        while (static_cast<std::size_t>(workers_) < workers && StartWorker()) {
+        }
       }
-      if (workers > 0) Work(1);
-      for (std::thread& t : threads) t.join();
+      if (!todo_.empty() || o_.stream_stdin) Work(1);
       reader_stop_ = true;
       if (reader.joinable()) reader.join();
+      std::vector<std::thread> threads;
+      {
+        std::lock_guard<std::mutex> lock(feed_mu_);
+        threads.swap(threads_);
+      }
+      for (std::thread& t : threads) t.join();
       guard.KillAdopted();
     }
     finished_.resize(std::max(finished_.size(), todo_.size()));
@@ -135,7 +144,26 @@ class Runner {
     streamed_.push_back(Job{.seq = seq, .args = {std::move(line)}});
     todo_.push_back(&streamed_.back());
     known_ = todo_.size();
+    if (todo_.size() - next_ > idle_ && workers_ < jobs_) StartWorker();
     feed_cv_.notify_one();
+  }
+
+  // Starts worker number workers_ + 1 (under feed_mu_). False, with a note
+  // for the summary, when no thread can be started.
+  bool StartWorker() {
+    const int slot = workers_ + 1;
+    try {
+      threads_.emplace_back([this, slot] { Work(slot); });
+    } catch (const std::system_error& e) {
+      if (thread_error_.empty()) {
+        thread_error_ = "commands: ran at most " + std::to_string(workers_) +
+                        " at a time, not --jobs=" + std::to_string(jobs_) +
+                        ": cannot start another thread: " + e.what();
+      }
+      return false;
+    }
+    workers_ = slot;
+    return true;
   }
 
   // Reads stdin into jobs, a line each, as it comes: until end of file (or
@@ -195,7 +223,9 @@ class Runner {
         return true;
       }
       if (feed_closed_) return false;
+      ++idle_;
       feed_cv_.wait_for(lock, std::chrono::milliseconds(50));
+      --idle_;
     }
   }
 
@@ -359,6 +389,8 @@ class Runner {
           err_, f.seq, f.command, f.outcome.exit_code, f.outcome.signal,
           f.outcome.stopped == Stopped::kTimeout ? o_.timeout_s : 0, f.lost);
     }
+    if (!thread_error_.empty())
+      std::fprintf(err_, "%s\n", thread_error_.c_str());
     if (skipped_ > 0) {
       std::fprintf(err_, "commands: %zu skipped, already in --joblog=%s\n",
                    skipped_, o_.joblog.c_str());
@@ -412,6 +444,10 @@ class Runner {
   std::deque<Job> streamed_;  // the stdin jobs (a deque: stable addresses)
   bool feed_closed_ = true;
   std::size_t next_ = 0;
+  std::vector<std::thread> threads_;  // the workers but this thread's
+  int workers_ = 0;                   // how many there are, this one too
+  std::size_t idle_ = 0;              // workers waiting for a line
+  std::string thread_error_;          // why fewer than --jobs started
   std::atomic<std::size_t> known_{0};
   std::size_t stdin_seq_ = 0;
   std::size_t stdin_bytes_ = 0;
