@@ -78,6 +78,10 @@ class Runner {
     {
       ProcessGuard guard;
       guard_ = &guard;
+      if (o_.verbose > 0) {
+        std::fprintf(err_, "commands: %s\n", guard.containment().c_str());
+        std::fflush(err_);
+      }
       std::thread reader;
       // This thread is the first worker. Lines of stdin start the others as
       // they come, one a line while none is idle, up to --jobs: threads
@@ -529,6 +533,7 @@ int RunCommandsMode(const Request& r, std::FILE* out, std::FILE* err,
   o.tmpl = input.tmpl_text();
   o.run_timeout = r.timeout;
   o.progress = r.progress;
+  o.verbose = r.verbose;
   o.jobs_list = BuildJobs(input);
   if (r.backend == "mpi") return RunJobsOnMpi(o, out, err, cancel);
   return RunJobs(o, out, err, cancel);

@@ -55,6 +55,10 @@ int RunJobsOnMpi(const CommandsOptions& o, std::FILE* out, std::FILE* err,
   std::vector<RemoteOutcome> results;
   {
     ProcessGuard guard;
+    if (primary && o.verbose > 0) {
+      std::fprintf(err, "commands: %s\n", guard.containment().c_str());
+      std::fflush(err);
+    }
     results = parallel.map(o.jobs_list.size(), [&](std::size_t i) {
       const Job& job = o.jobs_list[i];
       const std::string command = CommandLine(o.tmpl, job, 1);

@@ -52,8 +52,9 @@ ABSL_FLAG(
     "Example: --timeout-ms=5000");
 ABSL_FLAG(
     std::string, verbose, "0",
-    "joblib-style progress lines on stderr: 0 none, 1 few ... 10 many, 50 all. "
-    "Example: --verbose=10");
+    "joblib-style progress lines on stderr: 0 none, 1 few ... 10 many, 50 all; "
+    "in commands mode, 1 or more: a line saying what holds the commands (the "
+    "run's cgroup, or why there is none). Example: --verbose=10");
 ABSL_FLAG(
     bool, speedup, false,
     "also run the workload on the sequential backend and print the speedup. "

@@ -75,6 +75,13 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
     dup2(pe.write, 2);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, 0);
+    if (!guard.JoinCgroup()) {
+      static constexpr char kMessage[] =
+          "run: cannot move this command into the run's cgroup (see "
+          "--verbose)\n";
+      internal::WriteAll(2, kMessage, sizeof(kMessage) - 1);
+      _exit(126);
+    }
     execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }

@@ -28,7 +28,10 @@
 #include "cli/command_input.h"
 #include "cli/halt.h"
 #include "cli/joblog.h"
+#include "cli/process_guard.h"
+#include "cli/run_command.h"
 #include "core/errors.h"
+#include "core/internal/fd.h"
 #include "tests/subprocess.h"
 
 extern char** environ;
@@ -84,6 +87,32 @@ std::vector<int> ProcessesWith(const std::string& marker) {
   }
   closedir(d);
   return pids;
+}
+
+// Pids of live processes whose command line is `words` (its arguments
+// joined with spaces), such as "sleep 102.61".
+std::vector<int> ProcessesRunning(const std::string& words) {
+  std::vector<int> pids;
+  for (const int pid : ProcessesWith(words)) {
+    std::string cmdline = Cmdline(std::to_string(pid).c_str());
+    if (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline == words) pids.push_back(pid);
+  }
+  return pids;
+}
+
+// Waits up to `limit` for no process to run `words`; kills any left, so
+// that a failed test leaves nothing behind.
+bool NoneRunningWithin(const std::string& words,
+                       std::chrono::milliseconds limit) {
+  const auto end = Clock::now() + limit;
+  while (Clock::now() < end && !ProcessesRunning(words).empty()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const std::vector<int> left = ProcessesRunning(words);
+  for (const int pid : left) kill(pid, SIGKILL);
+  return left.empty();
 }
 
 // Waits up to `limit` for no process to carry `marker`.
@@ -887,6 +916,92 @@ TEST(Commands, NothingOutlivesACliKilledBySigkill) {
   EXPECT_EQ(WaitExit(pid), 128 + SIGKILL);
   EXPECT_TRUE(GoneWithin("sleep 100.8", std::chrono::seconds(2)))
       << ProcessesWith("sleep 100.8").size();
+}
+
+// Issue 23 item 7: a command's child that leaves its process group and
+// session (setsid) is held by the run's cgroup, killed when run is
+// SIGKILLed; the cgroup is removed. Where no cgroup can be made, --verbose
+// says so and the test is skipped with that line.
+TEST(Commands, SetsidChildDoesNotOutliveASigkilledRun) {
+  Result v = RunProgram(Cli(), {"--verbose=1", ":::", "true"});
+  ASSERT_EQ(v.exit_code, 0) << v.err;
+  const std::string said = Lines(v.err).at(0);
+  if (said.rfind("commands: no cgroup holds the commands (", 0) == 0) {
+    GTEST_SKIP() << said;
+  }
+  const std::string prefix =
+      "commands: every command and what it starts run "
+      "in cgroup ";
+  ASSERT_EQ(said.rfind(prefix, 0), 0u) << said;
+  const std::string tail = said.substr(prefix.size());
+  const std::string dir =
+      tail.substr(tail.find(' ') + 1, tail.find(',') - tail.find(' ') - 1);
+  EXPECT_NE(access(dir.c_str(), F_OK), 0) << dir << " is left after the run";
+
+  const pid_t pid = Spawn(
+      {"--jobs=2", "setsid sleep 102.61 & sleep 102.62 # {}", ":::", "a", "b"});
+  for (int i = 0; i < 200 && (ProcessesRunning("sleep 102.61").size() < 2 ||
+                              ProcessesRunning("sleep 102.62").size() < 2);
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_EQ(ProcessesRunning("sleep 102.61").size(), 2u);
+  kill(pid, SIGKILL);
+  EXPECT_EQ(WaitExit(pid), 128 + SIGKILL);
+  EXPECT_TRUE(NoneRunningWithin("sleep 102.61", std::chrono::seconds(3)))
+      << "a setsid child outlived the SIGKILLed run";
+  EXPECT_TRUE(NoneRunningWithin("sleep 102.62", std::chrono::seconds(1)));
+}
+
+// The same with cgroup v1's freezer (the hierarchy of machines without v2),
+// through the guard itself: a process that made one and runs a command is
+// SIGKILLed.
+TEST(ProcessGuard, V1FreezerCgroupHoldsASetsidChild) {
+  int report[2];
+  ASSERT_EQ(pipe(report), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(report[0]);
+    cli::ProcessGuard guard(cli::CgroupChoice::kV1);
+    const std::string said = guard.containment() + "\n";
+    internal::WriteAll(report[1], said.data(), said.size());
+    close(report[1]);
+    if (guard.cgroup().empty()) _exit(0);
+    cli::StopState stop;
+    std::string out, err;
+    cli::RunOne("setsid sleep 102.71 & sleep 102.72", 0, stop, guard, out, err,
+                {});
+    _exit(0);
+  }
+  close(report[1]);
+  std::string said;
+  internal::ReadAll(report[0], &said);
+  close(report[0]);
+  const std::string prefix =
+      "every command and what it starts run in cgroup "
+      "v1 freezer ";
+  if (said.rfind(prefix, 0) != 0) {
+    WaitExit(pid);
+    GTEST_SKIP() << said;
+  }
+  const std::string dir =
+      said.substr(prefix.size(), said.find(',') - prefix.size());
+  for (int i = 0; i < 200 && (ProcessesRunning("sleep 102.71").empty() ||
+                              ProcessesRunning("sleep 102.72").empty());
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_EQ(ProcessesRunning("sleep 102.71").size(), 1u);
+  EXPECT_EQ(Slurp(dir + "/cgroup.procs").empty(), false) << dir;
+  kill(pid, SIGKILL);
+  EXPECT_EQ(WaitExit(pid), 128 + SIGKILL);
+  EXPECT_TRUE(NoneRunningWithin("sleep 102.71", std::chrono::seconds(3)))
+      << "a setsid child outlived its runner in " << dir;
+  EXPECT_TRUE(NoneRunningWithin("sleep 102.72", std::chrono::seconds(1)));
+  for (int i = 0; i < 100 && access(dir.c_str(), F_OK) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(access(dir.c_str(), F_OK), 0) << dir << " is left";
 }
 
 TEST(Commands, NothingOutlivesACliEndedByHangup) {
