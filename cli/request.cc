@@ -134,7 +134,16 @@ std::vector<std::string> ParseCompare(const std::string& text) {
 
 // --fail-task and --fail-mode, once the number of tasks is known.
 void ParseFailure(const RawFlags& f, Request* r) {
-  if (f.fail_task.empty()) return;
+  if (f.fail_task.empty()) {
+    if (f.fail_mode != RawFlags().fail_mode || f.given.count("fail_mode")) {
+      throw UsageError("--fail-mode=" + f.fail_mode +
+                       " says how --fail-task fails, and no task is to "
+                       "fail; valid: with --fail-task=N, as in --fail-task=3 "
+                       "--fail-mode=" +
+                       f.fail_mode);
+    }
+    return;
+  }
   r->fail_task = ParseInRange("fail-task", f.fail_task,
                               std::numeric_limits<long long>::min(), kLongMax,
                               "a task index");
@@ -179,7 +188,7 @@ void ParseRetriesAndErrors(const RawFlags& f, Request* r) {
   if (commands && f.errors != defaults.errors) {
     throw UsageError(
         "--errors is for workload mode: commands mode runs every command and "
-        "exits 1 if any failed; valid: --halt to stop early");
+        "exits with the number that failed; valid: --halt to stop early");
   }
   if (r->collect_errors) {
     // Each of these needs every task's result, or compares answers that a
@@ -286,15 +295,86 @@ void ParseCommandsOptions(const RawFlags& f, Request* r) {
         "arguments or --commands=FILE (not stdin), --jobs, --tag, --joblog, "
         "--results, --retries, --timeout, --timeout-ms");
   }
-  const bool any = o.keep_order || o.line_buffer || o.tag ||
-                   !o.results.empty() || !o.joblog.empty() ||
-                   f.halt != defaults.halt || f.timeout != defaults.timeout ||
-                   f.delay != defaults.delay || o.dry_run;
-  if (any && f.commands.empty() && r->command_template.empty() &&
-      r->arg_groups.empty()) {
-    throw UsageError(
-        "that flag is for commands mode; valid: with --commands=FILE or "
-        "arguments, as in: run --keep-order echo ::: a b");
+}
+
+// A flag of one mode given in the other is refused, never ignored: named,
+// with the mode it belongs to and what is valid instead.
+void CheckModeFlags(const RawFlags& f, const Request& r) {
+  const RawFlags d;
+  struct Flag {
+    const char* name;  // as typed, with dashes
+    bool differs;      // its value is not its default
+  };
+  const auto given = [&](const Flag& flag) {
+    std::string name = flag.name;
+    std::replace(name.begin(), name.end(), '-', '_');
+    return flag.differs || f.given.count(name) > 0;
+  };
+  if (IsCommandsMode(r)) {
+    // --checkpoint and --errors have their own words, below.
+    const Flag workload_only[] = {
+        {"workload", f.workload != d.workload},
+        {"tasks", f.tasks != d.tasks},
+        {"sleep-ms", f.sleep_ms != d.sleep_ms},
+        {"batch-size", f.batch_size != d.batch_size},
+        {"speedup", f.speedup != d.speedup},
+        {"reduce", f.reduce != d.reduce},
+        {"stream", f.stream != d.stream},
+        {"seed", f.seed != d.seed},
+        {"fail-task", f.fail_task != d.fail_task},
+        {"fail-mode", f.fail_mode != d.fail_mode},
+        {"fail-attempts", f.fail_attempts != d.fail_attempts},
+        {"task-timeout-ms", f.task_timeout_ms != d.task_timeout_ms},
+        {"worker-memory", f.worker_memory != d.worker_memory},
+        {"compare", f.compare != d.compare},
+        {"format", f.format != d.format},
+    };
+    const std::string valid =
+        "; valid in commands mode: --jobs, --backend=mpi, --retries, "
+        "--timeout, --timeout-ms, --halt, --delay, --keep-order, "
+        "--line-buffer, --tag, --results, --joblog, --resume, "
+        "--resume-failed, --dry-run, --progress, --verbose";
+    for (const Flag& flag : workload_only) {
+      if (given(flag)) {
+        throw UsageError(std::string("--") + flag.name +
+                         " is for workload mode (--workload=...), not "
+                         "commands mode, where it would be ignored" +
+                         valid);
+      }
+    }
+    if (r.backend != "thread" && r.backend != "mpi") {
+      throw UsageError("--backend=" + r.backend +
+                       " is for workload mode: commands mode starts each "
+                       "command from threads of its own, or on every rank "
+                       "with --backend=mpi; valid in commands mode: "
+                       "--backend=mpi, or no --backend");
+    }
+    return;
+  }
+  const struct {
+    Flag flag;
+    const char* example;
+  } commands_only[] = {
+      {{"keep-order", f.keep_order != d.keep_order}, "--keep-order"},
+      {{"line-buffer", f.line_buffer != d.line_buffer}, "--line-buffer"},
+      {{"tag", f.tag != d.tag}, "--tag"},
+      {{"results", f.results != d.results}, "--results=out"},
+      {{"joblog", f.joblog != d.joblog}, "--joblog=run.log"},
+      {{"resume", f.resume != d.resume}, "--joblog=run.log --resume"},
+      {{"resume-failed", f.resume_failed != d.resume_failed},
+       "--joblog=run.log --resume-failed"},
+      {{"halt", f.halt != d.halt}, "--halt=now,fail=1"},
+      {{"timeout", f.timeout != d.timeout}, "--timeout=2.5"},
+      {{"delay", f.delay != d.delay}, "--delay=0.5"},
+      {{"dry-run", f.dry_run != d.dry_run}, "--dry-run"},
+  };
+  for (const auto& [flag, example] : commands_only) {
+    if (given(flag)) {
+      throw UsageError(std::string("--") + flag.name +
+                       " is for commands mode, not workload mode; valid: "
+                       "with --commands=FILE or arguments, as in: run " +
+                       example + " echo ::: a b");
+    }
   }
 }
 
@@ -352,6 +432,9 @@ Request ParseRequest(const RawFlags& f) {
   Request r;
   r.backend = f.backend;
   CheckBackend(f.backend);
+  r.commands = f.commands;
+  ParsePositional(f, &r);
+  CheckModeFlags(f, r);
   const std::string jobs_valid =
       "-1 for every usable CPU (" + std::to_string(usable_cpus()) +
       " here), -2 for all but one, or a count from 1 to " +
@@ -413,8 +496,6 @@ Request ParseRequest(const RawFlags& f) {
                      "timing; valid: --checkpoint=FILE on a single run");
   }
   r.progress = f.progress;
-  r.commands = f.commands;
-  ParsePositional(f, &r);
   ParseCommandsOptions(f, &r);
   if (!r.checkpoint.empty() &&
       (!r.commands.empty() || !r.command_template.empty() ||

@@ -263,6 +263,7 @@ fanout::cli::Request CheckedRequest(const fanout::cli::Args& args) {
         .dry_run = absl::GetFlag(FLAGS_dry_run),
         .positional = args.positional,
         .dashes = args.dashes,
+        .given = args.given,
     });
   } catch (const fanout::UsageError& e) {
     UsageFail(e.what());

@@ -1084,7 +1084,7 @@ TEST(Commands, BadInputIsOneLineAndExit2) {
                    "run: --retries='x' is not a number");
   ExpectUsageError({"--resume", ":::", "true"},
                    "run: --resume needs the log of the run to resume");
-  ExpectUsageError({"-k"}, "run: that flag is for commands mode");
+  ExpectUsageError({"-k"}, "run: --keep-order is for commands mode");
   ExpectUsageError({"-k", "--line-buffer", ":::", "true"},
                    "run: --keep-order and --line-buffer cannot be combined");
   ExpectUsageError({"--commands=-", "echo", ":::", "a"},
