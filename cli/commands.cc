@@ -204,9 +204,20 @@ class Runner {
       for (std::size_t nl;
            (nl = pending_.find('\n', from)) != std::string::npos;
            from = nl + 1) {
+        if (nl - from > kMaxLineBytes) {
+          input_error_ = LineTooLong(stdin_lines_ + 1);
+          break;
+        }
+        ++stdin_lines_;
         AddLine(pending_.substr(from, nl - from));
       }
+      if (!input_error_.empty()) break;
       pending_.erase(0, from);
+      // A line without its end yet that is already too long to run.
+      if (pending_.size() > kMaxLineBytes) {
+        input_error_ = LineTooLong(stdin_lines_ + 1);
+        break;
+      }
       if (first_chunk_only) return;
     }
     if (eof && !pending_.empty()) AddLine(std::move(pending_));
@@ -455,7 +466,8 @@ class Runner {
   std::atomic<std::size_t> known_{0};
   std::size_t stdin_seq_ = 0;
   std::size_t stdin_bytes_ = 0;
-  std::string pending_;  // a line not ended yet
+  std::size_t stdin_lines_ = 0;  // lines of stdin read to their end
+  std::string pending_;          // a line not ended yet
   std::string input_error_;
   std::atomic<bool> reader_stop_{false};
   std::vector<Finished> finished_;

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "cli/command_input.h"
 #include "core/errors.h"
 #include "core/internal/fd.h"
 #include "core/internal/fork.h"
@@ -54,6 +55,12 @@ Stopped StopState::Now() {
 Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
                ProcessGuard& guard, std::string& out, std::string& err,
                const std::function<void()>& drain) {
+  if (command.size() > kMaxLineBytes) {
+    // exec() would fail with E2BIG, and the shell's 127 say nothing.
+    throw Error("the command is " + std::to_string(command.size()) +
+                " bytes long, more than the " + std::to_string(kMaxLineBytes) +
+                " one argument of sh -c may hold (Linux's MAX_ARG_STRLEN)");
+  }
   Outcome outcome;
   outcome.start = EpochNow();
   const auto started = Clock::now();

@@ -1094,5 +1094,63 @@ TEST(Commands, BadInputIsOneLineAndExit2) {
                    "writing: ");
 }
 
+// Issue 23 item 9: input read without bound. /dev/zero is refused at its
+// first byte (timeout only guards against the old endless read); a line
+// longer than any command may be (Linux's MAX_ARG_STRLEN) is refused,
+// naming the line and the bound, from a file, ::::, or stdin.
+TEST(Commands, InputIsReadWithABoundOnALine) {
+  const std::string bound =
+      " is longer than 131071 bytes, the most one command may hold (Linux's "
+      "limit on one argument of exec, MAX_ARG_STRLEN)";
+  for (const auto& [args, line] :
+       std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--commands=/dev/zero"},
+            "run: --commands=/dev/zero: is not text (a NUL byte at offset 0)"},
+           {{"echo", "::::", "/dev/zero"},
+            "run: :::: /dev/zero: is not text (a NUL byte at offset 0)"}}) {
+    std::vector<std::string> timed = {"20", Cli()};
+    timed.insert(timed.end(), args.begin(), args.end());
+    Result r = RunProgram("/usr/bin/timeout", timed);
+    EXPECT_EQ(r.exit_code, 2) << args[0];
+    EXPECT_EQ(r.err.rfind(line, 0), 0u) << r.err.substr(0, 300);
+    EXPECT_EQ(Lines(r.err).size(), 1u) << r.err.substr(0, 300);
+  }
+  const std::string file = Tmp("long-line");
+  std::ofstream(file) << "echo short\n" << std::string(200000, 'a') << "\n";
+  Result r = RunProgram(Cli(), {"--commands=" + file});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "run: --commands=" + file + ": line 2" + bound +
+                       "; valid: a text file with one item a line, or - for "
+                       "stdin\n");
+  r = RunProgram(Cli(), {"echo", "::::", file});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err.rfind("run: :::: " + file + ": line 2" + bound, 0), 0u)
+      << r.err.substr(0, 300);
+  // Lines of stdin, as they come: the ones before it run, then it stops.
+  r = RunProgram("/bin/sh",
+                 {"-c",
+                  "(echo a; head -c 300000 /dev/zero | tr '\\0' b; echo; "
+                  "echo c) | " +
+                      Cli() + " -k -- echo"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "a\n");
+  EXPECT_NE(r.err.find("run: stdin: line 2" + bound +
+                       "; the rest of it was not read"),
+            std::string::npos)
+      << r.err.substr(0, 300);
+  // A command made longer than that by its template fails saying why, not
+  // with a bare 127 from an exec that could not start.
+  r = RunProgram(Cli(), {"true # " + std::string(200, 'p') + " {}",
+                         ":::", std::string(131000, 'w')});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("run: the command is 131208 bytes long, more than the "
+                        "131071 one argument of sh -c may hold (Linux's "
+                        "MAX_ARG_STRLEN)\n",
+                        0),
+            0u)
+      << r.err.substr(0, 300);
+}
+
 }  // namespace
 }  // namespace fanout::testing
