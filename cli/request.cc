@@ -1,13 +1,17 @@
 #include "cli/request.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iterator>
 #include <limits>
 #include <string>
@@ -378,6 +382,72 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
   }
 }
 
+// `path` as a message shows it: whole, or its start and its length when it
+// is too long to read.
+std::string Shown(const std::string& path) {
+  if (path.size() <= 200) return path;
+  return path.substr(0, 60) + "... (" + std::to_string(path.size()) +
+         " characters)";
+}
+
+// Refuses a --checkpoint path that cannot be a journal, before any task
+// runs: one that is a directory, a device, a FIFO or a socket, cannot be
+// read and written, or cannot be created where it is.
+void CheckCheckpointPath(const std::string& path) {
+  const std::string flag = "--checkpoint=" + Shown(path);
+  const std::string valid =
+      "; valid: a regular file that can be read and written, or a new "
+      "file's path in a directory that exists and can be written, as in "
+      "--checkpoint=sum.ckpt";
+  std::size_t longest = 0;
+  for (std::size_t from = 0; from <= path.size();) {
+    const std::size_t slash = std::min(path.find('/', from), path.size());
+    longest = std::max(longest, slash - from);
+    from = slash + 1;
+  }
+  if (path.size() >= PATH_MAX || longest > NAME_MAX) {
+    throw UsageError(
+        flag + ": the path is too long (" + std::to_string(path.size()) +
+        " characters, its longest name " + std::to_string(longest) +
+        "); valid: a path of up to " + std::to_string(PATH_MAX - 1) +
+        " characters, each name " + "up to " + std::to_string(NAME_MAX) +
+        ", to a regular file or a new file, as in "
+        "--checkpoint=sum.ckpt");
+  }
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) {
+    const char* kind = S_ISDIR(st.st_mode)    ? "is a directory"
+                       : S_ISCHR(st.st_mode)  ? "is a character device"
+                       : S_ISBLK(st.st_mode)  ? "is a block device"
+                       : S_ISFIFO(st.st_mode) ? "is a FIFO"
+                       : S_ISSOCK(st.st_mode) ? "is a socket"
+                       : !S_ISREG(st.st_mode) ? "is not a regular file"
+                                              : nullptr;
+    if (kind != nullptr) throw UsageError(flag + ": " + kind + valid);
+    if (access(path.c_str(), R_OK | W_OK) != 0) {
+      throw UsageError(flag + ": cannot be read and written: " +
+                       std::strerror(errno) + valid);
+    }
+    return;
+  }
+  if (errno != ENOENT) {
+    throw UsageError(flag + ": " + std::strerror(errno) + valid);
+  }
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw UsageError(
+        flag + ": cannot be created: " + Shown(dir) +
+        (errno == ENOENT ? " does not exist" : " is not a directory") + valid);
+  }
+  if (access(dir.c_str(), W_OK | X_OK) != 0) {
+    throw UsageError(flag + ": cannot be created in " + Shown(dir) + ": " +
+                     std::strerror(errno) + valid);
+  }
+}
+
 }  // namespace
 
 std::size_t ParseByteSize(const std::string& flag, const std::string& text) {
@@ -481,8 +551,10 @@ Request ParseRequest(const RawFlags& f) {
   r.stream = f.stream;
   if (r.reduce && !r.stream.empty()) {
     throw UsageError(
-        "--reduce and --stream cannot be used together: a "
-        "reduction has no per-task results to print");
+        "--reduce and --stream cannot be used together: a reduction has no "
+        "per-task results to print; valid: --reduce alone (the sum through "
+        "map_reduce), or --stream=ordered or --stream=unordered alone (each "
+        "task's result as it comes)");
   }
   if (f.format != "text" && f.format != "json") {
     throw UsageError("unknown --format '" + f.format + "'; valid: text, json");
@@ -504,6 +576,7 @@ Request ParseRequest(const RawFlags& f) {
         "--checkpoint is for workloads; commands mode resumes with "
         "--joblog=FILE --resume");
   }
+  if (!r.checkpoint.empty()) CheckCheckpointPath(r.checkpoint);
   r.compare = ParseCompare(f.compare);
   ParseFailure(f, &r);
   ParseRetriesAndErrors(f, &r);
