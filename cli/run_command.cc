@@ -196,6 +196,14 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
   }
   guard.Remove(pid);
   const internal::WaitOutcome w = internal::DecodeWaitStatus(status);
+  if (reaped && w.signal == 0 && w.exit_status == 0 &&
+      (outcome.stopped == Stopped::kCancel ||
+       outcome.stopped == Stopped::kHalt)) {
+    // Success after all: the stop's SIGTERM came as it was exiting (too
+    // late for a shell to run its trap), or it finished on the signal. Its
+    // exit 0 says it is done, so it keeps its row and --resume skips it.
+    outcome.stopped = Stopped::kNo;
+  }
   outcome.exit_code = internal::ShellExitCode(status);
   outcome.signal = w.signal;
   outcome.exit_status = w.signal != 0 ? 0 : w.exit_status;
