@@ -253,12 +253,13 @@ class Parser {
            ", --" + typed + "=true or --" + typed + "=false";
   }
 
-  static void Set(absl::CommandLineFlag* flag, const std::string& typed,
-                  const std::string& value) {
+  void Set(absl::CommandLineFlag* flag, const std::string& typed,
+           const std::string& value) {
     std::string error;
     if (!flag->ParseFrom(value, &error)) {
       throw UsageError("--" + typed + "=" + value + " is invalid: " + error);
     }
+    result_.given.insert(std::string(flag->Name()));
   }
 
   // The example in a flag's help text ("Example: --jobs=2").

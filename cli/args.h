@@ -25,6 +25,7 @@
 #define FANOUT_CLI_ARGS_H_
 
 #include <cstdio>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct Args {
   bool only_check_args = false;         // validate, then exit 0
   std::vector<std::string> positional;  // arguments that are not flags
   bool dashes = false;                  // "--" came before them
+  // The flags given a value (names with underscores), however: on the
+  // command line, in a --flagfile, from the environment.
+  std::set<std::string> given;
 };
 
 // Sets the absl flags defined in a file whose path contains `flags_file`

@@ -224,6 +224,13 @@ std::vector<std::string> SplitLines(const std::string& text,
   return lines;
 }
 
+std::string LineTooLong(std::size_t line) {
+  return "line " + std::to_string(line) + " is longer than " +
+         std::to_string(kMaxLineBytes) +
+         " bytes, the most one command may hold (Linux's limit on one "
+         "argument of exec, MAX_ARG_STRLEN)";
+}
+
 std::string ReadTextInput(const std::string& path, const std::string& flag) {
   const std::string valid = "; valid: a text file with one item a line" +
                             std::string(path == "-" ? "" : ", or - for stdin");
@@ -237,16 +244,43 @@ std::string ReadTextInput(const std::string& path, const std::string& flag) {
     throw UsageError(flag + ": is a directory" + valid);
   }
   std::string text;
-  const bool ok = internal::ReadAll(fd, &text);
-  const int e = errno;
-  if (fd != 0) close(fd);
-  if (!ok)
-    throw UsageError(flag + ": cannot read: " + std::strerror(e) + valid);
-  const std::size_t nul = text.find('\0');
-  if (nul != std::string::npos) {
-    throw UsageError(flag + ": is not text (a NUL byte at offset " +
-                     std::to_string(nul) + ")" + valid);
+  std::string problem;         // why reading stopped early
+  std::size_t line = 1;        // the line being read
+  std::size_t line_start = 0;  // where it starts in text
+  char buf[65536];
+  for (;;) {
+    const ssize_t got = read(fd, buf, sizeof(buf));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      problem = std::string("cannot read: ") + std::strerror(errno);
+      break;
+    }
+    if (got == 0) break;
+    const std::size_t n = static_cast<std::size_t>(got);
+    if (const void* nul = std::memchr(buf, '\0', n)) {
+      problem = "is not text (a NUL byte at offset " +
+                std::to_string(text.size() +
+                               static_cast<std::size_t>(
+                                   static_cast<const char*>(nul) - buf)) +
+                ")";
+      break;
+    }
+    const std::size_t from = text.size();
+    text.append(buf, n);
+    for (std::size_t at = from;; ++line) {
+      const std::size_t nl = text.find('\n', at);
+      const std::size_t end = nl == std::string::npos ? text.size() : nl;
+      if (end - line_start > kMaxLineBytes) {
+        problem = LineTooLong(line);
+        break;
+      }
+      if (nl == std::string::npos) break;
+      at = line_start = nl + 1;
+    }
+    if (!problem.empty()) break;
   }
+  if (fd != 0) close(fd);
+  if (!problem.empty()) throw UsageError(flag + ": " + problem + valid);
   return text;
 }
 

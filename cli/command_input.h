@@ -22,6 +22,16 @@
 
 namespace fanout::cli {
 
+// The longest line of input (a command, or an argument): the most one
+// argument of exec() may hold on Linux (MAX_ARG_STRLEN, 128 KiB with its
+// NUL), which every command line is, as `sh -c`'s argument. A longer line
+// could never run; reading stops there rather than without bound.
+inline constexpr std::size_t kMaxLineBytes = 128 * 1024 - 1;
+
+// "line 3 is longer than 131071 bytes, the most one command may hold
+// (Linux's limit on one argument of exec, MAX_ARG_STRLEN)".
+std::string LineTooLong(std::size_t line);
+
 // One command to run: its number (1-based, GNU parallel's {#} and the
 // joblog's Seq) and its arguments, one from each input group.
 struct Job {
@@ -59,7 +69,9 @@ std::vector<std::string> SplitLines(const std::string& text,
 
 // The contents of the text file `path` ("-" for standard input). Throws
 // UsageError, worded for `flag` (as in "--commands=x"), when it cannot be
-// read, is a directory or holds a NUL byte (not text).
+// read, is a directory, holds a NUL byte (not text) or a line longer than
+// kMaxLineBytes; reading stops at the first of them, so /dev/zero and
+// endless lines are refused, not read without bound.
 std::string ReadTextInput(const std::string& path, const std::string& flag);
 
 }  // namespace fanout::cli

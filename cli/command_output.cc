@@ -1,14 +1,19 @@
 #include "cli/command_output.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "core/errors.h"
+#include "core/internal/fd.h"
 #include "core/internal/wait_status.h"
 
 namespace fanout::cli {
@@ -93,35 +98,87 @@ std::string TagOf(const std::vector<std::string>& args,
 
 namespace {
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc)
-      .write(text.data(), static_cast<std::streamsize>(text.size()));
+// Writes `text` to a new file at `path`; "" when it is all there, else why
+// not (the file is then removed).
+std::string WriteFile(const std::string& path, const std::string& text) {
+  const int fd =
+      open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) return std::strerror(errno);
+  const bool wrote = internal::WriteAll(fd, text.data(), text.size());
+  int e = errno;
+  // close() reports what a file system delays (NFS, quotas).
+  const bool closed = close(fd) == 0;
+  if (wrote && !closed) e = errno;
+  if (wrote && closed) return "";
+  unlink(path.c_str());
+  return std::strerror(e);
 }
+
+constexpr const char* kResultFiles[] = {"cmd", "stdout", "stderr", "exitval"};
 
 }  // namespace
 
-void WriteResults(const std::string& dir, std::size_t seq,
-                  const std::string& command, const std::string& out,
-                  const std::string& err, int exit_code) {
+std::string WriteResults(const std::string& dir, std::size_t seq,
+                         const std::string& command, const std::string& out,
+                         const std::string& err, int exit_code) {
   const std::string d = dir + "/" + std::to_string(seq);
-  mkdir(d.c_str(), 0777);
-  WriteFile(d + "/cmd", command + "\n");
-  WriteFile(d + "/stdout", out);
-  WriteFile(d + "/stderr", err);
-  WriteFile(d + "/exitval", std::to_string(exit_code) + "\n");
+  if (mkdir(d.c_str(), 0777) != 0 && errno != EEXIST) {
+    return "cannot create " + d + ": " + std::strerror(errno);
+  }
+  const std::string texts[] = {command + "\n", out, err,
+                               std::to_string(exit_code) + "\n"};
+  for (std::size_t k = 0; k < std::size(kResultFiles); ++k) {
+    const std::string path = d + "/" + kResultFiles[k];
+    const std::string error = WriteFile(path, texts[k]);
+    if (error.empty()) continue;
+    for (const char* name : kResultFiles) unlink((d + "/" + name).c_str());
+    rmdir(d.c_str());
+    return "cannot write " + path + ": " + error;
+  }
+  return "";
+}
+
+void CheckResultsDir(const std::string& dir) {
+  const std::string flag = "--results=" + dir;
+  const std::string valid =
+      "; valid: a directory that can be written (made "
+      "when missing), as in --results=out";
+  if (mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST) {
+    throw UsageError(flag + ": cannot create: " + std::strerror(errno) + valid);
+  }
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0) {
+    throw UsageError(flag + ": " + std::strerror(errno) + valid);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    throw UsageError(flag + ": exists and is not a directory" + valid);
+  }
+  // What each job does there, tried once: a read-only or immutable
+  // directory, or one of another user's, refuses it.
+  const std::string probe =
+      dir + "/.fanout-results-probe." + std::to_string(getpid());
+  if (mkdir(probe.c_str(), 0700) != 0) {
+    throw UsageError(flag + ": cannot create directories in it: " +
+                     std::strerror(errno) + valid);
+  }
+  rmdir(probe.c_str());
 }
 
 void PrintFailure(std::FILE* err, std::size_t seq, const std::string& command,
-                  int exit_code, int signal, double timed_out_after) {
+                  int exit_code, int signal, double timed_out_after,
+                  const std::string& lost) {
+  char what[128];
   if (timed_out_after > 0) {
-    std::fprintf(err, "  [%zu] timed out after %gs (--timeout): %s\n", seq,
-                 timed_out_after, command.c_str());
+    std::snprintf(what, sizeof(what), "timed out after %gs (--timeout)",
+                  timed_out_after);
   } else if (signal != 0) {
-    std::fprintf(err, "  [%zu] killed by signal %d (%s): %s\n", seq, signal,
-                 internal::SignalDescription(signal).c_str(), command.c_str());
+    std::snprintf(what, sizeof(what), "killed by signal %d (%s)", signal,
+                  internal::SignalDescription(signal).c_str());
   } else {
-    std::fprintf(err, "  [%zu] exit %d: %s\n", seq, exit_code, command.c_str());
+    std::snprintf(what, sizeof(what), "exit %d", exit_code);
   }
+  std::fprintf(err, "  [%zu] %s%s%s: %s\n", seq, what,
+               lost.empty() ? "" : ", but ", lost.c_str(), command.c_str());
 }
 
 }  // namespace fanout::cli

@@ -76,16 +76,25 @@ std::string TagOf(const std::vector<std::string>& args,
                   const std::string& command);
 
 // --results=DIR: DIR/<seq>/ holds cmd, stdout, stderr and exitval (the
-// status, or 128 + the signal).
-void WriteResults(const std::string& dir, std::size_t seq,
-                  const std::string& command, const std::string& out,
-                  const std::string& err, int exit_code);
+// status, or 128 + the signal), exitval written last. Returns "" once all
+// four are written, else which file could not be and why; what was written
+// of them is then removed, so that no job's results are kept half written.
+std::string WriteResults(const std::string& dir, std::size_t seq,
+                         const std::string& command, const std::string& out,
+                         const std::string& err, int exit_code);
+
+// Throws UsageError unless `dir` is a directory that results can be written
+// into, creating it when it is missing (--results=DIR, before any command
+// runs).
+void CheckResultsDir(const std::string& dir);
 
 // The summary's line for a failed command: "  [3] exit 3: CMD", "  [4]
 // killed by signal 9 (Killed): CMD" or "  [2] timed out after 0.5s
-// (--timeout): CMD".
+// (--timeout): CMD"; with `lost` (what of it was not kept), "  [5] exit 0,
+// but LOST: CMD".
 void PrintFailure(std::FILE* err, std::size_t seq, const std::string& command,
-                  int exit_code, int signal, double timed_out_after);
+                  int exit_code, int signal, double timed_out_after,
+                  const std::string& lost = "");
 
 }  // namespace fanout::cli
 

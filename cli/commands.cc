@@ -1,7 +1,6 @@
 #include "cli/commands.h"
 
 #include <poll.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -36,6 +36,9 @@ struct Finished {
   std::string command;
   Outcome outcome;
   bool ran = false;
+  // Why what it did was not all kept (its --joblog row, its --results
+  // files); such a command counts as failed.
+  std::string lost;
 };
 
 // The run: workers claim jobs in input order, run them, and report each
@@ -55,11 +58,13 @@ class Runner {
 
   int Run() {
     joblog_.Open(o_.joblog, o_.resume || o_.resume_failed);
-    if (!o_.results.empty() && mkdir(o_.results.c_str(), 0777) != 0 &&
-        errno != EEXIST) {
-      throw UsageError("--results=" + o_.results + ": cannot create: " +
-                       std::strerror(errno) + "; valid: a directory path");
+    if (joblog_.torn_bytes() > 0) {
+      std::fprintf(err_,
+                   "commands: --joblog=%s ended in a row cut short (%zu "
+                   "bytes): cut off, its command runs again\n",
+                   o_.joblog.c_str(), joblog_.torn_bytes());
     }
+    if (!o_.results.empty()) CheckResultsDir(o_.results);
     for (const Job& job : o_.jobs_list) {
       if (Skipped(job.seq)) continue;
       todo_.push_back(&job);
@@ -70,33 +75,45 @@ class Runner {
     if (o_.dry_run) return DryRun();
     const auto started = Clock::now();
     run_started_ = started;
-    std::thread reader;
-    if (o_.stream_stdin) {
-      // The first chunk before anything runs, so that a file that is not
-      // text is refused with nothing started; the rest as it comes.
-      feed_closed_ = false;
-      ReadStdin(/*first_chunk_only=*/true);
-      if (!input_error_.empty()) {
-        throw UsageError(o_.stdin_name + ": " + input_error_ +
-                         "; valid: a text file with one item a line");
-      }
-      if (!feed_closed_) reader = std::thread([this] { ReadStdin(false); });
-    }
     {
       ProcessGuard guard;
       guard_ = &guard;
-      const int workers = static_cast<int>(
-          o_.stream_stdin ? jobs
-                          : std::min<std::size_t>(
-                                static_cast<std::size_t>(jobs), todo_.size()));
-      std::vector<std::thread> threads;
-      for (int k = 1; k < workers; ++k) {
-        threads.emplace_back([this, k] { Work(k + 1); });
+      if (o_.verbose > 0) {
+        std::fprintf(err_, "commands: %s\n", guard.containment().c_str());
+        std::fflush(err_);
       }
-      if (workers > 0) Work(1);
-      for (std::thread& t : threads) t.join();
+      std::thread reader;
+      // This thread is the first worker. Lines of stdin start the others as
+      // they come, one a line while none is idle, up to --jobs: threads
+      // made for lines that never come would only slow the commands that
+      // run (1000 of them left a retry no time to start in --timeout=0.1).
+      workers_ = 1;
+      if (o_.stream_stdin) {
+        // The first chunk before anything runs, so that a file that is not
+        // text is refused with nothing started; the rest as it comes.
+        feed_closed_ = false;
+        ReadStdin(/*first_chunk_only=*/true);
+        if (!input_error_.empty()) {
+          throw UsageError(o_.stdin_name + ": " + input_error_ +
+                           "; valid: a text file with one item a line");
+        }
+        if (!feed_closed_) reader = std::thread([this] { ReadStdin(false); });
+      } else {
+        const std::size_t workers =
+            std::min<std::size_t>(static_cast<std::size_t>(jobs), todo_.size());
+        std::lock_guard<std::mutex> lock(feed_mu_);
+        while (static_cast<std::size_t>(workers_) < workers && StartWorker()) {
+        }
+      }
+      if (!todo_.empty() || o_.stream_stdin) Work(1);
       reader_stop_ = true;
       if (reader.joinable()) reader.join();
+      std::vector<std::thread> threads;
+      {
+        std::lock_guard<std::mutex> lock(feed_mu_);
+        threads.swap(threads_);
+      }
+      for (std::thread& t : threads) t.join();
       guard.KillAdopted();
     }
     finished_.resize(std::max(finished_.size(), todo_.size()));
@@ -131,7 +148,26 @@ class Runner {
     streamed_.push_back(Job{.seq = seq, .args = {std::move(line)}});
     todo_.push_back(&streamed_.back());
     known_ = todo_.size();
+    if (todo_.size() - next_ > idle_ && workers_ < jobs_) StartWorker();
     feed_cv_.notify_one();
+  }
+
+  // Starts worker number workers_ + 1 (under feed_mu_). False, with a note
+  // for the summary, when no thread can be started.
+  bool StartWorker() {
+    const int slot = workers_ + 1;
+    try {
+      threads_.emplace_back([this, slot] { Work(slot); });
+    } catch (const std::system_error& e) {
+      if (thread_error_.empty()) {
+        thread_error_ = "commands: ran at most " + std::to_string(workers_) +
+                        " at a time, not --jobs=" + std::to_string(jobs_) +
+                        ": cannot start another thread: " + e.what();
+      }
+      return false;
+    }
+    workers_ = slot;
+    return true;
   }
 
   // Reads stdin into jobs, a line each, as it comes: until end of file (or
@@ -168,9 +204,20 @@ class Runner {
       for (std::size_t nl;
            (nl = pending_.find('\n', from)) != std::string::npos;
            from = nl + 1) {
+        if (nl - from > kMaxLineBytes) {
+          input_error_ = LineTooLong(stdin_lines_ + 1);
+          break;
+        }
+        ++stdin_lines_;
         AddLine(pending_.substr(from, nl - from));
       }
+      if (!input_error_.empty()) break;
       pending_.erase(0, from);
+      // A line without its end yet that is already too long to run.
+      if (pending_.size() > kMaxLineBytes) {
+        input_error_ = LineTooLong(stdin_lines_ + 1);
+        break;
+      }
       if (first_chunk_only) return;
     }
     if (eof && !pending_.empty()) AddLine(std::move(pending_));
@@ -191,7 +238,9 @@ class Runner {
         return true;
       }
       if (feed_closed_) return false;
+      ++idle_;
       feed_cv_.wait_for(lock, std::chrono::milliseconds(50));
+      --idle_;
     }
   }
 
@@ -262,19 +311,36 @@ class Runner {
                        outcome.stopped == Stopped::kHalt;
     std::lock_guard<std::mutex> lock(mu_);
     if (i >= finished_.size()) finished_.resize(i + 1);
-    finished_[i] = {job.seq, command, outcome, true};
+    Finished& f = finished_[i];
+    f = {job.seq, command, outcome, true, ""};
     if (!o_.results.empty()) {
-      WriteResults(o_.results, job.seq, command, out, err, outcome.exit_code);
+      const std::string error = WriteResults(o_.results, job.seq, command, out,
+                                             err, outcome.exit_code);
+      if (!error.empty()) f.lost = "--results not kept (" + error + ")";
     }
     if (!by_us) {
-      joblog_.Write(FormatJoblogRow({.seq = job.seq,
-                                     .start = outcome.start,
-                                     .runtime = outcome.runtime,
-                                     .receive = out.size() + err.size(),
-                                     .exitval = outcome.exit_status,
-                                     .signal = outcome.signal,
-                                     .command = command}));
-      (outcome.ok() ? ok_ : failed_) += 1;
+      const std::string error =
+          joblog_.Append(FormatJoblogRow({.seq = job.seq,
+                                          .start = outcome.start,
+                                          .runtime = outcome.runtime,
+                                          .receive = out.size() + err.size(),
+                                          .exitval = outcome.exit_status,
+                                          .signal = outcome.signal,
+                                          .command = command}));
+      if (!error.empty()) {
+        // Without its row --resume would run it again, as every command
+        // after it: none starts.
+        f.lost += (f.lost.empty() ? "" : " and ") +
+                  std::string("its --joblog row was not written (") + error +
+                  ")";
+        ++rows_lost_;
+        if (joblog_error_.empty()) {
+          joblog_error_ = "cannot write the row of [" +
+                          std::to_string(job.seq) + "]: " + error;
+          stop_.no_new = true;
+        }
+      }
+      (outcome.ok() && f.lost.empty() ? ok_ : failed_) += 1;
     }
     printer_.Done(i, o_.line_buffer ? std::string() : out,
                   o_.line_buffer ? std::string() : err, tag);
@@ -329,14 +395,17 @@ class Runner {
         err_, "commands: %zu run, %zu ok, %zu failed, %d at a time, %.2f s\n",
         ran, ran - failed, failed, jobs_, wall);
     for (const Finished& f : finished_) {
-      if (!f.ran || f.outcome.ok() || f.outcome.stopped == Stopped::kCancel ||
+      if (!f.ran || (f.outcome.ok() && f.lost.empty()) ||
+          f.outcome.stopped == Stopped::kCancel ||
           f.outcome.stopped == Stopped::kHalt) {
         continue;
       }
-      PrintFailure(err_, f.seq, f.command, f.outcome.exit_code,
-                   f.outcome.signal,
-                   f.outcome.stopped == Stopped::kTimeout ? o_.timeout_s : 0);
+      PrintFailure(
+          err_, f.seq, f.command, f.outcome.exit_code, f.outcome.signal,
+          f.outcome.stopped == Stopped::kTimeout ? o_.timeout_s : 0, f.lost);
     }
+    if (!thread_error_.empty())
+      std::fprintf(err_, "%s\n", thread_error_.c_str());
     if (skipped_ > 0) {
       std::fprintf(err_, "commands: %zu skipped, already in --joblog=%s\n",
                    skipped_, o_.joblog.c_str());
@@ -346,6 +415,14 @@ class Runner {
                    "commands: halted after [%zu] (--halt=%s): %zu stopped, "
                    "%zu not started\n",
                    halt_seq_, o_.halt_text.c_str(), stopped, not_started);
+    }
+    if (!joblog_error_.empty()) {
+      std::fprintf(err_,
+                   "run: error: --joblog=%s: %s; no command started after it "
+                   "(%zu not started); --resume runs them and the %zu whose "
+                   "rows are missing\n",
+                   o_.joblog.c_str(), joblog_error_.c_str(), not_started,
+                   rows_lost_);
     }
     std::fflush(err_);
     if (stop_.run_timed_out.load()) {
@@ -382,10 +459,15 @@ class Runner {
   std::deque<Job> streamed_;  // the stdin jobs (a deque: stable addresses)
   bool feed_closed_ = true;
   std::size_t next_ = 0;
+  std::vector<std::thread> threads_;  // the workers but this thread's
+  int workers_ = 0;                   // how many there are, this one too
+  std::size_t idle_ = 0;              // workers waiting for a line
+  std::string thread_error_;          // why fewer than --jobs started
   std::atomic<std::size_t> known_{0};
   std::size_t stdin_seq_ = 0;
   std::size_t stdin_bytes_ = 0;
-  std::string pending_;  // a line not ended yet
+  std::size_t stdin_lines_ = 0;  // lines of stdin read to their end
+  std::string pending_;          // a line not ended yet
   std::string input_error_;
   std::atomic<bool> reader_stop_{false};
   std::vector<Finished> finished_;
@@ -396,6 +478,8 @@ class Runner {
   Clock::time_point run_started_{};
   bool progress_shown_ = false;
   std::size_t ok_ = 0, failed_ = 0, skipped_ = 0;
+  std::string joblog_error_;  // the first row that could not be written
+  std::size_t rows_lost_ = 0;
   bool halted_ = false;
   std::size_t halt_seq_ = 0;
   int jobs_ = 1;
@@ -461,6 +545,7 @@ int RunCommandsMode(const Request& r, std::FILE* out, std::FILE* err,
   o.tmpl = input.tmpl_text();
   o.run_timeout = r.timeout;
   o.progress = r.progress;
+  o.verbose = r.verbose;
   o.jobs_list = BuildJobs(input);
   if (r.backend == "mpi") return RunJobsOnMpi(o, out, err, cancel);
   return RunJobs(o, out, err, cancel);

@@ -18,9 +18,11 @@
 // when its shell exits: what it left running in the background is then killed
 // with its process group, so that nothing outlives it (see process_guard.h
 // for the run's own death). A summary of exit codes goes to stderr. The
-// result is 0 when every command succeeded, 1 when any failed (or the run's
-// deadline passed), 130 when `cancel` was raised (every running command's
-// process group is then sent SIGTERM, then SIGKILL).
+// result is GNU parallel's: the number of commands that failed (101 for
+// more than 100; a command whose job log row or results could not be
+// written counts), 0 when every one succeeded; 1 when the run's deadline
+// passed, 130 when `cancel` was raised (every running command's process
+// group is then sent SIGTERM, then SIGKILL).
 #ifndef FANOUT_CLI_COMMANDS_H_
 #define FANOUT_CLI_COMMANDS_H_
 

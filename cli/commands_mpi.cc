@@ -1,12 +1,12 @@
 #include "cli/commands_mpi.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "cli/command_input.h"
@@ -41,7 +41,10 @@ int RunJobsOnMpi(const CommandsOptions& o, std::FILE* out, std::FILE* err,
   Parallel parallel(
       {.jobs = o.jobs, .backend = "mpi", .batch_size = 1, .cancel = cancel});
   const bool primary = parallel.executor().is_primary();
-  if (primary) joblog.Open(o.joblog, false);
+  if (primary) {
+    joblog.Open(o.joblog, false);
+    if (!o.results.empty()) CheckResultsDir(o.results);
+  }
   const std::string host = HostName();
   StopState stop;
   stop.cancel = cancel;
@@ -52,6 +55,10 @@ int RunJobsOnMpi(const CommandsOptions& o, std::FILE* out, std::FILE* err,
   std::vector<RemoteOutcome> results;
   {
     ProcessGuard guard;
+    if (primary && o.verbose > 0) {
+      std::fprintf(err, "commands: %s\n", guard.containment().c_str());
+      std::fflush(err);
+    }
     results = parallel.map(o.jobs_list.size(), [&](std::size_t i) {
       const Job& job = o.jobs_list[i];
       const std::string command = CommandLine(o.tmpl, job, 1);
@@ -78,26 +85,34 @@ int RunJobsOnMpi(const CommandsOptions& o, std::FILE* out, std::FILE* err,
   }
   if (!primary) return 0;
   Printer printer(out, err, false, false, o.tag);
-  std::vector<std::size_t> failures;  // indices
+  // Indices of the failed commands, and what of each was not kept.
+  std::vector<std::pair<std::size_t, std::string>> failures;
   for (std::size_t i = 0; i < results.size(); ++i) {
     const auto& [code, status, sig, stopped, start, runtime, o_text, e_text,
                  ran_on] = results[i];
     const Job& job = o.jobs_list[i];
     const std::string command = CommandLine(o.tmpl, job, 1);
     printer.Done(i, o_text, e_text, o.tag ? TagOf(job.args, command) : "");
+    std::string lost;
     if (!o.results.empty()) {
-      mkdir(o.results.c_str(), 0777);
-      WriteResults(o.results, job.seq, command, o_text, e_text, code);
+      const std::string error =
+          WriteResults(o.results, job.seq, command, o_text, e_text, code);
+      if (!error.empty()) lost = "--results not kept (" + error + ")";
     }
-    joblog.Write(FormatJoblogRow({.seq = job.seq,
-                                  .host = ran_on,
-                                  .start = start,
-                                  .runtime = runtime,
-                                  .receive = o_text.size() + e_text.size(),
-                                  .exitval = status,
-                                  .signal = sig,
-                                  .command = command}));
-    if (code != 0) failures.push_back(i);
+    const std::string error =
+        joblog.Append(FormatJoblogRow({.seq = job.seq,
+                                       .host = ran_on,
+                                       .start = start,
+                                       .runtime = runtime,
+                                       .receive = o_text.size() + e_text.size(),
+                                       .exitval = status,
+                                       .signal = sig,
+                                       .command = command}));
+    if (!error.empty()) {
+      lost += (lost.empty() ? "" : " and ") +
+              std::string("its --joblog row was not written (") + error + ")";
+    }
+    if (code != 0 || !lost.empty()) failures.push_back({i, lost});
   }
   const double wall =
       std::chrono::duration<double>(Clock::now() - started).count();
@@ -105,13 +120,14 @@ int RunJobsOnMpi(const CommandsOptions& o, std::FILE* out, std::FILE* err,
   std::fprintf(
       err, "commands: %zu run, %zu ok, %zu failed, %d at a time, %.2f s\n",
       results.size(), results.size() - failed, failed, parallel.jobs(), wall);
-  for (const std::size_t i : failures) {
+  for (const auto& [i, lost] : failures) {
     const auto& [code, status, sig, stopped, start, runtime, o_text, e_text,
                  ran_on] = results[i];
     const Job& job = o.jobs_list[i];
     PrintFailure(
         err, job.seq, CommandLine(o.tmpl, job, 1), code, sig,
-        static_cast<Stopped>(stopped) == Stopped::kTimeout ? o.timeout_s : 0);
+        static_cast<Stopped>(stopped) == Stopped::kTimeout ? o.timeout_s : 0,
+        lost);
   }
   std::fflush(err);
   if (cancel != nullptr && cancel->load()) return 130;

@@ -33,7 +33,8 @@ struct CommandsOptions {
   bool dry_run = false;                      // print the commands, run nothing
   std::chrono::milliseconds run_timeout{0};  // the whole run; 0 = none
   bool progress = false;                     // a progress line on a terminal
-  std::string halt_text;                     // as typed, for the summary
+  int verbose = 0;        // >= 1: say what holds the commands (the cgroup)
+  std::string halt_text;  // as typed, for the summary
   // The jobs are the lines of stdin, run as they come (jobs_list unused):
   // commands (--commands=-: blank and # lines skipped) or the template's
   // arguments. `stdin_name` names the input in messages.

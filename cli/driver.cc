@@ -197,6 +197,13 @@ int Run(const Request& r, std::FILE* out, std::FILE* err,
     if (!g_quiet) std::fprintf(err, "run: %s\n", e.what());
     return 2;
   } catch (const std::bad_alloc&) {
+    if (IsCommandsMode(r)) {
+      std::fprintf(err,
+                   "run: error: out of memory in commands mode (the input, "
+                   "and each running command's output until it ends, are "
+                   "held in memory)\n");
+      return 1;
+    }
     // ParseRequest refuses results larger than the machine; this is what
     // is left when the memory in use leaves too little for them.
     std::fprintf(err,

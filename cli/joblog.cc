@@ -1,15 +1,18 @@
 #include "cli/joblog.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
 #include "core/errors.h"
+#include "core/internal/fd.h"
 
 namespace fanout::cli {
 
@@ -66,26 +69,43 @@ std::map<std::size_t, JoblogRow> ParseJoblog(const std::string& text) {
   return rows;
 }
 
-JoblogFile::~JoblogFile() {
-  if (file_ != nullptr) std::fclose(file_);
-}
+JoblogFile::~JoblogFile() { internal::CloseFd(&fd_); }
 
 void JoblogFile::Open(const std::string& path, bool resume) {
   if (path.empty()) return;
-  std::string old;
-  if (resume) {
-    std::ifstream in(path, std::ios::binary);
-    old.assign(std::istreambuf_iterator<char>(in),
-               std::istreambuf_iterator<char>());
-    done_ = ParseJoblog(old);
-  }
-  const bool append = !old.empty();
-  file_ = std::fopen(path.c_str(), append ? "a" : "w");
-  if (file_ == nullptr) {
+  const std::string valid =
+      "; valid: a file path on a file system with room for the log";
+  fd_ = open(path.c_str(),
+             O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | (resume ? 0 : O_TRUNC),
+             0666);
+  if (fd_ < 0) {
     throw UsageError("--joblog=" + path + ": cannot open for writing: " +
-                     std::strerror(errno) + "; valid: a file path");
+                     std::strerror(errno) + valid);
   }
-  if (!append) Write(JoblogHeader());
+  std::string old;
+  if (resume && !internal::ReadAll(fd_, &old)) {
+    throw UsageError("--joblog=" + path +
+                     ": cannot read: " + std::strerror(errno) + valid);
+  }
+  // A last line without its newline is a row cut short: cut it off, so
+  // that the next row starts a line of its own and its command runs again.
+  const std::size_t whole = old.rfind('\n') + 1;  // 0 when there is none
+  if (whole < old.size()) {
+    if (ftruncate(fd_, static_cast<off_t>(whole)) != 0) {
+      throw UsageError("--joblog=" + path + ": cannot cut its torn last row (" +
+                       std::to_string(old.size() - whole) +
+                       " bytes): " + std::strerror(errno) + valid);
+    }
+    torn_bytes_ = old.size() - whole;
+    old.resize(whole);
+  }
+  done_ = ParseJoblog(old);
+  if (old.empty()) {
+    const std::string error = Append(JoblogHeader());
+    if (!error.empty()) {
+      throw UsageError("--joblog=" + path + ": cannot write: " + error + valid);
+    }
+  }
 }
 
 bool JoblogFile::Skip(std::size_t seq, bool resume_failed) const {
@@ -94,10 +114,27 @@ bool JoblogFile::Skip(std::size_t seq, bool resume_failed) const {
   return !resume_failed || it->second.ok();
 }
 
-void JoblogFile::Write(const std::string& text) {
-  if (file_ == nullptr) return;
-  std::fwrite(text.data(), 1, text.size(), file_);
-  std::fflush(file_);
+std::string JoblogFile::Append(const std::string& row) {
+  if (fd_ < 0) return "";
+  std::size_t written = 0;
+  while (written < row.size()) {
+    // One write() in all but the rarest case; a short one is finished.
+    const ssize_t n = write(fd_, row.data() + written, row.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      std::string error = std::strerror(n < 0 ? errno : ENOSPC);
+      struct stat st;
+      if (written > 0 &&
+          (fstat(fd_, &st) != 0 ||
+           ftruncate(fd_, st.st_size - static_cast<off_t>(written)) != 0)) {
+        error += std::string(" (and the part written could not be cut: ") +
+                 std::strerror(errno) + ")";
+      }
+      return error;
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  return "";
 }
 
 }  // namespace fanout::cli

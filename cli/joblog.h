@@ -13,7 +13,6 @@
 #define FANOUT_CLI_JOBLOG_H_
 
 #include <cstddef>
-#include <cstdio>
 #include <map>
 #include <string>
 
@@ -44,7 +43,10 @@ std::string FormatJoblogRow(const JoblogRow& row);
 std::map<std::size_t, JoblogRow> ParseJoblog(const std::string& text);
 
 // The job log of a run: truncated and headed, or (resuming) read and
-// appended to; a row written and flushed as each command finishes.
+// appended to; a row written as each command finishes, with one write(), so
+// that the log holds whole rows only. A row cut short (a full disk, a kill
+// in the middle of a write) is cut off again: at once when the write fails,
+// or by the next Open to resume.
 class JoblogFile {
  public:
   JoblogFile() = default;
@@ -52,17 +54,22 @@ class JoblogFile {
   JoblogFile& operator=(const JoblogFile&) = delete;
   ~JoblogFile();
 
-  // Nothing for an empty `path`. Throws UsageError when it cannot be
-  // written.
+  // Nothing for an empty `path`. Throws UsageError when it cannot be read
+  // (resuming), written or its torn last row cut.
   void Open(const std::string& path, bool resume);
   // Whether job `seq` is to be skipped: in the log (--resume), or in it
   // and successful (--resume-failed).
   bool Skip(std::size_t seq, bool resume_failed) const;
-  void Write(const std::string& text);
+  // Appends `row` (a whole line). Returns "" when it is in the log, else
+  // why not (strerror's text); the log then ends with the row before.
+  std::string Append(const std::string& row);
+  // Bytes of a torn last row that Open cut off (0: none).
+  std::size_t torn_bytes() const { return torn_bytes_; }
 
  private:
-  std::FILE* file_ = nullptr;
+  int fd_ = -1;
   std::map<std::size_t, JoblogRow> done_;
+  std::size_t torn_bytes_ = 0;
 };
 
 }  // namespace fanout::cli

@@ -1,13 +1,17 @@
 #include "cli/request.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iterator>
 #include <limits>
 #include <string>
@@ -134,7 +138,16 @@ std::vector<std::string> ParseCompare(const std::string& text) {
 
 // --fail-task and --fail-mode, once the number of tasks is known.
 void ParseFailure(const RawFlags& f, Request* r) {
-  if (f.fail_task.empty()) return;
+  if (f.fail_task.empty()) {
+    if (f.fail_mode != RawFlags().fail_mode || f.given.count("fail_mode")) {
+      throw UsageError("--fail-mode=" + f.fail_mode +
+                       " says how --fail-task fails, and no task is to "
+                       "fail; valid: with --fail-task=N, as in --fail-task=3 "
+                       "--fail-mode=" +
+                       f.fail_mode);
+    }
+    return;
+  }
   r->fail_task = ParseInRange("fail-task", f.fail_task,
                               std::numeric_limits<long long>::min(), kLongMax,
                               "a task index");
@@ -179,7 +192,7 @@ void ParseRetriesAndErrors(const RawFlags& f, Request* r) {
   if (commands && f.errors != defaults.errors) {
     throw UsageError(
         "--errors is for workload mode: commands mode runs every command and "
-        "exits 1 if any failed; valid: --halt to stop early");
+        "exits with the number that failed; valid: --halt to stop early");
   }
   if (r->collect_errors) {
     // Each of these needs every task's result, or compares answers that a
@@ -286,15 +299,152 @@ void ParseCommandsOptions(const RawFlags& f, Request* r) {
         "arguments or --commands=FILE (not stdin), --jobs, --tag, --joblog, "
         "--results, --retries, --timeout, --timeout-ms");
   }
-  const bool any = o.keep_order || o.line_buffer || o.tag ||
-                   !o.results.empty() || !o.joblog.empty() ||
-                   f.halt != defaults.halt || f.timeout != defaults.timeout ||
-                   f.delay != defaults.delay || o.dry_run;
-  if (any && f.commands.empty() && r->command_template.empty() &&
-      r->arg_groups.empty()) {
+}
+
+// A flag of one mode given in the other is refused, never ignored: named,
+// with the mode it belongs to and what is valid instead.
+void CheckModeFlags(const RawFlags& f, const Request& r) {
+  const RawFlags d;
+  struct Flag {
+    const char* name;  // as typed, with dashes
+    bool differs;      // its value is not its default
+  };
+  const auto given = [&](const Flag& flag) {
+    std::string name = flag.name;
+    std::replace(name.begin(), name.end(), '-', '_');
+    return flag.differs || f.given.count(name) > 0;
+  };
+  if (IsCommandsMode(r)) {
+    // --checkpoint and --errors have their own words, below.
+    const Flag workload_only[] = {
+        {"workload", f.workload != d.workload},
+        {"tasks", f.tasks != d.tasks},
+        {"sleep-ms", f.sleep_ms != d.sleep_ms},
+        {"batch-size", f.batch_size != d.batch_size},
+        {"speedup", f.speedup != d.speedup},
+        {"reduce", f.reduce != d.reduce},
+        {"stream", f.stream != d.stream},
+        {"seed", f.seed != d.seed},
+        {"fail-task", f.fail_task != d.fail_task},
+        {"fail-mode", f.fail_mode != d.fail_mode},
+        {"fail-attempts", f.fail_attempts != d.fail_attempts},
+        {"task-timeout-ms", f.task_timeout_ms != d.task_timeout_ms},
+        {"worker-memory", f.worker_memory != d.worker_memory},
+        {"compare", f.compare != d.compare},
+        {"format", f.format != d.format},
+    };
+    const std::string valid =
+        "; valid in commands mode: --jobs, --backend=mpi, --retries, "
+        "--timeout, --timeout-ms, --halt, --delay, --keep-order, "
+        "--line-buffer, --tag, --results, --joblog, --resume, "
+        "--resume-failed, --dry-run, --progress, --verbose";
+    for (const Flag& flag : workload_only) {
+      if (given(flag)) {
+        throw UsageError(std::string("--") + flag.name +
+                         " is for workload mode (--workload=...), not "
+                         "commands mode, where it would be ignored" +
+                         valid);
+      }
+    }
+    if (r.backend != "thread" && r.backend != "mpi") {
+      throw UsageError("--backend=" + r.backend +
+                       " is for workload mode: commands mode starts each "
+                       "command from threads of its own, or on every rank "
+                       "with --backend=mpi; valid in commands mode: "
+                       "--backend=mpi, or no --backend");
+    }
+    return;
+  }
+  const struct {
+    Flag flag;
+    const char* example;
+  } commands_only[] = {
+      {{"keep-order", f.keep_order != d.keep_order}, "--keep-order"},
+      {{"line-buffer", f.line_buffer != d.line_buffer}, "--line-buffer"},
+      {{"tag", f.tag != d.tag}, "--tag"},
+      {{"results", f.results != d.results}, "--results=out"},
+      {{"joblog", f.joblog != d.joblog}, "--joblog=run.log"},
+      {{"resume", f.resume != d.resume}, "--joblog=run.log --resume"},
+      {{"resume-failed", f.resume_failed != d.resume_failed},
+       "--joblog=run.log --resume-failed"},
+      {{"halt", f.halt != d.halt}, "--halt=now,fail=1"},
+      {{"timeout", f.timeout != d.timeout}, "--timeout=2.5"},
+      {{"delay", f.delay != d.delay}, "--delay=0.5"},
+      {{"dry-run", f.dry_run != d.dry_run}, "--dry-run"},
+  };
+  for (const auto& [flag, example] : commands_only) {
+    if (given(flag)) {
+      throw UsageError(std::string("--") + flag.name +
+                       " is for commands mode, not workload mode; valid: "
+                       "with --commands=FILE or arguments, as in: run " +
+                       example + " echo ::: a b");
+    }
+  }
+}
+
+// `path` as a message shows it: whole, or its start and its length when it
+// is too long to read.
+std::string Shown(const std::string& path) {
+  if (path.size() <= 200) return path;
+  return path.substr(0, 60) + "... (" + std::to_string(path.size()) +
+         " characters)";
+}
+
+// Refuses a --checkpoint path that cannot be a journal, before any task
+// runs: one that is a directory, a device, a FIFO or a socket, cannot be
+// read and written, or cannot be created where it is.
+void CheckCheckpointPath(const std::string& path) {
+  const std::string flag = "--checkpoint=" + Shown(path);
+  const std::string valid =
+      "; valid: a regular file that can be read and written, or a new "
+      "file's path in a directory that exists and can be written, as in "
+      "--checkpoint=sum.ckpt";
+  std::size_t longest = 0;
+  for (std::size_t from = 0; from <= path.size();) {
+    const std::size_t slash = std::min(path.find('/', from), path.size());
+    longest = std::max(longest, slash - from);
+    from = slash + 1;
+  }
+  if (path.size() >= PATH_MAX || longest > NAME_MAX) {
     throw UsageError(
-        "that flag is for commands mode; valid: with --commands=FILE or "
-        "arguments, as in: run --keep-order echo ::: a b");
+        flag + ": the path is too long (" + std::to_string(path.size()) +
+        " characters, its longest name " + std::to_string(longest) +
+        "); valid: a path of up to " + std::to_string(PATH_MAX - 1) +
+        " characters, each name " + "up to " + std::to_string(NAME_MAX) +
+        ", to a regular file or a new file, as in "
+        "--checkpoint=sum.ckpt");
+  }
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) {
+    const char* kind = S_ISDIR(st.st_mode)    ? "is a directory"
+                       : S_ISCHR(st.st_mode)  ? "is a character device"
+                       : S_ISBLK(st.st_mode)  ? "is a block device"
+                       : S_ISFIFO(st.st_mode) ? "is a FIFO"
+                       : S_ISSOCK(st.st_mode) ? "is a socket"
+                       : !S_ISREG(st.st_mode) ? "is not a regular file"
+                                              : nullptr;
+    if (kind != nullptr) throw UsageError(flag + ": " + kind + valid);
+    if (access(path.c_str(), R_OK | W_OK) != 0) {
+      throw UsageError(flag + ": cannot be read and written: " +
+                       std::strerror(errno) + valid);
+    }
+    return;
+  }
+  if (errno != ENOENT) {
+    throw UsageError(flag + ": " + std::strerror(errno) + valid);
+  }
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw UsageError(
+        flag + ": cannot be created: " + Shown(dir) +
+        (errno == ENOENT ? " does not exist" : " is not a directory") + valid);
+  }
+  if (access(dir.c_str(), W_OK | X_OK) != 0) {
+    throw UsageError(flag + ": cannot be created in " + Shown(dir) + ": " +
+                     std::strerror(errno) + valid);
   }
 }
 
@@ -352,6 +502,9 @@ Request ParseRequest(const RawFlags& f) {
   Request r;
   r.backend = f.backend;
   CheckBackend(f.backend);
+  r.commands = f.commands;
+  ParsePositional(f, &r);
+  CheckModeFlags(f, r);
   const std::string jobs_valid =
       "-1 for every usable CPU (" + std::to_string(usable_cpus()) +
       " here), -2 for all but one, or a count from 1 to " +
@@ -398,8 +551,10 @@ Request ParseRequest(const RawFlags& f) {
   r.stream = f.stream;
   if (r.reduce && !r.stream.empty()) {
     throw UsageError(
-        "--reduce and --stream cannot be used together: a "
-        "reduction has no per-task results to print");
+        "--reduce and --stream cannot be used together: a reduction has no "
+        "per-task results to print; valid: --reduce alone (the sum through "
+        "map_reduce), or --stream=ordered or --stream=unordered alone (each "
+        "task's result as it comes)");
   }
   if (f.format != "text" && f.format != "json") {
     throw UsageError("unknown --format '" + f.format + "'; valid: text, json");
@@ -413,8 +568,6 @@ Request ParseRequest(const RawFlags& f) {
                      "timing; valid: --checkpoint=FILE on a single run");
   }
   r.progress = f.progress;
-  r.commands = f.commands;
-  ParsePositional(f, &r);
   ParseCommandsOptions(f, &r);
   if (!r.checkpoint.empty() &&
       (!r.commands.empty() || !r.command_template.empty() ||
@@ -423,6 +576,7 @@ Request ParseRequest(const RawFlags& f) {
         "--checkpoint is for workloads; commands mode resumes with "
         "--joblog=FILE --resume");
   }
+  if (!r.checkpoint.empty()) CheckCheckpointPath(r.checkpoint);
   r.compare = ParseCompare(f.compare);
   ParseFailure(f, &r);
   ParseRetriesAndErrors(f, &r);

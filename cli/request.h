@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,10 @@ struct RawFlags {
   // `::::` files; `dashes` when they came after "--".
   std::vector<std::string> positional;
   bool dashes = false;
+  // The flags given (names with underscores, as "sleep_ms"), even with
+  // their default value; a flag whose value differs from its default counts
+  // as given too.
+  std::set<std::string> given;
 };
 
 // A group of arguments: `:::` words, or `::::` files (a group each).

@@ -6,7 +6,8 @@
 //   ./bazelw run //cli:run -- --list-backends
 //
 // Exit codes: 0 ok, 1 a task failed (or timed out), 2 bad usage,
-// 130 interrupted (Ctrl+C / SIGTERM).
+// 130 interrupted (Ctrl+C / SIGTERM); in commands mode the number of
+// commands that failed (101 for more than 100), as GNU parallel's.
 //
 // The flags and the main live here: --help lists the flags defined in this
 // file, and cli/args.h parses the command line into them.
@@ -52,8 +53,9 @@ ABSL_FLAG(
     "Example: --timeout-ms=5000");
 ABSL_FLAG(
     std::string, verbose, "0",
-    "joblib-style progress lines on stderr: 0 none, 1 few ... 10 many, 50 all. "
-    "Example: --verbose=10");
+    "joblib-style progress lines on stderr: 0 none, 1 few ... 10 many, 50 all; "
+    "in commands mode, 1 or more: a line saying what holds the commands (the "
+    "run's cgroup, or why there is none). Example: --verbose=10");
 ABSL_FLAG(
     bool, speedup, false,
     "also run the workload on the sequential backend and print the speedup. "
@@ -94,8 +96,9 @@ ABSL_FLAG(
     std::string, commands, "",
     "run each line of this file (- for stdin) as a shell command, --jobs "
     "at a time; each command's output is kept together, a summary of exit "
-    "codes goes to stderr, the exit code is 1 if any failed. "
-    "Example: --commands=jobs.txt --jobs=4");
+    "codes goes to stderr, and the exit code is the number of commands that "
+    "failed (101 for more than 100; 0 when all succeeded), as GNU "
+    "parallel's. Example: --commands=jobs.txt --jobs=4");
 // Commands mode, as GNU parallel spells it (README: "GNU parallel → fanout").
 ABSL_FLAG(bool, keep_order, false,
           "commands mode (-k): print each command's output in input order, "
@@ -213,7 +216,8 @@ constexpr char kUsage[] =
     "Output: the answer alone on the first line of stdout, then backend, "
     "jobs,\n"
     "tasks and wall time. Exit codes: 0 ok, 1 a task failed or timed out,\n"
-    "2 bad usage, 130 interrupted.";
+    "2 bad usage, 130 interrupted; commands mode: the number of commands\n"
+    "that failed (101 for more than 100).";
 
 // Every usage error: one `run:` line on stderr and exit 2.
 [[noreturn]] void UsageFail(const std::string& message) {
@@ -262,6 +266,7 @@ fanout::cli::Request CheckedRequest(const fanout::cli::Args& args) {
         .dry_run = absl::GetFlag(FLAGS_dry_run),
         .positional = args.positional,
         .dashes = args.dashes,
+        .given = args.given,
     });
   } catch (const fanout::UsageError& e) {
     UsageFail(e.what());

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "cli/command_input.h"
 #include "core/errors.h"
 #include "core/internal/fd.h"
 #include "core/internal/fork.h"
@@ -24,6 +25,9 @@ constexpr auto kKillGrace = std::chrono::milliseconds(500);
 // How long its output is read after its shell exits and its group is killed,
 // when something outside the group still holds the pipes.
 constexpr auto kDrainLimit = std::chrono::seconds(2);
+// How long a shell that closed its output may take to become a process that
+// can be waited for, before it is stopped as one still running.
+constexpr int kExitingGraceMs = 200;
 
 double EpochNow() {
   return std::chrono::duration<double>(
@@ -51,6 +55,12 @@ Stopped StopState::Now() {
 Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
                ProcessGuard& guard, std::string& out, std::string& err,
                const std::function<void()>& drain) {
+  if (command.size() > kMaxLineBytes) {
+    // exec() would fail with E2BIG, and the shell's 127 say nothing.
+    throw Error("the command is " + std::to_string(command.size()) +
+                " bytes long, more than the " + std::to_string(kMaxLineBytes) +
+                " one argument of sh -c may hold (Linux's MAX_ARG_STRLEN)");
+  }
   Outcome outcome;
   outcome.start = EpochNow();
   const auto started = Clock::now();
@@ -72,6 +82,13 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
     dup2(pe.write, 2);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, 0);
+    if (!guard.JoinCgroup()) {
+      static constexpr char kMessage[] =
+          "run: cannot move this command into the run's cgroup (see "
+          "--verbose)\n";
+      internal::WriteAll(2, kMessage, sizeof(kMessage) - 1);
+      _exit(126);
+    }
     execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -95,8 +112,9 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
                     : Clock::time_point::max();
   bool reaped = false;
   int status = 0;
-  bool termed = false;  // SIGTERM sent to the group
-  bool killed = false;  // SIGKILL sent
+  bool termed = false;        // SIGTERM sent to the group
+  bool killed = false;        // SIGKILL sent
+  bool exit_awaited = false;  // waited once for a shell whose output closed
   auto kill_at = Clock::time_point::max();
   auto give_up_at = Clock::time_point::max();
   auto terminate = [&](Stopped why) {
@@ -129,7 +147,8 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
       }
       if (drain) drain();
     }
-    if (!reaped && internal::WaitPid(pid, &status, WNOHANG) == pid) {
+    const auto try_reap = [&] {
+      if (reaped || internal::WaitPid(pid, &status, WNOHANG) != pid) return;
       reaped = true;
       outcome.runtime =
           std::chrono::duration<double>(Clock::now() - started).count();
@@ -139,12 +158,25 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
         termed = true;
         kill_at = Clock::now() + std::chrono::milliseconds(100);
       }
+    };
+    try_reap();
+    Stopped why = reaped || termed ? Stopped::kNo : stop.Now();
+    if (why == Stopped::kNo && !reaped && !termed && Clock::now() >= deadline) {
+      why = Stopped::kTimeout;
     }
-    if (!reaped) {
-      const Stopped why = stop.Now();
-      if (why != Stopped::kNo) terminate(why);
-      if (Clock::now() >= deadline) terminate(Stopped::kTimeout);
+    if (why != Stopped::kNo && !exit_awaited && pidfd >= 0 &&
+        (fds[0].fd < 0 || fds[1].fd < 0)) {
+      // Its output closed: the shell is most likely exiting by itself (a
+      // process closes its descriptors before it can be waited for). A
+      // command that ended by itself is not one stopped by us: it keeps its
+      // status and its job log row, and --resume does not run it again.
+      exit_awaited = true;
+      pollfd exited = {pidfd, POLLIN, 0};
+      while (poll(&exited, 1, kExitingGraceMs) < 0 && errno == EINTR) {
+      }
+      try_reap();
     }
+    if (why != Stopped::kNo && !reaped) terminate(why);
     if (termed && !killed && Clock::now() >= kill_at) {
       kill(-pid, SIGKILL);
       killed = true;
@@ -164,6 +196,14 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
   }
   guard.Remove(pid);
   const internal::WaitOutcome w = internal::DecodeWaitStatus(status);
+  if (reaped && w.signal == 0 && w.exit_status == 0 &&
+      (outcome.stopped == Stopped::kCancel ||
+       outcome.stopped == Stopped::kHalt)) {
+    // Success after all: the stop's SIGTERM came as it was exiting (too
+    // late for a shell to run its trap), or it finished on the signal. Its
+    // exit 0 says it is done, so it keeps its row and --resume skips it.
+    outcome.stopped = Stopped::kNo;
+  }
   outcome.exit_code = internal::ShellExitCode(status);
   outcome.signal = w.signal;
   outcome.exit_status = w.signal != 0 ? 0 : w.exit_status;

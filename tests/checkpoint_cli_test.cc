@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -203,6 +204,52 @@ TEST(CheckpointCli, SleepInterruptedOnThreadsThenResumed) {
     EXPECT_GE(std::stoul((*it)[1]), resumed) << r.err;
   }
   EXPECT_GT(lines, 0u) << r.err;
+}
+
+// Issue 23 item 11: a --checkpoint path that cannot be a journal exits 2
+// with one line naming what is wrong and what is valid, before any task
+// runs (it was exit 1 with the system's words, after the start).
+TEST(CheckpointCli, BadPathsAreRefusedBeforeAnyTaskRuns) {
+  const std::string fifo = TempPath("ckpt.fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string valid =
+      "; valid: a regular file that can be read and written, or a new file's "
+      "path in a directory that exists and can be written, as in "
+      "--checkpoint=sum.ckpt\n";
+  const std::string huge(100000, 'c');
+  for (const auto& [path, line] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"/tmp", "run: --checkpoint=/tmp: is a directory" + valid},
+           {"/nonexistent/x",
+            "run: --checkpoint=/nonexistent/x: cannot be created: "
+            "/nonexistent does not exist" +
+                valid},
+           {"/dev/null",
+            "run: --checkpoint=/dev/null: is a character device" + valid},
+           {fifo, "run: --checkpoint=" + fifo + ": is a FIFO" + valid},
+           {"/etc/passwd/x",
+            "run: --checkpoint=/etc/passwd/x: Not a directory" + valid},
+           {huge, "run: --checkpoint=" + huge.substr(0, 60) +
+                      "... (100000 characters): the path is too long (100000 "
+                      "characters, its longest name 100000); valid: a path of "
+                      "up to 4095 characters, each name up to 255, to a "
+                      "regular file or a new file, as in "
+                      "--checkpoint=sum.ckpt\n"}}) {
+    // A sleep of a minute per task: a run that started would not end here.
+    Result r = RunProgram(Cli(), {"--workload=sleep", "--tasks=1",
+                                  "--sleep-ms=60000", "--checkpoint=" + path});
+    EXPECT_EQ(r.exit_code, 2) << line;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, line);
+  }
+  // A good path still works: a new file, then the same file again.
+  const std::string good = TempPath("good.ckpt");
+  for (int run = 0; run < 2; ++run) {
+    Result r = RunProgram(
+        Cli(), {"--workload=sum", "--tasks=100", "--checkpoint=" + good});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(Lines(r.out).at(0), "24749752500000");
+  }
 }
 
 TEST(CheckpointCli, RefusedWhereAResumedRunWouldMislead) {

@@ -4,9 +4,12 @@
 // across the process backend's forked workers), with exact output and exit
 // codes on every backend.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/subprocess.h"
@@ -186,8 +189,77 @@ TEST(CliErrors, BadValuesAreUsageErrors) {
                    "run again); valid: one of them");
   ExpectUsageError({"--errors=collect", "echo", ":::", "a"},
                    "run: --errors is for workload mode: commands mode runs "
-                   "every command and exits 1 if any failed; valid: --halt "
+                   "every command and exits with the number that failed; "
+                   "valid: --halt "
                    "to stop early");
+}
+
+// Issue 23 item 8: a flag of one mode given in the other did nothing, with
+// exit 0 (--worker-memory=64M applied no limit to commands, --format=json
+// printed text). Each is refused with one line naming the mode it belongs
+// to, whatever its value, and nothing runs.
+TEST(CliErrors, EachFlagOfTheOtherModeIsRefused) {
+  const std::string valid =
+      "; valid in commands mode: --jobs, --backend=mpi, --retries, --timeout, "
+      "--timeout-ms, --halt, --delay, --keep-order, --line-buffer, --tag, "
+      "--results, --joblog, --resume, --resume-failed, --dry-run, "
+      "--progress, --verbose";
+  const std::string ran = std::string(std::getenv("TEST_TMPDIR")) + "/ran";
+  for (const char* flag :
+       {"--stream=ordered", "--reduce", "--worker-memory=64M",
+        "--task-timeout-ms=100", "--seed=7", "--tasks=10", "--workload=fib",
+        "--workload=sum", "--fail-task=0", "--fail-mode=segv",
+        "--fail-attempts=1", "--speedup", "--nospeedup", "--compare=all",
+        "--sleep-ms=5", "--batch-size=4", "--format=json", "--format=text"}) {
+    const std::string f = flag;
+    const std::string name = f.substr(2, f.find('=') - 2);
+    ExpectUsageError({f, "touch", ran, ":::", "a"},
+                     "run: --" + (name == "nospeedup" ? "speedup" : name) +
+                         " is for workload mode (--workload=...), not "
+                         "commands mode, where it would be ignored" +
+                         valid);
+    ExpectUsageError({f, "--commands=/dev/null"},
+                     "run: --" + (name == "nospeedup" ? "speedup" : name) +
+                         " is for workload mode (--workload=...), not "
+                         "commands mode, where it would be ignored" +
+                         valid);
+  }
+  ExpectUsageError({"--backend=process", "touch", ran, ":::", "a"},
+                   "run: --backend=process is for workload mode: commands "
+                   "mode starts each command from threads of its own, or on "
+                   "every rank with --backend=mpi; valid in commands mode: "
+                   "--backend=mpi, or no --backend");
+  EXPECT_NE(access(ran.c_str(), F_OK), 0) << "a command ran";
+  // --backend=thread is what commands mode is: accepted.
+  EXPECT_EQ(
+      RunProgram(Cli(), {"--backend=thread", "true", ":::", "a"}).exit_code, 0);
+
+  // The reverse: commands mode's flags in workload mode, even at their
+  // default values.
+  for (const auto& [flag, example] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"--tag", "--tag"},
+           {"--halt=never", "--halt=now,fail=1"},
+           {"--timeout=0", "--timeout=2.5"},
+           {"--delay=1", "--delay=0.5"},
+           {"--results=out", "--results=out"},
+           {"--joblog=run.log", "--joblog=run.log"},
+           {"--dry-run", "--dry-run"},
+           {"--nokeep-order", "--keep-order"}}) {
+    const std::string name = flag == "--nokeep-order"
+                                 ? "keep-order"
+                                 : flag.substr(2, flag.find('=') - 2);
+    ExpectUsageError({flag, "--workload=noop", "--tasks=1"},
+                     "run: --" + name +
+                         " is for commands mode, not workload mode; valid: "
+                         "with --commands=FILE or arguments, as in: run " +
+                         example + " echo ::: a b");
+  }
+  // --fail-mode without --fail-task: no task would fail.
+  ExpectUsageError({"--fail-mode=oom", "--tasks=10"},
+                   "run: --fail-mode=oom says how --fail-task fails, and no "
+                   "task is to fail; valid: with --fail-task=N, as in "
+                   "--fail-task=3 --fail-mode=oom");
 }
 
 }  // namespace

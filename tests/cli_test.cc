@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -323,6 +324,33 @@ TEST(CliUsage, OutOfMemoryForResultsIsOneLine) {
             "(8 bytes each); try fewer --tasks\n");
 }
 
+// Issue 23 item 11: --help says what commands mode's exit code is (GNU
+// parallel's count of failed commands), not "1 if any failed".
+TEST(CliUsage, HelpGivesCommandsModesExitCode) {
+  Result r = RunProgram(Cli(), {"--help"});
+  ASSERT_EQ(r.exit_code, 0);
+  std::string help;  // words joined by single spaces, as if unwrapped
+  for (std::size_t i = 0; i < r.out.size(); ++i) {
+    const bool space = std::isspace(static_cast<unsigned char>(r.out[i]));
+    if (!space) help += r.out[i];
+    if (space && !help.empty() && help.back() != ' ') help += ' ';
+  }
+  const std::size_t at = help.find("--commands (");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const std::string commands = help.substr(at, help.find("default:", at) - at);
+  EXPECT_EQ(commands.find("1 if any failed"), std::string::npos) << commands;
+  EXPECT_NE(
+      commands.find("and the exit code is the number of commands that "
+                    "failed (101 for more than 100; 0 when all succeeded), "
+                    "as GNU parallel's."),
+      std::string::npos)
+      << r.out;
+  EXPECT_NE(help.find("130 interrupted; commands mode: the number of commands "
+                      "that failed (101 for more than 100)."),
+            std::string::npos)
+      << r.out;
+}
+
 // Issue 14 item 10: every way of asking for help exits 0 with the help.
 TEST(CliUsage, EveryHelpFlagExits0) {
   const std::string help = RunProgram(Cli(), {"--help"}).out;
@@ -507,9 +535,12 @@ TEST(CliUsage, StreamAndReduceValues) {
            {{"--workload=fib", "--reduce"},
             "run: --reduce works with --workload=sum (got --workload=fib); "
             "valid: --workload=sum --reduce"},
+           // Issue 23 item 11: the valid combinations named.
            {{"--reduce", "--stream=ordered"},
             "run: --reduce and --stream cannot be used together: a reduction "
-            "has no per-task results to print"}}) {
+            "has no per-task results to print; valid: --reduce alone (the "
+            "sum through map_reduce), or --stream=ordered or "
+            "--stream=unordered alone (each task's result as it comes)"}}) {
     Result r = RunProgram(Cli(), args);
     EXPECT_EQ(r.exit_code, 2) << line;
     EXPECT_EQ(r.err, line + "\n");

@@ -8,14 +8,19 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,7 +28,10 @@
 #include "cli/command_input.h"
 #include "cli/halt.h"
 #include "cli/joblog.h"
+#include "cli/process_guard.h"
+#include "cli/run_command.h"
 #include "core/errors.h"
+#include "core/internal/fd.h"
 #include "tests/subprocess.h"
 
 extern char** environ;
@@ -81,6 +89,32 @@ std::vector<int> ProcessesWith(const std::string& marker) {
   return pids;
 }
 
+// Pids of live processes whose command line is `words` (its arguments
+// joined with spaces), such as "sleep 102.61".
+std::vector<int> ProcessesRunning(const std::string& words) {
+  std::vector<int> pids;
+  for (const int pid : ProcessesWith(words)) {
+    std::string cmdline = Cmdline(std::to_string(pid).c_str());
+    if (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline == words) pids.push_back(pid);
+  }
+  return pids;
+}
+
+// Waits up to `limit` for no process to run `words`; kills any left, so
+// that a failed test leaves nothing behind.
+bool NoneRunningWithin(const std::string& words,
+                       std::chrono::milliseconds limit) {
+  const auto end = Clock::now() + limit;
+  while (Clock::now() < end && !ProcessesRunning(words).empty()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const std::vector<int> left = ProcessesRunning(words);
+  for (const int pid : left) kill(pid, SIGKILL);
+  return left.empty();
+}
+
 // Waits up to `limit` for no process to carry `marker`.
 bool GoneWithin(const std::string& marker, std::chrono::milliseconds limit) {
   const auto end = Clock::now() + limit;
@@ -115,6 +149,37 @@ bool Running(const std::string& marker, std::size_t count) {
   }
   return false;
 }
+
+// A small tmpfs at a directory of its own, for a disk that fills up;
+// unmounted when it goes. Mounting needs root: `error` says why it failed.
+class SmallDisk {
+ public:
+  explicit SmallDisk(const std::string& name, const std::string& size)
+      : dir_(Tmp(name)) {
+    mkdir(dir_.c_str(), 0755);
+    if (mount("tmpfs", dir_.c_str(), "tmpfs", 0, ("size=" + size).c_str()) !=
+        0) {
+      error_ = "cannot mount a tmpfs at " + dir_ + ": " + std::strerror(errno);
+    }
+  }
+  ~SmallDisk() {
+    if (error_.empty()) umount2(dir_.c_str(), MNT_DETACH);
+  }
+  SmallDisk(const SmallDisk&) = delete;
+  SmallDisk& operator=(const SmallDisk&) = delete;
+
+  const std::string& error() const { return error_; }
+  const std::string& dir() const { return dir_; }
+  // Gives it `size` in all (room for more once it is full).
+  bool Grow(const std::string& size) {
+    return mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT,
+                 ("size=" + size).c_str()) == 0;
+  }
+
+ private:
+  std::string dir_;
+  std::string error_;
+};
 
 int WaitExit(pid_t pid) {
   int status = 0;
@@ -412,6 +477,87 @@ TEST(Commands, ResultsKeepEachCommandsFiles) {
             "sh -c 'echo out-$0; echo err-$0 >&2; exit $0' 3\n");
 }
 
+// Issue 23 item 2: --results on a disk that fills up. Each job whose files
+// cannot all be written is reported and counted failed (the exit code),
+// and leaves nothing half written; the jobs kept are complete.
+TEST(Commands, ResultsOnAFullDiskAreReportedAndCountedFailed) {
+  SmallDisk disk("small-results", "64k");
+  if (!disk.error().empty()) GTEST_SKIP() << disk.error();
+  const std::string dir = disk.dir() + "/r";
+  Result r = RunProgram(
+      Cli(), {"--jobs=1", "--results=" + dir, "head -c 30000 /dev/zero # {}",
+              ":::", "1", "2", "3", "4", "5", "6"});
+  std::size_t kept = 0, lost = 0;
+  for (int seq = 1; seq <= 6; ++seq) {
+    const std::string d = dir + "/" + std::to_string(seq);
+    const std::string line = "  [" + std::to_string(seq) +
+                             "] exit 0, but --results not kept (cannot write " +
+                             d +
+                             "/stdout: No space left on device): head -c "
+                             "30000 /dev/zero # " +
+                             std::to_string(seq);
+    if (access(d.c_str(), F_OK) == 0) {
+      ++kept;
+      EXPECT_EQ(Slurp(d + "/stdout").size(), 30000u) << d;
+      EXPECT_EQ(Slurp(d + "/exitval"), "0\n") << d;
+      EXPECT_EQ(r.err.find(line), std::string::npos) << r.err;
+    } else {
+      ++lost;
+      EXPECT_NE(r.err.find(line), std::string::npos) << r.err;
+    }
+  }
+  EXPECT_GE(kept, 1u);
+  EXPECT_GE(lost, 1u);
+  EXPECT_EQ(static_cast<std::size_t>(r.exit_code), lost) << r.err;
+  EXPECT_NE(r.err.find("commands: 6 run, " + std::to_string(kept) + " ok, " +
+                       std::to_string(lost) + " failed"),
+            std::string::npos)
+      << r.err;
+}
+
+// A --results path that cannot hold results is refused before any command
+// runs: a file, a directory that cannot be written (chattr +i, as root).
+// One made immutable mid-run: every command after counts as failed.
+TEST(Commands, ResultsThatCannotBeWrittenAreRefusedOrCountedFailed) {
+  const std::string file = Tmp("results-file"), ran = Tmp("results-ran");
+  std::ofstream(file) << "x";
+  Result r = RunProgram(Cli(), {"--results=" + file, ":::", "touch " + ran});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err, "run: --results=" + file +
+                       ": exists and is not a directory; valid: a directory "
+                       "that can be written (made when missing), as in "
+                       "--results=out\n");
+  EXPECT_NE(access(ran.c_str(), F_OK), 0) << "a command ran";
+
+  const std::string dir = Tmp("results-immutable");
+  mkdir(dir.c_str(), 0755);
+  if (std::system(("chattr +i " + dir + " 2>/dev/null").c_str()) != 0) {
+    GTEST_SKIP() << "chattr +i is refused here (it needs root and a file "
+                    "system that has the attribute)";
+  }
+  r = RunProgram(Cli(), {"--results=" + dir, ":::", "touch " + ran});
+  ASSERT_EQ(std::system(("chattr -i " + dir).c_str()), 0);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("run: --results=" + dir +
+                            ": cannot create directories in it: Operation not "
+                            "permitted; valid: a directory",
+                        0),
+            0u)
+      << r.err;
+  EXPECT_NE(access(ran.c_str(), F_OK), 0) << "a command ran";
+
+  // The first command makes it immutable: no job's results can be kept.
+  r = RunProgram(Cli(), {"--jobs=1", "--results=" + dir,
+                         ":::", "chattr +i " + dir, "echo b", "echo c"});
+  ASSERT_EQ(std::system(("chattr -i " + dir).c_str()), 0);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.out, "b\nc\n");
+  EXPECT_NE(r.err.find("  [2] exit 0, but --results not kept (cannot create " +
+                       dir + "/2: Operation not permitted): echo b"),
+            std::string::npos)
+      << r.err;
+}
+
 // GNU parallel's exit code: the number of failed commands, 101 for more
 // than 100.
 TEST(Commands, ExitCodeCountsFailuresUpTo101) {
@@ -479,6 +625,136 @@ TEST(Commands, ResumeAfterCtrlCRunsOnlyTheRest) {
   EXPECT_EQ(Lines(Slurp(log)).size(), 5u);  // one header
 }
 
+// Issue 23 item 1: a job log on a disk that fills up keeps whole rows only,
+// the run says so and exits non-zero (no "ok" for a command without its
+// row), starts nothing more, and --resume then runs each command exactly
+// once more than the log holds: none lost, none run twice.
+TEST(Commands, JoblogOnAFullDiskIsAnErrorAndResumeLosesNothing) {
+  SmallDisk disk("small-joblog", "64k");
+  if (!disk.error().empty()) GTEST_SKIP() << disk.error();
+  const std::string log = disk.dir() + "/jl";
+  std::vector<std::string> args = {"--joblog=" + log, "echo", "{}", ":::"};
+  for (int i = 1; i <= 2000; ++i) args.push_back(std::to_string(i));
+  Result r = RunProgram(Cli(), args);
+  EXPECT_NE(r.exit_code, 0) << r.err;
+  EXPECT_NE(
+      r.err.find("run: error: --joblog=" + log + ": cannot write the row of ["),
+      std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("]: No space left on device; no command started "),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find(", but its --joblog row was not written (No space left "
+                       "on device): echo "),
+            std::string::npos)
+      << r.err;
+  std::string text = Slurp(log);
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n') << "a torn last row";
+  auto rows = cli::ParseJoblog(text);
+  const std::size_t kept = rows.size();
+  EXPECT_EQ(Lines(text).size(), kept + 1);  // the header and whole rows
+  ASSERT_LT(kept, 2000u);
+  ASSERT_GT(kept, 100u);
+  // Every command that ran printed its line; those without a row count as
+  // failed, and are the exit code.
+  const std::size_t ran = Lines(r.out).size();
+  EXPECT_GT(ran, kept);
+  EXPECT_EQ(static_cast<std::size_t>(r.exit_code), ran - kept) << r.err;
+
+  ASSERT_TRUE(disk.Grow("4m"));
+  args.insert(args.begin(), "--resume");
+  r = RunProgram(Cli(), args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Lines(r.out).size(), 2000 - kept);
+  text = Slurp(log);
+  rows = cli::ParseJoblog(text);
+  ASSERT_EQ(rows.size(), 2000u);
+  EXPECT_EQ(Lines(text).size(), 2001u);  // no row twice
+  for (const auto& [seq, row] : rows) {
+    EXPECT_EQ(row.command, "echo " + std::to_string(seq));
+  }
+  r = RunProgram(Cli(), args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("commands: 2000 skipped"), std::string::npos) << r.err;
+}
+
+// A log whose last row was cut short (a kill in the middle of its write):
+// --resume cuts it off and says so, and that row's command runs again with
+// a row of its own, not written onto the torn one.
+TEST(Commands, ResumeCutsATornLastRow) {
+  const std::string log = Tmp("torn.log");
+  const std::string torn = "3\t:\t1700000";
+  std::ofstream(log, std::ios::binary)
+      << cli::JoblogHeader()
+      << cli::FormatJoblogRow({.seq = 1, .command = "echo 1"})
+      << cli::FormatJoblogRow({.seq = 2, .command = "echo 2"}) << torn;
+  Result r = RunProgram(Cli(), {"-k", "--jobs=1", "--joblog=" + log, "--resume",
+                                "echo", "{}", ":::", "1", "2", "3", "4"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "3\n4\n");
+  EXPECT_NE(
+      r.err.find("commands: --joblog=" + log + " ended in a row cut short (" +
+                 std::to_string(torn.size()) +
+                 " bytes): cut off, its command runs again"),
+      std::string::npos)
+      << r.err;
+  const std::string text = Slurp(log);
+  const auto rows = cli::ParseJoblog(text);
+  ASSERT_EQ(rows.size(), 4u) << text;
+  EXPECT_EQ(Lines(text).size(), 5u) << text;
+  for (const auto& [seq, row] : rows) {
+    EXPECT_EQ(row.command, "echo " + std::to_string(seq)) << text;
+    EXPECT_EQ(row.exitval, 0) << text;
+  }
+}
+
+// Issue 23 item 4: SIGTERM or SIGINT while commands end by themselves. Each
+// command writes "E seq" when it has done its work, and "T seq" from its
+// TERM trap when it was stopped. Every command that ended by itself (E, no
+// T) has its job log row, so --resume does not run it again; no command
+// without E has a row.
+TEST(Commands, EveryCommandThatEndedBeforeASignalHasItsRow) {
+  const std::string input = Tmp("signal-input"), side = Tmp("signal-side"),
+                    log = Tmp("signal.log");
+  {
+    std::ofstream in(input);
+    for (int i = 1; i <= 400; ++i) in << i << "\n";
+  }
+  const std::string cmd = "trap 'echo T {#} >> " + side +
+                          "; exit 143' TERM; sleep 0.0$(( {} % 5 )); echo E "
+                          "{#} >> " +
+                          side;
+  for (int cycle = 0; cycle < 12; ++cycle) {
+    std::remove(side.c_str());
+    const pid_t pid =
+        Spawn({"--jobs=4", "--joblog=" + log, cmd, "::::", input});
+    ASSERT_TRUE(Running("sleep 0.0", 1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 + 40 * cycle));
+    const int sig = cycle % 2 == 0 ? SIGTERM : SIGINT;
+    kill(pid, sig);
+    EXPECT_EQ(WaitExit(pid), 130);
+    std::set<std::size_t> ended, stopped;
+    for (const std::string& line : Lines(Slurp(side))) {
+      const std::size_t seq = std::stoul(line.substr(2));
+      (line[0] == 'E' ? ended : stopped).insert(seq);
+    }
+    const auto rows = cli::ParseJoblog(Slurp(log));
+    for (const std::size_t seq : ended) {
+      if (stopped.count(seq) == 0) {
+        EXPECT_EQ(rows.count(seq), 1u)
+            << "command " << seq << " ended by itself before "
+            << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << " but has no row";
+      }
+    }
+    for (const auto& [seq, row] : rows) {
+      EXPECT_EQ(ended.count(seq), 1u) << "a row for unfinished " << seq;
+      EXPECT_TRUE(row.ok()) << seq;
+    }
+  }
+}
+
 TEST(Commands, ResumeFailedRerunsOnlyFailures) {
   const std::string log = Tmp("rf.log"), flag = Tmp("rf.flag");
   const std::vector<std::string> args = {
@@ -510,6 +786,35 @@ TEST(Commands, RetriesRunAFailingCommandUpToNTimes) {
   r = RunProgram(Cli(), {"--retries=3", ":::", cmd});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Lines(Slurp(count)).size(), 3u);
+}
+
+// Issue 23 item 5: `seq 8 | run --jobs=1000 --retries=2 --timeout=0.1 ...`
+// lost the last attempts of some commands: 1000 launcher threads, made up
+// front for lines that never came, left an attempt's shell no time to start
+// before its timeout. Lines of stdin now start a thread each while none is
+// idle, up to --jobs: with stdin kept open, the ninth line's command sees at
+// most the 9 workers, the main thread and the reader. (Before: 1000 and
+// more.)
+TEST(Commands, StdinLinesStartOnlyTheThreadsTheyNeed) {
+  Result r = RunProgram(
+      "/bin/sh", {"-c", "(seq 8; sleep 1; echo 9; sleep 1) | " + Cli() +
+                            " -k --jobs=1000 -- 'ls /proc/$PPID/task | wc -l "
+                            "# {}'"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const auto counts = Lines(r.out);
+  ASSERT_EQ(counts.size(), 9u) << r.out;
+  for (const std::string& n : counts) EXPECT_LE(std::stoi(n), 11) << r.out;
+  // Every attempt of every line runs: 8 lines of output, 16 attempts.
+  std::string lines;
+  for (int i = 1; i <= 8; ++i) lines += std::to_string(i) + "\n";
+  const std::string side = Tmp("stdin-retries");
+  r = RunProgram(Cli(),
+                 {"-k", "--jobs=1000", "--retries=2", "--",
+                  "echo {} >> " + side + "; echo {}; exit 1"},
+                 lines);
+  EXPECT_EQ(r.exit_code, 8) << r.err;
+  EXPECT_EQ(r.out, lines);
+  EXPECT_EQ(Lines(Slurp(side)).size(), 16u);
 }
 
 TEST(Commands, HaltNowFailKillsTheRest) {
@@ -613,6 +918,92 @@ TEST(Commands, NothingOutlivesACliKilledBySigkill) {
       << ProcessesWith("sleep 100.8").size();
 }
 
+// Issue 23 item 7: a command's child that leaves its process group and
+// session (setsid) is held by the run's cgroup, killed when run is
+// SIGKILLed; the cgroup is removed. Where no cgroup can be made, --verbose
+// says so and the test is skipped with that line.
+TEST(Commands, SetsidChildDoesNotOutliveASigkilledRun) {
+  Result v = RunProgram(Cli(), {"--verbose=1", ":::", "true"});
+  ASSERT_EQ(v.exit_code, 0) << v.err;
+  const std::string said = Lines(v.err).at(0);
+  if (said.rfind("commands: no cgroup holds the commands (", 0) == 0) {
+    GTEST_SKIP() << said;
+  }
+  const std::string prefix =
+      "commands: every command and what it starts run "
+      "in cgroup ";
+  ASSERT_EQ(said.rfind(prefix, 0), 0u) << said;
+  const std::string tail = said.substr(prefix.size());
+  const std::string dir =
+      tail.substr(tail.find(' ') + 1, tail.find(',') - tail.find(' ') - 1);
+  EXPECT_NE(access(dir.c_str(), F_OK), 0) << dir << " is left after the run";
+
+  const pid_t pid = Spawn(
+      {"--jobs=2", "setsid sleep 102.61 & sleep 102.62 # {}", ":::", "a", "b"});
+  for (int i = 0; i < 200 && (ProcessesRunning("sleep 102.61").size() < 2 ||
+                              ProcessesRunning("sleep 102.62").size() < 2);
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_EQ(ProcessesRunning("sleep 102.61").size(), 2u);
+  kill(pid, SIGKILL);
+  EXPECT_EQ(WaitExit(pid), 128 + SIGKILL);
+  EXPECT_TRUE(NoneRunningWithin("sleep 102.61", std::chrono::seconds(3)))
+      << "a setsid child outlived the SIGKILLed run";
+  EXPECT_TRUE(NoneRunningWithin("sleep 102.62", std::chrono::seconds(1)));
+}
+
+// The same with cgroup v1's freezer (the hierarchy of machines without v2),
+// through the guard itself: a process that made one and runs a command is
+// SIGKILLed.
+TEST(ProcessGuard, V1FreezerCgroupHoldsASetsidChild) {
+  int report[2];
+  ASSERT_EQ(pipe(report), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(report[0]);
+    cli::ProcessGuard guard(cli::CgroupChoice::kV1);
+    const std::string said = guard.containment() + "\n";
+    internal::WriteAll(report[1], said.data(), said.size());
+    close(report[1]);
+    if (guard.cgroup().empty()) _exit(0);
+    cli::StopState stop;
+    std::string out, err;
+    cli::RunOne("setsid sleep 102.71 & sleep 102.72", 0, stop, guard, out, err,
+                {});
+    _exit(0);
+  }
+  close(report[1]);
+  std::string said;
+  internal::ReadAll(report[0], &said);
+  close(report[0]);
+  const std::string prefix =
+      "every command and what it starts run in cgroup "
+      "v1 freezer ";
+  if (said.rfind(prefix, 0) != 0) {
+    WaitExit(pid);
+    GTEST_SKIP() << said;
+  }
+  const std::string dir =
+      said.substr(prefix.size(), said.find(',') - prefix.size());
+  for (int i = 0; i < 200 && (ProcessesRunning("sleep 102.71").empty() ||
+                              ProcessesRunning("sleep 102.72").empty());
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_EQ(ProcessesRunning("sleep 102.71").size(), 1u);
+  EXPECT_EQ(Slurp(dir + "/cgroup.procs").empty(), false) << dir;
+  kill(pid, SIGKILL);
+  EXPECT_EQ(WaitExit(pid), 128 + SIGKILL);
+  EXPECT_TRUE(NoneRunningWithin("sleep 102.71", std::chrono::seconds(3)))
+      << "a setsid child outlived its runner in " << dir;
+  EXPECT_TRUE(NoneRunningWithin("sleep 102.72", std::chrono::seconds(1)));
+  for (int i = 0; i < 100 && access(dir.c_str(), F_OK) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(access(dir.c_str(), F_OK), 0) << dir << " is left";
+}
+
 TEST(Commands, NothingOutlivesACliEndedByHangup) {
   const pid_t pid = Spawn({":::", "sleep 100.91 & sleep 100.92"});
   ASSERT_TRUE(Running("sleep 100.9", 2));
@@ -693,7 +1084,7 @@ TEST(Commands, BadInputIsOneLineAndExit2) {
                    "run: --retries='x' is not a number");
   ExpectUsageError({"--resume", ":::", "true"},
                    "run: --resume needs the log of the run to resume");
-  ExpectUsageError({"-k"}, "run: that flag is for commands mode");
+  ExpectUsageError({"-k"}, "run: --keep-order is for commands mode");
   ExpectUsageError({"-k", "--line-buffer", ":::", "true"},
                    "run: --keep-order and --line-buffer cannot be combined");
   ExpectUsageError({"--commands=-", "echo", ":::", "a"},
@@ -701,6 +1092,64 @@ TEST(Commands, BadInputIsOneLineAndExit2) {
   ExpectUsageError({"--joblog=/nonexistent/dir/log", ":::", "true"},
                    "run: --joblog=/nonexistent/dir/log: cannot open for "
                    "writing: ");
+}
+
+// Issue 23 item 9: input read without bound. /dev/zero is refused at its
+// first byte (timeout only guards against the old endless read); a line
+// longer than any command may be (Linux's MAX_ARG_STRLEN) is refused,
+// naming the line and the bound, from a file, ::::, or stdin.
+TEST(Commands, InputIsReadWithABoundOnALine) {
+  const std::string bound =
+      " is longer than 131071 bytes, the most one command may hold (Linux's "
+      "limit on one argument of exec, MAX_ARG_STRLEN)";
+  for (const auto& [args, line] :
+       std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--commands=/dev/zero"},
+            "run: --commands=/dev/zero: is not text (a NUL byte at offset 0)"},
+           {{"echo", "::::", "/dev/zero"},
+            "run: :::: /dev/zero: is not text (a NUL byte at offset 0)"}}) {
+    std::vector<std::string> timed = {"20", Cli()};
+    timed.insert(timed.end(), args.begin(), args.end());
+    Result r = RunProgram("/usr/bin/timeout", timed);
+    EXPECT_EQ(r.exit_code, 2) << args[0];
+    EXPECT_EQ(r.err.rfind(line, 0), 0u) << r.err.substr(0, 300);
+    EXPECT_EQ(Lines(r.err).size(), 1u) << r.err.substr(0, 300);
+  }
+  const std::string file = Tmp("long-line");
+  std::ofstream(file) << "echo short\n" << std::string(200000, 'a') << "\n";
+  Result r = RunProgram(Cli(), {"--commands=" + file});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "run: --commands=" + file + ": line 2" + bound +
+                       "; valid: a text file with one item a line, or - for "
+                       "stdin\n");
+  r = RunProgram(Cli(), {"echo", "::::", file});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err.rfind("run: :::: " + file + ": line 2" + bound, 0), 0u)
+      << r.err.substr(0, 300);
+  // Lines of stdin, as they come: the ones before it run, then it stops.
+  r = RunProgram("/bin/sh",
+                 {"-c",
+                  "(echo a; head -c 300000 /dev/zero | tr '\\0' b; echo; "
+                  "echo c) | " +
+                      Cli() + " -k -- echo"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "a\n");
+  EXPECT_NE(r.err.find("run: stdin: line 2" + bound +
+                       "; the rest of it was not read"),
+            std::string::npos)
+      << r.err.substr(0, 300);
+  // A command made longer than that by its template fails saying why, not
+  // with a bare 127 from an exec that could not start.
+  r = RunProgram(Cli(), {"true # " + std::string(200, 'p') + " {}",
+                         ":::", std::string(131000, 'w')});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("run: the command is 131208 bytes long, more than the "
+                        "131071 one argument of sh -c may hold (Linux's "
+                        "MAX_ARG_STRLEN)\n",
+                        0),
+            0u)
+      << r.err.substr(0, 300);
 }
 
 }  // namespace
