@@ -28,7 +28,8 @@
 namespace fanout::cli {
 namespace {
 
-constexpr const char* kWorkloads[] = {"fib", "noop", "pi", "sleep", "sum"};
+constexpr const char* kWorkloads[] = {"dag", "fib",   "noop",
+                                      "pi",  "sleep", "sum"};
 constexpr long long kIntMax = std::numeric_limits<int>::max();
 constexpr long long kLongMax = std::numeric_limits<long long>::max();
 // Milliseconds fit an int, so a deadline (now + timeout, in nanoseconds)
@@ -95,6 +96,7 @@ void CheckResultsFit(const std::string& typed, std::size_t tasks,
 std::size_t ParseTasks(const RawFlags& f) {
   if (f.tasks.empty()) {
     return f.workload == "sum"     ? workloads::kSumTasks
+           : f.workload == "dag"   ? 2000
            : f.workload == "fib"   ? 6
            : f.workload == "sleep" ? 100
            : f.workload == "pi"    ? 1000
@@ -301,6 +303,72 @@ void ParseCommandsOptions(const RawFlags& f, Request* r) {
   }
 }
 
+// --inputs and --workload=dag: what they cannot be combined with is
+// refused, never ignored.
+void CheckInputsAndDag(const RawFlags& f, Request* r) {
+  r->inputs = f.inputs;
+  if (!r->inputs.empty()) {
+    const auto refuse = [&](const std::string& what, const char* why) {
+      throw UsageError("--inputs=" + r->inputs + " cannot be combined with " +
+                       what + ": " + why +
+                       "; valid: --inputs=FILE (or - for stdin) with "
+                       "--workload=sum, fib or noop, and --stream to print "
+                       "each result as it comes");
+    };
+    if (r->workload != "sum" && r->workload != "fib" && r->workload != "noop") {
+      refuse("--workload=" + r->workload,
+             "its tasks take no input n (sum, fib and noop do)");
+    }
+    if (!f.tasks.empty()) {
+      refuse("--tasks", "the number of tasks is the number of lines");
+    }
+    if (r->reduce) refuse("--reduce", "a reduction needs a known task count");
+    if (!r->checkpoint.empty()) {
+      refuse("--checkpoint", "a checkpoint needs a known task count");
+    }
+    if (r->speedup || !r->compare.empty()) {
+      refuse(r->speedup ? "--speedup" : "--compare",
+             "the input is read once, so it cannot be run twice");
+    }
+    if (r->collect_errors) {
+      refuse("--errors=collect",
+             "a failed line stops the stream where the loop reaches it");
+    }
+    if (r->timeout.count() != 0) {
+      refuse("--timeout-ms", "a stream of unknown length has no deadline");
+    }
+    if (r->verbose != 0 || r->progress) {
+      refuse(r->verbose != 0 ? "--verbose" : "--progress",
+             "progress needs a known task count");
+    }
+  }
+  if (r->workload == "dag") {
+    const auto refuse = [&](const std::string& what, const char* why) {
+      throw UsageError("--workload=dag cannot be combined with " + what + ": " +
+                       why +
+                       "; valid: --workload=dag with --tasks, --seed, "
+                       "--jobs, --backend, --retries, --fail-task, "
+                       "--errors, --task-timeout-ms and --worker-memory");
+    };
+    if (!r->stream.empty()) {
+      refuse("--stream", "its answer is one checksum of every task");
+    }
+    if (!r->checkpoint.empty()) {
+      refuse("--checkpoint", "the graph is not journaled from the CLI");
+    }
+    if (r->timeout.count() != 0) {
+      refuse("--timeout-ms", "a pool's tasks have no call to time out");
+    }
+    if (r->verbose != 0 || r->progress) {
+      refuse(r->verbose != 0 ? "--verbose" : "--progress",
+             "a pool reports no progress lines");
+    }
+    if (r->batch_size != 0) {
+      refuse("--batch-size", "each node of the graph is one task");
+    }
+  }
+}
+
 // A flag of one mode given in the other is refused, never ignored: named,
 // with the mode it belongs to and what is valid instead.
 void CheckModeFlags(const RawFlags& f, const Request& r) {
@@ -319,6 +387,7 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
     const Flag workload_only[] = {
         {"workload", f.workload != d.workload},
         {"tasks", f.tasks != d.tasks},
+        {"inputs", f.inputs != d.inputs},
         {"sleep-ms", f.sleep_ms != d.sleep_ms},
         {"batch-size", f.batch_size != d.batch_size},
         {"speedup", f.speedup != d.speedup},
@@ -580,6 +649,7 @@ Request ParseRequest(const RawFlags& f) {
   r.compare = ParseCompare(f.compare);
   ParseFailure(f, &r);
   ParseRetriesAndErrors(f, &r);
+  CheckInputsAndDag(f, &r);
   return r;
 }
 

@@ -36,6 +36,7 @@ struct RawFlags {
   bool reduce = false;
   std::string stream;      // "", "ordered" or "unordered"
   std::string checkpoint;  // a file; "" = none
+  std::string inputs;      // a file of task inputs, "-" for stdin; "" = none
   std::string seed = "1";
   std::string fail_task;
   std::string fail_mode = "throw";
@@ -91,6 +92,9 @@ struct Request {
   bool reduce = false;     // the sum workload through map_reduce
   std::string stream;      // "", "ordered" or "unordered"
   std::string checkpoint;  // Options::checkpoint; "" = none
+  // --inputs: each line of this file ("-": stdin) is one task's input n,
+  // read as it arrives (imap over the lines); "" = tasks 0 .. tasks-1.
+  std::string inputs;
   long long fail_task = -1;
   FailMode fail_mode = FailMode::kNone;
   std::chrono::milliseconds task_timeout{0};  // Options::task_timeout

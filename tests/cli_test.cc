@@ -107,7 +107,8 @@ TEST(Cli, BadInputGetsOneClearLineAndExit2) {
        "run: unknown backend 'procces' (did you mean 'process'?); valid "
        "backends: "},
       {{"--workload=foo"},
-       "run: unknown workload 'foo'; valid workloads: fib, noop, pi, sleep, "
+       "run: unknown workload 'foo'; valid workloads: dag, fib, noop, pi, "
+       "sleep, "
        "sum"},
       {{"--jobs=0"},
        "run: --jobs=0 is invalid; valid: -1 for every usable CPU"},
@@ -592,7 +593,7 @@ TEST(Cli, HelpExplainsEveryFlag) {
        at != std::string::npos; at = all.find("Example:", at + 1)) {
     ++examples;
   }
-  EXPECT_EQ(flags, 36u) << all;
+  EXPECT_EQ(flags, 37u) << all;
   EXPECT_EQ(examples, flags) << all;
   EXPECT_EQ(RunProgram(Cli(), {"-h"}).out, r.out);
 }

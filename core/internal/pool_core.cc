@@ -257,6 +257,9 @@ PoolCore::~PoolCore() { Close(); }
 
 void PoolCore::CheckSubmit(bool result_crosses, const char* type,
                            NodeBase* const* inputs, int n_inputs) const {
+  if (interrupted_.load(std::memory_order_acquire)) {
+    std::rethrow_exception(interrupted_error_);
+  }
   if (closing_.load(std::memory_order_acquire)) {
     throw UsageError(
         "submit() on a pool that is closed (close() was called, or it is "
@@ -324,12 +327,17 @@ void PoolCore::Submit(NodeBase* node) {
   node->id = next_id_.fetch_add(1, std::memory_order_relaxed);
   pending_.fetch_add(1, std::memory_order_relaxed);
   node->inputs_left.store(node->n_edges + 1, std::memory_order_relaxed);
+  // Every reference first: the first input found failed below may end the
+  // node (and retire it, releasing every input) before the rest register.
   for (int k = 0; k < node->n_edges; ++k) {
     Edge& edge = node->edges[k];
     edge.dependent = node;
     edge.waiter.notify = &NotifyEdge;
     Retain(edge.input);  // released (with its reader) when the node retires
     Retain(node);        // the edge's, released once it was notified
+  }
+  for (int k = 0; k < node->n_edges; ++k) {
+    Edge& edge = node->edges[k];
     Waiter* head = edge.input->waiters.load(std::memory_order_acquire);
     bool added = false;
     while (head != kSealed) {
@@ -357,6 +365,10 @@ void PoolCore::MakeReady(NodeBase* node) {
   if (closing_.load(std::memory_order_acquire)) {
     Finish(node, NodeState::kCancelled,
            CancelledFor(node, " (its pool was closed before it ran)"));
+    return;
+  }
+  if (interrupted_.load(std::memory_order_acquire)) {
+    Finish(node, NodeState::kFailed, interrupted_error_);
     return;
   }
   Retain(node);  // the queue's
@@ -789,6 +801,18 @@ bool PoolCore::RunGeneration(const NodeBase* upto) {
   } catch (...) {
     fatal = std::current_exception();
   }
+  // Ctrl+C or SIGTERM stopped the generation's workers (process): the pool
+  // stops too. What is queued, or becomes ready later, fails with the same
+  // error, and submit() throws it.
+  if (fatal != nullptr) {
+    try {
+      std::rethrow_exception(fatal);
+    } catch (const InterruptedError&) {
+      interrupted_error_ = fatal;
+      interrupted_.store(true, std::memory_order_release);
+    } catch (...) {
+    }
+  }
   {
     std::lock_guard<std::mutex> lock(gen_mu_);
     for (NodeBase* node : g.nodes) node->shared_stop = nullptr;
@@ -826,6 +850,12 @@ bool PoolCore::RunGeneration(const NodeBase* upto) {
   }
   running_.fetch_sub(n, std::memory_order_acq_rel);
   for (NodeBase* node : g.nodes) Release(node);  // the queue's
+  if (interrupted_.load(std::memory_order_acquire)) {
+    for (NodeBase* node : ready_.TakeAll()) {
+      Finish(node, NodeState::kFailed, interrupted_error_);
+      Release(node);
+    }
+  }
   ended_.Notify();
   return true;
 }

@@ -276,6 +276,10 @@ class PoolCore {
   std::atomic<std::size_t> pending_{0};  // submitted, not ended
   std::atomic<std::size_t> running_{0};  // runs not yet returned
   std::atomic<bool> closing_{false};
+  // A generation's workers were stopped by SIGINT/SIGTERM (process): the
+  // error, set once before the flag.
+  std::atomic<bool> interrupted_{false};
+  std::exception_ptr interrupted_error_;
   Event ended_;
 
   // Drained: threads taking nodes off ready_ (posted drainers and helping

@@ -248,6 +248,23 @@ TEST_P(Conformance, PoolFailedInputFailsExactlyItsDependents) {
         return x + y;
       },
       a, c);
+  // Inputs that ended before the submit: a failed one first, then others.
+  b.wait();
+  e.wait();
+  Future<int> late = pool.submit(
+      [count](int x, int y, int z) {
+        count(5);
+        return x + y + z;
+      },
+      b, a, e);
+  try {
+    late.get();
+    ADD_FAILURE() << "expected TaskError";
+  } catch (const TaskError& err) {
+    EXPECT_NE(err.message().find("its input, task 1, failed"),
+              std::string::npos)
+        << err.what();
+  }
   EXPECT_EQ(e.get(), 11);
   EXPECT_EQ(a.get(), 1);
   try {
