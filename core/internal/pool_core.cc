@@ -28,7 +28,9 @@ constexpr std::chrono::microseconds kDrainerSpin{50};
 // its dependents (a failed input), and a long chain must not recurse.
 struct Cascade {
   bool active = false;
-  std::vector<NodeBase*> pending;
+  // Each node, and whether the pool's reference is to be dropped now (only
+  // for one never queued: a queued one's popper drops it).
+  std::vector<std::pair<NodeBase*, bool>> pending;
 };
 thread_local Cascade t_cascade;
 
@@ -138,28 +140,22 @@ std::uint64_t HashString(const char* s) {
 // ---------------------------------------------------------------------------
 // Events, references, the queue.
 
-void Event::Notify() {
+void Event::Wake() {
   word_.fetch_add(1, std::memory_order_seq_cst);
-  if (sleepers_.load(std::memory_order_seq_cst) != 0) {
-    FutexWake(&word_, INT_MAX, FutexScope::kPrivate);
-  }
+  FutexWake(&word_, INT_MAX, FutexScope::kPrivate);
 }
 
-void Event::Wait(std::uint32_t seen, Clock::time_point deadline) {
-  sleepers_.fetch_add(1, std::memory_order_seq_cst);
-  if (word_.load(std::memory_order_seq_cst) == seen) {
-    if (deadline == Clock::time_point::max()) {
-      FutexWait(&word_, seen, FutexScope::kPrivate);
-    } else {
-      const auto left = deadline - Clock::now();
-      if (left > Clock::duration::zero()) {
-        FutexWaitFor(
-            FutexWord(&word_), seen, FutexScope::kPrivate,
-            std::chrono::duration_cast<std::chrono::nanoseconds>(left));
-      }
-    }
+void Event::Sleep(std::uint32_t seen, Clock::time_point deadline) {
+  if (word_.load(std::memory_order_seq_cst) != seen) return;
+  if (deadline == Clock::time_point::max()) {
+    FutexWait(&word_, seen, FutexScope::kPrivate);
+    return;
   }
-  sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+  const auto left = deadline - Clock::now();
+  if (left > Clock::duration::zero()) {
+    FutexWaitFor(FutexWord(&word_), seen, FutexScope::kPrivate,
+                 std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+  }
 }
 
 void Retain(NodeBase* node) {
@@ -174,47 +170,68 @@ void Release(NodeBase* node) {
 
 CurrentTask& current_task() { return t_current; }
 
-void ReadyQueue::Push(NodeBase* node) {
-  node->next = nullptr;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (tail_ == nullptr) {
-    head_ = node;
-  } else {
-    tail_->next = node;
+void ReadyQueue::Push(QueueLink* link) {
+  link->next.store(nullptr, std::memory_order_relaxed);
+  QueueLink* prev = tail_.exchange(link, std::memory_order_seq_cst);
+  prev->next.store(link, std::memory_order_release);
+}
+
+void ReadyQueue::Lock() {
+  for (int spins = 0;; ++spins) {
+    if (!locked_.load(std::memory_order_relaxed) &&
+        !locked_.exchange(true, std::memory_order_acquire)) {
+      return;
+    }
+    if (spins < 64) {
+      CpuRelax();
+    } else {
+      sched_yield();  // the holder may have lost its CPU
+    }
   }
-  tail_ = node;
-  size_.fetch_add(1, std::memory_order_seq_cst);
+}
+
+NodeBase* ReadyQueue::PopLocked() {
+  QueueLink* head = head_.load(std::memory_order_relaxed);
+  QueueLink* next = head->next.load(std::memory_order_acquire);
+  if (head == &stub_) {
+    if (next == nullptr) return nullptr;
+    head_.store(next, std::memory_order_seq_cst);
+    head = next;
+    next = next->next.load(std::memory_order_acquire);
+  }
+  if (next != nullptr) {
+    head_.store(next, std::memory_order_seq_cst);
+    return static_cast<NodeBase*>(head);
+  }
+  if (tail_.load(std::memory_order_acquire) != head)
+    return nullptr;  // mid-push
+  Push(&stub_);
+  next = head->next.load(std::memory_order_acquire);
+  if (next == nullptr) return nullptr;
+  head_.store(next, std::memory_order_seq_cst);
+  return static_cast<NodeBase*>(head);
 }
 
 NodeBase* ReadyQueue::Pop() {
-  if (size_.load(std::memory_order_seq_cst) == 0) return nullptr;
-  std::lock_guard<std::mutex> lock(mu_);
-  NodeBase* node = head_;
-  if (node == nullptr) return nullptr;
-  head_ = node->next;
-  if (head_ == nullptr) tail_ = nullptr;
-  size_.fetch_sub(1, std::memory_order_seq_cst);
+  if (Empty()) return nullptr;
+  Lock();
+  NodeBase* node = PopLocked();
+  Unlock();
   return node;
 }
 
 std::vector<NodeBase*> ReadyQueue::TakeAll(const NodeBase* upto) {
   std::vector<NodeBase*> out;
-  std::lock_guard<std::mutex> lock(mu_);
-  bool queued = false;
-  if (upto != nullptr) {
-    for (NodeBase* n = head_; n != nullptr && !queued; n = n->next) {
-      queued = n == upto;
+  Lock();
+  while (NodeBase* node = PopLocked()) {
+    out.push_back(node);
+    if (node == upto) {
+      Unlock();
+      return out;
     }
   }
-  if (!queued) upto = nullptr;
-  while (head_ != nullptr) {
-    NodeBase* n = head_;
-    head_ = n->next;
-    out.push_back(n);
-    if (n == upto) break;
-  }
-  if (head_ == nullptr) tail_ = nullptr;
-  size_.fetch_sub(out.size(), std::memory_order_seq_cst);
+  Unlock();
+  // `upto` was not queued (or a push was half done): what was, in order.
   return out;
 }
 
@@ -255,7 +272,7 @@ PoolCore::PoolCore(std::shared_ptr<Executor> executor, const Options& options)
 
 PoolCore::~PoolCore() { Close(); }
 
-void PoolCore::CheckSubmit(bool result_crosses, const char* type,
+void PoolCore::CheckSubmit(bool result_crosses, const std::type_info& type,
                            NodeBase* const* inputs, int n_inputs) const {
   if (interrupted_.load(std::memory_order_acquire)) {
     std::rethrow_exception(interrupted_error_);
@@ -267,7 +284,7 @@ void PoolCore::CheckSubmit(bool result_crosses, const char* type,
   }
   if (!result_crosses && !executor_->shares_memory()) {
     throw UsageError(
-        "submit(): the result type '" + std::string(type) +
+        "submit(): the result type '" + TypeName(type) +
         "' cannot cross a process boundary, as backend '" +
         std::string(executor_->name()) +
         "' needs: give it a cereal serialize() (see core/codec.h) and a "
@@ -325,7 +342,6 @@ void PoolCore::Submit(NodeBase* node) {
   }
   node->pool = this;
   node->id = next_id_.fetch_add(1, std::memory_order_relaxed);
-  pending_.fetch_add(1, std::memory_order_relaxed);
   node->inputs_left.store(node->n_edges + 1, std::memory_order_relaxed);
   // Every reference first: the first input found failed below may end the
   // node (and retire it, releasing every input) before the rest register.
@@ -351,17 +367,14 @@ void PoolCore::Submit(NodeBase* node) {
     }
     if (!added) NotifyEdge(&edge.waiter, edge.input);  // it had ended
   }
-  if (node->inputs_left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+  if (node->n_edges == 0 ||
+      node->inputs_left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     MakeReady(node);
   }
 }
 
 void PoolCore::MakeReady(NodeBase* node) {
-  NodeState expected = NodeState::kWaiting;
-  if (!node->state_.compare_exchange_strong(expected, NodeState::kQueued,
-                                            std::memory_order_acq_rel)) {
-    return;  // it ended (an input failed)
-  }
+  // Ended here before it is queued (Close waits for what is queued after).
   if (closing_.load(std::memory_order_acquire)) {
     Finish(node, NodeState::kCancelled,
            CancelledFor(node, " (its pool was closed before it ran)"));
@@ -371,7 +384,14 @@ void PoolCore::MakeReady(NodeBase* node) {
     Finish(node, NodeState::kFailed, interrupted_error_);
     return;
   }
-  Retain(node);  // the queue's
+  NodeState expected = NodeState::kWaiting;
+  if (!node->state_.compare_exchange_strong(expected, NodeState::kQueued,
+                                            std::memory_order_acq_rel)) {
+    return;  // it ended (an input failed)
+  }
+  // The queue holds the pool's reference: a node ended once queued keeps it
+  // until its popper is done with it (Finish leaves it; the popper drops it
+  // once the node did not run, or its run returned).
   ready_.Push(node);
   switch (mode_) {
     case Mode::kDrained:
@@ -413,20 +433,24 @@ bool PoolCore::Finish(NodeBase* node, NodeState to, std::exception_ptr error,
   node->root_cause = std::move(root);
   node->state_.store(to, std::memory_order_seq_cst);
   if (never_ran) Retire(node);
+  const bool release = s == NodeState::kWaiting;
   // Its waiters, and those of the nodes that ends in turn, iteratively.
-  t_cascade.pending.push_back(node);
-  if (t_cascade.active) return true;
-  t_cascade.active = true;
-  while (!t_cascade.pending.empty()) {
-    NodeBase* n = t_cascade.pending.back();
-    t_cascade.pending.pop_back();
-    Notify(n);
+  if (!t_cascade.active) {
+    t_cascade.active = true;
+    Notify(node, release);
+    while (!t_cascade.pending.empty()) {
+      const auto [n, r] = t_cascade.pending.back();
+      t_cascade.pending.pop_back();
+      Notify(n, r);
+    }
+    t_cascade.active = false;
+  } else {
+    t_cascade.pending.emplace_back(node, release);
   }
-  t_cascade.active = false;
   return true;
 }
 
-void PoolCore::Notify(NodeBase* node) {
+void PoolCore::Notify(NodeBase* node, bool release) {
   node->ended_event.Notify();
   Waiter* w = node->waiters.exchange(kSealed, std::memory_order_acq_rel);
   while (w != nullptr) {
@@ -434,20 +458,26 @@ void PoolCore::Notify(NodeBase* node) {
     w->notify(w, node);
     w = next;
   }
-  pending_.fetch_sub(1, std::memory_order_acq_rel);
+  ended_count_.fetch_add(1, std::memory_order_seq_cst);
   ended_.Notify();
-  Release(node);  // the pool's
+  if (release) Release(node);  // the pool's
 }
 
 void PoolCore::Retire(NodeBase* node) {
-  if (node->retired.exchange(true, std::memory_order_acq_rel)) return;
+  // Never twice at once: a node retires where it ends without running
+  // (Finish), or where its run returned (Execute, a generation).
+  if (node->retired.load(std::memory_order_relaxed)) return;
+  node->retired.store(true, std::memory_order_relaxed);
   node->ops->drop_task(node);
   for (int k = 0; k < node->n_edges; ++k) {
     NodeBase* input = node->edges[k].input;
     input->readers.fetch_sub(1, std::memory_order_acq_rel);
     Release(input);
   }
-  if (node->n_edges != 0) ended_.Notify();  // a get() may wait for readers
+  if (node->n_edges != 0) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    ended_.Notify();  // a get() may wait for readers
+  }
 }
 
 bool PoolCore::Cancel(NodeBase* node) {
@@ -475,14 +505,15 @@ bool PoolCore::Cancel(NodeBase* node) {
   return true;
 }
 
-void PoolCore::Execute(NodeBase* node, const std::string& worker) {
+void PoolCore::Execute(NodeBase* node, const std::string& worker,
+                       bool counted) {
   NodeState expected = NodeState::kQueued;
   if (!node->state_.compare_exchange_strong(expected, NodeState::kRunning,
                                             std::memory_order_acq_rel)) {
-    Release(node);  // the queue's: it was cancelled while queued
+    Release(node);  // the pool's, left by the Finish of a queued node
     return;
   }
-  running_.fetch_add(1, std::memory_order_acq_rel);
+  if (counted) running_.fetch_add(1, std::memory_order_acq_rel);
   TaskFailure failure;
   bool ok = false;
   {
@@ -519,10 +550,9 @@ void PoolCore::Execute(NodeBase* node, const std::string& worker) {
            std::make_exception_ptr(task_error(node->id, executor_->name(),
                                               worker, std::move(failure))));
   }
-  ended_.Notify();
   // The last touch of the pool: Close() may end it once nothing runs.
-  running_.fetch_sub(1, std::memory_order_acq_rel);
-  Release(node);  // the queue's
+  if (counted) running_.fetch_sub(1, std::memory_order_acq_rel);
+  Release(node);  // the pool's, held while it ran
 }
 
 // ---------------------------------------------------------------------------
@@ -548,10 +578,14 @@ void PoolCore::LeaveSlot() {
 
 void PoolCore::MaybePostDrainer() {
   if (!TakeSlot()) return;
-  // A slot is free, so is a drainer (busy drainers hold slots).
+  // jobs - 1 drainers at most, as the thread that waits takes part (as in
+  // a map, whose caller is one of its jobs workers): so no more threads run
+  // tasks than jobs while the caller waits, and the caller keeps a CPU for
+  // itself while it submits. With jobs = 1, one drainer.
+  const int drainers = jobs_ > 1 ? jobs_ - 1 : 1;
   const int start = next_drainer_.fetch_add(1, std::memory_order_relaxed);
-  for (int i = 0; i < jobs_; ++i) {
-    Drainer& d = drainers_[static_cast<std::size_t>((start + i) % jobs_)];
+  for (int i = 0; i < drainers; ++i) {
+    Drainer& d = drainers_[static_cast<std::size_t>((start + i) % drainers)];
     bool idle = false;
     if (d.busy.compare_exchange_strong(idle, true, std::memory_order_acq_rel)) {
       live_drainers_.fetch_add(1, std::memory_order_acq_rel);
@@ -562,7 +596,7 @@ void PoolCore::MaybePostDrainer() {
       return;
     }
   }
-  // Every drainer is busy: the slot was a helping waiter's, just left.
+  // Every drainer is busy (and the slot is a waiter's to take).
   active_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
@@ -573,7 +607,7 @@ void PoolCore::RunDrainer(Work* work) {
                              " pool worker " + std::to_string(d->index + 1);
   for (;;) {
     if (NodeBase* node = pool->ready_.Pop()) {
-      pool->Execute(node, worker);
+      pool->Execute(node, worker, /*counted=*/false);
       continue;
     }
     if (SpinUntil([&] { return !pool->ready_.Empty(); }, kDrainerSpin)) {
@@ -597,13 +631,12 @@ void PoolCore::Help(NodeBase* node, bool in_own_task) {
     // (it holds a slot already): the node it waits for may be among them.
     const std::string worker = "helping task";
     while (!node->ended()) {
-      const std::uint32_t seen = node->ended_event.Seen();
-      if (node->ended()) break;
       if (NodeBase* next = ready_.Pop()) {
         Execute(next, worker);
         continue;
       }
-      node->ended_event.Wait(seen, Clock::now() + std::chrono::milliseconds(1));
+      node->ended_event.WaitFor([node] { return node->ended(); },
+                                Clock::now() + std::chrono::milliseconds(1));
     }
     return;
   }
@@ -662,8 +695,7 @@ bool PoolCore::WaitUntil(NodeBase* node, Clock::time_point when) {
 }
 
 void PoolCore::WaitAll() {
-  Block([this] { return pending_.load(std::memory_order_acquire) == 0; },
-        ended_, Clock::time_point::max());
+  Block([this] { return Pending() == 0; }, ended_, Clock::time_point::max());
 }
 
 // ---------------------------------------------------------------------------
@@ -750,7 +782,7 @@ bool PoolCore::RunGeneration(const NodeBase* upto) {
                                              std::memory_order_acq_rel)) {
       g.nodes.push_back(node);
     } else {
-      Release(node);  // the queue's: cancelled while queued
+      Release(node);  // the pool's: ended while queued
     }
   }
   if (g.nodes.empty()) return false;
@@ -848,8 +880,8 @@ bool PoolCore::RunGeneration(const NodeBase* upto) {
              CancelledFor(node, " (its pool was closed)"));
     }
   }
-  running_.fetch_sub(n, std::memory_order_acq_rel);
-  for (NodeBase* node : g.nodes) Release(node);  // the queue's
+  running_.fetch_sub(n, std::memory_order_seq_cst);
+  for (NodeBase* node : g.nodes) Release(node);  // the pool's, held as it ran
   if (interrupted_.load(std::memory_order_acquire)) {
     for (NodeBase* node : ready_.TakeAll()) {
       Finish(node, NodeState::kFailed, interrupted_error_);
@@ -889,7 +921,7 @@ void PoolCore::Close() {
   // Queued nodes never run; nodes waiting for inputs end when those do.
   for (NodeBase* node : ready_.TakeAll()) {
     Cancel(node);
-    Release(node);  // the queue's
+    Release(node);  // the pool's, left by the Finish of a queued node
   }
   // A generation running now: each of its nodes not yet ended is
   // cancelled; a backend that kills (process) kills the workers running
@@ -917,19 +949,23 @@ void PoolCore::Close() {
   // Wait until nothing of this pool runs, no drainer is posted and every
   // node ended.
   for (;;) {
-    const std::uint32_t seen = ended_.Seen();
     for (NodeBase* node : ready_.TakeAll()) {
       Cancel(node);
       Release(node);
     }
     if (running_.load(std::memory_order_acquire) == 0 &&
-        live_drainers_.load(std::memory_order_acquire) == 0 &&
-        pending_.load(std::memory_order_acquire) == 0) {
+        live_drainers_.load(std::memory_order_acquire) == 0 && Pending() == 0) {
       break;
     }
     // Timed: the last drainer and the last run touch nothing of the pool
     // after they say they are gone, so they cannot wake this wait.
-    ended_.Wait(seen, Clock::now() + std::chrono::milliseconds(1));
+    ended_.WaitFor(
+        [&] {
+          return running_.load(std::memory_order_acquire) == 0 &&
+                 live_drainers_.load(std::memory_order_acquire) == 0 &&
+                 Pending() == 0;
+        },
+        Clock::now() + std::chrono::milliseconds(1));
   }
 }
 
@@ -968,6 +1004,7 @@ void CompletionQueue::Notify(Waiter* self, NodeBase*) {
     std::lock_guard<std::mutex> lock(q->mu_);
     q->ended_.push_back(e->index);
   }
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // see Event::Notify
   q->event_.Notify();
   q->Unref();
 }
