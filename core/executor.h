@@ -192,6 +192,13 @@ struct ExecutorOptions {
                   // invalid
 };
 
+// The most jobs a backend runs at once: `per_cpu` per usable CPU (0: no
+// limit), and why, for the refusal of more.
+struct JobsLimit {
+  int per_cpu = 0;
+  std::string_view why;  // "each worker is a forked process ..."
+};
+
 // A backend. Core owns scheduling (core/internal/scheduler.h): run() does
 // what every backend shares, and a backend supplies only RunParallel(): how
 // its workers come to exist and how results move.
@@ -217,6 +224,11 @@ class Executor {
   // True for a backend whose RunParallel fills trivial results through
   // Job::adopt_results (see Job::construct_results).
   virtual bool adopts_results() const { return false; }
+  // The most jobs it runs (none by default). make_executor() and run()
+  // refuse more with a UsageError naming the limit, before anything starts:
+  // a jobs count far above the CPUs (a typo, --jobs=100000) must not start
+  // that many threads or processes.
+  virtual JobsLimit jobs_limit() const { return {}; }
 
   // Runs every task of `job` (or stops early, per options.errors and the
   // stop token) and returns once nothing of the call is still running.
@@ -289,6 +301,11 @@ int usable_cpus();
 // joblib's n_jobs rule: -1 -> usable_cpus(), -k -> usable+1-k (at least 1),
 // k > 0 -> k. Throws UsageError for 0.
 int resolve_jobs(int jobs);
+
+// Throws UsageError when `jobs` is more than `executor.jobs_limit()` allows:
+// "jobs=100000 is more than backend 'tbb' runs at once: at most 128 (64 per
+// usable CPU, 2 usable CPUs here); <why>; valid: ...".
+void refuse_jobs_over_limit(const Executor& executor, int jobs);
 
 // The chunk size a backend should hand out when options ask for auto.
 std::size_t auto_batch_size(std::size_t n, int jobs);

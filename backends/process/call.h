@@ -77,6 +77,9 @@ class Call {
   void Start();
   WorkerPlan MakePlan() const;
   void Fork(std::size_t k, WorkerPlan plan);
+  // True when the call's stop token was raised (a signal on the wake pipe,
+  // the deadline, a cancel).
+  bool StopArrived();
   // Whether worker k (k >= 1) is worth forking: false once every task is
   // claimed by the workers already running.
   bool NeedAnotherWorker(std::size_t k) const;
