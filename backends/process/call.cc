@@ -71,6 +71,7 @@ RunReport Call::Run() {
 // Starting.
 
 void Call::Start() {
+  oom_kills_at_start_ = internal::OomKillCount();
   KeepResultsOutOfFork();
   const WorkerPlan plan = MakePlan();
   std::fflush(nullptr);  // nothing buffered is printed twice
@@ -136,6 +137,8 @@ void Call::Fork(std::size_t k, WorkerPlan plan) {
     ThrowErrno("fork");
   }
   w.pid = pid;
+  w.handed_begin = plan.handed_begin;
+  w.handed_end = plan.handed_end;
   w.read_fd = pipe.read;
   internal::SetNonBlocking(w.read_fd);
   w.pidfd = internal::PidfdOpen(pid);

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -138,6 +139,20 @@ TEST(WaitStatus, SaysHowTheChildEnded) {
   EXPECT_EQ(DescribeWaitStatus(killed),
             "killed by SIGKILL (Killed), possibly out of memory (see the "
             "kernel log for the OOM killer)");
+  // Issue 23 item 10: with the kernel's count of OOM kills to go by.
+  EXPECT_EQ(DescribeWaitStatus(killed, 0),
+            "killed by SIGKILL (Killed), not by the kernel's OOM killer (it "
+            "killed no process meanwhile)");
+  EXPECT_EQ(DescribeWaitStatus(killed, 1),
+            "killed by SIGKILL (Killed), possibly out of memory (the "
+            "kernel's OOM killer killed 1 process meanwhile; see the kernel "
+            "log)");
+  EXPECT_EQ(DescribeWaitStatus(killed, 3),
+            "killed by SIGKILL (Killed), possibly out of memory (the "
+            "kernel's OOM killer killed 3 processes meanwhile; see the "
+            "kernel log)");
+  EXPECT_EQ(DescribeWaitStatus(StatusOf([] { _exit(3); }), 2),
+            "exited with status 3");
   EXPECT_EQ(DecodeWaitStatus(killed).signal, SIGKILL);
   EXPECT_EQ(DecodeWaitStatus(killed).exit_status, -1);
   EXPECT_EQ(ShellExitCode(killed), 128 + SIGKILL);
@@ -272,6 +287,21 @@ TEST(Spin, SpinUntilAndYieldUntil) {
       std::chrono::steady_clock::now() + std::chrono::microseconds(10)));
   EXPECT_TRUE(YieldUntil([] { return true; },
                          std::chrono::steady_clock::time_point::min()));
+}
+
+// The kernel's count of OOM kills, from vmstat's oom_kill line.
+TEST(WaitStatus, OomKillCountReadsVmstat) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  const std::string path =
+      std::string(dir != nullptr ? dir : "/tmp") + "/vmstat";
+  std::ofstream(path) << "nr_free_pages 1\noom_kill_x 9\npgfault 5\n"
+                         "oom_kill 42\nthp_fault_alloc 0\n";
+  EXPECT_EQ(OomKillCount(path.c_str()), 42);
+  std::ofstream(path) << "nr_free_pages 1\npgfault 5\n";
+  EXPECT_EQ(OomKillCount(path.c_str()), -1);
+  EXPECT_EQ(OomKillCount("/nonexistent/vmstat"), -1);
+  // This machine's, where the kernel has it (4.13 and later).
+  EXPECT_GE(OomKillCount(), -1);
 }
 
 // Issue 23 item 6: a probe's threads sleep until released. They used to
