@@ -127,6 +127,11 @@ struct Job {
   // order). A backend whose processes each build the job (mpi) refuses, on
   // every process, a call whose processes built different ones. 0: none.
   std::uint64_t fingerprint = 0;
+  // Index i is the caller's task i (map, for_each, try_map), so a report
+  // from inside a task (its exit(): InProcessCallScope) may name it; false
+  // for jobs with numbers of their own (windows of a stream or checkpoint,
+  // map_reduce's groups).
+  bool indices_are_tasks = false;
 };
 
 // Options for one call, as the front end gives them to Executor::run.

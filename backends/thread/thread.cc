@@ -288,7 +288,8 @@ class ThreadExecutor final : public Executor {
  protected:
   RunReport RunParallel(const Job& job, const RunOptions& options) override {
     // A task's exit() now would lose the call's results without a word.
-    internal::InProcessCallScope exit_guard("thread");
+    internal::InProcessCallScope exit_guard(
+        "thread", job.indices_are_tasks && options.task_ids == nullptr);
     return GetPool().Run(job, options);
   }
   std::string inline_worker() const override { return "thread 0"; }

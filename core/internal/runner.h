@@ -65,9 +65,11 @@ class Runner {
     }
   }
 
-  Job MakeJob(std::size_t n) {
+  // `indices_are_tasks`: see Job::indices_are_tasks.
+  Job MakeJob(std::size_t n, bool indices_are_tasks = false) {
     Job job;
     job.n = n;
+    job.indices_are_tasks = indices_are_tasks;
     job.ctx = this;
     job.run_range = &RunRange;
     if (order_ != nullptr) job.chunk_done = &ChunkDone;
