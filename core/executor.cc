@@ -374,7 +374,8 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
         std::string(name()) +
         "' needs: give it a cereal "
         "serialize() (template <class A> void serialize(A& a) { a(x, y); }, "
-        "see core/codec.h) and a default constructor, or use a backend that "
+        "see core/codec.h) and a default constructor or cereal's "
+        "load_and_construct, or use a backend that "
         "shares memory (thread, tbb, sequential)");
   }
   RunReport report;

@@ -96,7 +96,8 @@ struct Job {
   // Address of task `index`'s result slot when trivial_result_size != 0.
   void* (*result_slot)(void* ctx, std::size_t index) = nullptr;
   // Set when the results cannot cross a process boundary (no cereal
-  // serialize(), or no default constructor to decode into): the result
+  // serialize(), or neither a default constructor to decode into nor
+  // cereal's load_and_construct to build one; see codec::kCanCross): the result
   // type, which a backend that does not share memory refuses before any
   // task runs. encode_result and decode_result are then null.
   const std::type_info* uncrossable_result = nullptr;

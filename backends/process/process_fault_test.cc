@@ -91,7 +91,8 @@ struct NoSerialize {
   std::vector<int> values;
 };
 
-// Serializable, but with no default constructor to decode into.
+// Serializable, but with no default constructor to decode into and no
+// load_and_construct to build it: nothing can make one from bytes.
 struct NoDefault {
   explicit NoDefault(std::string s) : name(std::move(s)) {}
   std::string name;
@@ -125,7 +126,8 @@ TEST(ProcessFault, ResultsThatCannotCrossAreRefusedBeforeAnyTask) {
     ADD_FAILURE() << "expected UsageError";
   } catch (const UsageError& e) {
     EXPECT_THAT(e.what(), HasSubstr("NoDefault' cannot cross a process"));
-    EXPECT_THAT(e.what(), HasSubstr("and a default constructor"));
+    EXPECT_THAT(e.what(), HasSubstr("and a default constructor or cereal's "
+                                    "load_and_construct"));
   }
   EXPECT_EQ(ran->load(), 0);
   EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());

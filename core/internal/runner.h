@@ -157,11 +157,8 @@ class Runner {
 
   static void Decode(void* ctx, std::size_t index, std::string_view bytes) {
     auto* self = static_cast<Runner*>(ctx);
-    if constexpr (!std::is_default_constructible_v<R>) {
-      throw Error(
-          "a result type without a default constructor cannot cross "
-          "a process boundary; give it one");
-    } else if constexpr (std::is_same_v<Slot<R>, std::optional<R>>) {
+    if constexpr (std::is_same_v<Slot<R>, std::optional<R>>) {
+      // No default constructor: built by its load_and_construct.
       self->slots_[index].emplace(codec::decode<R>(bytes));
     } else {
       self->slots_[index] = codec::decode<Slot<R>>(bytes);
