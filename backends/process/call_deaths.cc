@@ -82,10 +82,10 @@ bool Call::Replace(int k, std::size_t* running) {
     if (running_task == w.timed_out) blamed = running_task;
   } else if (running_task != kNoTask) {
     blamed = running_task;
-  } else if (ended.exit_status == kRetireExitStatus) {
-    // Left after a task ran into the memory limit (that task failed, and
-    // it does so at most once): not a death to count.
-  } else if (++unblamed_deaths_ > kMaxUnblamedDeaths) {
+  } else if (ended.exit_status != kRetireExitStatus &&
+             ++unblamed_deaths_ > kMaxUnblamedDeaths) {
+    // (A worker that left after a task ran into the memory limit is not a
+    // death to count: that task failed, and it does so at most once.)
     ThrowDeath(k, kNoTask);
   }
   if (blamed != kNoTask) {
