@@ -20,6 +20,7 @@
 
 #include "cli/commands.h"
 #include "cli/halt.h"
+#include "cli/memory_room.h"
 #include "cli/run_workload.h"
 #include "core/errors.h"
 #include "core/executor.h"
@@ -63,34 +64,23 @@ long long ParseInRange(const std::string& flag, const std::string& text,
   return value;
 }
 
-// "7.3 TiB": `bytes` in the largest binary unit it reaches.
-std::string HumanBytes(unsigned __int128 bytes) {
-  static const char* const kUnits[] = {"bytes", "KiB", "MiB", "GiB",
-                                       "TiB",   "PiB", "EiB"};
-  long double value = static_cast<long double>(bytes);
-  std::size_t unit = 0;
-  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
-    value /= 1024;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.1Lf %s", value, kUnits[unit]);
-  return text;
-}
-
-// Refuses a task count whose results alone would not fit in memory, before
-// anything is allocated.
+// Refuses a task count whose results alone would not fit in the memory this
+// process may use (its cgroup's limit, ulimit -v, the machine's available
+// memory: a count over a cgroup's limit used to be OOM-killed later without
+// a word), before anything is allocated.
 void CheckResultsFit(const std::string& typed, std::size_t tasks,
                      const std::string& workload) {
   const std::size_t each = ResultBytes(workload);
   const unsigned __int128 need = static_cast<unsigned __int128>(tasks) * each;
-  const unsigned long long have = MachineMemoryBytes();
-  if (have == 0 || need <= have) return;
+  const MemoryRoom room = MemoryThisProcessMayUse();
+  if (!room.known || need <= room.bytes) return;
   throw UsageError("--tasks=" + typed + " is too many: their results need " +
                    ToDecimal(need) + " bytes (" + HumanBytes(need) +
-                   ") and this machine has " + ToDecimal(have) + " bytes (" +
-                   HumanBytes(have) + ") of memory; valid: a count from 0 to " +
-                   ToDecimal(have / each) + " for --workload=" + workload);
+                   ") and this process may use " + ToDecimal(room.bytes) +
+                   " bytes (" + HumanBytes(room.bytes) +
+                   ") more: " + room.source + "; valid: a count from 0 to " +
+                   ToDecimal(room.bytes / each) +
+                   " for --workload=" + workload);
 }
 
 std::size_t ParseTasks(const RawFlags& f) {
@@ -557,14 +547,6 @@ std::size_t ParseByteSize(const std::string& flag, const std::string& text) {
 
 std::vector<std::string> WorkloadNames() {
   return std::vector<std::string>(std::begin(kWorkloads), std::end(kWorkloads));
-}
-
-unsigned long long MachineMemoryBytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES);
-  const long page_size = sysconf(_SC_PAGESIZE);
-  if (pages <= 0 || page_size <= 0) return 0;  // unknown: no check
-  return static_cast<unsigned long long>(pages) *
-         static_cast<unsigned long long>(page_size);
 }
 
 Request ParseRequest(const RawFlags& f) {

@@ -119,9 +119,6 @@ Request ParseRequest(const RawFlags& flags);
 // Throws UsageError naming the valid forms.
 std::size_t ParseByteSize(const std::string& flag, const std::string& text);
 
-// Physical memory of this machine in bytes (pages times page size).
-unsigned long long MachineMemoryBytes();
-
 }  // namespace fanout::cli
 
 #endif  // FANOUT_CLI_REQUEST_H_

@@ -137,7 +137,7 @@ class TaskNode final : public ValueNode<R> {
   }
   static void Decode(NodeBase* base, std::string_view bytes) {
     if constexpr (!std::is_void_v<R>) {
-      if constexpr (Journalable<R>() && std::is_default_constructible_v<R>) {
+      if constexpr (Journalable<R>()) {
         static_cast<TaskNode*>(base)->value.emplace(codec::decode<R>(bytes));
       }
     }
@@ -285,7 +285,7 @@ auto SubmitTo(PoolCore& pool, F&& f, Args&&... args) {
   node->Inputs(inputs);
   bool crosses = true;
   if constexpr (!std::is_void_v<R>) {
-    crosses = Journalable<R>() && std::is_default_constructible_v<R>;
+    crosses = Journalable<R>();
   }
   pool.CheckSubmit(crosses, typeid(R), inputs, Node::kInputs);
   node->refs.store(2, std::memory_order_relaxed);  // the future's, the pool's

@@ -247,7 +247,8 @@ class Parallel {
     // (Not in a nested call, which runs inline in this process.)
     internal::Runner<R, std::remove_reference_t<F>> runner(
         n, f, executor_->adopts_results() && !in_task());
-    RunReport report = Run(runner.MakeJob(n), options_.errors);
+    RunReport report =
+        Run(runner.MakeJob(n, /*indices_are_tasks=*/true), options_.errors);
     ThrowFirst(report);
     if (runner.slots().size() != n) {
       internal::ThrowBadResultCount(runner.slots().size(), n,
@@ -380,7 +381,8 @@ class Parallel {
       return;
     }
     internal::Runner<void, std::remove_reference_t<F>> runner(n, f);
-    RunReport report = Run(runner.MakeJob(n), options_.errors);
+    RunReport report =
+        Run(runner.MakeJob(n, /*indices_are_tasks=*/true), options_.errors);
     ThrowFirst(report);
   }
 
@@ -400,7 +402,8 @@ class Parallel {
                                   ErrorPolicy::kCollectAll, /*retry=*/true)
                    .report;
     } else {
-      report = Run(runner.MakeJob(n), ErrorPolicy::kCollectAll);
+      report = Run(runner.MakeJob(n, /*indices_are_tasks=*/true),
+                   ErrorPolicy::kCollectAll);
     }
     std::vector<Outcome<R>> out;
     out.reserve(n);

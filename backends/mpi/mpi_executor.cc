@@ -30,6 +30,7 @@
 #include "backends/mpi/thread_rule.h"
 #include "core/errors.h"
 #include "core/executor.h"
+#include "core/internal/exit_hooks.h"
 
 namespace fanout::mpi {
 namespace {
@@ -89,6 +90,12 @@ class MpiExecutor final : public Executor {
     }
     if (world_.size == 1) return internal::RunLocal(job, options);
     if (job.fingerprint != 0) CheckSameJob(job, call);
+    // A task's exit() now would finalize MPI under this rank's other
+    // threads (Open MPI then aborts the job with MPI_ERR_COMM and no word
+    // of the task): say which task, end this rank at once, mpirun the job.
+    fanout::internal::InProcessCallScope exit_guard(
+        "mpi", job.indices_are_tasks && options.task_ids == nullptr,
+        world_.rank);
     // Every rank returns the same report, stop reason included (a timeout
     // on one rank is a TimeoutError on every rank).
     return world_.rank == 0 ? internal::RunRoot(world_, job, options, call)

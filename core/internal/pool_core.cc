@@ -288,7 +288,8 @@ void PoolCore::CheckSubmit(bool result_crosses, const std::type_info& type,
         "' cannot cross a process boundary, as backend '" +
         std::string(executor_->name()) +
         "' needs: give it a cereal serialize() (see core/codec.h) and a "
-        "default constructor, or use a backend that shares memory (thread, "
+        "default constructor or cereal's load_and_construct, or use a "
+        "backend that shares memory (thread, "
         "tbb, sequential)");
   }
   for (int k = 0; k < n_inputs; ++k) {

@@ -28,6 +28,7 @@ namespace fanout::testing {
 namespace {
 
 using fanout_conformance::BadInput;
+using fanout_conformance::Label;
 using Clock = std::chrono::steady_clock;
 
 // A counter array in MAP_SHARED memory (threads and forked workers see it).
@@ -531,6 +532,27 @@ TEST_P(Conformance, PoolRefusesResultsThatCannotCrossAtSubmit) {
     pool.close();
     EXPECT_EQ(Summed(runs.Local())[0], 0u);
   }
+}
+
+// Issue 23 item 12: a serializable result without a default constructor
+// (Label: cereal's load_and_construct) comes back from a submitted task on
+// every backend, and feeds a dependent task.
+TEST_P(Conformance, PoolResultsWithoutADefaultConstructor) {
+  Pool pool({.jobs = 2, .backend = backend()});
+  std::vector<Future<Label>> futures;
+  for (int i = 0; i < 50; ++i) {
+    futures.push_back(pool.submit(
+        [](int k) { return Label("label " + std::to_string(k)); }, i));
+  }
+  Future<std::size_t> length =
+      pool.submit([](const Label& l) { return l.text().size(); }, futures[42]);
+  for (int i = 0; i < 50; ++i) {
+    if (i == 42) continue;
+    ASSERT_EQ(futures[i].get(), Label("label " + std::to_string(i))) << i;
+  }
+  EXPECT_EQ(length.get(), std::string("label 42").size());
+  EXPECT_EQ(futures[42].get(), Label("label 42"));
+  pool.close();
 }
 
 // Retries apply to submitted tasks as to map's.
