@@ -172,6 +172,13 @@ struct RunOptions {
   // pool's generation: on process a task must run where it can be killed,
   // and where its crash cannot take the caller with it).
   bool in_workers = false;
+  // Optional (a pool's generation): called once for each of the call's
+  // `jobs` worker places that frees up while the call still runs (a worker
+  // that handed in its last task, or one never started because the tasks
+  // were all claimed), so that work arriving meanwhile can start in it.
+  // From the thread that made the call.
+  void (*place_freed)(void* ctx) = nullptr;
+  void* place_ctx = nullptr;
 };
 
 // A task that was running when a call was stopped from outside.

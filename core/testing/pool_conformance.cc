@@ -815,5 +815,37 @@ TEST_P(Conformance, LeavingAnImapOverARangeEarlyCancelsTheRest) {
   EXPECT_LT(input.read(), 1000u);
 }
 
+// Work submitted while a long task runs starts without waiting for it
+// (process: a new generation in the places free), where workers can run
+// side by side; sequential and mpi ranks run generations one at a time.
+TEST_P(Conformance, PoolStartsNewWorkWhileALongTaskRuns) {
+  if (backend() == "sequential" || backend() == "mpi") {
+    GTEST_SKIP() << backend() << " runs one call at a time";
+  }
+  Shared started(1);
+  Shared release(1);
+  Pool pool({.jobs = 2, .backend = backend()});
+  Future<int> slow = pool.submit([&] {
+    started[0].store(1);
+    const auto until = Clock::now() + std::chrono::seconds(20);
+    while (release[0].load() == 0 && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return 1;
+  });
+  while (started[0].load() == 0) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  for (int round = 0; round < 3; ++round) {
+    Future<int> quick = pool.submit([round] { return 10 + round; });
+    ASSERT_TRUE(quick.wait_for(std::chrono::seconds(10)))
+        << "a quick task waited for the slow one (round " << round << ")";
+    EXPECT_EQ(quick.get(), 10 + round);
+  }
+  EXPECT_FALSE(slow.ready());
+  release[0].store(1);
+  EXPECT_EQ(slow.get(), 1);
+}
+
 }  // namespace
 }  // namespace fanout::testing
