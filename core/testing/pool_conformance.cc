@@ -572,11 +572,12 @@ TEST_P(Conformance, PoolRetriesAFailedTask) {
 TEST_P(Conformance, PoolMapRunsOnTheSameEngine) {
   Pool pool({.jobs = 2, .backend = backend()});
   Future<long long> side = pool.submit([] { return 42LL; });
-  std::vector<long long> r = pool.map(
-      1000, [](std::size_t i) { return static_cast<long long>(i * i); });
+  std::vector<long long> r = pool.map(1000, [](std::size_t i) {
+    return static_cast<long long>(i) * static_cast<long long>(i);
+  });
   ASSERT_EQ(r.size(), 1000u);
   for (std::size_t i = 0; i < r.size(); ++i)
-    ASSERT_EQ(r[i], static_cast<long long>(i * i));
+    ASSERT_EQ(r[i], static_cast<long long>(i) * static_cast<long long>(i));
   EXPECT_EQ(pool.map_reduce(
                 100, [](std::size_t i) { return static_cast<long long>(i); },
                 0LL, std::plus<>()),
