@@ -100,9 +100,11 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
   const auto start = std::chrono::steady_clock::now();
   // Said once the call has read the file, whether it then ends or not.
   const auto resumed = [&] {
-    if (r.checkpoint.empty() || g_quiet || p.last_call_resumed() == 0) return;
+    const std::size_t done =
+        r.workload == "dag" ? LastDagResumed() : p.last_call_resumed();
+    if (r.checkpoint.empty() || g_quiet || done == 0) return;
     std::fprintf(err, "run: resumed from %s: %zu of %zu tasks already done\n",
-                 r.checkpoint.c_str(), p.last_call_resumed(), r.tasks);
+                 r.checkpoint.c_str(), done, r.tasks);
     std::fflush(err);
   };
   try {

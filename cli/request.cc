@@ -338,13 +338,11 @@ void CheckInputsAndDag(const RawFlags& f, Request* r) {
                        why +
                        "; valid: --workload=dag with --tasks, --seed, "
                        "--jobs, --backend, --retries, --fail-task, "
-                       "--errors, --task-timeout-ms and --worker-memory");
+                       "--errors, --checkpoint, --task-timeout-ms and "
+                       "--worker-memory");
     };
     if (!r->stream.empty()) {
       refuse("--stream", "its answer is one checksum of every task");
-    }
-    if (!r->checkpoint.empty()) {
-      refuse("--checkpoint", "the graph is not journaled from the CLI");
     }
     if (r->timeout.count() != 0) {
       refuse("--timeout-ms", "a pool's tasks have no call to time out");

@@ -225,6 +225,9 @@ std::string RunInputs(Parallel& p, const Request& r,
                    : ToDecimal(static_cast<unsigned __int128>(total));
 }
 
+// Nodes the last --workload=dag read back from its --checkpoint.
+std::size_t g_dag_resumed = 0;
+
 std::uint64_t DagMix(std::uint64_t x) {
   x ^= x >> 33;
   x *= 0xff51afd7ed558ccdULL;
@@ -245,8 +248,11 @@ std::string RunDag(Parallel& p, const Request& r, const FaultInjector& inject,
   o.cancel = nullptr;  // watched here, between waits
   o.on_stuck = nullptr;
   o.on_progress = nullptr;
-  o.checkpoint.clear();
+  // --checkpoint: the pool journals each finished node by its number, and a
+  // rerun reads them back (the graph is the same for the same --seed and
+  // --tasks, which the journal's fingerprints check).
   Pool pool(std::move(o));
+  g_dag_resumed = 0;
   const auto node = [&inject](std::uint64_t i, auto... in) -> std::uint64_t {
     inject.MaybeFail(i);
     std::uint64_t h = workloads::TinyTask(i);
@@ -254,6 +260,7 @@ std::string RunDag(Parallel& p, const Request& r, const FaultInjector& inject,
     return h;
   };
   const auto interrupted = [&](std::size_t done, const char* what) {
+    g_dag_resumed = pool.resumed();
     pool.close();
     throw InterruptedError("interrupted with " + std::to_string(done) + " of " +
                                std::to_string(r.tasks) +
@@ -285,6 +292,7 @@ std::string RunDag(Parallel& p, const Request& r, const FaultInjector& inject,
         f.push_back(pool.submit(node, id, f[in[0]], f[in[1]], f[in[2]]));
     }
   }
+  g_dag_resumed = pool.resumed();
   std::uint64_t sum = 0;
   for (std::size_t i = 0; i < f.size(); ++i) {
     while (!f[i].wait_for(std::chrono::milliseconds(20))) {
@@ -314,7 +322,9 @@ std::string ToDecimal(unsigned __int128 v) {
 std::string CheckpointKey(const Request& r) {
   std::string key =
       "run --workload=" + r.workload + " --tasks=" + std::to_string(r.tasks);
-  if (r.workload == "pi") key += " --seed=" + std::to_string(r.seed);
+  if (r.workload == "pi" || r.workload == "dag") {
+    key += " --seed=" + std::to_string(r.seed);  // it makes the answer
+  }
   return key;
 }
 
@@ -325,6 +335,8 @@ std::size_t ResultBytes(const std::string& workload) {
   if (workload == "pi") return sizeof(PiResult);
   return sizeof(NoopResult);
 }
+
+std::size_t LastDagResumed() { return g_dag_resumed; }
 
 std::string RunWorkload(Parallel& p, const Request& r,
                         std::vector<TaskError>* failures,

@@ -28,6 +28,9 @@ namespace fanout::cli {
 // With r.inputs, the tasks are the lines of that file (or stdin), read as
 // they arrive: *tasks_run says how many there were. --workload=dag runs a
 // fixed random graph of r.tasks dependent tasks on a Pool of p's backend.
+// The graph's nodes the last --workload=dag read back from --checkpoint.
+std::size_t LastDagResumed();
+
 std::string RunWorkload(Parallel& p, const Request& r,
                         std::vector<TaskError>* failures,
                         std::size_t* tasks_run = nullptr);

@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <typeinfo>
@@ -46,6 +47,40 @@ template <class T>
 struct IsFuture : std::false_type {};
 template <class T>
 struct IsFuture<Future<T>> : std::true_type {};
+
+// A checkpointed pool's fingerprint of a task: its function's and result's
+// types, the submission numbers of its inputs, and the codec bytes of its
+// plain arguments that have them (the type's name for others).
+inline std::uint64_t FingerprintMix(std::uint64_t h, std::string_view bytes) {
+  for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ULL;  // FNV-1a
+  return h;
+}
+
+template <class R, class F, class... A>
+std::uint64_t TaskFingerprint(const std::tuple<A...>& args) {
+  std::uint64_t h = FingerprintMix(0xcbf29ce484222325ULL, typeid(F).name());
+  h = FingerprintMix(h, typeid(R).name());
+  std::string bytes;
+  std::apply(
+      [&](const auto&... a) {
+        const auto one = [&](const auto& x) {
+          using X = std::decay_t<decltype(x)>;
+          bytes.clear();
+          if constexpr (IsFuture<X>::value) {
+            bytes = "future " + std::to_string(x.id());
+          } else if constexpr (Journalable<X>()) {
+            codec::encode(x, bytes);
+          } else {
+            bytes = typeid(X).name();
+          }
+          h = FingerprintMix(h, std::to_string(bytes.size()));
+          h = FingerprintMix(h, bytes);
+        };
+        (one(a), ...);
+      },
+      args);
+  return h;
+}
 
 // What a task receives for a stored argument: a Future's value, or the
 // argument itself.
@@ -99,6 +134,8 @@ class TaskNode final : public ValueNode<R> {
   void Inputs(NodeBase** out) const {
     for (int k = 0; k < kInputs; ++k) out[k] = edges_[k].input;
   }
+  // For a checkpointed pool: see TaskFingerprint.
+  std::uint64_t Fingerprint() const { return TaskFingerprint<R, F>(*args_); }
 
  private:
   template <class X>
@@ -159,6 +196,8 @@ class TaskNode final : public ValueNode<R> {
 
 // Throws the UsageError for Options a submitted task cannot honour.
 void RefuseCallOptions(const Options& options);
+// Throws the UsageError for a bulk call on a pool with a checkpoint.
+void RefuseBulkCheckpoint(const Options& options);
 
 }  // namespace internal
 
@@ -288,6 +327,7 @@ auto SubmitTo(PoolCore& pool, F&& f, Args&&... args) {
     crosses = Journalable<R>();
   }
   pool.CheckSubmit(crosses, typeid(R), inputs, Node::kInputs);
+  if (pool.journaling()) node->fingerprint = node->Fingerprint();
   node->refs.store(2, std::memory_order_relaxed);  // the future's, the pool's
   pool.Submit(node.get());  // may refuse; takes the node once it returns
   return FutureAccess::Make<R>(node.release());

@@ -29,9 +29,17 @@ void RefuseCallOptions(const Options& o) {
     refuse("on_progress", "as_completed() to follow submitted tasks");
   }
   if (o.on_stuck != nullptr) refuse("on_stuck", "Future::wait_for(d)");
-  if (!o.checkpoint.empty()) {
-    refuse("checkpoint", "a checkpoint on the pool's map calls");
-  }
+}
+
+void RefuseBulkCheckpoint(const Options& o) {
+  if (o.checkpoint.empty()) return;
+  throw UsageError(
+      "Pool::map, imap, map_reduce and for_each on a pool with a checkpoint: "
+      "the pool's checkpoint " +
+      o.checkpoint +
+      " journals its submitted tasks, and a bulk call cannot share the file; "
+      "valid: run the bulk call on a fanout::Parallel with a checkpoint of "
+      "its own, or submit() its tasks");
 }
 
 }  // namespace internal

@@ -92,6 +92,21 @@
 // cancel, verbose, on_progress and on_stuck apply to the pool's map, imap
 // and map_reduce calls; submit() refuses them (use Future::wait_for), so
 // that none is silently ignored.
+//
+// Checkpoint. With Options::checkpoint (and checkpoint_key), the pool
+// journals the value of each task that ends done, keyed by its submission
+// number (0, 1, ...), in batches of at most 64 records or 20 ms, and at
+// wait_all(), close() and destruction. A rerun of the same program that
+// submits the same tasks in the same order gets those futures done at
+// submit(), their values read back, and runs only the rest: a graph killed
+// by Ctrl+C or kill -9 resumes (resumed() counts the tasks read back).
+// Each record carries the task's fingerprint (its function's and result's
+// types, its inputs' numbers, its plain arguments' codec bytes): a task
+// submitted at a number the journal holds for another is a UsageError,
+// never another task's value. Results must be serializable (refused at
+// submit otherwise); the pool's bulk calls refuse a checkpointed pool (use
+// a Parallel with its own file). Submit from one thread: the order is the
+// key.
 #ifndef FANOUT_CORE_POOL_H_
 #define FANOUT_CORE_POOL_H_
 
@@ -146,33 +161,43 @@ class Pool {
   template <class... A>
   auto map(A&&... a)
       -> decltype(std::declval<Parallel&>().map(std::forward<A>(a)...)) {
+    internal::RefuseBulkCheckpoint(parallel_.options());
     return parallel_.map(std::forward<A>(a)...);
   }
   template <class... A>
   auto try_map(A&&... a)
       -> decltype(std::declval<Parallel&>().try_map(std::forward<A>(a)...)) {
+    internal::RefuseBulkCheckpoint(parallel_.options());
     return parallel_.try_map(std::forward<A>(a)...);
   }
   template <class... A>
   void for_each(A&&... a) {
+    internal::RefuseBulkCheckpoint(parallel_.options());
     parallel_.for_each(std::forward<A>(a)...);
   }
   template <class... A>
   auto map_reduce(A&&... a)
       -> decltype(std::declval<Parallel&>().map_reduce(std::forward<A>(a)...)) {
+    internal::RefuseBulkCheckpoint(parallel_.options());
     return parallel_.map_reduce(std::forward<A>(a)...);
   }
   template <class... A>
   auto imap(A&&... a)
       -> decltype(std::declval<Parallel&>().imap(std::forward<A>(a)...)) {
+    internal::RefuseBulkCheckpoint(parallel_.options());
     return parallel_.imap(std::forward<A>(a)...);
   }
   template <class... A>
   auto imap_unordered(A&&... a)
       -> decltype(std::declval<Parallel&>().imap_unordered(
           std::forward<A>(a)...)) {
+    internal::RefuseBulkCheckpoint(parallel_.options());
     return parallel_.imap_unordered(std::forward<A>(a)...);
   }
+
+  // Tasks submit() read back from Options::checkpoint instead of running
+  // them (see the top of this file).
+  std::size_t resumed() const { return core_->resumed(); }
 
   Parallel& parallel() { return parallel_; }
   Executor& executor() const { return parallel_.executor(); }

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstring>
+#include <unordered_map>
 #include <utility>
 
 #include "core/internal/futex.h"
@@ -238,6 +240,52 @@ std::vector<NodeBase*> ReadyQueue::TakeAll(const NodeBase* upto) {
 // ---------------------------------------------------------------------------
 // The pool.
 
+// ---------------------------------------------------------------------------
+// Checkpointed pools: a journal of finished tasks keyed by submission number.
+// A record is the task's fingerprint (8 bytes) and its value's codec bytes.
+
+struct PoolCore::PoolJournal {
+  PoolJournal(const std::string& path, const std::string& key, bool primary)
+      : file(path,
+             {.tasks = kPoolTasks, .type = "pool", .kind = "pool", .key = key},
+             primary, [this](std::uint64_t id, std::string_view bytes) {
+               saved.emplace(id, std::string(bytes));  // the first one wins
+             }) {}
+
+  // The journal's task count for a pool: open-ended.
+  static constexpr std::uint64_t kPoolTasks = ~std::uint64_t{0};
+  // Records kept in memory before they are written, at most.
+  static constexpr std::size_t kBatchRecords = 64;
+  static constexpr auto kBatchTime = std::chrono::milliseconds(20);
+
+  // Read at open (before `file`: its constructor fills it).
+  std::unordered_map<std::uint64_t, std::string> saved;
+  Checkpoint file;
+  std::atomic<std::size_t> resumed{0};
+  // Submits take their numbers in turn (a task's key is its number).
+  std::mutex submit_mu;
+
+  std::mutex mu;  // the batch
+  std::string batch;
+  std::size_t frame = 0;
+  std::size_t records = 0;
+  Clock::time_point last_write = Clock::now();
+  std::exception_ptr write_error;  // the first failed write, kept
+
+  void FlushLocked() {
+    if (records == 0 || write_error != nullptr) return;
+    Journal::EndFrame(&batch, frame);
+    try {
+      file.Append(batch);
+    } catch (...) {
+      write_error = std::current_exception();
+    }
+    batch.clear();
+    records = 0;
+    last_write = Clock::now();
+  }
+};
+
 PoolCore::Mode PoolCore::ChooseMode(Executor& executor, int jobs) {
   // Every call from one thread (mpi ranks): generations run where the
   // caller waits.
@@ -260,6 +308,10 @@ PoolCore::PoolCore(std::shared_ptr<Executor> executor, const Options& options)
       retry_on_(options.retry_on),
       task_timeout_(options.task_timeout),
       worker_memory_(options.worker_memory) {
+  if (!options.checkpoint.empty()) {
+    journal_ = std::make_unique<PoolJournal>(
+        options.checkpoint, options.checkpoint_key, executor_->is_primary());
+  }
   if (mode_ == Mode::kDrained) {
     drainers_ = std::make_unique<Drainer[]>(static_cast<std::size_t>(jobs_));
     for (int k = 0; k < jobs_; ++k) {
@@ -270,17 +322,78 @@ PoolCore::PoolCore(std::shared_ptr<Executor> executor, const Options& options)
   }
 }
 
-PoolCore::~PoolCore() { Close(); }
+PoolCore::~PoolCore() {
+  Close();
+  if (journal_ != nullptr) {
+    std::lock_guard<std::mutex> lock(journal_->mu);
+    journal_->FlushLocked();
+    if (journal_->write_error != nullptr) {
+      try {
+        std::rethrow_exception(journal_->write_error);
+      } catch (const std::exception& e) {
+        // A destructor cannot throw: said, never silent.
+        std::fprintf(stderr, "fanout: %s\n", e.what());
+      }
+    }
+  }
+}
+
+std::size_t PoolCore::resumed() const {
+  return journal_ == nullptr
+             ? 0
+             : journal_->resumed.load(std::memory_order_relaxed);
+}
+
+void PoolCore::FlushJournal() {
+  if (journal_ == nullptr) return;
+  std::lock_guard<std::mutex> lock(journal_->mu);
+  journal_->FlushLocked();
+  if (journal_->write_error != nullptr) {
+    std::rethrow_exception(journal_->write_error);
+  }
+}
+
+void PoolCore::Record(NodeBase* node) {
+  PoolJournal& j = *journal_;
+  std::lock_guard<std::mutex> lock(j.mu);
+  if (j.write_error != nullptr) return;
+  if (j.records == 0) j.frame = Journal::BeginFrame(&j.batch);
+  const std::size_t at = Journal::BeginRecord(&j.batch, node->id);
+  char fp[sizeof(node->fingerprint)];
+  std::memcpy(fp, &node->fingerprint, sizeof(fp));
+  j.batch.append(fp, sizeof(fp));
+  node->ops->encode(node, &j.batch);
+  Journal::EndRecord(&j.batch, at);
+  ++j.records;
+  if (j.records >= PoolJournal::kBatchRecords ||
+      Clock::now() - j.last_write >= PoolJournal::kBatchTime) {
+    j.FlushLocked();
+  }
+}
 
 void PoolCore::CheckSubmit(bool result_crosses, const std::type_info& type,
                            NodeBase* const* inputs, int n_inputs) const {
   if (interrupted_.load(std::memory_order_acquire)) {
     std::rethrow_exception(interrupted_error_);
   }
+  if (journal_ != nullptr) {
+    std::lock_guard<std::mutex> lock(journal_->mu);
+    if (journal_->write_error != nullptr) {
+      std::rethrow_exception(journal_->write_error);
+    }
+  }
   if (closing_.load(std::memory_order_acquire)) {
     throw UsageError(
         "submit() on a pool that is closed (close() was called, or it is "
         "being destroyed); valid: submit before close(), or make a new Pool");
+  }
+  if (!result_crosses && journal_ != nullptr) {
+    throw UsageError("submit(): checkpoint " + journal_->file.path() +
+                     ": the result type '" + TypeName(type) +
+                     "' cannot be written to a checkpoint; valid: a type "
+                     "with a cereal serialize() (see core/codec.h) and a "
+                     "default constructor or cereal's load_and_construct, "
+                     "or a pool without a checkpoint");
   }
   if (!result_crosses && !executor_->shares_memory()) {
     throw UsageError(
@@ -342,7 +455,24 @@ void PoolCore::Submit(NodeBase* node) {
     }
   }
   node->pool = this;
-  node->id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  if (journal_ != nullptr) {
+    // The task's key is its submission number: taken in turn, and looked
+    // up before the node is anyone's.
+    std::lock_guard<std::mutex> lock(journal_->submit_mu);
+    const std::uint64_t id = next_id_.load(std::memory_order_relaxed);
+    try {
+      Restore(node, id);
+    } catch (...) {
+      for (int k = 0; k < node->n_edges; ++k) {
+        node->edges[k].input->readers.fetch_sub(1, std::memory_order_seq_cst);
+      }
+      throw;
+    }
+    node->id = id;
+    next_id_.store(id + 1, std::memory_order_release);
+  } else {
+    node->id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  }
   node->inputs_left.store(node->n_edges + 1, std::memory_order_relaxed);
   // Every reference first: the first input found failed below may end the
   // node (and retire it, releasing every input) before the rest register.
@@ -374,7 +504,47 @@ void PoolCore::Submit(NodeBase* node) {
   }
 }
 
+void PoolCore::Restore(NodeBase* node, std::uint64_t id) {
+  const auto it = journal_->saved.find(id);
+  if (it == journal_->saved.end()) return;
+  const std::string& path = journal_->file.path();
+  const std::string_view bytes = it->second;
+  std::uint64_t fp = 0;
+  if (bytes.size() < sizeof(fp)) {
+    throw Error("checkpoint " + path + ": the record of task " +
+                std::to_string(id) + " is " + std::to_string(bytes.size()) +
+                " bytes, too short for a pool's; valid: delete " + path +
+                " to start over");
+  }
+  std::memcpy(&fp, bytes.data(), sizeof(fp));
+  if (fp != node->fingerprint) {
+    throw UsageError(
+        "checkpoint " + path + ": task " + std::to_string(id) +
+        " is not the task the checkpoint recorded as task " +
+        std::to_string(id) +
+        " (its function, result type, inputs or argument values differ): a "
+        "checkpointed pool knows its tasks by the order they are submitted; "
+        "valid: submit the same tasks in the same order as the run that "
+        "wrote " +
+        path + ", a new checkpoint_key, or delete " + path + " to start over");
+  }
+  try {
+    node->ops->decode(node, bytes.substr(sizeof(fp)));
+  } catch (const std::exception& e) {
+    throw Error("checkpoint " + path + ": the record of task " +
+                std::to_string(id) + " cannot be read back (" + e.what() +
+                "); valid: delete " + path + " to start over");
+  }
+  node->restored = true;
+  journal_->resumed.fetch_add(1, std::memory_order_relaxed);
+}
+
 void PoolCore::MakeReady(NodeBase* node) {
+  // Read back from the checkpoint: done, once its inputs are.
+  if (node->restored) {
+    Finish(node, NodeState::kDone, nullptr);
+    return;
+  }
   // Ended here before it is queued (Close waits for what is queued after).
   if (closing_.load(std::memory_order_acquire)) {
     Finish(node, NodeState::kCancelled,
@@ -430,6 +600,9 @@ bool PoolCore::Finish(NodeBase* node, NodeState to, std::exception_ptr error,
                                                std::memory_order_acq_rel,
                                                std::memory_order_acquire));
   const bool never_ran = s == NodeState::kWaiting || s == NodeState::kQueued;
+  if (to == NodeState::kDone && journal_ != nullptr && !node->restored) {
+    Record(node);  // nobody reads the value before the state says done
+  }
   node->error = std::move(error);
   node->root_cause = std::move(root);
   node->state_.store(to, std::memory_order_seq_cst);
@@ -697,6 +870,7 @@ bool PoolCore::WaitUntil(NodeBase* node, Clock::time_point when) {
 
 void PoolCore::WaitAll() {
   Block([this] { return Pending() == 0; }, ended_, Clock::time_point::max());
+  FlushJournal();
 }
 
 // ---------------------------------------------------------------------------
@@ -1035,6 +1209,10 @@ void PoolCore::Close() {
                  Pending() == 0;
         },
         Clock::now() + std::chrono::milliseconds(1));
+  }
+  if (journal_ != nullptr) {
+    std::lock_guard<std::mutex> lock(journal_->mu);
+    journal_->FlushLocked();  // a failed write is said by the destructor
   }
 }
 

@@ -170,6 +170,12 @@ struct NodeBase : QueueLink {
   std::atomic<std::uint8_t>* shared_stop = nullptr;
   std::atomic<bool> retrieved{false};  // get() took the outcome
   std::atomic<bool> retired{false};    // inputs released, task dropped
+  // Checkpointed pools: its value was read back from the journal (it ends
+  // done once its inputs did, without running).
+  bool restored = false;
+  // Checkpointed pools: what the task is (its function's and result's
+  // types, its inputs, its plain arguments' bytes), checked on resume.
+  std::uint64_t fingerprint = 0;
   Edge* edges = nullptr;
   int n_edges = 0;
   std::exception_ptr error;  // kFailed, kCancelled
@@ -241,8 +247,20 @@ class PoolCore {
   void CheckSubmit(bool result_crosses, const std::type_info& type,
                    NodeBase* const* inputs, int n_inputs) const;
   // Takes a new node (refs: its future's and the pool's) whose `edges`
-  // name its inputs; it runs once they all ended well.
+  // name its inputs; it runs once they all ended well. A checkpointed pool
+  // first looks the node's submission number up in its journal: a task
+  // recorded there (with the same fingerprint) is not run again, its value
+  // read back; one with another fingerprint is a UsageError.
   void Submit(NodeBase* node);
+
+  // Options::checkpoint was given: submit() keys tasks by submission
+  // number and the values of finished ones are journaled.
+  bool journaling() const { return journal_ != nullptr; }
+  // Tasks whose value submit() read back from the checkpoint.
+  std::size_t resumed() const;
+  // Writes what the journal holds in memory (also done every 64 records,
+  // 20 ms, at WaitAll and Close); throws the Error of a failed write.
+  void FlushJournal();
 
   // Waits until the node ended (helping or driving where that is how work
   // gets done); with a deadline, false when it passed first.
@@ -275,6 +293,14 @@ class PoolCore {
               std::shared_ptr<const std::string> root = nullptr);
 
  private:
+  struct PoolJournal;
+  // Journals the value of a node ending done (under kEnding, before anyone
+  // can take it).
+  void Record(NodeBase* node);
+  // Reads task `id` back into `node` when the journal holds it (marking it
+  // restored); throws when the journal's task `id` is another task.
+  void Restore(NodeBase* node, std::uint64_t id);
+
   struct Drainer {
     Work work;
     PoolCore* pool = nullptr;
@@ -377,6 +403,8 @@ class PoolCore {
   // (Cancel, Close).
   std::mutex gen_mu_;
   std::vector<Generation*> generations_;
+
+  std::unique_ptr<PoolJournal> journal_;
 };
 
 // The futures of one as_completed / wait_any: the index of each as its node
