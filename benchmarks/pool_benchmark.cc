@@ -4,8 +4,8 @@
 // Google Benchmark binary.
 //
 //   ./bazelw run //benchmarks:pool -- --benchmark_filter=submit_get
-//   ./bazelw run //benchmarks:pool_compare   # the README's table, with the
-//                                            # Python peers (pool_peers.py)
+//   ./bazelw run -c opt //benchmarks:pool_compare  # the README's table,
+//                                  # with Python's peers (pool_peers.py)
 //
 // Benchmarks are named <case>/<runner>/jobs:2:
 //   submit_get_1M    1M empty tasks (task i returns i) submitted one by one,
