@@ -19,6 +19,7 @@
 
 #include "backends/mpi/mpi.h"
 #include "core/parallel.h"
+#include "core/pool.h"
 #include "core/queue.h"
 #include "core/shared.h"
 #include "core/testing/types.h"
@@ -168,6 +169,43 @@ TEST(MpiSpmd, SharedValuesAndQueuesRefuseAcrossRanks) {
   }
   // The caller's own thread may still use them: it is not a task.
   EXPECT_EQ(sum.load(), 0);
+}
+
+// A pool's submits must be the same on every rank (issue 20 item 6): ranks
+// that submit another function, or more tasks, are refused with one
+// UsageError on every rank before any of the generation runs, never a mix of
+// results.
+std::string PoolError(bool more_on_rank_0) {
+  Pool pool({.jobs = 1, .backend = "mpi"});
+  std::vector<Future<int>> f;
+  if (more_on_rank_0) {
+    f.push_back(pool.submit([] { return 1; }));
+    if (W().rank == 0) f.push_back(pool.submit([] { return 2; }));
+  } else {
+    f.push_back(W().rank == 0 ? pool.submit([] { return 1; })
+                              : pool.submit([] { return 2; }));
+  }
+  try {
+    for (Future<int>& x : f) x.get();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(MpiSpmd, PoolRanksThatSubmitDifferentTasksAreRefusedOnEveryRank) {
+  if (W().size < 2) GTEST_SKIP() << "needs 2 ranks or more";
+  for (bool more : {false, true}) {
+    const std::string error = PoolError(more);
+    EXPECT_NE(error.find("the ranks submitted different tasks to a pool"),
+              std::string::npos)
+        << "rank " << W().rank << ": " << error;
+    EXPECT_TRUE(
+        SameOnEveryRank(static_cast<long long>(error.find("(no error)"))));
+  }
+  // The ranks agree again afterwards: a new pool works.
+  Pool pool({.jobs = 1, .backend = "mpi"});
+  EXPECT_EQ(pool.submit([] { return 7; }).get(), 7);
 }
 
 TEST(MpiSpmd, ErrorOnOneRankRaisesOnEveryRank) {
