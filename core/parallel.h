@@ -79,7 +79,10 @@
 // that finished: running the call again reads every result back; delete it
 // to start over. One call at a time per file (it is locked).
 //
-// A call made from inside a task runs inline on the calling worker.
+// A call made from inside a task is nested: on thread and tbb it shares the
+// outer call's threads (never more than jobs at once); in a process worker a
+// thread-backend call uses the worker's CPU share; elsewhere it runs inline
+// on the calling worker (Executor::run decides, in one place).
 #ifndef FANOUT_CORE_PARALLEL_H_
 #define FANOUT_CORE_PARALLEL_H_
 
