@@ -347,7 +347,7 @@ TEST_P(Conformance, NestedCallsShareTheOuterWorkers) {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       running.fetch_sub(1);
-      return static_cast<long long>(j * j);
+      return static_cast<long long>(j) * static_cast<long long>(j);
     });
     long long sum = 0;
     for (long long x : v) sum += x;
