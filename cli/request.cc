@@ -18,10 +18,10 @@
 #include <utility>
 #include <vector>
 
-#include "cli/commands.h"
-#include "cli/halt.h"
+#include "cli/commands_mode.h"
 #include "cli/memory_room.h"
 #include "cli/run_workload.h"
+#include "commands/halt.h"
 #include "core/errors.h"
 #include "core/executor.h"
 #include "workloads/workloads.h"
@@ -273,7 +273,7 @@ void ParseCommandsOptions(const RawFlags& f, Request* r) {
                                             "runs of a failing command in "
                                             "all, 0 to 1000 (0 and 1: once)"));
   }
-  o.halt = ParseHalt(f.halt);
+  o.halt = commands::ParseHalt(f.halt);
   o.halt_text = f.halt;
   o.timeout_s = ParseSeconds("timeout", f.timeout);
   o.delay_s = ParseSeconds("delay", f.delay);

@@ -17,10 +17,13 @@
 #include <string>
 #include <vector>
 
-#include "cli/commands_options.h"
 #include "cli/faults.h"
+#include "commands/options.h"
 
 namespace fanout::cli {
+
+// The commands library's options, as commands mode fills them.
+using commands::CommandsOptions;
 
 // Flag values as the user typed them.
 struct RawFlags {

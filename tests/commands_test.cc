@@ -25,11 +25,11 @@
 #include <thread>
 #include <vector>
 
-#include "cli/command_input.h"
-#include "cli/halt.h"
-#include "cli/joblog.h"
-#include "cli/process_guard.h"
-#include "cli/run_command.h"
+#include "commands/halt.h"
+#include "commands/input.h"
+#include "commands/joblog.h"
+#include "commands/process_guard.h"
+#include "commands/run_command.h"
 #include "core/errors.h"
 #include "core/internal/fd.h"
 #include "tests/subprocess.h"
@@ -39,9 +39,9 @@ extern char** environ;
 namespace fanout::testing {
 namespace {
 
-using cli::BuildJobs;
-using cli::CommandLine;
-using cli::Job;
+using commands::BuildJobs;
+using commands::CommandLine;
+using commands::Job;
 using Clock = std::chrono::steady_clock;
 
 std::string Tmp(const std::string& name) {
@@ -221,14 +221,14 @@ TEST(CommandInput, ArgumentAppendedWhenNoReplacement) {
 }
 
 TEST(CommandInput, ShellQuoting) {
-  EXPECT_EQ(cli::ShellQuote("plain-name_1.txt"), "plain-name_1.txt");
-  EXPECT_EQ(cli::ShellQuote(""), "''");
-  EXPECT_EQ(cli::ShellQuote("a b"), "'a b'");
-  EXPECT_EQ(cli::ShellQuote("it's $HOME"), "'it'\\''s $HOME'");
+  EXPECT_EQ(commands::ShellQuote("plain-name_1.txt"), "plain-name_1.txt");
+  EXPECT_EQ(commands::ShellQuote(""), "''");
+  EXPECT_EQ(commands::ShellQuote("a b"), "'a b'");
+  EXPECT_EQ(commands::ShellQuote("it's $HOME"), "'it'\\''s $HOME'");
 }
 
 TEST(CommandInput, GroupsGiveTheirCrossProduct) {
-  cli::CommandInput in;
+  commands::CommandInput in;
   in.groups = {{"a", "b"}, {"1", "2", "3"}};
   const std::vector<Job> jobs = BuildJobs(in);
   ASSERT_EQ(jobs.size(), 6u);
@@ -244,17 +244,18 @@ TEST(CommandInput, GroupsGiveTheirCrossProduct) {
 }
 
 TEST(Joblog, FormatAndParse) {
-  EXPECT_EQ(cli::JoblogHeader(),
+  EXPECT_EQ(commands::JoblogHeader(),
             "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\t"
             "Signal\tCommand\n");
-  const std::string row = cli::FormatJoblogRow({.seq = 3,
-                                                .start = 1700000000.25,
-                                                .runtime = 1.5,
-                                                .receive = 12,
-                                                .exitval = 2,
-                                                .command = "echo a\tb"});
+  const std::string row = commands::FormatJoblogRow({.seq = 3,
+                                                     .start = 1700000000.25,
+                                                     .runtime = 1.5,
+                                                     .receive = 12,
+                                                     .exitval = 2,
+                                                     .command = "echo a\tb"});
   EXPECT_EQ(row, "3\t:\t1700000000.250\t     1.500\t0\t12\t2\t0\techo a\tb\n");
-  const auto rows = cli::ParseJoblog(cli::JoblogHeader() + row + "junk\n");
+  const auto rows =
+      commands::ParseJoblog(commands::JoblogHeader() + row + "junk\n");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows.at(3).command, "echo a\tb");
   EXPECT_EQ(rows.at(3).exitval, 2);
@@ -262,23 +263,24 @@ TEST(Joblog, FormatAndParse) {
 }
 
 TEST(Halt, Rules) {
-  using cli::HaltRule;
-  EXPECT_EQ(cli::ParseHalt("never").when, HaltRule::When::kNever);
-  const HaltRule now = cli::ParseHalt("now,fail=1");
+  using commands::HaltRule;
+  EXPECT_EQ(commands::ParseHalt("never").when, HaltRule::When::kNever);
+  const HaltRule now = commands::ParseHalt("now,fail=1");
   EXPECT_EQ(now.when, HaltRule::When::kNow);
-  EXPECT_FALSE(cli::ShouldHalt(now, {.total = 9, .succeeded = 5}));
-  EXPECT_TRUE(cli::ShouldHalt(now, {.total = 9, .failed = 1}));
-  const HaltRule pct = cli::ParseHalt("soon,fail=50%");
-  EXPECT_FALSE(cli::ShouldHalt(pct, {.total = 4, .failed = 1}));
-  EXPECT_TRUE(cli::ShouldHalt(pct, {.total = 4, .failed = 2}));
-  const HaltRule ok = cli::ParseHalt("now,success=2");
-  EXPECT_TRUE(cli::ShouldHalt(ok, {.total = 4, .failed = 1, .succeeded = 2}));
-  EXPECT_TRUE(cli::ShouldHalt(cli::ParseHalt("soon,done=3"),
-                              {.total = 4, .failed = 1, .succeeded = 2}));
-  EXPECT_EQ(cli::ParseHalt("2").when, HaltRule::When::kNow);
+  EXPECT_FALSE(commands::ShouldHalt(now, {.total = 9, .succeeded = 5}));
+  EXPECT_TRUE(commands::ShouldHalt(now, {.total = 9, .failed = 1}));
+  const HaltRule pct = commands::ParseHalt("soon,fail=50%");
+  EXPECT_FALSE(commands::ShouldHalt(pct, {.total = 4, .failed = 1}));
+  EXPECT_TRUE(commands::ShouldHalt(pct, {.total = 4, .failed = 2}));
+  const HaltRule ok = commands::ParseHalt("now,success=2");
+  EXPECT_TRUE(
+      commands::ShouldHalt(ok, {.total = 4, .failed = 1, .succeeded = 2}));
+  EXPECT_TRUE(commands::ShouldHalt(commands::ParseHalt("soon,done=3"),
+                                   {.total = 4, .failed = 1, .succeeded = 2}));
+  EXPECT_EQ(commands::ParseHalt("2").when, HaltRule::When::kNow);
   for (const char* bad : {"now", "later,fail=1", "now,fail=0", "now,fail=x",
                           "soon,fail=101%", "now,oops=1"}) {
-    EXPECT_THROW(cli::ParseHalt(bad), fanout::UsageError) << bad;
+    EXPECT_THROW(commands::ParseHalt(bad), fanout::UsageError) << bad;
   }
 }
 
@@ -578,9 +580,9 @@ TEST(Commands, JoblogRowsParsed) {
                                 "exit 4", "kill -TERM $$"});
   EXPECT_EQ(r.exit_code, 2) << r.err;  // GNU parallel: the failures counted
   const std::string text = Slurp(log);
-  EXPECT_EQ(text.rfind(cli::JoblogHeader(), 0), 0u) << text;
+  EXPECT_EQ(text.rfind(commands::JoblogHeader(), 0), 0u) << text;
   EXPECT_EQ(Lines(text).size(), 4u) << text;
-  const auto rows = cli::ParseJoblog(text);
+  const auto rows = commands::ParseJoblog(text);
   ASSERT_EQ(rows.size(), 3u) << text;
   EXPECT_EQ(rows.at(1).host, ":");
   EXPECT_EQ(rows.at(1).command, "echo hi");
@@ -610,7 +612,7 @@ TEST(Commands, ResumeAfterCtrlCRunsOnlyTheRest) {
   kill(pid, SIGINT);
   EXPECT_EQ(WaitExit(pid), 130);
   EXPECT_TRUE(GoneWithin("sleep 100.31", std::chrono::seconds(2)));
-  auto rows = cli::ParseJoblog(Slurp(log));
+  auto rows = commands::ParseJoblog(Slurp(log));
   ASSERT_EQ(rows.size(), 2u) << Slurp(log);
   std::ofstream(flag) << "";
   Result r = RunProgram(
@@ -620,7 +622,7 @@ TEST(Commands, ResumeAfterCtrlCRunsOnlyTheRest) {
   EXPECT_NE(r.err.find("commands: 2 skipped, already in --joblog="),
             std::string::npos)
       << r.err;
-  rows = cli::ParseJoblog(Slurp(log));
+  rows = commands::ParseJoblog(Slurp(log));
   EXPECT_EQ(rows.size(), 4u);
   EXPECT_EQ(Lines(Slurp(log)).size(), 5u);  // one header
 }
@@ -651,7 +653,7 @@ TEST(Commands, JoblogOnAFullDiskIsAnErrorAndResumeLosesNothing) {
   std::string text = Slurp(log);
   ASSERT_FALSE(text.empty());
   EXPECT_EQ(text.back(), '\n') << "a torn last row";
-  auto rows = cli::ParseJoblog(text);
+  auto rows = commands::ParseJoblog(text);
   const std::size_t kept = rows.size();
   EXPECT_EQ(Lines(text).size(), kept + 1);  // the header and whole rows
   ASSERT_LT(kept, 2000u);
@@ -668,7 +670,7 @@ TEST(Commands, JoblogOnAFullDiskIsAnErrorAndResumeLosesNothing) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Lines(r.out).size(), 2000 - kept);
   text = Slurp(log);
-  rows = cli::ParseJoblog(text);
+  rows = commands::ParseJoblog(text);
   ASSERT_EQ(rows.size(), 2000u);
   EXPECT_EQ(Lines(text).size(), 2001u);  // no row twice
   for (const auto& [seq, row] : rows) {
@@ -687,9 +689,9 @@ TEST(Commands, ResumeCutsATornLastRow) {
   const std::string log = Tmp("torn.log");
   const std::string torn = "3\t:\t1700000";
   std::ofstream(log, std::ios::binary)
-      << cli::JoblogHeader()
-      << cli::FormatJoblogRow({.seq = 1, .command = "echo 1"})
-      << cli::FormatJoblogRow({.seq = 2, .command = "echo 2"}) << torn;
+      << commands::JoblogHeader()
+      << commands::FormatJoblogRow({.seq = 1, .command = "echo 1"})
+      << commands::FormatJoblogRow({.seq = 2, .command = "echo 2"}) << torn;
   Result r = RunProgram(Cli(), {"-k", "--jobs=1", "--joblog=" + log, "--resume",
                                 "echo", "{}", ":::", "1", "2", "3", "4"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -701,7 +703,7 @@ TEST(Commands, ResumeCutsATornLastRow) {
       std::string::npos)
       << r.err;
   const std::string text = Slurp(log);
-  const auto rows = cli::ParseJoblog(text);
+  const auto rows = commands::ParseJoblog(text);
   ASSERT_EQ(rows.size(), 4u) << text;
   EXPECT_EQ(Lines(text).size(), 5u) << text;
   for (const auto& [seq, row] : rows) {
@@ -740,7 +742,7 @@ TEST(Commands, EveryCommandThatEndedBeforeASignalHasItsRow) {
       const std::size_t seq = std::stoul(line.substr(2));
       (line[0] == 'E' ? ended : stopped).insert(seq);
     }
-    const auto rows = cli::ParseJoblog(Slurp(log));
+    const auto rows = commands::ParseJoblog(Slurp(log));
     for (const std::size_t seq : ended) {
       if (stopped.count(seq) == 0) {
         EXPECT_EQ(rows.count(seq), 1u)
@@ -769,7 +771,7 @@ TEST(Commands, ResumeFailedRerunsOnlyFailures) {
   r = RunProgram(Cli(), again);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "b\n");
-  const auto rows = cli::ParseJoblog(Slurp(log));
+  const auto rows = commands::ParseJoblog(Slurp(log));
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_TRUE(rows.at(2).ok());
   EXPECT_EQ(Lines(Slurp(log)).size(), 5u);  // header, 3 rows, the rerun
@@ -962,15 +964,15 @@ TEST(ProcessGuard, V1FreezerCgroupHoldsASetsidChild) {
   const pid_t pid = fork();
   if (pid == 0) {
     close(report[0]);
-    cli::ProcessGuard guard(cli::CgroupChoice::kV1);
+    commands::ProcessGuard guard(commands::CgroupChoice::kV1);
     const std::string said = guard.containment() + "\n";
     internal::WriteAll(report[1], said.data(), said.size());
     close(report[1]);
     if (guard.cgroup().empty()) _exit(0);
-    cli::StopState stop;
+    commands::StopState stop;
     std::string out, err;
-    cli::RunOne("setsid sleep 102.71 & sleep 102.72", 0, stop, guard, out, err,
-                {});
+    commands::RunOne("setsid sleep 102.71 & sleep 102.72", 0, stop, guard, out,
+                     err, {});
     _exit(0);
   }
   close(report[1]);
@@ -1034,7 +1036,7 @@ TEST(Commands, DelaySpacesTheStarts) {
   Result r = RunProgram(Cli(), {"--delay=0.3", "--jobs=3", "--joblog=" + log,
                                 ":::", "true", "true", "true"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  const auto rows = cli::ParseJoblog(Slurp(log));
+  const auto rows = commands::ParseJoblog(Slurp(log));
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_GE(rows.at(2).start - rows.at(1).start, 0.25);
   EXPECT_GE(rows.at(3).start - rows.at(2).start, 0.25);

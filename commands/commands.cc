@@ -1,4 +1,4 @@
-#include "cli/commands.h"
+#include "commands/commands.h"
 
 #include <poll.h>
 #include <unistd.h>
@@ -16,16 +16,16 @@
 #include <thread>
 #include <vector>
 
-#include "cli/command_input.h"
-#include "cli/command_output.h"
-#include "cli/commands_mpi.h"
-#include "cli/joblog.h"
-#include "cli/process_guard.h"
-#include "cli/run_command.h"
+#include "commands/input.h"
+#include "commands/joblog.h"
+#include "commands/mpi.h"
+#include "commands/output.h"
+#include "commands/process_guard.h"
+#include "commands/run_command.h"
 #include "core/errors.h"
 #include "core/executor.h"
 
-namespace fanout::cli {
+namespace fanout::commands {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -507,48 +507,4 @@ int RunJobs(const CommandsOptions& options, std::FILE* out, std::FILE* err,
   return runner.Run();
 }
 
-bool IsCommandsMode(const Request& r) {
-  return !r.commands.empty() || !r.command_template.empty() ||
-         !r.arg_groups.empty();
-}
-
-int RunCommandsMode(const Request& r, std::FILE* out, std::FILE* err,
-                    const std::atomic<bool>* cancel) {
-  CommandInput input;
-  input.tmpl = r.command_template;
-  CommandsOptions o = r.commands_options;
-  const bool from_stdin =
-      r.commands == "-" || (r.commands.empty() && r.arg_groups.empty());
-  if (from_stdin && !o.dry_run && r.backend != "mpi") {
-    // Lines of stdin, run as they come (find ... | run, tail -f ... | run).
-    o.stream_stdin = true;
-    o.stdin_is_commands = r.commands == "-";
-    o.stdin_name = o.stdin_is_commands ? "--commands=-" : "stdin";
-  } else if (!r.commands.empty()) {
-    input.groups.push_back(
-        ParseCommands(ReadTextInput(r.commands, "--commands=" + r.commands)));
-  } else if (r.arg_groups.empty()) {
-    // A template and no ::: or ::::: the lines of stdin are its arguments.
-    input.groups.push_back(SplitLines(ReadTextInput("-", "stdin"), false));
-  }
-  for (const ArgGroup& g : r.arg_groups) {
-    if (!g.from_file) {
-      input.groups.push_back(g.words);
-      continue;
-    }
-    for (const std::string& path : g.words) {
-      input.groups.push_back(
-          SplitLines(ReadTextInput(path, ":::: " + path), false));
-    }
-  }
-  o.jobs = r.jobs;
-  o.tmpl = input.tmpl_text();
-  o.run_timeout = r.timeout;
-  o.progress = r.progress;
-  o.verbose = r.verbose;
-  o.jobs_list = BuildJobs(input);
-  if (r.backend == "mpi") return RunJobsOnMpi(o, out, err, cancel);
-  return RunJobs(o, out, err, cancel);
-}
-
-}  // namespace fanout::cli
+}  // namespace fanout::commands

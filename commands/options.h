@@ -1,19 +1,19 @@
-// fanout/cli/commands_options.h — how commands mode runs its jobs, as
-// checked from the flags (cli/request.cc) and used by RunJobs
-// (cli/commands.h).
+// fanout/commands/options.h — how the commands library runs its jobs, as
+// the CLI checks them from its flags (cli/request.cc) and RunJobs uses them
+// (commands/commands.h).
 //
-//   fanout::cli::CommandsOptions o{.keep_order = true, .tries = 3};
-#ifndef FANOUT_CLI_COMMANDS_OPTIONS_H_
-#define FANOUT_CLI_COMMANDS_OPTIONS_H_
+//   fanout::commands::CommandsOptions o{.keep_order = true, .tries = 3};
+#ifndef FANOUT_COMMANDS_OPTIONS_H_
+#define FANOUT_COMMANDS_OPTIONS_H_
 
 #include <chrono>
 #include <string>
 #include <vector>
 
-#include "cli/command_input.h"
-#include "cli/halt.h"
+#include "commands/halt.h"
+#include "commands/input.h"
 
-namespace fanout::cli {
+namespace fanout::commands {
 
 struct CommandsOptions {
   int jobs = -1;     // joblib's rule: -1 every usable CPU
@@ -43,6 +43,6 @@ struct CommandsOptions {
   std::string stdin_name = "stdin";
 };
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands
 
-#endif  // FANOUT_CLI_COMMANDS_OPTIONS_H_
+#endif  // FANOUT_COMMANDS_OPTIONS_H_

@@ -1,26 +1,26 @@
-// fanout/cli/command_input.h — what commands mode runs: GNU parallel's input
+// fanout/commands/input.h — what commands mode runs: GNU parallel's input
 // forms turned into numbered jobs, and a job's command line built from a
 // template with replacement strings and shell quoting.
 //
 //   // run -- gzip -9 {} ::: 'a b.txt' c.txt
-//   fanout::cli::CommandInput in{.tmpl = {"gzip", "-9", "{}"},
+//   fanout::commands::CommandInput in{.tmpl = {"gzip", "-9", "{}"},
 //                                .groups = {{"a b.txt", "c.txt"}}};
-//   std::vector<fanout::cli::Job> jobs = fanout::cli::BuildJobs(in);
-//   fanout::cli::CommandLine(in.tmpl_text(), jobs[0], /*slot=*/1);
+//   std::vector<fanout::commands::Job> jobs = fanout::commands::BuildJobs(in);
+//   fanout::commands::CommandLine(in.tmpl_text(), jobs[0], /*slot=*/1);
 //   // "gzip -9 'a b.txt'"
 //
 // Several groups give their cross product, the first group varying slowest,
 // as GNU parallel does. A template with no replacement string gets the
 // arguments appended, each quoted; arguments are always quoted, the template
 // never is (it is shell text).
-#ifndef FANOUT_CLI_COMMAND_INPUT_H_
-#define FANOUT_CLI_COMMAND_INPUT_H_
+#ifndef FANOUT_COMMANDS_INPUT_H_
+#define FANOUT_COMMANDS_INPUT_H_
 
 #include <cstddef>
 #include <string>
 #include <vector>
 
-namespace fanout::cli {
+namespace fanout::commands {
 
 // The longest line of input (a command, or an argument): the most one
 // argument of exec() may hold on Linux (MAX_ARG_STRLEN, 128 KiB with its
@@ -74,6 +74,6 @@ std::vector<std::string> SplitLines(const std::string& text,
 // endless lines are refused, not read without bound.
 std::string ReadTextInput(const std::string& path, const std::string& flag);
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands
 
-#endif  // FANOUT_CLI_COMMAND_INPUT_H_
+#endif  // FANOUT_COMMANDS_INPUT_H_

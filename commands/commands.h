@@ -1,15 +1,15 @@
-// fanout/cli/commands.h — run shell commands side by side, like xargs -P or
+// fanout/commands/commands.h — run shell commands side by side, like xargs -P or
 // GNU parallel, and like the reference program's parent launching children.
 //
 //   // one command per line; blank lines and lines starting with # skipped
-//   std::vector<std::string> cmds = fanout::cli::ParseCommands(text);
-//   int code = fanout::cli::RunCommands(cmds, /*jobs=*/4, stdout, stderr, &cancel);
+//   std::vector<std::string> cmds = fanout::commands::ParseCommands(text);
+//   int code = fanout::commands::RunCommands(cmds, /*jobs=*/4, stdout, stderr, &cancel);
 //
 //   // GNU parallel's forms: run -k --joblog=log -- gzip {} ::: a.txt b.txt
-//   fanout::cli::CommandsOptions o{.tmpl = "gzip {}", .keep_order = true,
+//   fanout::commands::CommandsOptions o{.tmpl = "gzip {}", .keep_order = true,
 //                                  .joblog = "log"};
-//   o.jobs_list = fanout::cli::BuildJobs({.groups = {{"a.txt", "b.txt"}}});
-//   int code = fanout::cli::RunJobs(o, stdout, stderr, &cancel);
+//   o.jobs_list = fanout::commands::BuildJobs({.groups = {{"a.txt", "b.txt"}}});
+//   int code = fanout::commands::RunJobs(o, stdout, stderr, &cancel);
 //
 // Each command runs under /bin/sh -c in its own process group, `jobs` at a
 // time. Its stdout and stderr are collected and written out together when it
@@ -23,19 +23,18 @@
 // written counts), 0 when every one succeeded; 1 when the run's deadline
 // passed, 130 when `cancel` was raised (every running command's process
 // group is then sent SIGTERM, then SIGKILL).
-#ifndef FANOUT_CLI_COMMANDS_H_
-#define FANOUT_CLI_COMMANDS_H_
+#ifndef FANOUT_COMMANDS_COMMANDS_H_
+#define FANOUT_COMMANDS_COMMANDS_H_
 
 #include <atomic>
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "cli/command_input.h"
-#include "cli/commands_options.h"
-#include "cli/request.h"
+#include "commands/input.h"
+#include "commands/options.h"
 
-namespace fanout::cli {
+namespace fanout::commands {
 
 // The commands of `text`: one a line, skipping blank lines and # comments.
 std::vector<std::string> ParseCommands(const std::string& text);
@@ -50,15 +49,6 @@ int RunCommands(const std::vector<std::string>& commands, int jobs,
 int RunJobs(const CommandsOptions& options, std::FILE* out, std::FILE* err,
             const std::atomic<bool>* cancel);
 
-// Whether `r` asks for commands mode (--commands, or a command template and
-// `:::` / `::::` arguments).
-bool IsCommandsMode(const Request& r);
+}  // namespace fanout::commands
 
-// Commands mode for a validated request: reads its input (a commands file,
-// `:::` words, `::::` files or stdin lines), then RunJobs.
-int RunCommandsMode(const Request& r, std::FILE* out, std::FILE* err,
-                    const std::atomic<bool>* cancel);
-
-}  // namespace fanout::cli
-
-#endif  // FANOUT_CLI_COMMANDS_H_
+#endif  // FANOUT_COMMANDS_COMMANDS_H_

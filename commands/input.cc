@@ -1,4 +1,4 @@
-#include "cli/command_input.h"
+#include "commands/input.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,7 +12,7 @@
 #include "core/errors.h"
 #include "core/internal/fd.h"
 
-namespace fanout::cli {
+namespace fanout::commands {
 namespace {
 
 // The forms of a replacement string after its optional argument number.
@@ -284,4 +284,4 @@ std::string ReadTextInput(const std::string& path, const std::string& flag) {
   return text;
 }
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands
