@@ -23,23 +23,33 @@
 //                    and (i, j-1).
 //                    DAG runners: fanout's pools, and peer:tbb_flow_graph
 //                    (a continue_node per task, built and run each time).
+//   nested_4x4000    an outer map of 4 tasks whose task 0 makes a nested map
+//                    of 4000 tasks of ~5 us (the others end at once): 2x
+//                    only where the nested call shares the outer threads.
+//                    Runners: thread, tbb, peer:tbb (parallel_for inside
+//                    parallel_for).
+//   flat_4000        the same 4000 tasks as one call: nested / flat is
+//                    what nesting costs.
 // items_per_second counts tasks (its inverse is the cost of one). Answers
 // are checked; the binary exits 1 when one is wrong.
 #include <benchmark/benchmark.h>
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
 
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
 #include <thread_pool/thread_pool.hpp>
 #include <vector>
 
+#include "core/parallel.h"
 #include "core/pool.h"
 
 namespace fanout::bench {
@@ -283,6 +293,80 @@ void FlowWave(benchmark::State& state) {
   PerTask(state, kSide * kSide);
 }
 
+// --- nested calls ----------------------------------------------------------
+
+// About 5 us of arithmetic the compiler cannot fold (the answer is checked).
+std::uint64_t Work5us(std::uint64_t x) {
+  for (int k = 0; k < 4000; ++k)
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+  return x >> 33;
+}
+
+constexpr std::size_t kNestedOuter = 4;
+constexpr std::size_t kNestedInner = 4000;
+
+std::uint64_t NestedAnswer() {
+  static const std::uint64_t answer = [] {
+    std::uint64_t sum = 0;
+    for (std::size_t j = 0; j < kNestedInner; ++j) sum += Work5us(j);
+    return sum + kNestedOuter - 1;
+  }();
+  return answer;
+}
+
+// nested_4x4000: an outer map of 4 tasks where task 0 makes a nested map of
+// 4000 tasks of ~5 us and the other three end at once, so only a nested call
+// that shares the outer call's threads gets 2x. flat_4000 is the same 4000
+// tasks as one call: nested / flat is what nesting costs.
+void FanoutNested(benchmark::State& state, const std::string& backend) {
+  Parallel outer({.jobs = kJobs, .backend = backend, .batch_size = 1});
+  for (auto _ : state) {
+    const std::vector<std::uint64_t> r =
+        outer.map(kNestedOuter, [&](std::size_t i) {
+          if (i != 0) return std::uint64_t{1};
+          Parallel inner({.jobs = kJobs, .backend = backend});
+          return inner.map_reduce(
+              kNestedInner, [](std::size_t j) { return Work5us(j); },
+              std::uint64_t{0}, std::plus<>());
+        });
+    std::uint64_t sum = 0;
+    for (std::uint64_t x : r) sum += x;
+    Check(sum == NestedAnswer(), "fanout nested");
+  }
+  PerTask(state, kNestedInner);
+}
+
+void FanoutFlat(benchmark::State& state, const std::string& backend) {
+  Parallel p({.jobs = kJobs, .backend = backend});
+  for (auto _ : state) {
+    const std::uint64_t sum = p.map_reduce(
+        kNestedInner, [](std::size_t j) { return Work5us(j); },
+        std::uint64_t{0}, std::plus<>());
+    Check(sum + kNestedOuter - 1 == NestedAnswer(), "fanout flat");
+  }
+  PerTask(state, kNestedInner);
+}
+
+// The same shape on raw TBB: parallel_for inside parallel_for (TBB composes).
+void TbbNested(benchmark::State& state) {
+  tbb::task_arena arena(kJobs);
+  for (auto _ : state) {
+    std::atomic<std::uint64_t> sum{0};
+    arena.execute([&] {
+      tbb::parallel_for(std::size_t{0}, kNestedOuter, [&](std::size_t i) {
+        if (i != 0) {
+          sum += 1;
+          return;
+        }
+        tbb::parallel_for(std::size_t{0}, kNestedInner,
+                          [&](std::size_t j) { sum += Work5us(j); });
+      });
+    });
+    Check(sum.load() == NestedAnswer(), "tbb nested");
+  }
+  PerTask(state, kNestedInner);
+}
+
 void Register() {
   const auto name = [](const std::string& c, const std::string& runner) {
     return c + "/" + runner + "/jobs:" + std::to_string(kJobs);
@@ -327,6 +411,22 @@ void Register() {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
+  for (const char* backend : {"thread", "tbb"}) {
+    benchmark::RegisterBenchmark(
+        name("nested_4x4000", backend).c_str(),
+        [backend](benchmark::State& s) { FanoutNested(s, backend); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(
+        name("flat_4000", backend).c_str(),
+        [backend](benchmark::State& s) { FanoutFlat(s, backend); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+  benchmark::RegisterBenchmark(name("nested_4x4000", "peer:tbb").c_str(),
+                               [](benchmark::State& s) { TbbNested(s); })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
   benchmark::RegisterBenchmark(
       name("dag_tree_64k", "peer:tbb_flow_graph").c_str(),
       [](benchmark::State& s) { FlowTree(s); })

@@ -219,6 +219,19 @@ std::size_t resolve_batch_size(std::size_t n, int jobs, std::size_t requested) {
 bool in_task() { return t_in_task; }
 
 namespace {
+std::atomic<int> g_worker_cpu_share{0};
+}  // namespace
+
+namespace internal {
+void set_worker_cpu_share(int cpus) {
+  g_worker_cpu_share.store(cpus, std::memory_order_relaxed);
+}
+int worker_cpu_share() {
+  return g_worker_cpu_share.load(std::memory_order_relaxed);
+}
+}  // namespace internal
+
+namespace {
 thread_local bool t_in_rank_task = false;
 }  // namespace
 
@@ -396,7 +409,11 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
   if (nested) {
     RunOptions in_task_options = o;
     in_task_options.watch = nullptr;  // the outer call's tasks own the watch
-    report = internal::run_inline(name(), j, in_task_options, "nested call");
+    if (runs_nested_calls() && !task_limits && o.jobs > 1 && job.n > 1) {
+      report = RunParallel(j, in_task_options);
+    } else {
+      report = internal::run_inline(name(), j, in_task_options, "nested call");
+    }
   } else if (inline_run) {
     report = internal::run_inline(name(), j, o, inline_worker());
   } else {

@@ -172,6 +172,13 @@ struct RunOptions {
   // pool's generation: on process a task must run where it can be killed,
   // and where its crash cannot take the caller with it).
   bool in_workers = false;
+  // Optional (a pool's generation): called once for each of the call's
+  // `jobs` worker places that frees up while the call still runs (a worker
+  // that handed in its last task, or one never started because the tasks
+  // were all claimed), so that work arriving meanwhile can start in it.
+  // From the thread that made the call.
+  void (*place_freed)(void* ctx) = nullptr;
+  void* place_ctx = nullptr;
 };
 
 // A task that was running when a call was stopped from outside.
@@ -263,6 +270,11 @@ class Executor {
   // The workers `jobs` gives across the whole backend (mpi: jobs per rank
   // times ranks); auto batch sizes are computed for this many.
   virtual int total_workers(int jobs) const { return jobs; }
+  // True where a call made from inside a task can share the backend's
+  // workers (thread, tbb: RunParallel is then called with in_task() true,
+  // and runs the call on the threads the outer call already has, starting
+  // none); false runs such a call inline on the calling worker.
+  virtual bool runs_nested_calls() const { return false; }
 
  public:
   // False where every call must come from one thread (mpi on several ranks:
@@ -321,10 +333,18 @@ std::size_t auto_batch_size(std::size_t n, int jobs);
 std::size_t resolve_batch_size(std::size_t n, int jobs, std::size_t requested);
 
 // True while the calling thread is running a task of some backend. A call
-// made from inside a task runs inline instead of deadlocking on the pool.
+// made from inside a task is nested: it shares the outer call's threads
+// (thread, tbb) or runs inline, and never deadlocks on the pool.
 bool in_task();
 
 namespace internal {
+// The CPUs a nested call may use in this process: 0 (unset) in the caller;
+// in a forked worker of the process backend, the worker's share of the
+// usable CPUs (its CpuBudget), so a thread-backend call made in a task there
+// runs on at most that many threads.
+void set_worker_cpu_share(int cpus);
+int worker_cpu_share();
+
 // Marks the current thread as running tasks for its lifetime.
 class InTaskScope {
  public:

@@ -85,7 +85,7 @@ class TaskNode final : public ValueNode<R> {
  public:
   static constexpr int kInputs = (0 + ... + (IsFuture<A>::value ? 1 : 0));
 
-  TaskNode(F f, A... args)
+  explicit TaskNode(F f, A... args)
       : ValueNode<R>(&kOps),
         f_(std::move(f)),
         args_(std::in_place, std::move(args)...) {

@@ -238,10 +238,10 @@ RunReport Parallel::Run(const Job& job, ErrorPolicy errors, bool retry,
   ro.worker_memory = options_.worker_memory;
 
   if (in_task()) {
-    // A call from inside a task: the workers are busy with the outer call,
-    // whose own deadline and cancel flag still hold.
-    ro.batch_size = resolve_batch_size(job.n, 1, ro.batch_size);
-    return internal::run_inline(executor_->name(), job, ro, "nested call");
+    // A call from inside a task: no progress monitor of its own (the outer
+    // call's deadline and cancel flag still hold). Executor::run decides,
+    // as for every call, whether it runs inline or shares the workers.
+    return executor_->run(job, ro);
   }
 
   if (scope != nullptr) return scope->Run(job, ro);

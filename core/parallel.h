@@ -358,8 +358,8 @@ class Parallel {
   //     return hash(k) == target;
   //   });
   template <class F>
-  requires std::predicate<F&, std::size_t>
-  std::optional<std::size_t> find_first(std::size_t n, F&& pred);
+  requires std::predicate<F&, std::size_t> std::optional<std::size_t>
+  find_first(std::size_t n, F&& pred);
 
   // std::any_of in parallel: true when pred(i) holds for some i in [0, n).
   // The first hit anywhere skips every task not yet started. A task that

@@ -85,6 +85,12 @@ void Call::Start() {
       break;
     }
     if (k > 0 && !NeedAnotherWorker(k)) {
+      // Places never used are free for other work at once.
+      if (options_.place_freed != nullptr) {
+        for (std::size_t j = k; j < workers_.size(); ++j) {
+          options_.place_freed(options_.place_ctx);
+        }
+      }
       workers_.resize(k);
       break;
     }
@@ -260,7 +266,7 @@ bool Call::ReapExited(std::size_t* running) {
       if (w.read_fd < 0 && shared_.slot(static_cast<int>(k))
                                .finished.load(std::memory_order_acquire)) {
         w.leaving = true;
-        --*running;
+        WorkerGone(running);
       }
       continue;
     }
@@ -271,7 +277,7 @@ bool Call::ReapExited(std::size_t* running) {
       return false;
     }
     if (FinishedCleanly(worker)) {
-      --*running;
+      WorkerGone(running);
     } else if (!Replace(worker, running)) {
       return false;
     }
@@ -374,6 +380,11 @@ void Call::AddFailure(int k, std::size_t index, std::string type,
   report_.failures.emplace_back(
       TaskError::Details{index, "process", WorkerName(k), std::move(type),
                          std::move(message), 0, -1, nullptr});
+}
+
+void Call::WorkerGone(std::size_t* running) {
+  --*running;
+  if (options_.place_freed != nullptr) options_.place_freed(options_.place_ctx);
 }
 
 void Call::KillAll() {

@@ -124,6 +124,9 @@ class Call {
   void AddFailure(int k, std::size_t index, std::string type,
                   std::string message);
   void KillAll();
+  // A worker of the call is done for good (it finished, or will not be
+  // replaced): one place fewer in use; tells RunOptions::place_freed.
+  void WorkerGone(std::size_t* running);
   bool Reap(Worker& w, bool block);
   // Waits for the workers that were only leaving (Worker::leaving).
   void ReapLeaving();

@@ -116,7 +116,7 @@ bool Call::Replace(int k, std::size_t* running) {
   const Control& control = shared_.control();
   if (control.stopped() != StopReason::kNone ||
       (plan.handed_begin == plan.handed_end && !control.Unclaimed())) {
-    --*running;  // nothing left for a replacement
+    WorkerGone(running);  // nothing left for a replacement
     return true;
   }
   internal::CloseFd(&w.read_fd);

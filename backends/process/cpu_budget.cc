@@ -80,6 +80,7 @@ CpuBudget::~CpuBudget() { t_budget = previous_; }
 void ApplyCpuBudget() {
   const CpuBudget* budget = t_budget;
   if (budget == nullptr) return;
+  internal::set_worker_cpu_share(budget->threads_);
   // Nothing to do when the user set every variable. Otherwise the prepared
   // array becomes the environment (setenv would allocate); a later
   // setenv() in a task copies it into one of its own, as it does with any

@@ -13,9 +13,10 @@
 // MKL_Set_Num_Threads, bli_thread_set_num_threads) when the program has it
 // loaded. oneTBB reads no environment variable for its thread count (only
 // tbb::global_control or a task_arena limit it), so a worker's TBB code
-// still sees every CPU; a fanout call made inside a task runs inline on its
-// worker (fanout::in_task()), whatever its backend, so nested fanout calls
-// do not multiply workers.
+// still sees every CPU. A fanout call made inside a task (fanout::in_task())
+// on backend thread runs on at most the worker's share of threads
+// (internal::worker_cpu_share(), set here); on any other backend it runs
+// inline on its worker, so nested fanout calls do not multiply workers.
 //
 // Everything is worked out in the caller before fork (no allocation, no
 // dlsym after it); the worker only swaps in the prepared environment and

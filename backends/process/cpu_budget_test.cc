@@ -8,8 +8,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/executor.h"
@@ -115,6 +119,41 @@ TEST_F(CpuBudgetTest, ACallInsideAProcessTaskRunsInline) {
     return inline_here ? 1 : 2;
   });
   EXPECT_EQ(ok, std::vector<int>(4, 1));
+}
+
+// The threads a thread-backend call made in a task of `outer_jobs` process
+// workers runs on (each task: 200 tasks of 1 ms, counting distinct threads).
+std::vector<int> NestedThreadsInWorkers(int outer_jobs) {
+  // task_timeout: a call of jobs = 1 forks a worker too (it runs inline
+  // otherwise).
+  Parallel outer({.jobs = outer_jobs,
+                  .backend = "process",
+                  .batch_size = 1,
+                  .task_timeout = std::chrono::seconds(60)});
+  return outer.map(static_cast<std::size_t>(outer_jobs), [](std::size_t) {
+    std::mutex mu;
+    std::set<std::thread::id> threads;
+    Parallel inner({.jobs = -1, .backend = "thread", .batch_size = 1});
+    const std::vector<int> ran = inner.map(200, [&](std::size_t) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        threads.insert(std::this_thread::get_id());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return 1;
+    });
+    if (std::count(ran.begin(), ran.end(), 1) != 200) return -1;
+    return static_cast<int>(threads.size());
+  });
+}
+
+// Issue 20 item 5: a thread-backend call inside a process worker runs on
+// the worker's share of the CPUs: all of them for one worker, one thread
+// each (inline) where the workers take every CPU.
+TEST_F(CpuBudgetTest, ANestedThreadCallUsesTheWorkersShareOfTheCpus) {
+  const int cpus = usable_cpus();
+  EXPECT_EQ(NestedThreadsInWorkers(1), std::vector<int>{cpus});
+  EXPECT_EQ(NestedThreadsInWorkers(cpus), std::vector<int>(cpus, 1));
 }
 
 }  // namespace

@@ -128,7 +128,9 @@ class Call {
     control_.Reset(job.n, options.batch_size);
   }
 
-  RunReport Run(tbb::task_arena& arena, int jobs) {
+  // In `arena`, or with null in the arena the calling thread runs in (a
+  // call nested in a task: TBB's threads there take its sub-ranges).
+  RunReport Run(tbb::task_arena* arena, int jobs) {
     if (job_.n > kFewTasksPerJob * static_cast<std::size_t>(jobs)) {
       RunSplit(arena);
     } else {
@@ -149,15 +151,24 @@ class Call {
 
   // Many tasks: parallel_for with the auto partitioner; each sub-range is a
   // chunk. A stopping call cancels the task_group_context.
-  void RunSplit(tbb::task_arena& arena) {
+  template <class F>
+  static void InArena(tbb::task_arena* arena, const F& f) {
+    if (arena == nullptr) {
+      f();
+    } else {
+      arena->execute(f);
+    }
+  }
+
+  void RunSplit(tbb::task_arena* arena) {
     // The user's batch size is TBB's grain; auto lets TBB decide alone.
     const std::size_t grain = options_.batch_auto ? 1 : options_.batch_size;
-    arena.execute([&] {
+    InArena(arena, [&] {
       tbb::parallel_for(
           tbb::blocked_range<std::size_t>(0, job_.n, grain),
           [this](const tbb::blocked_range<std::size_t>& r) {
             if (context_.is_group_execution_cancelled()) return;
-            internal::InTaskScope in_task;  // a call from a task runs inline
+            internal::InTaskScope in_task;  // a call from a task is nested
             Sink sink = MakeSink();
             if (!Runner(sink).RunChunk(r.begin(), r.end())) {
               context_.cancel_group_execution();
@@ -171,8 +182,8 @@ class Call {
   // halving leaves one thread with most of the work (1.6x on 2 cores where
   // greedy gets 2.0x). One parallel_for body per thread instead, each
   // claiming the next chunk off core's counter until none is left.
-  void RunGreedy(tbb::task_arena& arena, int jobs) {
-    arena.execute([&] {
+  void RunGreedy(tbb::task_arena* arena, int jobs) {
+    InArena(arena, [&] {
       tbb::parallel_for(
           tbb::blocked_range<int>(0, jobs, 1),
           [&](const tbb::blocked_range<int>& slots) {
@@ -223,6 +234,20 @@ class TbbExecutor final : public Executor {
 
  protected:
   RunReport RunParallel(const Job& job, const RunOptions& options) override {
+    if (in_task()) {
+      // Nested in a task: on a TBB thread (of a call's arena or a
+      // fanout::Pool's) the call's sub-ranges go to that arena's threads,
+      // and this thread takes others' work while it waits: no thread is
+      // added. Elsewhere (a task of another backend) it runs inline.
+      if (tbb::this_task_arena::current_thread_index() ==
+          tbb::task_arena::not_initialized) {
+        return internal::run_inline("tbb", job, options, "nested call");
+      }
+      Call call(job, options);
+      return call.Run(
+          nullptr,
+          std::min(options.jobs, tbb::this_task_arena::max_concurrency()));
+    }
     // A task's exit() now would crash libtbb's shutdown: say so, end at once.
     internal::InProcessCallScope exit_guard(
         "tbb", job.indices_are_tasks && options.task_ids == nullptr);
@@ -233,9 +258,10 @@ class TbbExecutor final : public Executor {
       return report;
     }
     Call call(job, options);
-    return call.Run(*arena, options.jobs);
+    return call.Run(arena, options.jobs);
   }
   std::string inline_worker() const override { return "tbb thread 0"; }
+  bool runs_nested_calls() const override { return true; }
 
  public:
   bool Post(internal::Work* work, int workers) override {

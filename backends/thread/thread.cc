@@ -23,6 +23,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/executor.h"
@@ -48,15 +49,76 @@ using internal::SpinUntil;
 
 constexpr std::chrono::microseconds kSpin{100};
 constexpr int kClosed = INT_MAX / 2;
+// Looks a nested call's owner takes at its sharers before it sleeps.
+constexpr int kOwnerSpins = 4096;
 // Helpers started between looks at the call's stop token.
 constexpr int kStopCheckEvery = 16;
+
+// A FIFO of posted work under a lock (posts are rare: a fanout::Pool's
+// drainers, a nested call's shares).
+class Lane {
+ public:
+  void Push(internal::Work* work) {
+    work->next = nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (tail_ == nullptr) {
+      head_ = work;
+    } else {
+      tail_->next = work;
+    }
+    tail_ = work;
+    size_.fetch_add(1, std::memory_order_seq_cst);
+  }
+  internal::Work* Pop() {
+    if (size_.load(std::memory_order_acquire) == 0) return nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
+    internal::Work* work = head_;
+    if (work == nullptr) return nullptr;
+    head_ = work->next;
+    if (head_ == nullptr) tail_ = nullptr;
+    size_.fetch_sub(1, std::memory_order_seq_cst);
+    return work;
+  }
+  bool Empty() const { return size_.load(std::memory_order_acquire) == 0; }
+
+ private:
+  std::mutex mu_;
+  internal::Work* head_ = nullptr;
+  internal::Work* tail_ = nullptr;
+  std::atomic<int> size_{0};
+};
+
+// True on the pool's helpers and on a caller while it runs a call's tasks:
+// a call made from a task here can be shared with the pool's other threads.
+thread_local bool t_pool_thread = false;
 
 class Pool {
  public:
   RunReport Run(const Job& job, const RunOptions& options);
+  // A call made from inside a task on one of the pool's threads: its chunks
+  // are offered to the helpers that are idle (posted work), the calling
+  // thread runs them too, and it returns once every chunk that started has
+  // ended. No thread is started for it, so nested calls never add threads.
+  RunReport RunNested(const Job& job, const RunOptions& options);
   // Runs work->run(work) on a helper, soon (a fanout::Pool's drainers);
   // with null, only makes sure `workers` helpers exist.
   void Post(internal::Work* work, int workers);
+  // Offers a nested call's share to an idle helper (or a caller waiting
+  // for its own call's helpers): taken before posted work.
+  void PostShare(internal::Work* work);
+  // Runs one share offered, if any; false when none was, or when `counted`
+  // is false and the pool's threads running tasks are already as many as
+  // the running call's jobs (a nested call never adds a compute thread).
+  // `counted`: the calling thread is one of those already (a nested call's
+  // owner waiting for its sharers).
+  bool RunShare(bool counted = false);
+  // A share is waiting and a thread may take it.
+  bool ShareAvailable() const;
+  // A thread stops running tasks (busy_ down), waking a helper for a
+  // share that waits.
+  void Leave();
+  // Wakes a sleeping helper, and the caller waiting for its helpers.
+  void WakeForShare();
 
  private:
   // Starts helpers until there are `count`; false (and fewer) when `stop`
@@ -64,17 +126,24 @@ class Pool {
   bool EnsureHelpers(int count, const StopToken* stop = nullptr);
   void HelperLoop(std::uint32_t seen);
   void Work(int worker);
-  internal::Work* PopPosted();
+  int Helpers() {
+    std::lock_guard<std::mutex> lock(helpers_mu_);
+    return static_cast<int>(helpers_.size());
+  }
 
   std::mutex call_mu_;  // one call at a time on the pool
   std::mutex helpers_mu_;
   std::vector<std::thread> helpers_;
 
-  // Posted work, taken by helpers between calls.
-  std::mutex posted_mu_;
-  internal::Work* posted_head_ = nullptr;
-  internal::Work* posted_tail_ = nullptr;
-  std::atomic<int> posted_{0};
+  // Posted work and nested calls' shares, taken by helpers between calls.
+  Lane posted_;
+  Lane shares_;
+  // The pool's threads running tasks now (a call's, posted work, shares),
+  // and the most there may be: the running call's jobs, or the drainers a
+  // fanout::Pool posted for plus the thread that waits on it.
+  alignas(64) std::atomic<int> busy_{0};
+  std::atomic<int> call_limit_{0};
+  std::atomic<int> posted_limit_{0};
   // Bumped for every call and every post: what sleeping helpers wait on.
   alignas(64) std::atomic<std::uint32_t> wake_{0};
 
@@ -143,12 +212,12 @@ bool Pool::EnsureHelpers(int count, const StopToken* stop) {
 }
 
 void Pool::HelperLoop(std::uint32_t seen) {
-  internal::InTaskScope
-      in_task;  // a call from a task on this thread runs inline
+  internal::InTaskScope in_task;  // a call from a task here is nested
+  t_pool_thread = true;
   for (;;) {
     const auto have_work = [&] {
       return epoch_.load(std::memory_order_acquire) != seen ||
-             posted_.load(std::memory_order_acquire) != 0;
+             ShareAvailable() || !posted_.Empty();
     };
     if (!SpinUntil(have_work, kSpin)) {
       sleepers_.fetch_add(1, std::memory_order_seq_cst);
@@ -173,40 +242,80 @@ void Pool::HelperLoop(std::uint32_t seen) {
       }
       continue;
     }
-    if (internal::Work* work = PopPosted()) work->run(work);
+    if (RunShare()) continue;
+    if (internal::Work* work = posted_.Pop()) {
+      busy_.fetch_add(1, std::memory_order_seq_cst);
+      work->run(work);
+      Leave();
+    }
   }
 }
 
 void Pool::Post(internal::Work* work, int workers) {
   EnsureHelpers(workers);
-  if (work == nullptr) return;
-  work->next = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(posted_mu_);
-    if (posted_tail_ == nullptr) {
-      posted_head_ = work;
-    } else {
-      posted_tail_->next = work;
-    }
-    posted_tail_ = work;
-    posted_.fetch_add(1, std::memory_order_seq_cst);
+  for (int limit = posted_limit_.load(std::memory_order_relaxed);
+       limit < workers + 1 &&
+       !posted_limit_.compare_exchange_weak(limit, workers + 1,
+                                            std::memory_order_relaxed);) {
   }
+  if (work == nullptr) return;
+  posted_.Push(work);
   wake_.fetch_add(1, std::memory_order_seq_cst);
   if (sleepers_.load(std::memory_order_seq_cst) > 0) FutexWake(&wake_, 1);
 }
 
-internal::Work* Pool::PopPosted() {
-  if (posted_.load(std::memory_order_acquire) == 0) return nullptr;
-  std::lock_guard<std::mutex> lock(posted_mu_);
-  internal::Work* work = posted_head_;
-  if (work == nullptr) return nullptr;
-  posted_head_ = work->next;
-  if (posted_head_ == nullptr) posted_tail_ = nullptr;
-  posted_.fetch_sub(1, std::memory_order_seq_cst);
-  return work;
+void Pool::PostShare(internal::Work* work) {
+  shares_.Push(work);
+  WakeForShare();
+}
+
+void Pool::WakeForShare() {
+  wake_.fetch_add(1, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) FutexWake(&wake_, 1);
+  if (caller_sleeping_.load(std::memory_order_seq_cst) != 0) {
+    FutexWake(&finished_, 1);
+  }
+}
+
+bool Pool::RunShare(bool counted) {
+  if (shares_.Empty()) return false;
+  if (counted) {
+    internal::Work* work = shares_.Pop();
+    if (work == nullptr) return false;
+    work->run(work);
+    return true;
+  }
+  const int limit = std::max(call_limit_.load(std::memory_order_seq_cst),
+                             posted_limit_.load(std::memory_order_relaxed));
+  if (busy_.fetch_add(1, std::memory_order_seq_cst) >= limit) {
+    busy_.fetch_sub(1, std::memory_order_seq_cst);
+    return false;
+  }
+  internal::Work* work = shares_.Pop();
+  if (work != nullptr) work->run(work);
+  Leave();
+  return work != nullptr;
+}
+
+bool Pool::ShareAvailable() const {
+  return !shares_.Empty() &&
+         busy_.load(std::memory_order_seq_cst) <
+             std::max(call_limit_.load(std::memory_order_seq_cst),
+                      posted_limit_.load(std::memory_order_relaxed));
+}
+
+void Pool::Leave() {
+  busy_.fetch_sub(1, std::memory_order_seq_cst);
+  // A share waiting for a thread to come free: wake one to take it.
+  if (!shares_.Empty()) WakeForShare();
 }
 
 void Pool::Work(int worker) {
+  busy_.fetch_add(1, std::memory_order_seq_cst);
+  struct Leaving {
+    Pool* pool;
+    ~Leaving() { pool->Leave(); }
+  } leaving{this};
   const Job& job = *job_;
   const RunOptions& options = *options_;
   const auto name = [worker] { return "thread " + std::to_string(worker); };
@@ -229,6 +338,7 @@ RunReport Pool::Run(const Job& job, const RunOptions& options) {
   job_ = &job;
   options_ = &options;
   control_.Reset(job.n, options.batch_size);
+  call_limit_.store(options.jobs, std::memory_order_seq_cst);
   max_helpers_.store(helpers, std::memory_order_relaxed);
   finished_.store(0, std::memory_order_relaxed);
   joined_.store(0, std::memory_order_release);  // opens the call to helpers
@@ -242,7 +352,9 @@ RunReport Pool::Run(const Job& job, const RunOptions& options) {
 
   {
     internal::InTaskScope in_task;
+    const bool was = std::exchange(t_pool_thread, true);
     Work(0);
+    t_pool_thread = was;
   }
 
   // Close the call: helpers that joined before this are waited for; any
@@ -253,18 +365,135 @@ RunReport Pool::Run(const Job& job, const RunOptions& options) {
     return finished_.load(std::memory_order_acquire) ==
            static_cast<std::uint32_t>(joined);
   };
-  if (!SpinUntil(all_in, kSpin)) {
+  // Meanwhile the caller runs the shares of calls nested in the tasks its
+  // helpers run (never a fanout::Pool's posted work: this call would then
+  // wait for it).
+  const auto all_in_or_share = [&] { return all_in() || ShareAvailable(); };
+  while (!all_in()) {
+    if (ShareAvailable()) {
+      internal::InTaskScope in_task;
+      const bool was = std::exchange(t_pool_thread, true);
+      const bool ran = RunShare();
+      t_pool_thread = was;
+      if (ran) continue;
+    }
+    if (SpinUntil(all_in_or_share, kSpin)) continue;
     caller_sleeping_.store(1, std::memory_order_seq_cst);
-    for (std::uint32_t f; (f = finished_.load(std::memory_order_seq_cst)) !=
-                          static_cast<std::uint32_t>(joined);) {
-      FutexWait(&finished_, f);
+    const std::uint32_t f = finished_.load(std::memory_order_seq_cst);
+    if (f != static_cast<std::uint32_t>(joined)) {
+      // A share posted is told with a wake (PostShare, Leave) that can
+      // come between the look above and this wait: hence the time limit.
+      internal::FutexWaitFor(internal::FutexWord(&finished_), f,
+                             internal::FutexScope::kPrivate,
+                             std::chrono::milliseconds(2));
     }
     caller_sleeping_.store(0, std::memory_order_relaxed);
   }
+  call_limit_.store(0, std::memory_order_seq_cst);
 
   RunReport report;
   report.failures = failures_.Take();
   report.stopped = control_.stopped();
+  return report;
+}
+
+// One nested call, shared with idle helpers through posted work. Reference
+// counted: a share popped after the call returned finds it closed and only
+// drops its reference.
+struct NestedCall {
+  struct Share {
+    internal::Work work;
+    NestedCall* call = nullptr;
+    int worker = 0;
+  };
+
+  NestedCall(const Job& j, const RunOptions& o, int shares)
+      : job(j), options(o), refs(shares + 1), shares(new Share[shares]) {
+    control.Reset(j.n, o.batch_size);
+  }
+
+  void Unref() {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // Runs chunks on this thread until none is left; `worker` names it.
+  void RunChunks(int worker) {
+    const auto name = [worker] {
+      return "thread " + std::to_string(worker) + " (nested)";
+    };
+    internal::InPlaceSink<decltype(name)> sink(failures, "thread", name);
+    internal::ChunkRunner<decltype(sink)> runner(
+        job, control, options, options.progress, options.stop, sink);
+    runner.RunClaimed();
+  }
+
+  static void RunShare(internal::Work* work) {
+    Share* share = reinterpret_cast<Share*>(work);
+    NestedCall* call = share->call;
+    // In, then look: the owner closes, then waits for those inside.
+    call->active.fetch_add(1, std::memory_order_seq_cst);
+    if (!call->closed.load(std::memory_order_seq_cst)) {
+      internal::InTaskScope in_task;
+      call->RunChunks(share->worker);
+    }
+    if (call->active.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+        call->owner_sleeping.load(std::memory_order_seq_cst)) {
+      internal::FutexWake(&call->active, 1, internal::FutexScope::kPrivate);
+    }
+    call->Unref();
+  }
+
+  const Job& job;
+  const RunOptions& options;
+  internal::CallControl control;
+  internal::FailureList failures;
+  std::atomic<int> refs;
+  alignas(64) std::atomic<std::uint32_t> active{0};
+  std::atomic<bool> closed{false};
+  std::atomic<bool> owner_sleeping{false};
+  std::unique_ptr<Share[]> shares;
+};
+
+RunReport Pool::RunNested(const Job& job, const RunOptions& options) {
+  // No more sharers than the helpers that exist, the chunks, and jobs - 1.
+  const int shares = static_cast<int>(std::min<std::size_t>(
+      {static_cast<std::size_t>(std::max(options.jobs - 1, 0)),
+       static_cast<std::size_t>(Helpers()),
+       (job.n + options.batch_size - 1) / options.batch_size - 1}));
+  auto* call = new NestedCall(job, options, shares);
+  for (int k = 0; k < shares; ++k) {
+    NestedCall::Share& share = call->shares[k];
+    share.call = call;
+    share.worker = k + 1;
+    share.work.run = &NestedCall::RunShare;
+    PostShare(&share.work);
+  }
+  call->RunChunks(0);
+  // Every chunk is claimed: sharers that come now do nothing, and those
+  // inside finish the chunks they hold. While they do, this thread runs
+  // other posted work (another nested call's chunks), not the pool's calls.
+  call->closed.store(true, std::memory_order_seq_cst);
+  for (int spins = 0; call->active.load(std::memory_order_seq_cst) != 0;) {
+    if (RunShare(/*counted=*/true)) continue;
+    if (++spins < kOwnerSpins) {
+      internal::CpuRelax();
+      continue;
+    }
+    // A sharer holds a long chunk: sleep until the last one leaves (it
+    // wakes this thread), looking for other shares every millisecond.
+    call->owner_sleeping.store(true, std::memory_order_seq_cst);
+    const std::uint32_t active = call->active.load(std::memory_order_seq_cst);
+    if (active != 0) {
+      internal::FutexWaitFor(internal::FutexWord(&call->active), active,
+                             internal::FutexScope::kPrivate,
+                             std::chrono::milliseconds(1));
+    }
+    call->owner_sleeping.store(false, std::memory_order_relaxed);
+  }
+  RunReport report;
+  report.failures = call->failures.Take();
+  report.stopped = call->control.stopped();
+  call->Unref();
   return report;
 }
 
@@ -287,12 +516,28 @@ class ThreadExecutor final : public Executor {
 
  protected:
   RunReport RunParallel(const Job& job, const RunOptions& options) override {
+    if (in_task()) {
+      // Nested: shared with the pool's idle threads when made on one of
+      // them; elsewhere (a task of another backend) inline, so that no
+      // backend's threads multiply.
+      if (t_pool_thread) return GetPool().RunNested(job, options);
+      // In a forked worker of the process backend: on this process's own
+      // pool, with at most the worker's share of the CPUs.
+      const int share = internal::worker_cpu_share();
+      if (share > 1) {
+        RunOptions in_worker = options;
+        in_worker.jobs = std::min(options.jobs, share);
+        return GetPool().Run(job, in_worker);
+      }
+      return internal::run_inline("thread", job, options, "nested call");
+    }
     // A task's exit() now would lose the call's results without a word.
     internal::InProcessCallScope exit_guard(
         "thread", job.indices_are_tasks && options.task_ids == nullptr);
     return GetPool().Run(job, options);
   }
   std::string inline_worker() const override { return "thread 0"; }
+  bool runs_nested_calls() const override { return true; }
 
  public:
   bool Post(internal::Work* work, int workers) override {

@@ -775,18 +775,31 @@ bool PoolCore::RunOneInline() {
   return true;
 }
 
-bool PoolCore::RunGeneration(const NodeBase* upto) {
-  Generation g;
+std::vector<NodeBase*> PoolCore::TakeGeneration(const NodeBase* upto) {
+  std::vector<NodeBase*> nodes;
   for (NodeBase* node : ready_.TakeAll(upto)) {
     NodeState expected = NodeState::kQueued;
     if (node->state_.compare_exchange_strong(expected, NodeState::kRunning,
                                              std::memory_order_acq_rel)) {
-      g.nodes.push_back(node);
+      nodes.push_back(node);
     } else {
       Release(node);  // the pool's: ended while queued
     }
   }
-  if (g.nodes.empty()) return false;
+  return nodes;
+}
+
+bool PoolCore::RunGeneration(const NodeBase* upto) {
+  std::vector<NodeBase*> nodes = TakeGeneration(upto);
+  if (nodes.empty()) return false;
+  RunNodes(std::move(nodes), jobs_, nullptr);
+  return true;
+}
+
+void PoolCore::RunNodes(std::vector<NodeBase*> nodes, int workers,
+                        Places* places) {
+  Generation g;
+  g.nodes = std::move(nodes);
   const std::size_t n = g.nodes.size();
   StopBytes stop(n, !executor_->shares_memory());
   g.stop = stop.data();
@@ -819,7 +832,7 @@ bool PoolCore::RunGeneration(const NodeBase* upto) {
   job.cancelled = g.stop;
   job.fingerprint = fingerprint == 0 ? 1 : fingerprint;
   RunOptions ro;
-  ro.jobs = jobs_;
+  ro.jobs = workers;
   ro.batch_size = batch_size_;
   ro.errors = ErrorPolicy::kCollectAll;
   ro.retries = retries_;
@@ -827,6 +840,10 @@ bool PoolCore::RunGeneration(const NodeBase* upto) {
   ro.task_timeout = task_timeout_;
   ro.worker_memory = worker_memory_;
   ro.in_workers = true;
+  if (places != nullptr) {
+    ro.place_freed = &Places::Freed;
+    ro.place_ctx = places;
+  }
   RunReport report;
   std::exception_ptr fatal;
   try {
@@ -890,27 +907,78 @@ bool PoolCore::RunGeneration(const NodeBase* upto) {
     }
   }
   ended_.Notify();
-  return true;
+}
+
+void PoolCore::Places::Freed(void* ctx) {
+  auto* places = static_cast<Places*>(ctx);
+  PoolCore* pool = places->pool;
+  {
+    std::lock_guard<std::mutex> lock(pool->driver_mu_);
+    ++places->returned;
+    ++pool->free_places_;
+  }
+  pool->driver_cv_.notify_one();
 }
 
 void PoolCore::StartDriver() {
   std::lock_guard<std::mutex> lock(driver_mu_);
   if (driver_.joinable() || closing_.load(std::memory_order_acquire)) return;
+  free_places_ = jobs_;
   driver_ = std::thread([this] { DriverLoop(); });
 }
 
 void PoolCore::DriverLoop() {
+  std::unique_lock<std::mutex> lock(driver_mu_);
   for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(driver_mu_);
-      driver_cv_.wait(lock, [this] {
-        return driver_wake_ || closing_.load(std::memory_order_acquire);
-      });
-      driver_wake_ = false;
+    driver_cv_.wait(lock, [this] {
+      if (driver_wake_) return true;
+      // Closing: only a generation's end matters now.
+      if (closing_.load(std::memory_order_acquire)) {
+        return generation_threads_.empty();
+      }
+      return free_places_ > 0 && !ready_.Empty();
+    });
+    driver_wake_ = false;
+    // Generations that ended: their threads are joined.
+    for (auto it = generation_threads_.begin();
+         it != generation_threads_.end();) {
+      if (it->done) {
+        it->thread.join();
+        it = generation_threads_.erase(it);
+      } else {
+        ++it;
+      }
     }
-    while (RunGeneration(nullptr)) {
+    if (closing_.load(std::memory_order_acquire)) {
+      if (generation_threads_.empty()) return;
+      continue;  // Close stopped them; they end soon
     }
-    if (closing_.load(std::memory_order_acquire) && ready_.Empty()) return;
+    // Every place free is used: the queued nodes go as one generation on
+    // as many workers as there are free places (and nodes), beside the
+    // generations still running.
+    if (free_places_ == 0 || ready_.Empty()) continue;
+    lock.unlock();
+    std::vector<NodeBase*> nodes = TakeGeneration(nullptr);
+    lock.lock();
+    if (nodes.empty()) continue;
+    const int workers = static_cast<int>(std::min<std::size_t>(
+        static_cast<std::size_t>(free_places_), nodes.size()));
+    free_places_ -= workers;
+    generation_threads_.emplace_back();
+    GenerationThread& t = generation_threads_.back();
+    t.places.pool = this;
+    t.places.reserved = workers;
+    t.thread =
+        std::thread([this, &t, nodes = std::move(nodes), workers]() mutable {
+          RunNodes(std::move(nodes), workers, &t.places);
+          {
+            std::lock_guard<std::mutex> done(driver_mu_);
+            free_places_ += t.places.reserved - t.places.returned;
+            t.done = true;
+            driver_wake_ = true;
+          }
+          driver_cv_.notify_one();
+        });
   }
 }
 

@@ -16,8 +16,11 @@
 //            (process): a driver thread takes every queued node at once as
 //            one generation and runs it as a bulk call (Executor::run; the
 //            process backend forks that generation's workers from the
-//            caller as it is then). Nodes queued meanwhile wait for the
-//            next generation.
+//            caller as it is then), on as many workers as there are free
+//            places of `jobs`. Generations overlap: a worker that handed in
+//            its last task frees its place at once (RunOptions::
+//            place_freed), and nodes queued meanwhile start there as the
+//            next generation, without waiting for the running one to end.
 //   lazy     mpi with several ranks (ranks must make the same calls, from
 //            their main threads): generations run on the thread that waits
 //            (get, wait, as_completed, wait_all), so the same program makes
@@ -39,6 +42,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -297,9 +301,28 @@ class PoolCore {
   void LeaveSlot();
   void Help(NodeBase* node, bool in_own_task);
 
-  // Driven and lazy pools: runs the queued nodes as one bulk call (every
-  // one, or those queued up to and including `upto` when it is queued);
-  // false when none was queued.
+  // The worker places one generation holds (driven pools): those its call
+  // gives back early (RunOptions::place_freed), the rest when it ends.
+  struct Places {
+    PoolCore* pool = nullptr;
+    int reserved = 0;
+    int returned = 0;  // under driver_mu_
+    static void Freed(void* ctx);
+  };
+  struct GenerationThread {
+    std::thread thread;
+    Places places;
+    bool done = false;  // under driver_mu_
+  };
+
+  // Driven and lazy pools: the queued nodes (every one, or those up to and
+  // including `upto` when it is queued), marked running.
+  std::vector<NodeBase*> TakeGeneration(const NodeBase* upto);
+  // Runs them as one bulk call on `workers` workers; `places` (driven)
+  // hears of the places that free up.
+  void RunNodes(std::vector<NodeBase*> nodes, int workers, Places* places);
+  // Lazy pools: takes and runs a generation on this thread; false when
+  // none was queued.
   bool RunGeneration(const NodeBase* upto);
   // Inline pools: runs the next queued node on this thread; false when none.
   bool RunOneInline();
@@ -342,11 +365,14 @@ class PoolCore {
   std::unique_ptr<Drainer[]> drainers_;
   std::atomic<int> next_drainer_{0};
 
-  // Driven: the driver thread and what wakes it.
+  // Driven: the driver thread, what wakes it, the worker places free (of
+  // jobs_) and the threads of the generations running, each on its own.
   std::mutex driver_mu_;
   std::condition_variable driver_cv_;
   std::thread driver_;
   bool driver_wake_ = false;
+  int free_places_ = 0;
+  std::list<GenerationThread> generation_threads_;
   // Generations running now, and the shared stop bytes of their nodes
   // (Cancel, Close).
   std::mutex gen_mu_;

@@ -45,8 +45,8 @@ inline void LowerTo(std::atomic<std::size_t>& best, std::size_t hit) {
 }  // namespace internal
 
 template <class F>
-requires std::predicate<F&, std::size_t>
-std::optional<std::size_t> Parallel::find_first(std::size_t n, F&& pred) {
+requires std::predicate<F&, std::size_t> std::optional<std::size_t>
+Parallel::find_first(std::size_t n, F&& pred) {
   if (n == 0) return std::nullopt;
   const std::size_t groups = std::min(n, kReduceGroups);
   const std::size_t per = n / groups;

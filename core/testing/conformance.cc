@@ -12,7 +12,9 @@
 #include <limits>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -314,6 +316,49 @@ TEST_P(Conformance, NestedCallsRunInline) {
     return s;
   });
   for (int i = 0; i < 8; ++i) EXPECT_EQ(r[i], 100 * i + 45);
+}
+
+// Issue 20 item 5: a call made inside a task on thread or tbb runs on the
+// outer call's threads (a thread whose own task ended takes the nested
+// call's chunks), never on more threads at once than jobs; elsewhere it runs
+// inline on the task's thread. Outer task 0 makes a nested call of 300
+// tasks of 1 ms; outer task 1 ends at once, so its thread is free to help.
+TEST_P(Conformance, NestedCallsShareTheOuterWorkers) {
+  const bool shares = backend() == "thread" || backend() == "tbb";
+  if (!shares && backend() != "sequential") {
+    GTEST_SKIP() << "tasks here do not share the test's memory";
+  }
+  std::mutex mu;
+  std::set<std::thread::id> threads;
+  std::atomic<int> running{0};
+  std::atomic<int> most{0};
+  Parallel outer({.jobs = 2, .backend = backend(), .batch_size = 1});
+  std::vector<long long> r = outer.map(2, [&](std::size_t i) -> long long {
+    if (i == 1) return -1;
+    Parallel inner({.jobs = 2, .backend = backend(), .batch_size = 1});
+    std::vector<long long> v = inner.map(300, [&](std::size_t j) {
+      const int now = running.fetch_add(1) + 1;
+      for (int m = most.load();
+           now > m && !most.compare_exchange_weak(m, now);) {
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        threads.insert(std::this_thread::get_id());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      running.fetch_sub(1);
+      return static_cast<long long>(j * j);
+    });
+    long long sum = 0;
+    for (long long x : v) sum += x;
+    return sum;
+  });
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0], 299LL * 300 * 599 / 6);
+  EXPECT_EQ(r[1], -1);
+  EXPECT_LE(most.load(), 2) << "a nested call ran on more threads than jobs";
+  EXPECT_EQ(threads.size(), shares ? 2u : 1u)
+      << "threads that ran the nested call's tasks";
 }
 
 TEST_P(Conformance, NonTrivialResultTypes) {

@@ -572,11 +572,12 @@ TEST_P(Conformance, PoolRetriesAFailedTask) {
 TEST_P(Conformance, PoolMapRunsOnTheSameEngine) {
   Pool pool({.jobs = 2, .backend = backend()});
   Future<long long> side = pool.submit([] { return 42LL; });
-  std::vector<long long> r = pool.map(
-      1000, [](std::size_t i) { return static_cast<long long>(i * i); });
+  std::vector<long long> r = pool.map(1000, [](std::size_t i) {
+    return static_cast<long long>(i) * static_cast<long long>(i);
+  });
   ASSERT_EQ(r.size(), 1000u);
   for (std::size_t i = 0; i < r.size(); ++i)
-    ASSERT_EQ(r[i], static_cast<long long>(i * i));
+    ASSERT_EQ(r[i], static_cast<long long>(i) * static_cast<long long>(i));
   EXPECT_EQ(pool.map_reduce(
                 100, [](std::size_t i) { return static_cast<long long>(i); },
                 0LL, std::plus<>()),
@@ -813,6 +814,38 @@ TEST_P(Conformance, LeavingAnImapOverARangeEarlyCancelsTheRest) {
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(Summed(runs.Local())[0], after) << "tasks ran after the loop";
   EXPECT_LT(input.read(), 1000u);
+}
+
+// Work submitted while a long task runs starts without waiting for it
+// (process: a new generation in the places free), where workers can run
+// side by side; sequential and mpi ranks run generations one at a time.
+TEST_P(Conformance, PoolStartsNewWorkWhileALongTaskRuns) {
+  if (backend() == "sequential" || backend() == "mpi") {
+    GTEST_SKIP() << backend() << " runs one call at a time";
+  }
+  Shared started(1);
+  Shared release(1);
+  Pool pool({.jobs = 2, .backend = backend()});
+  Future<int> slow = pool.submit([&] {
+    started[0].store(1);
+    const auto until = Clock::now() + std::chrono::seconds(20);
+    while (release[0].load() == 0 && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return 1;
+  });
+  while (started[0].load() == 0) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  for (int round = 0; round < 3; ++round) {
+    Future<int> quick = pool.submit([round] { return 10 + round; });
+    ASSERT_TRUE(quick.wait_for(std::chrono::seconds(10)))
+        << "a quick task waited for the slow one (round " << round << ")";
+    EXPECT_EQ(quick.get(), 10 + round);
+  }
+  EXPECT_FALSE(slow.ready());
+  release[0].store(1);
+  EXPECT_EQ(slow.get(), 1);
 }
 
 }  // namespace
