@@ -313,6 +313,14 @@ class Runner {
     if (i >= finished_.size()) finished_.resize(i + 1);
     Finished& f = finished_[i];
     f = {job.seq, command, outcome, true, ""};
+    if (o_.collect != nullptr) {
+      if (i >= o_.collect->size()) o_.collect->resize(i + 1);
+      (*o_.collect)[i] = {.command = command,
+                          .out = out,
+                          .err = err,
+                          .exit_code = outcome.exit_code,
+                          .ran = true};
+    }
     if (!o_.results.empty()) {
       const std::string error = WriteResults(o_.results, job.seq, command, out,
                                              err, outcome.exit_code);
@@ -342,8 +350,9 @@ class Runner {
       }
       (outcome.ok() && f.lost.empty() ? ok_ : failed_) += 1;
     }
-    printer_.Done(i, o_.line_buffer ? std::string() : out,
-                  o_.line_buffer ? std::string() : err, tag);
+    const bool print = !o_.line_buffer && o_.collect == nullptr;
+    printer_.Done(i, print ? out : std::string(), print ? err : std::string(),
+                  tag);
     Progress();
     if (!by_us && !halted_ &&
         ShouldHalt(
@@ -379,6 +388,11 @@ class Runner {
   }
 
   int Summarize(double wall) {
+    if (o_.collect != nullptr) {
+      o_.collect->resize(std::max(o_.collect->size(), finished_.size()));
+      if (stop_.cancel != nullptr && stop_.cancel->load()) return 130;
+      return static_cast<int>(std::min<std::size_t>(failed_, 101));
+    }
     std::size_t ran = 0, stopped = 0, not_started = 0;
     for (const Finished& f : finished_) {
       if (!f.ran) {
@@ -499,6 +513,21 @@ int RunCommands(const std::vector<std::string>& commands, int jobs,
   input.groups.push_back(commands);
   o.jobs_list = BuildJobs(input);
   return RunJobs(o, out, err, cancel);
+}
+
+std::vector<CommandResult> RunAll(const std::vector<std::string>& commands,
+                                  const RunAllOptions& options) {
+  std::vector<CommandResult> results;
+  CommandsOptions o{.jobs = options.jobs,
+                    .tries = options.tries,
+                    .timeout_s = options.timeout_s,
+                    .collect = &results};
+  CommandInput input;
+  input.groups.push_back(commands);
+  o.jobs_list = BuildJobs(input);
+  RunJobs(o, stdout, stderr, options.cancel);
+  results.resize(commands.size());
+  return results;
 }
 
 int RunJobs(const CommandsOptions& options, std::FILE* out, std::FILE* err,

@@ -1,15 +1,27 @@
-// fanout/commands/commands.h — run shell commands side by side, like xargs -P or
-// GNU parallel, and like the reference program's parent launching children.
+// fanout/commands/commands.h — run shell commands side by side, as xargs -P
+// and GNU parallel do, and as the reference program's parent launches its
+// children: the library behind `run ... ::: ...` (the CLI's commands mode).
 //
-//   // one command per line; blank lines and lines starting with # skipped
-//   std::vector<std::string> cmds = fanout::commands::ParseCommands(text);
-//   int code = fanout::commands::RunCommands(cmds, /*jobs=*/4, stdout, stderr, &cancel);
+//   #include "commands/commands.h"
 //
-//   // GNU parallel's forms: run -k --joblog=log -- gzip {} ::: a.txt b.txt
+//   // Each command's output and exit code, in input order; nothing printed.
+//   std::vector<fanout::commands::CommandResult> rs =
+//       fanout::commands::RunAll({"gzip -k a.log", "gzip -k b.log"},
+//                                {.jobs = 4});
+//   for (const auto& r : rs) std::printf("%d %s\n", r.exit_code,
+//                                        r.command.c_str());
+//
+//   // GNU parallel's forms, printed as `run` prints them:
+//   //   run -k --joblog=log -- gzip {} ::: a.txt b.txt
 //   fanout::commands::CommandsOptions o{.tmpl = "gzip {}", .keep_order = true,
-//                                  .joblog = "log"};
-//   o.jobs_list = fanout::commands::BuildJobs({.groups = {{"a.txt", "b.txt"}}});
-//   int code = fanout::commands::RunJobs(o, stdout, stderr, &cancel);
+//                                       .joblog = "log"};
+//   o.jobs_list = fanout::commands::BuildJobs(
+//       {.tmpl = {"gzip", "{}"}, .groups = {{"a.txt", "b.txt"}}});
+//   int failed = fanout::commands::RunJobs(o, stdout, stderr, &cancel);
+//
+// Python → fanout: subprocess.run(cmd, shell=True, capture_output=True) over
+// a ThreadPoolExecutor is RunAll; os.system("cmd &") five times and waiting
+// is RunAll(five commands, {.jobs = 5}) (examples/parent_children).
 //
 // Each command runs under /bin/sh -c in its own process group, `jobs` at a
 // time. Its stdout and stderr are collected and written out together when it
@@ -43,6 +55,20 @@ std::vector<std::string> ParseCommands(const std::string& text);
 int RunCommands(const std::vector<std::string>& commands, int jobs,
                 std::FILE* out, std::FILE* err,
                 const std::atomic<bool>* cancel);
+
+// How RunAll runs its commands.
+struct RunAllOptions {
+  int jobs = -1;         // at a time; -1: every usable CPU
+  int tries = 1;         // runs of a failing command in all
+  double timeout_s = 0;  // per command (killed after it); 0: none
+  const std::atomic<bool>* cancel = nullptr;  // raised: every command stops
+};
+
+// Runs `commands` side by side and returns each one's result, in input
+// order, printing nothing. Throws fanout::UsageError for options it cannot
+// honour (before anything runs).
+std::vector<CommandResult> RunAll(const std::vector<std::string>& commands,
+                                  const RunAllOptions& options = {});
 
 // Runs the jobs of `options`. Throws UsageError before running anything
 // when the job log or results directory cannot be used.

@@ -15,6 +15,15 @@
 
 namespace fanout::commands {
 
+// One command's end, as RunAll gives it.
+struct CommandResult {
+  std::string command;  // as run, its replacement strings filled in
+  std::string out;      // its stdout
+  std::string err;      // its stderr
+  int exit_code = 0;    // its exit status, or 128 + the signal that ended it
+  bool ran = false;     // false when the run stopped before it started
+};
+
 struct CommandsOptions {
   int jobs = -1;     // joblib's rule: -1 every usable CPU
   std::string tmpl;  // "" = each job's arguments are its command
@@ -41,6 +50,9 @@ struct CommandsOptions {
   bool stream_stdin = false;
   bool stdin_is_commands = false;
   std::string stdin_name = "stdin";
+  // When set, each command's result is kept here (in input order) instead
+  // of printed, and no summary is printed (RunAll).
+  std::vector<CommandResult>* collect = nullptr;
 };
 
 }  // namespace fanout::commands
