@@ -4,7 +4,6 @@
 
 #include "commands/commands.h"
 #include "commands/input.h"
-#include "commands/mpi.h"
 #include "commands/options.h"
 
 namespace fanout::cli {
@@ -48,12 +47,12 @@ int RunCommandsMode(const Request& r, std::FILE* out, std::FILE* err,
     }
   }
   o.jobs = r.jobs;
+  o.backend = r.backend;
   o.tmpl = input.tmpl_text();
   o.run_timeout = r.timeout;
   o.progress = r.progress;
   o.verbose = r.verbose;
   o.jobs_list = commands::BuildJobs(input);
-  if (r.backend == "mpi") return commands::RunJobsOnMpi(o, out, err, cancel);
   return commands::RunJobs(o, out, err, cancel);
 }
 

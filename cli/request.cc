@@ -393,7 +393,7 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
         {"format", f.format != d.format},
     };
     const std::string valid =
-        "; valid in commands mode: --jobs, --backend=mpi, --retries, "
+        "; valid in commands mode: --jobs, --backend, --retries, "
         "--timeout, --timeout-ms, --halt, --delay, --keep-order, "
         "--line-buffer, --tag, --results, --joblog, --resume, "
         "--resume-failed, --dry-run, --progress, --verbose";
@@ -405,12 +405,15 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
                          valid);
       }
     }
-    if (r.backend != "thread" && r.backend != "mpi") {
-      throw UsageError("--backend=" + r.backend +
-                       " is for workload mode: commands mode starts each "
-                       "command from threads of its own, or on every rank "
-                       "with --backend=mpi; valid in commands mode: "
-                       "--backend=mpi, or no --backend");
+    // Each command is a task of a pool on --backend (commands/commands.h).
+    // On process it would run in a forked worker, whose report of its end
+    // (job log row, output order, halt rule) this run would not see.
+    if (r.backend == "process") {
+      throw UsageError(
+          "--backend=process cannot run commands yet (a command launched "
+          "from a forked worker would report its end to that worker, not to "
+          "this run); valid in commands mode: --backend=sequential (one at "
+          "a time), thread (the default), tbb or mpi");
     }
     return;
   }

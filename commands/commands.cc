@@ -6,13 +6,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -24,6 +23,7 @@
 #include "commands/run_command.h"
 #include "core/errors.h"
 #include "core/executor.h"
+#include "core/pool.h"
 
 namespace fanout::commands {
 namespace {
@@ -70,7 +70,9 @@ class Runner {
       todo_.push_back(&job);
     }
     known_ = todo_.size();
-    const int jobs = resolve_jobs(o_.jobs);
+    // sequential is one at a time, whatever --jobs says (the summary says
+    // so: "1 at a time").
+    const int jobs = o_.backend == "sequential" ? 1 : resolve_jobs(o_.jobs);
     jobs_ = jobs;
     if (o_.dry_run) return DryRun();
     const auto started = Clock::now();
@@ -82,12 +84,13 @@ class Runner {
         std::fprintf(err_, "commands: %s\n", guard.containment().c_str());
         std::fflush(err_);
       }
-      std::thread reader;
-      // This thread is the first worker. Lines of stdin start the others as
-      // they come, one a line while none is idle, up to --jobs: threads
-      // made for lines that never come would only slow the commands that
-      // run (1000 of them left a retry no time to start in --timeout=0.1).
-      workers_ = 1;
+      // Every command is a task of one pool on --backend: at most --jobs
+      // run at a time, on its workers (sequential: one at a time, on this
+      // thread when it waits).
+      Pool pool({.jobs = jobs, .backend = o_.backend});
+      pool_ = &pool;
+      inline_pool_ = o_.backend == "sequential";
+      for (int slot = jobs; slot >= 1; --slot) free_slots_.push_back(slot);
       if (o_.stream_stdin) {
         // The first chunk before anything runs, so that a file that is not
         // text is refused with nothing started; the rest as it comes.
@@ -97,24 +100,25 @@ class Runner {
           throw UsageError(o_.stdin_name + ": " + input_error_ +
                            "; valid: a text file with one item a line");
         }
-        if (!feed_closed_) reader = std::thread([this] { ReadStdin(false); });
+        if (!feed_closed_) ReadStdin(false);
       } else {
-        const std::size_t workers =
-            std::min<std::size_t>(static_cast<std::size_t>(jobs), todo_.size());
-        std::lock_guard<std::mutex> lock(feed_mu_);
-        while (static_cast<std::size_t>(workers_) < workers && StartWorker()) {
+        for (std::size_t i = 0; i < todo_.size(); ++i) Submit(i, todo_[i]);
+      }
+      // Every command's end; an error of the run itself (out of memory)
+      // thrown here, once nothing of it runs.
+      std::exception_ptr error;
+      for (Future<void>& f : futures_) {
+        try {
+          f.get();
+        } catch (...) {
+          if (!error) error = std::current_exception();
         }
       }
-      if (!todo_.empty() || o_.stream_stdin) Work(1);
-      reader_stop_ = true;
-      if (reader.joinable()) reader.join();
-      std::vector<std::thread> threads;
-      {
-        std::lock_guard<std::mutex> lock(feed_mu_);
-        threads.swap(threads_);
-      }
-      for (std::thread& t : threads) t.join();
+      futures_.clear();
+      pool.close();
+      pool_ = nullptr;
       guard.KillAdopted();
+      if (error) std::rethrow_exception(error);
     }
     finished_.resize(std::max(finished_.size(), todo_.size()));
     printer_.Finish();
@@ -142,32 +146,27 @@ class Runner {
       const auto first = line.find_first_not_of(" \t");
       if (first == std::string::npos || line[first] == '#') return;
     }
-    std::lock_guard<std::mutex> lock(feed_mu_);
-    const std::size_t seq = ++stdin_seq_;
-    if (Skipped(seq)) return;
-    streamed_.push_back(Job{.seq = seq, .args = {std::move(line)}});
-    todo_.push_back(&streamed_.back());
-    known_ = todo_.size();
-    if (todo_.size() - next_ > idle_ && workers_ < jobs_) StartWorker();
-    feed_cv_.notify_one();
+    std::size_t index = 0;
+    const Job* job = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(feed_mu_);
+      const std::size_t seq = ++stdin_seq_;
+      if (Skipped(seq)) return;
+      streamed_.push_back(Job{.seq = seq, .args = {std::move(line)}});
+      todo_.push_back(&streamed_.back());
+      index = todo_.size() - 1;
+      job = todo_.back();
+      known_ = todo_.size();
+    }
+    Submit(index, job);
   }
 
-  // Starts worker number workers_ + 1 (under feed_mu_). False, with a note
-  // for the summary, when no thread can be started.
-  bool StartWorker() {
-    const int slot = workers_ + 1;
-    try {
-      threads_.emplace_back([this, slot] { Work(slot); });
-    } catch (const std::system_error& e) {
-      if (thread_error_.empty()) {
-        thread_error_ = "commands: ran at most " + std::to_string(workers_) +
-                        " at a time, not --jobs=" + std::to_string(jobs_) +
-                        ": cannot start another thread: " + e.what();
-      }
-      return false;
-    }
-    workers_ = slot;
-    return true;
+  // Job `i` of the input, submitted to the pool. On sequential it runs now
+  // (this thread is its only worker): one at a time, the input read between
+  // them as it comes.
+  void Submit(std::size_t i, const Job* job) {
+    futures_.push_back(pool_->submit([this, i, job] { RunJob(i, *job); }));
+    if (inline_pool_) futures_.back().wait();
   }
 
   // Reads stdin into jobs, a line each, as it comes: until end of file (or
@@ -177,8 +176,7 @@ class Runner {
     pollfd p = {0, POLLIN, 0};
     bool eof = false;
     for (;;) {
-      if (reader_stop_.load() || stop_.no_new.load() ||
-          stop_.Now() != Stopped::kNo) {
+      if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) {
         break;
       }
       if (poll(&p, 1, 50) <= 0) continue;
@@ -221,27 +219,7 @@ class Runner {
       if (first_chunk_only) return;
     }
     if (eof && !pending_.empty()) AddLine(std::move(pending_));
-    std::lock_guard<std::mutex> lock(feed_mu_);
     feed_closed_ = true;
-    feed_cv_.notify_all();
-  }
-
-  // The next job to run, in input order; false when there is none left or
-  // the run stops.
-  bool Next(std::size_t* index, const Job** job) {
-    std::unique_lock<std::mutex> lock(feed_mu_);
-    for (;;) {
-      if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) return false;
-      if (next_ < todo_.size()) {
-        *index = next_++;
-        *job = todo_[*index];
-        return true;
-      }
-      if (feed_closed_) return false;
-      ++idle_;
-      feed_cv_.wait_for(lock, std::chrono::milliseconds(50));
-      --idle_;
-    }
   }
 
   int DryRun() {
@@ -267,41 +245,50 @@ class Runner {
     std::this_thread::sleep_until(mine);
   }
 
-  void Work(int slot) {
-    for (;;) {
-      std::size_t i = 0;
-      const Job* next = nullptr;
-      if (!Next(&i, &next)) return;
-      WaitTurn();
-      const Job& job = *next;
-      if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) return;
-      const std::string command = CommandLine(o_.tmpl, job, slot);
-      const std::string tag = o_.tag ? TagOf(job.args, command) : "";
-      Outcome outcome;
-      std::string out, err;
-      for (int attempt = 1; attempt <= std::max(1, o_.tries); ++attempt) {
-        out.clear();
-        err.clear();
-        StreamState live;
-        std::function<void()> drain;
-        if (o_.line_buffer) {
-          drain = [&] { printer_.Live(out, err, tag, &live, false); };
-        }
-        try {
-          outcome =
-              RunOne(command, o_.timeout_s, stop_, *guard_, out, err, drain);
-        } catch (const std::exception& e) {
-          err += std::string("run: ") + e.what() + "\n";
-          outcome = Outcome{.exit_code = 127, .exit_status = 127};
-        }
-        if (o_.line_buffer) printer_.Live(out, err, tag, &live, true);
-        if (outcome.ok() || outcome.stopped == Stopped::kCancel ||
-            outcome.stopped == Stopped::kHalt || stop_.no_new.load()) {
-          break;
-        }
+  // A task of the pool: job `i` run to its end (with its retries) in a
+  // slot ({%}) of its own, and reported.
+  void RunJob(std::size_t i, const Job& job) {
+    if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) return;
+    WaitTurn();
+    if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) return;
+    int slot = 1;
+    {
+      std::lock_guard<std::mutex> lock(slot_mu_);
+      if (!free_slots_.empty()) {
+        slot = free_slots_.back();
+        free_slots_.pop_back();
       }
-      Finish(i, job, command, tag, outcome, out, err);
     }
+    const std::string command = CommandLine(o_.tmpl, job, slot);
+    const std::string tag = o_.tag ? TagOf(job.args, command) : "";
+    Outcome outcome;
+    std::string out, err;
+    for (int attempt = 1; attempt <= std::max(1, o_.tries); ++attempt) {
+      out.clear();
+      err.clear();
+      StreamState live;
+      std::function<void()> drain;
+      if (o_.line_buffer) {
+        drain = [&] { printer_.Live(out, err, tag, &live, false); };
+      }
+      try {
+        outcome =
+            RunOne(command, o_.timeout_s, stop_, *guard_, out, err, drain);
+      } catch (const std::exception& e) {
+        err += std::string("run: ") + e.what() + "\n";
+        outcome = Outcome{.exit_code = 127, .exit_status = 127};
+      }
+      if (o_.line_buffer) printer_.Live(out, err, tag, &live, true);
+      if (outcome.ok() || outcome.stopped == Stopped::kCancel ||
+          outcome.stopped == Stopped::kHalt || stop_.no_new.load()) {
+        break;
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(slot_mu_);
+      free_slots_.push_back(slot);
+    }
+    Finish(i, job, command, tag, outcome, out, err);
   }
 
   void Finish(std::size_t i, const Job& job, const std::string& command,
@@ -418,8 +405,6 @@ class Runner {
           err_, f.seq, f.command, f.outcome.exit_code, f.outcome.signal,
           f.outcome.stopped == Stopped::kTimeout ? o_.timeout_s : 0, f.lost);
     }
-    if (!thread_error_.empty())
-      std::fprintf(err_, "%s\n", thread_error_.c_str());
     if (skipped_ > 0) {
       std::fprintf(err_, "commands: %zu skipped, already in --joblog=%s\n",
                    skipped_, o_.joblog.c_str());
@@ -468,22 +453,22 @@ class Runner {
   // The jobs in input order: all there at the start, or appended by the
   // stdin reader as lines come (under feed_mu_).
   std::mutex feed_mu_;
-  std::condition_variable feed_cv_;
   std::vector<const Job*> todo_;
   std::deque<Job> streamed_;  // the stdin jobs (a deque: stable addresses)
   bool feed_closed_ = true;
-  std::size_t next_ = 0;
-  std::vector<std::thread> threads_;  // the workers but this thread's
-  int workers_ = 0;                   // how many there are, this one too
-  std::size_t idle_ = 0;              // workers waiting for a line
-  std::string thread_error_;          // why fewer than --jobs started
+  // The pool the commands run on, and one future per submitted job.
+  Pool* pool_ = nullptr;
+  bool inline_pool_ = false;  // sequential: a task runs when waited for
+  std::vector<Future<void>> futures_;
+  // The {%} slots not taken by a running command.
+  std::mutex slot_mu_;
+  std::vector<int> free_slots_;
   std::atomic<std::size_t> known_{0};
   std::size_t stdin_seq_ = 0;
   std::size_t stdin_bytes_ = 0;
   std::size_t stdin_lines_ = 0;  // lines of stdin read to their end
   std::string pending_;          // a line not ended yet
   std::string input_error_;
-  std::atomic<bool> reader_stop_{false};
   std::vector<Finished> finished_;
   std::mutex mu_;
   std::mutex delay_mu_;
@@ -519,6 +504,7 @@ std::vector<CommandResult> RunAll(const std::vector<std::string>& commands,
                                   const RunAllOptions& options) {
   std::vector<CommandResult> results;
   CommandsOptions o{.jobs = options.jobs,
+                    .backend = options.backend,
                     .tries = options.tries,
                     .timeout_s = options.timeout_s,
                     .collect = &results};
@@ -532,6 +518,15 @@ std::vector<CommandResult> RunAll(const std::vector<std::string>& commands,
 
 int RunJobs(const CommandsOptions& options, std::FILE* out, std::FILE* err,
             const std::atomic<bool>* cancel) {
+  if (options.backend == "mpi") {
+    return RunJobsOnMpi(options, out, err, cancel);
+  }
+  if (options.backend != "sequential" && options.backend != "thread" &&
+      options.backend != "tbb") {
+    throw UsageError("backend '" + options.backend +
+                     "' cannot run commands; valid: "
+                     "sequential, thread, tbb, mpi");
+  }
   Runner runner(options, out, err, cancel);
   return runner.Run();
 }

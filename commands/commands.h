@@ -58,9 +58,10 @@ int RunCommands(const std::vector<std::string>& commands, int jobs,
 
 // How RunAll runs its commands.
 struct RunAllOptions {
-  int jobs = -1;         // at a time; -1: every usable CPU
-  int tries = 1;         // runs of a failing command in all
-  double timeout_s = 0;  // per command (killed after it); 0: none
+  int jobs = -1;                   // at a time; -1: every usable CPU
+  std::string backend = "thread";  // see CommandsOptions::backend
+  int tries = 1;                   // runs of a failing command in all
+  double timeout_s = 0;            // per command (killed after it); 0: none
   const std::atomic<bool>* cancel = nullptr;  // raised: every command stops
 };
 

@@ -25,7 +25,11 @@ struct CommandResult {
 };
 
 struct CommandsOptions {
-  int jobs = -1;     // joblib's rule: -1 every usable CPU
+  int jobs = -1;  // joblib's rule: -1 every usable CPU
+  // The engine the commands run on, a task of its pool (core/pool.h) each:
+  // sequential (one at a time), thread, tbb (launched from its workers), or
+  // mpi (over the ranks under fanout-mpirun).
+  std::string backend = "thread";
   std::string tmpl;  // "" = each job's arguments are its command
   std::vector<Job> jobs_list;
   bool keep_order = false;     // -k: output in input order

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -817,6 +818,53 @@ TEST(Commands, StdinLinesStartOnlyTheThreadsTheyNeed) {
   EXPECT_EQ(r.exit_code, 8) << r.err;
   EXPECT_EQ(r.out, lines);
   EXPECT_EQ(Lines(Slurp(side)).size(), 16u);
+}
+
+// Issue 21: --backend means something in commands mode. sequential runs one
+// command at a time whatever --jobs says: in the job log each command
+// starts once the one before it ended.
+TEST(Commands, SequentialRunsOneAtATime) {
+  const std::string log = Tmp("sequential.log");
+  std::remove(log.c_str());
+  Result r = RunProgram(
+      Cli(), {"--backend=sequential", "--jobs=4", "-k", "--joblog=" + log,
+              "sleep 0.1; echo {}", ":::", "a", "b", "c", "d"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "a\nb\nc\nd\n");
+  EXPECT_EQ(Lines(r.err)[0].rfind(
+                "commands: 4 run, 4 ok, 0 failed, 1 at a time, ", 0),
+            0u)
+      << r.err;
+  std::map<std::size_t, commands::JoblogRow> rows =
+      commands::ParseJoblog(Slurp(log));
+  ASSERT_EQ(rows.size(), 4u);
+  for (std::size_t seq = 2; seq <= 4; ++seq) {
+    // Starttime and JobRuntime are printed to the millisecond.
+    EXPECT_GE(rows[seq].start + 0.0015,
+              rows[seq - 1].start + rows[seq - 1].runtime)
+        << Slurp(log);
+  }
+  // Lines of stdin too, read as they come.
+  r = RunProgram(Cli(), {"--backend=sequential", "--", "echo"}, "1\n2\n3\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1\n2\n3\n");
+}
+
+// tbb launches commands from its arena's threads; a failure is counted as
+// on thread; {%} is a slot of at most --jobs.
+TEST(Commands, TbbRunsCommands) {
+  Result r = RunProgram(Cli(), {"--backend=tbb", "--jobs=2", "-k",
+                                "echo {} {%}; exit {}", ":::", "0", "3", "0"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const auto out = Lines(r.out);
+  ASSERT_EQ(out.size(), 3u) << r.out;
+  for (const std::string& line : out) {
+    EXPECT_TRUE(line.size() == 3 && (line[2] == '1' || line[2] == '2')) << line;
+  }
+  EXPECT_EQ(out[1].substr(0, 1), "3");
+  r = RunProgram(Cli(), {"--backend=tbb", "--jobs=2", "--", "echo"}, "x\ny\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.size(), 4u) << r.out;
 }
 
 TEST(Commands, HaltNowFailKillsTheRest) {
