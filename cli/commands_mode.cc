@@ -39,9 +39,13 @@ int RunCommandsMode(const Request& r, std::FILE* out, std::FILE* err,
   for (const ArgGroup& g : r.arg_groups) {
     if (!g.from_file) {
       input.groups.push_back(g.words);
+      input.linked.resize(input.groups.size());
+      input.linked.back() = g.linked;
       continue;
     }
     for (const std::string& path : g.words) {
+      input.linked.resize(input.groups.size() + 1);
+      input.linked.back() = g.linked && &path == &g.words.front();
       input.groups.push_back(commands::SplitLines(
           commands::ReadTextInput(path, ":::: " + path), false));
     }

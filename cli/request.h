@@ -68,6 +68,9 @@ struct RawFlags {
   // `::::` files; `dashes` when they came after "--".
   std::vector<std::string> positional;
   bool dashes = false;
+  // Whether stdin is a terminal: a command template with no ::: or ::::
+  // then has no input to read (a usage error, not a wait).
+  bool stdin_is_terminal = false;
   // The flags given (names with underscores, as "sleep_ms"), even with
   // their default value; a flag whose value differs from its default counts
   // as given too.
@@ -77,6 +80,7 @@ struct RawFlags {
 // A group of arguments: `:::` words, or `::::` files (a group each).
 struct ArgGroup {
   bool from_file = false;
+  bool linked = false;  // :::+ / ::::+: paired with the group before it
   std::vector<std::string> words;
 };
 

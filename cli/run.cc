@@ -276,6 +276,7 @@ fanout::cli::Request CheckedRequest(const fanout::cli::Args& args) {
         .dry_run = absl::GetFlag(FLAGS_dry_run),
         .positional = args.positional,
         .dashes = args.dashes,
+        .stdin_is_terminal = isatty(STDIN_FILENO) != 0,
         .given = args.given,
     });
   } catch (const fanout::UsageError& e) {

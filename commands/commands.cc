@@ -57,7 +57,7 @@ class Runner {
   }
 
   int Run() {
-    joblog_.Open(o_.joblog, o_.resume || o_.resume_failed);
+    joblog_.Open(o_.joblog, o_.resume || o_.resume_failed || o_.joblog_append);
     if (joblog_.torn_bytes() > 0) {
       std::fprintf(err_,
                    "commands: --joblog=%s ended in a row cut short (%zu "

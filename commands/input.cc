@@ -127,21 +127,42 @@ std::string CommandInput::tmpl_text() const {
 std::vector<Job> BuildJobs(const CommandInput& input) {
   std::vector<Job> jobs;
   if (input.groups.empty()) return jobs;
+  // Units of groups that advance together: a group and those linked to it.
+  std::vector<std::vector<std::size_t>> units;
+  for (std::size_t g = 0; g < input.groups.size(); ++g) {
+    const bool linked = g > 0 && g < input.linked.size() && input.linked[g];
+    if (!linked) {
+      units.push_back({g});
+      continue;
+    }
+    const std::size_t first = units.back().front();
+    if (input.groups[g].size() != input.groups[first].size()) {
+      throw UsageError(
+          ":::+ group " + std::to_string(g + 1) + " has " +
+          std::to_string(input.groups[g].size()) +
+          " arguments and the group it links to " +
+          std::to_string(input.groups[first].size()) +
+          "; valid: linked groups of the same length (::: a b :::+ 1 2)");
+    }
+    units.back().push_back(g);
+  }
   std::size_t total = 1;
-  for (const auto& g : input.groups) total *= g.size();
+  for (const auto& u : units) total *= input.groups[u.front()].size();
   jobs.reserve(total);
-  std::vector<std::size_t> pick(input.groups.size(), 0);
+  std::vector<std::size_t> pick(units.size(), 0);
   for (std::size_t n = 0; n < total; ++n) {
     Job job{.seq = n + 1};
-    job.args.reserve(pick.size());
-    for (std::size_t g = 0; g < pick.size(); ++g) {
-      job.args.push_back(input.groups[g][pick[g]]);
+    job.args.resize(input.groups.size());
+    for (std::size_t u = 0; u < units.size(); ++u) {
+      for (const std::size_t g : units[u]) {
+        job.args[g] = input.groups[g][pick[u]];
+      }
     }
     jobs.push_back(std::move(job));
-    // The last group varies fastest.
-    for (std::size_t g = pick.size(); g-- > 0;) {
-      if (++pick[g] < input.groups[g].size()) break;
-      pick[g] = 0;
+    // The last unit varies fastest.
+    for (std::size_t u = pick.size(); u-- > 0;) {
+      if (++pick[u] < input.groups[units[u].front()].size()) break;
+      pick[u] = 0;
     }
   }
   return jobs;

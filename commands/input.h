@@ -45,10 +45,14 @@ struct CommandInput {
   std::vector<std::string> tmpl;
   // The argument groups (`:::` words, `::::` file lines, stdin lines).
   std::vector<std::vector<std::string>> groups;
+  // linked[g]: group g pairs with group g - 1 element by element (GNU
+  // parallel's :::+) instead of multiplying; missing entries are false.
+  std::vector<bool> linked;
   std::string tmpl_text() const;
 };
 
-// The jobs of `input`: the cross product of its groups.
+// The jobs of `input`: the cross product of its groups, linked groups
+// taken side by side. Throws UsageError when linked groups differ in length.
 std::vector<Job> BuildJobs(const CommandInput& input);
 
 // `text` quoted for /bin/sh so that it stays one word, as itself: unchanged

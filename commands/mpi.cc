@@ -42,7 +42,7 @@ int RunJobsOnMpi(const CommandsOptions& o, std::FILE* out, std::FILE* err,
       {.jobs = o.jobs, .backend = "mpi", .batch_size = 1, .cancel = cancel});
   const bool primary = parallel.executor().is_primary();
   if (primary) {
-    joblog.Open(o.joblog, false);
+    joblog.Open(o.joblog, o.joblog_append);
     if (!o.results.empty()) CheckResultsDir(o.results);
   }
   const std::string host = HostName();

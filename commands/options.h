@@ -37,6 +37,7 @@ struct CommandsOptions {
   bool tag = false;            // prefix lines with the arguments and a tab
   std::string results;         // DIR/<seq>/{cmd,stdout,stderr,exitval}
   std::string joblog;          // GNU parallel's job log
+  bool joblog_append = false;  // --joblog=+FILE: rows added to FILE's
   bool resume = false;         // skip commands already in the job log
   bool resume_failed = false;  // ... and rerun the ones that failed there
   int tries = 1;               // --retries: runs of a failing command in all

@@ -823,6 +823,102 @@ TEST(Commands, StdinLinesStartOnlyTheThreadsTheyNeed) {
 // Issue 21: --backend means something in commands mode. sequential runs one
 // command at a time whatever --jobs says: in the job log each command
 // starts once the one before it ended.
+// Issue 21 item 3: GNU parallel's idioms, as its users type them.
+// A command with no ::: reads the lines of stdin when stdin is not a
+// terminal (seq 3 | run echo); on a terminal (under script(1)) it is a
+// usage error saying what to do, on a line of its own.
+TEST(CommandsGnu, StdinWithoutDashes) {
+  Result r = RunProgram(Cli(), {"-k", "echo"}, "1\n2\n3\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1\n2\n3\n");
+  r = RunProgram(Cli(), {"stray"});  // empty stdin: nothing to run
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  r = RunProgram("/usr/bin/script",
+                 {"-qec", Cli() + " echo; echo after", "/dev/null"});
+  EXPECT_EQ(r.exit_code, 0) << r.out;  // the exit code of `echo after`
+  EXPECT_NE(r.out.find("run: 'echo' has no ::: or :::: arguments, and stdin "
+                       "is a terminal; valid: pipe its input (seq 3 | run "
+                       "echo), or give them (run echo ::: a b), or a flag "
+                       "(flags look like --backend=thread)\r\nafter\r\n"),
+            std::string::npos)
+      << r.out;
+  r = RunProgram("/usr/bin/script", {"-qec", Cli() + " echo", "/dev/null"});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+}
+
+// :::+ pairs a group with the one before it; other groups still multiply.
+TEST(CommandsGnu, LinkedGroups) {
+  Result r = RunProgram(Cli(), {"-k", "echo", "{1}-{2}-{3}", ":::", "a", "b",
+                                ":::+", "1", "2", ":::", "x", "y"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "a-1-x\na-1-y\nb-2-x\nb-2-y\n");
+  r = RunProgram(Cli(), {"echo", ":::", "a", "b", ":::+", "1"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "run: :::+ group 2 has 1 arguments and the group it links to 2; "
+            "valid: linked groups of the same length (::: a b :::+ 1 2)\n");
+  r = RunProgram(Cli(), {"echo", ":::+", "1"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "run: ':::+' links its arguments to the group before it, and "
+            "there is none; valid: ::: a b :::+ 1 2\n");
+}
+
+// The "N at a time" of a run's summary.
+int AtATime(const std::vector<std::string>& args) {
+  Result r = RunProgram(Cli(), args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const std::string& e = r.err;
+  const std::size_t end = e.find(" at a time");
+  const std::size_t start = e.rfind(", ", end);
+  return std::stoi(e.substr(start + 2, end - start - 2));
+}
+
+// -j0, +N, N% (GNU parallel's) beside -1 (joblib's: every usable CPU);
+// -P as xargs spells it.
+TEST(CommandsGnu, JobsForms) {
+  const int cpus = AtATime({"--jobs=-1", "true", ":::", "a"});
+  EXPECT_EQ(AtATime({"-j100%", "true", ":::", "a"}), cpus);
+  EXPECT_EQ(AtATime({"-j", "+2", "true", ":::", "a"}), cpus + 2);
+  EXPECT_EQ(AtATime({"-j0", "true", ":::", "a"}), 64 * cpus);
+  EXPECT_EQ(AtATime({"-P3", "true", ":::", "a"}), 3);
+  EXPECT_EQ(AtATime({"-P", "2", "true", ":::", "a"}), 2);
+  Result r = RunProgram(Cli(), {"-j1%", "true", ":::", "a"});
+  if (cpus < 100) {
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, "run: --jobs=1% is less than one job (" +
+                         std::to_string(cpus) +
+                         " usable CPUs here); valid: a share that gives at "
+                         "least one, as 50%\n");
+  }
+}
+
+// --joblog +FILE appends (one header); --jl, --dr and --lb are GNU's short
+// names of --joblog, --dry-run and --line-buffer.
+TEST(CommandsGnu, JoblogAppendAndShortNames) {
+  const std::string log = Tmp("append.log");
+  std::remove(log.c_str());
+  for (int i = 0; i < 2; ++i) {
+    Result r = RunProgram(Cli(), {"--joblog", "+" + log, "true", ":::", "a"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  auto lines = Lines(Slurp(log));
+  ASSERT_EQ(lines.size(), 3u) << Slurp(log);
+  EXPECT_EQ(lines[0], commands::JoblogHeader().substr(
+                          0, commands::JoblogHeader().size() - 1));
+  EXPECT_EQ(lines[1].substr(0, 2), "1\t");
+  EXPECT_EQ(lines[2].substr(0, 2), "1\t");
+  std::remove(log.c_str());
+  Result r = RunProgram(Cli(), {"--jl", log, "--lb", "echo", ":::", "a"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "a\n");
+  EXPECT_EQ(Lines(Slurp(log)).size(), 2u);
+  r = RunProgram(Cli(), {"--dr", "rm", "{}", ":::", "x"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "rm x\n");
+}
+
 TEST(Commands, SequentialRunsOneAtATime) {
   const std::string log = Tmp("sequential.log");
   std::remove(log.c_str());
