@@ -83,6 +83,8 @@ class Parser {
       } else if (arg == "--") {
         after_dashes_ = true;
         if (depth == 0) result_.dashes = true;
+      } else if (arg == "-0") {
+        ParseFlag("--null", nullptr, depth);
       } else if (arg == "-k") {
         ParseFlag("--keep-order", nullptr, depth);
       } else if ((arg.rfind("-j", 0) == 0 || arg.rfind("-P", 0) == 0) &&

@@ -1,10 +1,12 @@
 #include "cli/commands_mode.h"
 
+#include <regex>
 #include <string>
 
 #include "commands/commands.h"
 #include "commands/input.h"
 #include "commands/options.h"
+#include "core/errors.h"
 
 namespace fanout::cli {
 
@@ -23,6 +25,12 @@ int RunCommandsMode(const Request& r, std::FILE* out, std::FILE* err,
   CommandsOptions o = r.commands_options;
   const bool from_stdin =
       r.commands == "-" || (r.commands.empty() && r.arg_groups.empty());
+  if (o.null_separated && !(from_stdin && !o.dry_run && r.backend != "mpi")) {
+    throw UsageError(
+        "--null reads NUL-ended items from stdin as they come; valid: with "
+        "stdin as the input (no :::, ::::, --commands=FILE), without "
+        "--dry-run and --backend=mpi");
+  }
   if (from_stdin && !o.dry_run && r.backend != "mpi") {
     // Lines of stdin, run as they come (find ... | run, tail -f ... | run).
     o.stream_stdin = true;
@@ -57,6 +65,10 @@ int RunCommandsMode(const Request& r, std::FILE* out, std::FILE* err,
   o.progress = r.progress;
   o.verbose = r.verbose;
   o.jobs_list = commands::BuildJobs(input);
+  if (!o.colsep.empty()) {
+    const std::regex sep(o.colsep);
+    for (commands::Job& job : o.jobs_list) commands::SplitColumns(sep, &job);
+  }
   return commands::RunJobs(o, out, err, cancel);
 }
 

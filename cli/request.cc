@@ -14,6 +14,7 @@
 #include <cstring>
 #include <iterator>
 #include <limits>
+#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -306,6 +307,18 @@ void ParseCommandsOptions(const RawFlags& f, Request* r) {
   o.timeout_s = ParseSeconds("timeout", f.timeout);
   o.delay_s = ParseSeconds("delay", f.delay);
   o.dry_run = f.dry_run;
+  o.colsep = f.colsep;
+  if (!o.colsep.empty()) {
+    try {
+      const std::regex check(o.colsep);
+    } catch (const std::regex_error& e) {
+      throw UsageError("--colsep=" + o.colsep +
+                       " is not a regular expression (" + e.what() +
+                       "); valid: an ECMAScript regex, as --colsep=, or "
+                       "--colsep='\\t'");
+    }
+  }
+  o.null_separated = f.null;
   const RawFlags defaults;
   const bool from_stdin = f.commands == "-" ||
                           (f.commands.empty() && !r->command_template.empty() &&
@@ -421,7 +434,8 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
         {"format", f.format != d.format},
     };
     const std::string valid =
-        "; valid in commands mode: --jobs, --backend, --retries, "
+        "; valid in commands mode: --jobs, --backend, --retries, --colsep, "
+        "--null, "
         "--timeout, --timeout-ms, --halt, --delay, --keep-order, "
         "--line-buffer, --tag, --results, --joblog, --resume, "
         "--resume-failed, --dry-run, --progress, --verbose";
@@ -461,13 +475,18 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
       {{"timeout", f.timeout != d.timeout}, "--timeout=2.5"},
       {{"delay", f.delay != d.delay}, "--delay=0.5"},
       {{"dry-run", f.dry_run != d.dry_run}, "--dry-run"},
+      {{"colsep", f.colsep != d.colsep}, "--colsep=,"},
+      {{"null", f.null != d.null}, "--null"},
   };
   for (const auto& [flag, example] : commands_only) {
     if (given(flag)) {
       throw UsageError(std::string("--") + flag.name +
                        " is for commands mode, not workload mode; valid: "
                        "with --commands=FILE or arguments, as in: run " +
-                       example + " echo ::: a b");
+                       example +
+                       // -0 reads stdin: no ::: with it.
+                       (std::string(flag.name) == "null" ? " echo < items"
+                                                         : " echo ::: a b"));
     }
   }
 }

@@ -64,6 +64,8 @@ struct RawFlags {
   std::string timeout = "0";  // seconds per command
   std::string delay = "0";    // seconds between starts
   bool dry_run = false;
+  std::string colsep;  // "" = one argument a line
+  bool null = false;   // -0: stdin items end with NUL
   // Arguments after the flags: a command template, then `:::` words and
   // `::::` files; `dashes` when they came after "--".
   std::vector<std::string> positional;

@@ -11,6 +11,8 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <optional>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,6 +53,7 @@ class Runner {
         printer_(out, err, o.keep_order, o.line_buffer, o.tag),
         err_(err) {
     stop_.cancel = cancel;
+    if (!o.colsep.empty()) colsep_.emplace(o.colsep);
     if (o.run_timeout.count() > 0) {
       stop_.run_deadline = Clock::now() + o.run_timeout;
     }
@@ -141,7 +144,9 @@ class Runner {
   // A line of stdin: a job, unless it is a comment or blank line of a
   // commands file, or already in the job log.
   void AddLine(std::string line) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!o_.null_separated && !line.empty() && line.back() == '\r') {
+      line.pop_back();
+    }
     if (o_.stdin_is_commands) {
       const auto first = line.find_first_not_of(" \t");
       if (first == std::string::npos || line[first] == '#') return;
@@ -153,6 +158,7 @@ class Runner {
       const std::size_t seq = ++stdin_seq_;
       if (Skipped(seq)) return;
       streamed_.push_back(Job{.seq = seq, .args = {std::move(line)}});
+      if (colsep_) SplitColumns(*colsep_, &streamed_.back());
       todo_.push_back(&streamed_.back());
       index = todo_.size() - 1;
       job = todo_.back();
@@ -187,7 +193,9 @@ class Runner {
         break;
       }
       const std::size_t n = static_cast<std::size_t>(got);
-      if (const void* nul = std::memchr(buf, '\0', n)) {
+      const char end = o_.null_separated ? '\0' : '\n';
+      if (const void* nul =
+              o_.null_separated ? nullptr : std::memchr(buf, '\0', n)) {
         input_error_ =
             "is not text (a NUL byte at offset " +
             std::to_string(
@@ -199,8 +207,7 @@ class Runner {
       stdin_bytes_ += n;
       pending_.append(buf, n);
       std::size_t from = 0;
-      for (std::size_t nl;
-           (nl = pending_.find('\n', from)) != std::string::npos;
+      for (std::size_t nl; (nl = pending_.find(end, from)) != std::string::npos;
            from = nl + 1) {
         if (nl - from > kMaxLineBytes) {
           input_error_ = LineTooLong(stdin_lines_ + 1);
@@ -461,6 +468,7 @@ class Runner {
   bool inline_pool_ = false;  // sequential: a task runs when waited for
   std::vector<Future<void>> futures_;
   // The {%} slots not taken by a running command.
+  std::optional<std::regex> colsep_;  // --colsep, compiled
   std::mutex slot_mu_;
   std::vector<int> free_slots_;
   std::atomic<std::size_t> known_{0};

@@ -168,6 +168,15 @@ std::vector<Job> BuildJobs(const CommandInput& input) {
   return jobs;
 }
 
+void SplitColumns(const std::regex& sep, Job* job) {
+  std::vector<std::string> columns;
+  for (const std::string& arg : job->args) {
+    std::sregex_token_iterator it(arg.begin(), arg.end(), sep, -1), end;
+    for (; it != end; ++it) columns.push_back(*it);
+  }
+  job->args = std::move(columns);
+}
+
 std::string ShellQuote(const std::string& text) {
   if (text.empty()) return "''";
   bool safe = true;

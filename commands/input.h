@@ -17,6 +17,7 @@
 #define FANOUT_COMMANDS_INPUT_H_
 
 #include <cstddef>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,10 @@ struct CommandInput {
 // The jobs of `input`: the cross product of its groups, linked groups
 // taken side by side. Throws UsageError when linked groups differ in length.
 std::vector<Job> BuildJobs(const CommandInput& input);
+
+// --colsep: `job`'s arguments each split into columns at `sep`, so that {1}
+// {2} ... name the columns.
+void SplitColumns(const std::regex& sep, Job* job);
 
 // `text` quoted for /bin/sh so that it stays one word, as itself: unchanged
 // when it has only safe characters, else in single quotes.

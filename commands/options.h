@@ -42,9 +42,13 @@ struct CommandsOptions {
   bool resume_failed = false;  // ... and rerun the ones that failed there
   int tries = 1;               // --retries: runs of a failing command in all
   HaltRule halt;
-  double timeout_s = 0;                      // per command; 0 = none
-  double delay_s = 0;                        // between starts
-  bool dry_run = false;                      // print the commands, run nothing
+  double timeout_s = 0;  // per command; 0 = none
+  double delay_s = 0;    // between starts
+  bool dry_run = false;  // print the commands, run nothing
+  // --colsep: each argument split into columns at this regex ({1} {2} ...).
+  std::string colsep;
+  // -0: the items of stdin end with a NUL byte, not a newline.
+  bool null_separated = false;
   std::chrono::milliseconds run_timeout{0};  // the whole run; 0 = none
   bool progress = false;                     // a progress line on a terminal
   int verbose = 0;        // >= 1: say what holds the commands (the cgroup)

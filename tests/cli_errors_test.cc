@@ -200,7 +200,8 @@ TEST(CliErrors, BadValuesAreUsageErrors) {
 // to, whatever its value, and nothing runs.
 TEST(CliErrors, EachFlagOfTheOtherModeIsRefused) {
   const std::string valid =
-      "; valid in commands mode: --jobs, --backend, --retries, --timeout, "
+      "; valid in commands mode: --jobs, --backend, --retries, --colsep, "
+      "--null, --timeout, "
       "--timeout-ms, --halt, --delay, --keep-order, --line-buffer, --tag, "
       "--results, --joblog, --resume, --resume-failed, --dry-run, "
       "--progress, --verbose";

@@ -919,6 +919,37 @@ TEST(CommandsGnu, JoblogAppendAndShortNames) {
   EXPECT_EQ(r.out, "rm x\n");
 }
 
+// --colsep splits each input line (or argument) into {1} {2} ...; -0 reads
+// NUL-ended items of stdin (find -print0).
+TEST(CommandsGnu, ColsepAndNull) {
+  Result r = RunProgram(Cli(), {"-k", "--colsep=,", "echo", "{2}", "{1}"},
+                        "a,1\nb,2\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1 a\n2 b\n");
+  r = RunProgram(
+      Cli(), {"-k", "--colsep", "[-:]", "echo", "{2}{1}", ":::", "x-y", "p:q"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "yx\nqp\n");
+  r = RunProgram(Cli(), {"-0", "-k", "echo"}, std::string("a b\0c\nd\0", 8));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "a b\nc\nd\n");
+  r = RunProgram(Cli(), {"--colsep=(", "echo", ":::", "a"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err.rfind("run: --colsep=( is not a regular expression (", 0), 0u)
+      << r.err;
+  r = RunProgram(Cli(), {"-0", "echo", ":::", "a"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "run: --null reads NUL-ended items from stdin as they come; "
+            "valid: with stdin as the input (no :::, ::::, --commands=FILE), "
+            "without --dry-run and --backend=mpi\n");
+  r = RunProgram(Cli(), {"--null", "--workload=sum"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "run: --null is for commands mode, not workload mode; valid: with "
+            "--commands=FILE or arguments, as in: run --null echo < items\n");
+}
+
 TEST(Commands, SequentialRunsOneAtATime) {
   const std::string log = Tmp("sequential.log");
   std::remove(log.c_str());
