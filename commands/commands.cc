@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <exception>
@@ -238,13 +239,21 @@ class Runner {
     return 0;
   }
 
-  // Waits for this command's turn to start under --delay: each start takes
-  // the next slot, `delay` after the one before.
-  void WaitTurn() {
+  // Waits for job `i`'s turn to start under --delay: jobs take the slots
+  // in input order (two workers that took jobs 2 and 3 off the pool's queue
+  // reach here in either order), each `delay` after the one before. A job
+  // not run (the run stopping) passes its turn on. The pool's queue is
+  // FIFO, so job i - 1 is on a worker already when job i waits for it.
+  void WaitTurn(std::size_t i) {
     if (o_.delay_s <= 0) return;
     Clock::time_point mine;
     {
-      std::lock_guard<std::mutex> lock(delay_mu_);
+      std::unique_lock<std::mutex> lock(delay_mu_);
+      while (turn_ < i && !stop_.no_new.load() && stop_.Now() == Stopped::kNo) {
+        delay_cv_.wait_for(lock, std::chrono::milliseconds(50));
+      }
+      turn_ = std::max(turn_, i + 1);
+      delay_cv_.notify_all();
       mine = std::max(Clock::now(), next_start_);
       next_start_ = mine + std::chrono::duration_cast<Clock::duration>(
                                std::chrono::duration<double>(o_.delay_s));
@@ -255,8 +264,7 @@ class Runner {
   // A task of the pool: job `i` run to its end (with its retries) in a
   // slot ({%}) of its own, and reported.
   void RunJob(std::size_t i, const Job& job) {
-    if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) return;
-    WaitTurn();
+    WaitTurn(i);
     if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) return;
     int slot = 1;
     {
@@ -480,6 +488,8 @@ class Runner {
   std::vector<Finished> finished_;
   std::mutex mu_;
   std::mutex delay_mu_;
+  std::condition_variable delay_cv_;
+  std::size_t turn_ = 0;  // --delay: the first job whose turn has not come
   Clock::time_point next_start_{};
   Clock::time_point last_progress_{};
   Clock::time_point run_started_{};
