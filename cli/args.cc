@@ -53,6 +53,17 @@ std::vector<std::string> SplitList(const std::string& text) {
   return items;
 }
 
+// GNU parallel's short names of flags (--jl FILE, --dr, --lb) as ours.
+std::string Unaliased(const std::string& arg) {
+  static const std::pair<const char*, const char*> kAliases[] = {
+      {"--jl", "--joblog"}, {"--dr", "--dry-run"}, {"--lb", "--line-buffer"}};
+  const std::string name = arg.substr(0, arg.find('='));
+  for (const auto& [alias, flag] : kAliases) {
+    if (name == alias) return flag + arg.substr(name.size());
+  }
+  return arg;
+}
+
 // One pass over the arguments, with what the flags seen so far asked for.
 class Parser {
  public:
@@ -72,11 +83,13 @@ class Parser {
       } else if (arg == "--") {
         after_dashes_ = true;
         if (depth == 0) result_.dashes = true;
+      } else if (arg == "-0") {
+        ParseFlag("--null", nullptr, depth);
       } else if (arg == "-k") {
         ParseFlag("--keep-order", nullptr, depth);
-      } else if (arg.rfind("-j", 0) == 0 &&
+      } else if ((arg.rfind("-j", 0) == 0 || arg.rfind("-P", 0) == 0) &&
                  arg.find('=') == std::string::npos) {
-        // GNU parallel's -j N and -jN: --jobs.
+        // GNU parallel's -j N and -jN (and xargs' -P N): --jobs.
         const std::string* next = i + 1 < args.size() ? &args[i + 1] : nullptr;
         if (arg.size() > 2) {
           ParseFlag("--jobs=" + arg.substr(2), nullptr, depth);
@@ -88,7 +101,7 @@ class Parser {
                          kLookLike);
       } else {
         const std::string* next = i + 1 < args.size() ? &args[i + 1] : nullptr;
-        if (ParseFlag(arg, next, depth)) ++i;
+        if (ParseFlag(Unaliased(arg), next, depth)) ++i;
       }
     }
   }

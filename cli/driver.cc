@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/commands.h"
+#include "cli/commands_mode.h"
 #include "cli/progress_bar.h"
 #include "cli/report.h"
 #include "cli/run_workload.h"

@@ -14,14 +14,15 @@
 #include <cstring>
 #include <iterator>
 #include <limits>
+#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "cli/commands.h"
-#include "cli/halt.h"
+#include "cli/commands_mode.h"
 #include "cli/memory_room.h"
 #include "cli/run_workload.h"
+#include "commands/halt.h"
 #include "core/errors.h"
 #include "core/executor.h"
 #include "workloads/workloads.h"
@@ -227,19 +228,42 @@ double ParseSeconds(const std::string& flag, const std::string& text) {
 void ParsePositional(const RawFlags& f, Request* r) {
   const auto& p = f.positional;
   std::size_t i = 0;
-  for (; i < p.size() && p[i] != ":::" && p[i] != "::::"; ++i) {
+  const auto is_separator = [](const std::string& w) {
+    return w == ":::" || w == "::::" || w == ":::+" || w == "::::+";
+  };
+  for (; i < p.size() && !is_separator(p[i]); ++i) {
     r->command_template.push_back(p[i]);
   }
   for (; i < p.size(); ++i) {
-    if (p[i] == ":::" || p[i] == "::::") {
-      r->arg_groups.push_back({.from_file = p[i] == "::::"});
+    if (is_separator(p[i])) {
+      const bool linked = p[i].back() == '+';
+      if (linked && r->arg_groups.empty()) {
+        throw UsageError("'" + p[i] +
+                         "' links its arguments to the group before it, "
+                         "and there is none; valid: ::: a b :::+ 1 2");
+      }
+      r->arg_groups.push_back(
+          {.from_file = p[i].rfind("::::", 0) == 0, .linked = linked});
     } else {
       r->arg_groups.back().words.push_back(p[i]);
     }
   }
   if (!p.empty() && r->arg_groups.empty() && !f.dashes) {
-    throw UsageError("unexpected argument '" + p[0] +
-                     "'; flags look like --backend=thread");
+    // GNU parallel's rule: a command with no ::: or :::: takes its
+    // arguments from the lines of stdin (seq 3 | run echo). Not from a
+    // terminal, where it would wait for typing that never comes.
+    if (p[0] == "-") {
+      throw UsageError("unexpected argument '" + p[0] +
+                       "'; flags look like --backend=thread");
+    }
+    if (f.stdin_is_terminal) {
+      throw UsageError("'" + p[0] +
+                       "' has no ::: or :::: arguments, and stdin is a "
+                       "terminal; valid: pipe its input (seq 3 | run " +
+                       p[0] + "), or give them (run " + p[0] +
+                       " ::: a b), or a flag (flags look like "
+                       "--backend=thread)");
+    }
   }
   if (!f.commands.empty() && !p.empty()) {
     throw UsageError("--commands=" + f.commands + " and the arguments '" +
@@ -260,6 +284,11 @@ void ParseCommandsOptions(const RawFlags& f, Request* r) {
   o.tag = f.tag;
   o.results = f.results;
   o.joblog = f.joblog;
+  // GNU parallel's --joblog +FILE: rows appended to what FILE holds.
+  if (o.joblog.size() > 1 && o.joblog[0] == '+') {
+    o.joblog.erase(0, 1);
+    o.joblog_append = true;
+  }
   o.resume = f.resume;
   o.resume_failed = f.resume_failed;
   if ((o.resume || o.resume_failed) && o.joblog.empty()) {
@@ -273,11 +302,23 @@ void ParseCommandsOptions(const RawFlags& f, Request* r) {
                                             "runs of a failing command in "
                                             "all, 0 to 1000 (0 and 1: once)"));
   }
-  o.halt = ParseHalt(f.halt);
+  o.halt = commands::ParseHalt(f.halt);
   o.halt_text = f.halt;
   o.timeout_s = ParseSeconds("timeout", f.timeout);
   o.delay_s = ParseSeconds("delay", f.delay);
   o.dry_run = f.dry_run;
+  o.colsep = f.colsep;
+  if (!o.colsep.empty()) {
+    try {
+      const std::regex check(o.colsep);
+    } catch (const std::regex_error& e) {
+      throw UsageError("--colsep=" + o.colsep +
+                       " is not a regular expression (" + e.what() +
+                       "); valid: an ECMAScript regex, as --colsep=, or "
+                       "--colsep='\\t'");
+    }
+  }
+  o.null_separated = f.null;
   const RawFlags defaults;
   const bool from_stdin = f.commands == "-" ||
                           (f.commands.empty() && !r->command_template.empty() &&
@@ -391,7 +432,8 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
         {"format", f.format != d.format},
     };
     const std::string valid =
-        "; valid in commands mode: --jobs, --backend=mpi, --retries, "
+        "; valid in commands mode: --jobs, --backend, --retries, --colsep, "
+        "--null, "
         "--timeout, --timeout-ms, --halt, --delay, --keep-order, "
         "--line-buffer, --tag, --results, --joblog, --resume, "
         "--resume-failed, --dry-run, --progress, --verbose";
@@ -403,12 +445,15 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
                          valid);
       }
     }
-    if (r.backend != "thread" && r.backend != "mpi") {
-      throw UsageError("--backend=" + r.backend +
-                       " is for workload mode: commands mode starts each "
-                       "command from threads of its own, or on every rank "
-                       "with --backend=mpi; valid in commands mode: "
-                       "--backend=mpi, or no --backend");
+    // Each command is a task of a pool on --backend (commands/commands.h).
+    // On process it would run in a forked worker, whose report of its end
+    // (job log row, output order, halt rule) this run would not see.
+    if (r.backend == "process") {
+      throw UsageError(
+          "--backend=process cannot run commands yet (a command launched "
+          "from a forked worker would report its end to that worker, not to "
+          "this run); valid in commands mode: --backend=sequential (one at "
+          "a time), thread (the default), tbb or mpi");
     }
     return;
   }
@@ -428,13 +473,18 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
       {{"timeout", f.timeout != d.timeout}, "--timeout=2.5"},
       {{"delay", f.delay != d.delay}, "--delay=0.5"},
       {{"dry-run", f.dry_run != d.dry_run}, "--dry-run"},
+      {{"colsep", f.colsep != d.colsep}, "--colsep=,"},
+      {{"null", f.null != d.null}, "--null"},
   };
   for (const auto& [flag, example] : commands_only) {
     if (given(flag)) {
       throw UsageError(std::string("--") + flag.name +
                        " is for commands mode, not workload mode; valid: "
                        "with --commands=FILE or arguments, as in: run " +
-                       example + " echo ::: a b");
+                       example +
+                       // -0 reads stdin: no ::: with it.
+                       (std::string(flag.name) == "null" ? " echo < items"
+                                                         : " echo ::: a b"));
     }
   }
 }
@@ -547,6 +597,35 @@ std::vector<std::string> WorkloadNames() {
   return std::vector<std::string>(std::begin(kWorkloads), std::end(kWorkloads));
 }
 
+// GNU parallel's forms of -j in commands mode, as a count: 0 as many as
+// the backends allow at once (64 per CPU), +N the CPUs plus N, N% that
+// share of the CPUs (at least 1). Anything else as typed (-N stays
+// joblib's: every CPU but N - 1).
+std::string GnuJobs(const std::string& jobs, const Request& r) {
+  if (!IsCommandsMode(r) || jobs.empty()) return jobs;
+  const long long cpus = usable_cpus();
+  const auto digits = [](const std::string& s) {
+    return !s.empty() && s.size() <= 9 &&
+           s.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (jobs == "0") return std::to_string(64 * cpus);
+  if (jobs[0] == '+' && digits(jobs.substr(1))) {
+    return std::to_string(cpus + std::stoll(jobs.substr(1)));
+  }
+  if (jobs.back() == '%' && digits(jobs.substr(0, jobs.size() - 1))) {
+    const long long share =
+        cpus * std::stoll(jobs.substr(0, jobs.size() - 1)) / 100;
+    if (share < 1) {
+      throw UsageError("--jobs=" + jobs + " is less than one job (" +
+                       std::to_string(cpus) +
+                       " usable CPUs here); valid: a share that gives at "
+                       "least one, as 50%");
+    }
+    return std::to_string(share);
+  }
+  return jobs;
+}
+
 Request ParseRequest(const RawFlags& f) {
   Request r;
   r.backend = f.backend;
@@ -557,9 +636,12 @@ Request ParseRequest(const RawFlags& f) {
   const std::string jobs_valid =
       "-1 for every usable CPU (" + std::to_string(usable_cpus()) +
       " here), -2 for all but one, or a count from 1 to " +
-      std::to_string(kIntMax);
-  r.jobs = static_cast<int>(
-      ParseInRange("jobs", f.jobs, -kIntMax - 1, kIntMax, jobs_valid));
+      std::to_string(kIntMax) +
+      (IsCommandsMode(r) ? "; in commands mode also GNU parallel's 0 (64 per "
+                           "CPU), +N (the CPUs plus N) and N% (of the CPUs)"
+                         : "");
+  r.jobs = static_cast<int>(ParseInRange("jobs", GnuJobs(f.jobs, r),
+                                         -kIntMax - 1, kIntMax, jobs_valid));
   if (r.jobs == 0) {
     throw UsageError("--jobs=0 is invalid; valid: " + jobs_valid);
   }

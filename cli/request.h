@@ -17,10 +17,13 @@
 #include <string>
 #include <vector>
 
-#include "cli/commands_options.h"
 #include "cli/faults.h"
+#include "commands/options.h"
 
 namespace fanout::cli {
+
+// The commands library's options, as commands mode fills them.
+using commands::CommandsOptions;
 
 // Flag values as the user typed them.
 struct RawFlags {
@@ -61,10 +64,15 @@ struct RawFlags {
   std::string timeout = "0";  // seconds per command
   std::string delay = "0";    // seconds between starts
   bool dry_run = false;
+  std::string colsep;  // "" = one argument a line
+  bool null = false;   // -0: stdin items end with NUL
   // Arguments after the flags: a command template, then `:::` words and
   // `::::` files; `dashes` when they came after "--".
   std::vector<std::string> positional;
   bool dashes = false;
+  // Whether stdin is a terminal: a command template with no ::: or ::::
+  // then has no input to read (a usage error, not a wait).
+  bool stdin_is_terminal = false;
   // The flags given (names with underscores, as "sleep_ms"), even with
   // their default value; a flag whose value differs from its default counts
   // as given too.
@@ -74,6 +82,7 @@ struct RawFlags {
 // A group of arguments: `:::` words, or `::::` files (a group each).
 struct ArgGroup {
   bool from_file = false;
+  bool linked = false;  // :::+ / ::::+: paired with the group before it
   std::vector<std::string> words;
 };
 

@@ -147,6 +147,13 @@ ABSL_FLAG(std::string, timeout, "0",
 ABSL_FLAG(std::string, delay, "0",
           "commands mode: seconds between the starts of two commands. "
           "Example: --delay=0.5");
+ABSL_FLAG(std::string, colsep, "",
+          "commands mode: split each input line into columns at this regular "
+          "expression (ECMAScript), {1} {2} ... for the columns. Example: "
+          "--colsep=, echo {2} {1} :::: pairs.csv");
+ABSL_FLAG(bool, null, false,
+          "commands mode (-0): items of stdin end with a NUL byte, not a "
+          "newline. Example: find . -print0 | run -0 wc -c");
 ABSL_FLAG(bool, dry_run, false,
           "commands mode: print the commands that would run, run none. "
           "Example: --dry-run gzip ::: a b");
@@ -274,8 +281,11 @@ fanout::cli::Request CheckedRequest(const fanout::cli::Args& args) {
         .timeout = absl::GetFlag(FLAGS_timeout),
         .delay = absl::GetFlag(FLAGS_delay),
         .dry_run = absl::GetFlag(FLAGS_dry_run),
+        .colsep = absl::GetFlag(FLAGS_colsep),
+        .null = absl::GetFlag(FLAGS_null),
         .positional = args.positional,
         .dashes = args.dashes,
+        .stdin_is_terminal = isatty(STDIN_FILENO) != 0,
         .given = args.given,
     });
   } catch (const fanout::UsageError& e) {

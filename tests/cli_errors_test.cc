@@ -200,7 +200,8 @@ TEST(CliErrors, BadValuesAreUsageErrors) {
 // to, whatever its value, and nothing runs.
 TEST(CliErrors, EachFlagOfTheOtherModeIsRefused) {
   const std::string valid =
-      "; valid in commands mode: --jobs, --backend=mpi, --retries, --timeout, "
+      "; valid in commands mode: --jobs, --backend, --retries, --colsep, "
+      "--null, --timeout, "
       "--timeout-ms, --halt, --delay, --keep-order, --line-buffer, --tag, "
       "--results, --joblog, --resume, --resume-failed, --dry-run, "
       "--progress, --verbose";
@@ -225,10 +226,11 @@ TEST(CliErrors, EachFlagOfTheOtherModeIsRefused) {
                          valid);
   }
   ExpectUsageError({"--backend=process", "touch", ran, ":::", "a"},
-                   "run: --backend=process is for workload mode: commands "
-                   "mode starts each command from threads of its own, or on "
-                   "every rank with --backend=mpi; valid in commands mode: "
-                   "--backend=mpi, or no --backend");
+                   "run: --backend=process cannot run commands yet (a "
+                   "command launched from a forked worker would report its "
+                   "end to that worker, not to this run); valid in commands "
+                   "mode: --backend=sequential (one at a time), thread (the "
+                   "default), tbb or mpi");
   EXPECT_NE(access(ran.c_str(), F_OK), 0) << "a command ran";
   // --backend=thread is what commands mode is: accepted.
   EXPECT_EQ(

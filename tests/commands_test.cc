@@ -20,16 +20,17 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "cli/command_input.h"
-#include "cli/halt.h"
-#include "cli/joblog.h"
-#include "cli/process_guard.h"
-#include "cli/run_command.h"
+#include "commands/halt.h"
+#include "commands/input.h"
+#include "commands/joblog.h"
+#include "commands/process_guard.h"
+#include "commands/run_command.h"
 #include "core/errors.h"
 #include "core/internal/fd.h"
 #include "tests/subprocess.h"
@@ -39,9 +40,9 @@ extern char** environ;
 namespace fanout::testing {
 namespace {
 
-using cli::BuildJobs;
-using cli::CommandLine;
-using cli::Job;
+using commands::BuildJobs;
+using commands::CommandLine;
+using commands::Job;
 using Clock = std::chrono::steady_clock;
 
 std::string Tmp(const std::string& name) {
@@ -221,14 +222,14 @@ TEST(CommandInput, ArgumentAppendedWhenNoReplacement) {
 }
 
 TEST(CommandInput, ShellQuoting) {
-  EXPECT_EQ(cli::ShellQuote("plain-name_1.txt"), "plain-name_1.txt");
-  EXPECT_EQ(cli::ShellQuote(""), "''");
-  EXPECT_EQ(cli::ShellQuote("a b"), "'a b'");
-  EXPECT_EQ(cli::ShellQuote("it's $HOME"), "'it'\\''s $HOME'");
+  EXPECT_EQ(commands::ShellQuote("plain-name_1.txt"), "plain-name_1.txt");
+  EXPECT_EQ(commands::ShellQuote(""), "''");
+  EXPECT_EQ(commands::ShellQuote("a b"), "'a b'");
+  EXPECT_EQ(commands::ShellQuote("it's $HOME"), "'it'\\''s $HOME'");
 }
 
 TEST(CommandInput, GroupsGiveTheirCrossProduct) {
-  cli::CommandInput in;
+  commands::CommandInput in;
   in.groups = {{"a", "b"}, {"1", "2", "3"}};
   const std::vector<Job> jobs = BuildJobs(in);
   ASSERT_EQ(jobs.size(), 6u);
@@ -244,17 +245,18 @@ TEST(CommandInput, GroupsGiveTheirCrossProduct) {
 }
 
 TEST(Joblog, FormatAndParse) {
-  EXPECT_EQ(cli::JoblogHeader(),
+  EXPECT_EQ(commands::JoblogHeader(),
             "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\t"
             "Signal\tCommand\n");
-  const std::string row = cli::FormatJoblogRow({.seq = 3,
-                                                .start = 1700000000.25,
-                                                .runtime = 1.5,
-                                                .receive = 12,
-                                                .exitval = 2,
-                                                .command = "echo a\tb"});
+  const std::string row = commands::FormatJoblogRow({.seq = 3,
+                                                     .start = 1700000000.25,
+                                                     .runtime = 1.5,
+                                                     .receive = 12,
+                                                     .exitval = 2,
+                                                     .command = "echo a\tb"});
   EXPECT_EQ(row, "3\t:\t1700000000.250\t     1.500\t0\t12\t2\t0\techo a\tb\n");
-  const auto rows = cli::ParseJoblog(cli::JoblogHeader() + row + "junk\n");
+  const auto rows =
+      commands::ParseJoblog(commands::JoblogHeader() + row + "junk\n");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows.at(3).command, "echo a\tb");
   EXPECT_EQ(rows.at(3).exitval, 2);
@@ -262,23 +264,24 @@ TEST(Joblog, FormatAndParse) {
 }
 
 TEST(Halt, Rules) {
-  using cli::HaltRule;
-  EXPECT_EQ(cli::ParseHalt("never").when, HaltRule::When::kNever);
-  const HaltRule now = cli::ParseHalt("now,fail=1");
+  using commands::HaltRule;
+  EXPECT_EQ(commands::ParseHalt("never").when, HaltRule::When::kNever);
+  const HaltRule now = commands::ParseHalt("now,fail=1");
   EXPECT_EQ(now.when, HaltRule::When::kNow);
-  EXPECT_FALSE(cli::ShouldHalt(now, {.total = 9, .succeeded = 5}));
-  EXPECT_TRUE(cli::ShouldHalt(now, {.total = 9, .failed = 1}));
-  const HaltRule pct = cli::ParseHalt("soon,fail=50%");
-  EXPECT_FALSE(cli::ShouldHalt(pct, {.total = 4, .failed = 1}));
-  EXPECT_TRUE(cli::ShouldHalt(pct, {.total = 4, .failed = 2}));
-  const HaltRule ok = cli::ParseHalt("now,success=2");
-  EXPECT_TRUE(cli::ShouldHalt(ok, {.total = 4, .failed = 1, .succeeded = 2}));
-  EXPECT_TRUE(cli::ShouldHalt(cli::ParseHalt("soon,done=3"),
-                              {.total = 4, .failed = 1, .succeeded = 2}));
-  EXPECT_EQ(cli::ParseHalt("2").when, HaltRule::When::kNow);
+  EXPECT_FALSE(commands::ShouldHalt(now, {.total = 9, .succeeded = 5}));
+  EXPECT_TRUE(commands::ShouldHalt(now, {.total = 9, .failed = 1}));
+  const HaltRule pct = commands::ParseHalt("soon,fail=50%");
+  EXPECT_FALSE(commands::ShouldHalt(pct, {.total = 4, .failed = 1}));
+  EXPECT_TRUE(commands::ShouldHalt(pct, {.total = 4, .failed = 2}));
+  const HaltRule ok = commands::ParseHalt("now,success=2");
+  EXPECT_TRUE(
+      commands::ShouldHalt(ok, {.total = 4, .failed = 1, .succeeded = 2}));
+  EXPECT_TRUE(commands::ShouldHalt(commands::ParseHalt("soon,done=3"),
+                                   {.total = 4, .failed = 1, .succeeded = 2}));
+  EXPECT_EQ(commands::ParseHalt("2").when, HaltRule::When::kNow);
   for (const char* bad : {"now", "later,fail=1", "now,fail=0", "now,fail=x",
                           "soon,fail=101%", "now,oops=1"}) {
-    EXPECT_THROW(cli::ParseHalt(bad), fanout::UsageError) << bad;
+    EXPECT_THROW(commands::ParseHalt(bad), fanout::UsageError) << bad;
   }
 }
 
@@ -578,9 +581,9 @@ TEST(Commands, JoblogRowsParsed) {
                                 "exit 4", "kill -TERM $$"});
   EXPECT_EQ(r.exit_code, 2) << r.err;  // GNU parallel: the failures counted
   const std::string text = Slurp(log);
-  EXPECT_EQ(text.rfind(cli::JoblogHeader(), 0), 0u) << text;
+  EXPECT_EQ(text.rfind(commands::JoblogHeader(), 0), 0u) << text;
   EXPECT_EQ(Lines(text).size(), 4u) << text;
-  const auto rows = cli::ParseJoblog(text);
+  const auto rows = commands::ParseJoblog(text);
   ASSERT_EQ(rows.size(), 3u) << text;
   EXPECT_EQ(rows.at(1).host, ":");
   EXPECT_EQ(rows.at(1).command, "echo hi");
@@ -610,7 +613,7 @@ TEST(Commands, ResumeAfterCtrlCRunsOnlyTheRest) {
   kill(pid, SIGINT);
   EXPECT_EQ(WaitExit(pid), 130);
   EXPECT_TRUE(GoneWithin("sleep 100.31", std::chrono::seconds(2)));
-  auto rows = cli::ParseJoblog(Slurp(log));
+  auto rows = commands::ParseJoblog(Slurp(log));
   ASSERT_EQ(rows.size(), 2u) << Slurp(log);
   std::ofstream(flag) << "";
   Result r = RunProgram(
@@ -620,7 +623,7 @@ TEST(Commands, ResumeAfterCtrlCRunsOnlyTheRest) {
   EXPECT_NE(r.err.find("commands: 2 skipped, already in --joblog="),
             std::string::npos)
       << r.err;
-  rows = cli::ParseJoblog(Slurp(log));
+  rows = commands::ParseJoblog(Slurp(log));
   EXPECT_EQ(rows.size(), 4u);
   EXPECT_EQ(Lines(Slurp(log)).size(), 5u);  // one header
 }
@@ -651,7 +654,7 @@ TEST(Commands, JoblogOnAFullDiskIsAnErrorAndResumeLosesNothing) {
   std::string text = Slurp(log);
   ASSERT_FALSE(text.empty());
   EXPECT_EQ(text.back(), '\n') << "a torn last row";
-  auto rows = cli::ParseJoblog(text);
+  auto rows = commands::ParseJoblog(text);
   const std::size_t kept = rows.size();
   EXPECT_EQ(Lines(text).size(), kept + 1);  // the header and whole rows
   ASSERT_LT(kept, 2000u);
@@ -668,7 +671,7 @@ TEST(Commands, JoblogOnAFullDiskIsAnErrorAndResumeLosesNothing) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Lines(r.out).size(), 2000 - kept);
   text = Slurp(log);
-  rows = cli::ParseJoblog(text);
+  rows = commands::ParseJoblog(text);
   ASSERT_EQ(rows.size(), 2000u);
   EXPECT_EQ(Lines(text).size(), 2001u);  // no row twice
   for (const auto& [seq, row] : rows) {
@@ -687,9 +690,9 @@ TEST(Commands, ResumeCutsATornLastRow) {
   const std::string log = Tmp("torn.log");
   const std::string torn = "3\t:\t1700000";
   std::ofstream(log, std::ios::binary)
-      << cli::JoblogHeader()
-      << cli::FormatJoblogRow({.seq = 1, .command = "echo 1"})
-      << cli::FormatJoblogRow({.seq = 2, .command = "echo 2"}) << torn;
+      << commands::JoblogHeader()
+      << commands::FormatJoblogRow({.seq = 1, .command = "echo 1"})
+      << commands::FormatJoblogRow({.seq = 2, .command = "echo 2"}) << torn;
   Result r = RunProgram(Cli(), {"-k", "--jobs=1", "--joblog=" + log, "--resume",
                                 "echo", "{}", ":::", "1", "2", "3", "4"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -701,7 +704,7 @@ TEST(Commands, ResumeCutsATornLastRow) {
       std::string::npos)
       << r.err;
   const std::string text = Slurp(log);
-  const auto rows = cli::ParseJoblog(text);
+  const auto rows = commands::ParseJoblog(text);
   ASSERT_EQ(rows.size(), 4u) << text;
   EXPECT_EQ(Lines(text).size(), 5u) << text;
   for (const auto& [seq, row] : rows) {
@@ -740,7 +743,7 @@ TEST(Commands, EveryCommandThatEndedBeforeASignalHasItsRow) {
       const std::size_t seq = std::stoul(line.substr(2));
       (line[0] == 'E' ? ended : stopped).insert(seq);
     }
-    const auto rows = cli::ParseJoblog(Slurp(log));
+    const auto rows = commands::ParseJoblog(Slurp(log));
     for (const std::size_t seq : ended) {
       if (stopped.count(seq) == 0) {
         EXPECT_EQ(rows.count(seq), 1u)
@@ -769,7 +772,7 @@ TEST(Commands, ResumeFailedRerunsOnlyFailures) {
   r = RunProgram(Cli(), again);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "b\n");
-  const auto rows = cli::ParseJoblog(Slurp(log));
+  const auto rows = commands::ParseJoblog(Slurp(log));
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_TRUE(rows.at(2).ok());
   EXPECT_EQ(Lines(Slurp(log)).size(), 5u);  // header, 3 rows, the rerun
@@ -815,6 +818,180 @@ TEST(Commands, StdinLinesStartOnlyTheThreadsTheyNeed) {
   EXPECT_EQ(r.exit_code, 8) << r.err;
   EXPECT_EQ(r.out, lines);
   EXPECT_EQ(Lines(Slurp(side)).size(), 16u);
+}
+
+// Issue 21: --backend means something in commands mode. sequential runs one
+// command at a time whatever --jobs says: in the job log each command
+// starts once the one before it ended.
+// Issue 21 item 3: GNU parallel's idioms, as its users type them.
+// A command with no ::: reads the lines of stdin when stdin is not a
+// terminal (seq 3 | run echo); on a terminal (under script(1)) it is a
+// usage error saying what to do, on a line of its own.
+TEST(CommandsGnu, StdinWithoutDashes) {
+  Result r = RunProgram(Cli(), {"-k", "echo"}, "1\n2\n3\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1\n2\n3\n");
+  r = RunProgram(Cli(), {"stray"});  // empty stdin: nothing to run
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  r = RunProgram("/usr/bin/script",
+                 {"-qec", Cli() + " echo; echo after", "/dev/null"});
+  EXPECT_EQ(r.exit_code, 0) << r.out;  // the exit code of `echo after`
+  EXPECT_NE(r.out.find("run: 'echo' has no ::: or :::: arguments, and stdin "
+                       "is a terminal; valid: pipe its input (seq 3 | run "
+                       "echo), or give them (run echo ::: a b), or a flag "
+                       "(flags look like --backend=thread)\r\nafter\r\n"),
+            std::string::npos)
+      << r.out;
+  r = RunProgram("/usr/bin/script", {"-qec", Cli() + " echo", "/dev/null"});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+}
+
+// :::+ pairs a group with the one before it; other groups still multiply.
+TEST(CommandsGnu, LinkedGroups) {
+  Result r = RunProgram(Cli(), {"-k", "echo", "{1}-{2}-{3}", ":::", "a", "b",
+                                ":::+", "1", "2", ":::", "x", "y"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "a-1-x\na-1-y\nb-2-x\nb-2-y\n");
+  r = RunProgram(Cli(), {"echo", ":::", "a", "b", ":::+", "1"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "run: :::+ group 2 has 1 arguments and the group it links to 2; "
+            "valid: linked groups of the same length (::: a b :::+ 1 2)\n");
+  r = RunProgram(Cli(), {"echo", ":::+", "1"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "run: ':::+' links its arguments to the group before it, and "
+            "there is none; valid: ::: a b :::+ 1 2\n");
+}
+
+// The "N at a time" of a run's summary.
+int AtATime(const std::vector<std::string>& args) {
+  Result r = RunProgram(Cli(), args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const std::string& e = r.err;
+  const std::size_t end = e.find(" at a time");
+  const std::size_t start = e.rfind(", ", end);
+  return std::stoi(e.substr(start + 2, end - start - 2));
+}
+
+// -j0, +N, N% (GNU parallel's) beside -1 (joblib's: every usable CPU);
+// -P as xargs spells it.
+TEST(CommandsGnu, JobsForms) {
+  const int cpus = AtATime({"--jobs=-1", "true", ":::", "a"});
+  EXPECT_EQ(AtATime({"-j100%", "true", ":::", "a"}), cpus);
+  EXPECT_EQ(AtATime({"-j", "+2", "true", ":::", "a"}), cpus + 2);
+  EXPECT_EQ(AtATime({"-j0", "true", ":::", "a"}), 64 * cpus);
+  EXPECT_EQ(AtATime({"-P3", "true", ":::", "a"}), 3);
+  EXPECT_EQ(AtATime({"-P", "2", "true", ":::", "a"}), 2);
+  Result r = RunProgram(Cli(), {"-j1%", "true", ":::", "a"});
+  if (cpus < 100) {
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, "run: --jobs=1% is less than one job (" +
+                         std::to_string(cpus) +
+                         " usable CPUs here); valid: a share that gives at "
+                         "least one, as 50%\n");
+  }
+}
+
+// --joblog +FILE appends (one header); --jl, --dr and --lb are GNU's short
+// names of --joblog, --dry-run and --line-buffer.
+TEST(CommandsGnu, JoblogAppendAndShortNames) {
+  const std::string log = Tmp("append.log");
+  std::remove(log.c_str());
+  for (int i = 0; i < 2; ++i) {
+    Result r = RunProgram(Cli(), {"--joblog", "+" + log, "true", ":::", "a"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  auto lines = Lines(Slurp(log));
+  ASSERT_EQ(lines.size(), 3u) << Slurp(log);
+  EXPECT_EQ(lines[0], commands::JoblogHeader().substr(
+                          0, commands::JoblogHeader().size() - 1));
+  EXPECT_EQ(lines[1].substr(0, 2), "1\t");
+  EXPECT_EQ(lines[2].substr(0, 2), "1\t");
+  std::remove(log.c_str());
+  Result r = RunProgram(Cli(), {"--jl", log, "--lb", "echo", ":::", "a"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "a\n");
+  EXPECT_EQ(Lines(Slurp(log)).size(), 2u);
+  r = RunProgram(Cli(), {"--dr", "rm", "{}", ":::", "x"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "rm x\n");
+}
+
+// --colsep splits each input line (or argument) into {1} {2} ...; -0 reads
+// NUL-ended items of stdin (find -print0).
+TEST(CommandsGnu, ColsepAndNull) {
+  Result r = RunProgram(Cli(), {"-k", "--colsep=,", "echo", "{2}", "{1}"},
+                        "a,1\nb,2\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1 a\n2 b\n");
+  r = RunProgram(
+      Cli(), {"-k", "--colsep", "[-:]", "echo", "{2}{1}", ":::", "x-y", "p:q"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "yx\nqp\n");
+  r = RunProgram(Cli(), {"-0", "-k", "echo"}, std::string("a b\0c\nd\0", 8));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "a b\nc\nd\n");
+  r = RunProgram(Cli(), {"--colsep=(", "echo", ":::", "a"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err.rfind("run: --colsep=( is not a regular expression (", 0), 0u)
+      << r.err;
+  r = RunProgram(Cli(), {"-0", "echo", ":::", "a"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "run: --null reads NUL-ended items from stdin as they come; "
+            "valid: with stdin as the input (no :::, ::::, --commands=FILE), "
+            "without --dry-run and --backend=mpi\n");
+  r = RunProgram(Cli(), {"--null", "--workload=sum"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "run: --null is for commands mode, not workload mode; valid: with "
+            "--commands=FILE or arguments, as in: run --null echo < items\n");
+}
+
+TEST(Commands, SequentialRunsOneAtATime) {
+  const std::string log = Tmp("sequential.log");
+  std::remove(log.c_str());
+  Result r = RunProgram(
+      Cli(), {"--backend=sequential", "--jobs=4", "-k", "--joblog=" + log,
+              "sleep 0.1; echo {}", ":::", "a", "b", "c", "d"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "a\nb\nc\nd\n");
+  EXPECT_EQ(Lines(r.err)[0].rfind(
+                "commands: 4 run, 4 ok, 0 failed, 1 at a time, ", 0),
+            0u)
+      << r.err;
+  std::map<std::size_t, commands::JoblogRow> rows =
+      commands::ParseJoblog(Slurp(log));
+  ASSERT_EQ(rows.size(), 4u);
+  for (std::size_t seq = 2; seq <= 4; ++seq) {
+    // Starttime and JobRuntime are printed to the millisecond.
+    EXPECT_GE(rows[seq].start + 0.0015,
+              rows[seq - 1].start + rows[seq - 1].runtime)
+        << Slurp(log);
+  }
+  // Lines of stdin too, read as they come.
+  r = RunProgram(Cli(), {"--backend=sequential", "--", "echo"}, "1\n2\n3\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1\n2\n3\n");
+}
+
+// tbb launches commands from its arena's threads; a failure is counted as
+// on thread; {%} is a slot of at most --jobs.
+TEST(Commands, TbbRunsCommands) {
+  Result r = RunProgram(Cli(), {"--backend=tbb", "--jobs=2", "-k",
+                                "echo {} {%}; exit {}", ":::", "0", "3", "0"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const auto out = Lines(r.out);
+  ASSERT_EQ(out.size(), 3u) << r.out;
+  for (const std::string& line : out) {
+    EXPECT_TRUE(line.size() == 3 && (line[2] == '1' || line[2] == '2')) << line;
+  }
+  EXPECT_EQ(out[1].substr(0, 1), "3");
+  r = RunProgram(Cli(), {"--backend=tbb", "--jobs=2", "--", "echo"}, "x\ny\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.size(), 4u) << r.out;
 }
 
 TEST(Commands, HaltNowFailKillsTheRest) {
@@ -962,15 +1139,15 @@ TEST(ProcessGuard, V1FreezerCgroupHoldsASetsidChild) {
   const pid_t pid = fork();
   if (pid == 0) {
     close(report[0]);
-    cli::ProcessGuard guard(cli::CgroupChoice::kV1);
+    commands::ProcessGuard guard(commands::CgroupChoice::kV1);
     const std::string said = guard.containment() + "\n";
     internal::WriteAll(report[1], said.data(), said.size());
     close(report[1]);
     if (guard.cgroup().empty()) _exit(0);
-    cli::StopState stop;
+    commands::StopState stop;
     std::string out, err;
-    cli::RunOne("setsid sleep 102.71 & sleep 102.72", 0, stop, guard, out, err,
-                {});
+    commands::RunOne("setsid sleep 102.71 & sleep 102.72", 0, stop, guard, out,
+                     err, {});
     _exit(0);
   }
   close(report[1]);
@@ -1034,7 +1211,7 @@ TEST(Commands, DelaySpacesTheStarts) {
   Result r = RunProgram(Cli(), {"--delay=0.3", "--jobs=3", "--joblog=" + log,
                                 ":::", "true", "true", "true"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  const auto rows = cli::ParseJoblog(Slurp(log));
+  const auto rows = commands::ParseJoblog(Slurp(log));
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_GE(rows.at(2).start - rows.at(1).start, 0.25);
   EXPECT_GE(rows.at(3).start - rows.at(2).start, 0.25);

@@ -144,6 +144,10 @@ class Pool {
   alignas(64) std::atomic<int> busy_{0};
   std::atomic<int> call_limit_{0};
   std::atomic<int> posted_limit_{0};
+  // Posted works not yet run to their end, and helpers started (for Post,
+  // which starts helpers as posted work needs them).
+  std::atomic<int> posted_live_{0};
+  std::atomic<int> helper_count_{0};
   // Bumped for every call and every post: what sleeping helpers wait on.
   alignas(64) std::atomic<std::uint32_t> wake_{0};
 
@@ -207,6 +211,8 @@ bool Pool::EnsureHelpers(int count, const StopToken* stop) {
           static_cast<int>(helpers_.size()) + 1, count, e.code().value()));
     }
     helpers_.back().detach();
+    helper_count_.store(static_cast<int>(helpers_.size()),
+                        std::memory_order_release);
   }
   return true;
 }
@@ -246,13 +252,33 @@ void Pool::HelperLoop(std::uint32_t seen) {
     if (internal::Work* work = posted_.Pop()) {
       busy_.fetch_add(1, std::memory_order_seq_cst);
       work->run(work);
+      posted_live_.fetch_sub(1, std::memory_order_seq_cst);
       Leave();
     }
   }
 }
 
 void Pool::Post(internal::Work* work, int workers) {
-  EnsureHelpers(workers);
+  // Helpers start as posted work needs them, one per work posted and not
+  // yet run to its end, up to `workers`: a fanout::Pool of jobs 1000 whose
+  // tasks come one by one (commands mode's lines of stdin) starts as many
+  // threads as it runs tasks at once, not 1000 up front. Readying starts
+  // one, so that a pool that cannot start any thread is refused when made.
+  const int live =
+      work == nullptr
+          ? 1
+          : posted_live_.fetch_add(1, std::memory_order_seq_cst) + 1;
+  if (std::min(live, workers) > helper_count_.load(std::memory_order_acquire)) {
+    if (work == nullptr) {
+      EnsureHelpers(1);
+    } else {
+      try {
+        EnsureHelpers(std::min(live, workers));
+      } catch (const Error&) {
+        // Out of threads: the helpers there are run it, fewer at a time.
+      }
+    }
+  }
   for (int limit = posted_limit_.load(std::memory_order_relaxed);
        limit < workers + 1 &&
        !posted_limit_.compare_exchange_weak(limit, workers + 1,

@@ -3,6 +3,8 @@
 // Counters live in MAP_SHARED memory and are read through Summed(), as in
 // conformance.cc, so forked workers and separate ranks count too.
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -946,6 +948,17 @@ TEST_P(Conformance, PoolCheckpointResumesAGraphKilledHalfway) {
   ASSERT_EQ(waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFSIGNALED(status)) << "the first run ended before the kill";
   const std::uint64_t first_runs = runs[0].load();
+  // process: the killed run's forked workers share its lock on the file
+  // until they are gone too (they die with their caller, a moment later).
+  {
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    const auto by = Clock::now() + std::chrono::seconds(30);
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0 && Clock::now() < by) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    close(fd);  // releases the lock if it was taken
+  }
 
   // 2. The rerun: the same answer; every task not read back runs once.
   runs[0].store(0);

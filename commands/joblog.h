@@ -1,22 +1,22 @@
-// fanout/cli/joblog.h — GNU parallel's job log: a header line, then one
+// fanout/commands/joblog.h — GNU parallel's job log: a header line, then one
 // tab-separated row per finished command, so that a run can be resumed.
 //
-//   std::string log = fanout::cli::JoblogHeader();
-//   log += fanout::cli::FormatJoblogRow({.seq = 1, .host = ":",
+//   std::string log = fanout::commands::JoblogHeader();
+//   log += fanout::commands::FormatJoblogRow({.seq = 1, .host = ":",
 //                                        .start = 1700000000.5,
 //                                        .runtime = 0.25, .command = "true"});
 //   // Seq Host Starttime JobRuntime Send Receive Exitval Signal Command
 //   // 1   :    1700000000.500 0.250  0    0       0       0      true
-//   std::map<std::size_t, fanout::cli::JoblogRow> done =
-//       fanout::cli::ParseJoblog(log);
-#ifndef FANOUT_CLI_JOBLOG_H_
-#define FANOUT_CLI_JOBLOG_H_
+//   std::map<std::size_t, fanout::commands::JoblogRow> done =
+//       fanout::commands::ParseJoblog(log);
+#ifndef FANOUT_COMMANDS_JOBLOG_H_
+#define FANOUT_COMMANDS_JOBLOG_H_
 
 #include <cstddef>
 #include <map>
 #include <string>
 
-namespace fanout::cli {
+namespace fanout::commands {
 
 struct JoblogRow {
   std::size_t seq = 0;
@@ -72,6 +72,6 @@ class JoblogFile {
   std::size_t torn_bytes_ = 0;
 };
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands
 
-#endif  // FANOUT_CLI_JOBLOG_H_
+#endif  // FANOUT_COMMANDS_JOBLOG_H_

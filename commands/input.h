@@ -1,26 +1,27 @@
-// fanout/cli/command_input.h — what commands mode runs: GNU parallel's input
+// fanout/commands/input.h — what commands mode runs: GNU parallel's input
 // forms turned into numbered jobs, and a job's command line built from a
 // template with replacement strings and shell quoting.
 //
 //   // run -- gzip -9 {} ::: 'a b.txt' c.txt
-//   fanout::cli::CommandInput in{.tmpl = {"gzip", "-9", "{}"},
+//   fanout::commands::CommandInput in{.tmpl = {"gzip", "-9", "{}"},
 //                                .groups = {{"a b.txt", "c.txt"}}};
-//   std::vector<fanout::cli::Job> jobs = fanout::cli::BuildJobs(in);
-//   fanout::cli::CommandLine(in.tmpl_text(), jobs[0], /*slot=*/1);
+//   std::vector<fanout::commands::Job> jobs = fanout::commands::BuildJobs(in);
+//   fanout::commands::CommandLine(in.tmpl_text(), jobs[0], /*slot=*/1);
 //   // "gzip -9 'a b.txt'"
 //
 // Several groups give their cross product, the first group varying slowest,
 // as GNU parallel does. A template with no replacement string gets the
 // arguments appended, each quoted; arguments are always quoted, the template
 // never is (it is shell text).
-#ifndef FANOUT_CLI_COMMAND_INPUT_H_
-#define FANOUT_CLI_COMMAND_INPUT_H_
+#ifndef FANOUT_COMMANDS_INPUT_H_
+#define FANOUT_COMMANDS_INPUT_H_
 
 #include <cstddef>
+#include <regex>
 #include <string>
 #include <vector>
 
-namespace fanout::cli {
+namespace fanout::commands {
 
 // The longest line of input (a command, or an argument): the most one
 // argument of exec() may hold on Linux (MAX_ARG_STRLEN, 128 KiB with its
@@ -45,11 +46,19 @@ struct CommandInput {
   std::vector<std::string> tmpl;
   // The argument groups (`:::` words, `::::` file lines, stdin lines).
   std::vector<std::vector<std::string>> groups;
+  // linked[g]: group g pairs with group g - 1 element by element (GNU
+  // parallel's :::+) instead of multiplying; missing entries are false.
+  std::vector<bool> linked;
   std::string tmpl_text() const;
 };
 
-// The jobs of `input`: the cross product of its groups.
+// The jobs of `input`: the cross product of its groups, linked groups
+// taken side by side. Throws UsageError when linked groups differ in length.
 std::vector<Job> BuildJobs(const CommandInput& input);
+
+// --colsep: `job`'s arguments each split into columns at `sep`, so that {1}
+// {2} ... name the columns.
+void SplitColumns(const std::regex& sep, Job* job);
 
 // `text` quoted for /bin/sh so that it stays one word, as itself: unchanged
 // when it has only safe characters, else in single quotes.
@@ -74,6 +83,6 @@ std::vector<std::string> SplitLines(const std::string& text,
 // endless lines are refused, not read without bound.
 std::string ReadTextInput(const std::string& path, const std::string& flag);
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands
 
-#endif  // FANOUT_CLI_COMMAND_INPUT_H_
+#endif  // FANOUT_COMMANDS_INPUT_H_

@@ -1,4 +1,4 @@
-#include "cli/joblog.h"
+#include "commands/joblog.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -14,7 +14,7 @@
 #include "core/errors.h"
 #include "core/internal/fd.h"
 
-namespace fanout::cli {
+namespace fanout::commands {
 
 std::string JoblogHeader() {
   return "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\t"
@@ -137,4 +137,4 @@ std::string JoblogFile::Append(const std::string& row) {
   return "";
 }
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands

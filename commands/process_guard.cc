@@ -1,4 +1,4 @@
-#include "cli/process_guard.h"
+#include "commands/process_guard.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -24,7 +24,7 @@
 #include "core/internal/fork.h"
 #include "core/internal/wait_status.h"
 
-namespace fanout::cli {
+namespace fanout::commands {
 namespace {
 
 constexpr int kMaxGroups = 1 << 16;
@@ -340,4 +340,4 @@ void ProcessGuard::KillAdopted() {
   }
 }
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands

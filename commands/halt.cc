@@ -1,11 +1,11 @@
-#include "cli/halt.h"
+#include "commands/halt.h"
 
 #include <cstdlib>
 #include <string>
 
 #include "core/errors.h"
 
-namespace fanout::cli {
+namespace fanout::commands {
 namespace {
 
 [[noreturn]] void Invalid(const std::string& text) {
@@ -79,4 +79,4 @@ bool ShouldHalt(const HaltRule& rule, const HaltCounts& counts) {
   return static_cast<double>(seen) >= rule.count;
 }
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands

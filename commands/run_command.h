@@ -1,25 +1,25 @@
-// fanout/cli/run_command.h — one shell command run to its end: `/bin/sh -c`
+// fanout/commands/run_command.h — one shell command run to its end: `/bin/sh -c`
 // in its own process group, its stdout and stderr collected, its group
 // killed at its deadline, when the run stops, and once its shell exits
 // (so that what it left in the background cannot hold the run).
 //
-//   fanout::cli::ProcessGuard guard;
-//   fanout::cli::StopState stop{.cancel = &interrupted};
+//   fanout::commands::ProcessGuard guard;
+//   fanout::commands::StopState stop{.cancel = &interrupted};
 //   std::string out, err;
-//   fanout::cli::Outcome o = fanout::cli::RunOne("make -C a", /*timeout_s=*/60,
+//   fanout::commands::Outcome o = fanout::commands::RunOne("make -C a", /*timeout_s=*/60,
 //                                                stop, guard, out, err, {});
 //   if (!o.ok()) ...  // o.exit_code: the status, or 128 + the signal
-#ifndef FANOUT_CLI_RUN_COMMAND_H_
-#define FANOUT_CLI_RUN_COMMAND_H_
+#ifndef FANOUT_COMMANDS_RUN_COMMAND_H_
+#define FANOUT_COMMANDS_RUN_COMMAND_H_
 
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <string>
 
-#include "cli/process_guard.h"
+#include "commands/process_guard.h"
 
-namespace fanout::cli {
+namespace fanout::commands {
 
 using Clock = std::chrono::steady_clock;
 
@@ -57,6 +57,6 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
                ProcessGuard& guard, std::string& out, std::string& err,
                const std::function<void()>& drain);
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands
 
-#endif  // FANOUT_CLI_RUN_COMMAND_H_
+#endif  // FANOUT_COMMANDS_RUN_COMMAND_H_

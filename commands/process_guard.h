@@ -1,4 +1,4 @@
-// fanout/cli/process_guard.h — commands mode's promise that no command
+// fanout/commands/process_guard.h — commands mode's promise that no command
 // outlives the run: a cgroup of its own that every command joins before it
 // execs (v2 where the machine has it, else v1's freezer), so that it holds
 // every descendant, even one that left its process group and session
@@ -9,7 +9,7 @@
 // are adopted by it, not by init, and are killed and reaped when the guard
 // ends.
 //
-//   fanout::cli::ProcessGuard guard;
+//   fanout::commands::ProcessGuard guard;
 //   pid_t pid = fork();
 //   if (pid == 0) {
 //     if (!guard.JoinCgroup()) _exit(126);  // before exec
@@ -26,15 +26,15 @@
 // no cgroup can be made (no write access to the hierarchy, none mounted),
 // containment() says why, and a process that leaves its command's process
 // group and outlives a SIGKILLed run escapes.
-#ifndef FANOUT_CLI_PROCESS_GUARD_H_
-#define FANOUT_CLI_PROCESS_GUARD_H_
+#ifndef FANOUT_COMMANDS_PROCESS_GUARD_H_
+#define FANOUT_COMMANDS_PROCESS_GUARD_H_
 
 #include <sys/types.h>
 
 #include <string>
 #include <vector>
 
-namespace fanout::cli {
+namespace fanout::commands {
 
 // Which cgroup hierarchy a guard may use.
 enum class CgroupChoice {
@@ -88,6 +88,6 @@ class ProcessGuard {
   std::string containment_;
 };
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands
 
-#endif  // FANOUT_CLI_PROCESS_GUARD_H_
+#endif  // FANOUT_COMMANDS_PROCESS_GUARD_H_

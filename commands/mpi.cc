@@ -1,4 +1,4 @@
-#include "cli/commands_mpi.h"
+#include "commands/mpi.h"
 
 #include <unistd.h>
 
@@ -9,14 +9,14 @@
 #include <utility>
 #include <vector>
 
-#include "cli/command_input.h"
-#include "cli/command_output.h"
-#include "cli/joblog.h"
-#include "cli/process_guard.h"
-#include "cli/run_command.h"
+#include "commands/input.h"
+#include "commands/joblog.h"
+#include "commands/output.h"
+#include "commands/process_guard.h"
+#include "commands/run_command.h"
 #include "core/parallel.h"
 
-namespace fanout::cli {
+namespace fanout::commands {
 namespace {
 
 // One command's outcome as it crosses ranks (--backend=mpi): the fields of
@@ -42,7 +42,7 @@ int RunJobsOnMpi(const CommandsOptions& o, std::FILE* out, std::FILE* err,
       {.jobs = o.jobs, .backend = "mpi", .batch_size = 1, .cancel = cancel});
   const bool primary = parallel.executor().is_primary();
   if (primary) {
-    joblog.Open(o.joblog, false);
+    joblog.Open(o.joblog, o.joblog_append);
     if (!o.results.empty()) CheckResultsDir(o.results);
   }
   const std::string host = HostName();
@@ -135,4 +135,4 @@ int RunJobsOnMpi(const CommandsOptions& o, std::FILE* out, std::FILE* err,
       std::min<std::size_t>(failed, 101));  // as GNU parallel
 }
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands

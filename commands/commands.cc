@@ -1,4 +1,4 @@
-#include "cli/commands.h"
+#include "commands/commands.h"
 
 #include <poll.h>
 #include <unistd.h>
@@ -9,23 +9,26 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <mutex>
+#include <optional>
+#include <regex>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <vector>
 
-#include "cli/command_input.h"
-#include "cli/command_output.h"
-#include "cli/commands_mpi.h"
-#include "cli/joblog.h"
-#include "cli/process_guard.h"
-#include "cli/run_command.h"
+#include "commands/input.h"
+#include "commands/joblog.h"
+#include "commands/mpi.h"
+#include "commands/output.h"
+#include "commands/process_guard.h"
+#include "commands/run_command.h"
 #include "core/errors.h"
 #include "core/executor.h"
+#include "core/pool.h"
 
-namespace fanout::cli {
+namespace fanout::commands {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -51,13 +54,14 @@ class Runner {
         printer_(out, err, o.keep_order, o.line_buffer, o.tag),
         err_(err) {
     stop_.cancel = cancel;
+    if (!o.colsep.empty()) colsep_.emplace(o.colsep);
     if (o.run_timeout.count() > 0) {
       stop_.run_deadline = Clock::now() + o.run_timeout;
     }
   }
 
   int Run() {
-    joblog_.Open(o_.joblog, o_.resume || o_.resume_failed);
+    joblog_.Open(o_.joblog, o_.resume || o_.resume_failed || o_.joblog_append);
     if (joblog_.torn_bytes() > 0) {
       std::fprintf(err_,
                    "commands: --joblog=%s ended in a row cut short (%zu "
@@ -70,7 +74,9 @@ class Runner {
       todo_.push_back(&job);
     }
     known_ = todo_.size();
-    const int jobs = resolve_jobs(o_.jobs);
+    // sequential is one at a time, whatever --jobs says (the summary says
+    // so: "1 at a time").
+    const int jobs = o_.backend == "sequential" ? 1 : resolve_jobs(o_.jobs);
     jobs_ = jobs;
     if (o_.dry_run) return DryRun();
     const auto started = Clock::now();
@@ -82,12 +88,13 @@ class Runner {
         std::fprintf(err_, "commands: %s\n", guard.containment().c_str());
         std::fflush(err_);
       }
-      std::thread reader;
-      // This thread is the first worker. Lines of stdin start the others as
-      // they come, one a line while none is idle, up to --jobs: threads
-      // made for lines that never come would only slow the commands that
-      // run (1000 of them left a retry no time to start in --timeout=0.1).
-      workers_ = 1;
+      // Every command is a task of one pool on --backend: at most --jobs
+      // run at a time, on its workers (sequential: one at a time, on this
+      // thread when it waits).
+      Pool pool({.jobs = jobs, .backend = o_.backend});
+      pool_ = &pool;
+      inline_pool_ = o_.backend == "sequential";
+      for (int slot = jobs; slot >= 1; --slot) free_slots_.push_back(slot);
       if (o_.stream_stdin) {
         // The first chunk before anything runs, so that a file that is not
         // text is refused with nothing started; the rest as it comes.
@@ -97,24 +104,25 @@ class Runner {
           throw UsageError(o_.stdin_name + ": " + input_error_ +
                            "; valid: a text file with one item a line");
         }
-        if (!feed_closed_) reader = std::thread([this] { ReadStdin(false); });
+        if (!feed_closed_) ReadStdin(false);
       } else {
-        const std::size_t workers =
-            std::min<std::size_t>(static_cast<std::size_t>(jobs), todo_.size());
-        std::lock_guard<std::mutex> lock(feed_mu_);
-        while (static_cast<std::size_t>(workers_) < workers && StartWorker()) {
+        for (std::size_t i = 0; i < todo_.size(); ++i) Submit(i, todo_[i]);
+      }
+      // Every command's end; an error of the run itself (out of memory)
+      // thrown here, once nothing of it runs.
+      std::exception_ptr error;
+      for (Future<void>& f : futures_) {
+        try {
+          f.get();
+        } catch (...) {
+          if (!error) error = std::current_exception();
         }
       }
-      if (!todo_.empty() || o_.stream_stdin) Work(1);
-      reader_stop_ = true;
-      if (reader.joinable()) reader.join();
-      std::vector<std::thread> threads;
-      {
-        std::lock_guard<std::mutex> lock(feed_mu_);
-        threads.swap(threads_);
-      }
-      for (std::thread& t : threads) t.join();
+      futures_.clear();
+      pool.close();
+      pool_ = nullptr;
       guard.KillAdopted();
+      if (error) std::rethrow_exception(error);
     }
     finished_.resize(std::max(finished_.size(), todo_.size()));
     printer_.Finish();
@@ -137,37 +145,35 @@ class Runner {
   // A line of stdin: a job, unless it is a comment or blank line of a
   // commands file, or already in the job log.
   void AddLine(std::string line) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!o_.null_separated && !line.empty() && line.back() == '\r') {
+      line.pop_back();
+    }
     if (o_.stdin_is_commands) {
       const auto first = line.find_first_not_of(" \t");
       if (first == std::string::npos || line[first] == '#') return;
     }
-    std::lock_guard<std::mutex> lock(feed_mu_);
-    const std::size_t seq = ++stdin_seq_;
-    if (Skipped(seq)) return;
-    streamed_.push_back(Job{.seq = seq, .args = {std::move(line)}});
-    todo_.push_back(&streamed_.back());
-    known_ = todo_.size();
-    if (todo_.size() - next_ > idle_ && workers_ < jobs_) StartWorker();
-    feed_cv_.notify_one();
+    std::size_t index = 0;
+    const Job* job = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(feed_mu_);
+      const std::size_t seq = ++stdin_seq_;
+      if (Skipped(seq)) return;
+      streamed_.push_back(Job{.seq = seq, .args = {std::move(line)}});
+      if (colsep_) SplitColumns(*colsep_, &streamed_.back());
+      todo_.push_back(&streamed_.back());
+      index = todo_.size() - 1;
+      job = todo_.back();
+      known_ = todo_.size();
+    }
+    Submit(index, job);
   }
 
-  // Starts worker number workers_ + 1 (under feed_mu_). False, with a note
-  // for the summary, when no thread can be started.
-  bool StartWorker() {
-    const int slot = workers_ + 1;
-    try {
-      threads_.emplace_back([this, slot] { Work(slot); });
-    } catch (const std::system_error& e) {
-      if (thread_error_.empty()) {
-        thread_error_ = "commands: ran at most " + std::to_string(workers_) +
-                        " at a time, not --jobs=" + std::to_string(jobs_) +
-                        ": cannot start another thread: " + e.what();
-      }
-      return false;
-    }
-    workers_ = slot;
-    return true;
+  // Job `i` of the input, submitted to the pool. On sequential it runs now
+  // (this thread is its only worker): one at a time, the input read between
+  // them as it comes.
+  void Submit(std::size_t i, const Job* job) {
+    futures_.push_back(pool_->submit([this, i, job] { RunJob(i, *job); }));
+    if (inline_pool_) futures_.back().wait();
   }
 
   // Reads stdin into jobs, a line each, as it comes: until end of file (or
@@ -177,8 +183,7 @@ class Runner {
     pollfd p = {0, POLLIN, 0};
     bool eof = false;
     for (;;) {
-      if (reader_stop_.load() || stop_.no_new.load() ||
-          stop_.Now() != Stopped::kNo) {
+      if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) {
         break;
       }
       if (poll(&p, 1, 50) <= 0) continue;
@@ -189,7 +194,9 @@ class Runner {
         break;
       }
       const std::size_t n = static_cast<std::size_t>(got);
-      if (const void* nul = std::memchr(buf, '\0', n)) {
+      const char end = o_.null_separated ? '\0' : '\n';
+      if (const void* nul =
+              o_.null_separated ? nullptr : std::memchr(buf, '\0', n)) {
         input_error_ =
             "is not text (a NUL byte at offset " +
             std::to_string(
@@ -201,8 +208,7 @@ class Runner {
       stdin_bytes_ += n;
       pending_.append(buf, n);
       std::size_t from = 0;
-      for (std::size_t nl;
-           (nl = pending_.find('\n', from)) != std::string::npos;
+      for (std::size_t nl; (nl = pending_.find(end, from)) != std::string::npos;
            from = nl + 1) {
         if (nl - from > kMaxLineBytes) {
           input_error_ = LineTooLong(stdin_lines_ + 1);
@@ -221,27 +227,7 @@ class Runner {
       if (first_chunk_only) return;
     }
     if (eof && !pending_.empty()) AddLine(std::move(pending_));
-    std::lock_guard<std::mutex> lock(feed_mu_);
     feed_closed_ = true;
-    feed_cv_.notify_all();
-  }
-
-  // The next job to run, in input order; false when there is none left or
-  // the run stops.
-  bool Next(std::size_t* index, const Job** job) {
-    std::unique_lock<std::mutex> lock(feed_mu_);
-    for (;;) {
-      if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) return false;
-      if (next_ < todo_.size()) {
-        *index = next_++;
-        *job = todo_[*index];
-        return true;
-      }
-      if (feed_closed_) return false;
-      ++idle_;
-      feed_cv_.wait_for(lock, std::chrono::milliseconds(50));
-      --idle_;
-    }
   }
 
   int DryRun() {
@@ -253,13 +239,21 @@ class Runner {
     return 0;
   }
 
-  // Waits for this command's turn to start under --delay: each start takes
-  // the next slot, `delay` after the one before.
-  void WaitTurn() {
+  // Waits for job `i`'s turn to start under --delay: jobs take the slots
+  // in input order (two workers that took jobs 2 and 3 off the pool's queue
+  // reach here in either order), each `delay` after the one before. A job
+  // not run (the run stopping) passes its turn on. The pool's queue is
+  // FIFO, so job i - 1 is on a worker already when job i waits for it.
+  void WaitTurn(std::size_t i) {
     if (o_.delay_s <= 0) return;
     Clock::time_point mine;
     {
-      std::lock_guard<std::mutex> lock(delay_mu_);
+      std::unique_lock<std::mutex> lock(delay_mu_);
+      while (turn_ < i && !stop_.no_new.load() && stop_.Now() == Stopped::kNo) {
+        delay_cv_.wait_for(lock, std::chrono::milliseconds(50));
+      }
+      turn_ = std::max(turn_, i + 1);
+      delay_cv_.notify_all();
       mine = std::max(Clock::now(), next_start_);
       next_start_ = mine + std::chrono::duration_cast<Clock::duration>(
                                std::chrono::duration<double>(o_.delay_s));
@@ -267,41 +261,49 @@ class Runner {
     std::this_thread::sleep_until(mine);
   }
 
-  void Work(int slot) {
-    for (;;) {
-      std::size_t i = 0;
-      const Job* next = nullptr;
-      if (!Next(&i, &next)) return;
-      WaitTurn();
-      const Job& job = *next;
-      if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) return;
-      const std::string command = CommandLine(o_.tmpl, job, slot);
-      const std::string tag = o_.tag ? TagOf(job.args, command) : "";
-      Outcome outcome;
-      std::string out, err;
-      for (int attempt = 1; attempt <= std::max(1, o_.tries); ++attempt) {
-        out.clear();
-        err.clear();
-        StreamState live;
-        std::function<void()> drain;
-        if (o_.line_buffer) {
-          drain = [&] { printer_.Live(out, err, tag, &live, false); };
-        }
-        try {
-          outcome =
-              RunOne(command, o_.timeout_s, stop_, *guard_, out, err, drain);
-        } catch (const std::exception& e) {
-          err += std::string("run: ") + e.what() + "\n";
-          outcome = Outcome{.exit_code = 127, .exit_status = 127};
-        }
-        if (o_.line_buffer) printer_.Live(out, err, tag, &live, true);
-        if (outcome.ok() || outcome.stopped == Stopped::kCancel ||
-            outcome.stopped == Stopped::kHalt || stop_.no_new.load()) {
-          break;
-        }
+  // A task of the pool: job `i` run to its end (with its retries) in a
+  // slot ({%}) of its own, and reported.
+  void RunJob(std::size_t i, const Job& job) {
+    WaitTurn(i);
+    if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) return;
+    int slot = 1;
+    {
+      std::lock_guard<std::mutex> lock(slot_mu_);
+      if (!free_slots_.empty()) {
+        slot = free_slots_.back();
+        free_slots_.pop_back();
       }
-      Finish(i, job, command, tag, outcome, out, err);
     }
+    const std::string command = CommandLine(o_.tmpl, job, slot);
+    const std::string tag = o_.tag ? TagOf(job.args, command) : "";
+    Outcome outcome;
+    std::string out, err;
+    for (int attempt = 1; attempt <= std::max(1, o_.tries); ++attempt) {
+      out.clear();
+      err.clear();
+      StreamState live;
+      std::function<void()> drain;
+      if (o_.line_buffer) {
+        drain = [&] { printer_.Live(out, err, tag, &live, false); };
+      }
+      try {
+        outcome =
+            RunOne(command, o_.timeout_s, stop_, *guard_, out, err, drain);
+      } catch (const std::exception& e) {
+        err += std::string("run: ") + e.what() + "\n";
+        outcome = Outcome{.exit_code = 127, .exit_status = 127};
+      }
+      if (o_.line_buffer) printer_.Live(out, err, tag, &live, true);
+      if (outcome.ok() || outcome.stopped == Stopped::kCancel ||
+          outcome.stopped == Stopped::kHalt || stop_.no_new.load()) {
+        break;
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(slot_mu_);
+      free_slots_.push_back(slot);
+    }
+    Finish(i, job, command, tag, outcome, out, err);
   }
 
   void Finish(std::size_t i, const Job& job, const std::string& command,
@@ -313,6 +315,14 @@ class Runner {
     if (i >= finished_.size()) finished_.resize(i + 1);
     Finished& f = finished_[i];
     f = {job.seq, command, outcome, true, ""};
+    if (o_.collect != nullptr) {
+      if (i >= o_.collect->size()) o_.collect->resize(i + 1);
+      (*o_.collect)[i] = {.command = command,
+                          .out = out,
+                          .err = err,
+                          .exit_code = outcome.exit_code,
+                          .ran = true};
+    }
     if (!o_.results.empty()) {
       const std::string error = WriteResults(o_.results, job.seq, command, out,
                                              err, outcome.exit_code);
@@ -342,8 +352,9 @@ class Runner {
       }
       (outcome.ok() && f.lost.empty() ? ok_ : failed_) += 1;
     }
-    printer_.Done(i, o_.line_buffer ? std::string() : out,
-                  o_.line_buffer ? std::string() : err, tag);
+    const bool print = !o_.line_buffer && o_.collect == nullptr;
+    printer_.Done(i, print ? out : std::string(), print ? err : std::string(),
+                  tag);
     Progress();
     if (!by_us && !halted_ &&
         ShouldHalt(
@@ -379,6 +390,11 @@ class Runner {
   }
 
   int Summarize(double wall) {
+    if (o_.collect != nullptr) {
+      o_.collect->resize(std::max(o_.collect->size(), finished_.size()));
+      if (stop_.cancel != nullptr && stop_.cancel->load()) return 130;
+      return static_cast<int>(std::min<std::size_t>(failed_, 101));
+    }
     std::size_t ran = 0, stopped = 0, not_started = 0;
     for (const Finished& f : finished_) {
       if (!f.ran) {
@@ -404,8 +420,6 @@ class Runner {
           err_, f.seq, f.command, f.outcome.exit_code, f.outcome.signal,
           f.outcome.stopped == Stopped::kTimeout ? o_.timeout_s : 0, f.lost);
     }
-    if (!thread_error_.empty())
-      std::fprintf(err_, "%s\n", thread_error_.c_str());
     if (skipped_ > 0) {
       std::fprintf(err_, "commands: %zu skipped, already in --joblog=%s\n",
                    skipped_, o_.joblog.c_str());
@@ -454,25 +468,28 @@ class Runner {
   // The jobs in input order: all there at the start, or appended by the
   // stdin reader as lines come (under feed_mu_).
   std::mutex feed_mu_;
-  std::condition_variable feed_cv_;
   std::vector<const Job*> todo_;
   std::deque<Job> streamed_;  // the stdin jobs (a deque: stable addresses)
   bool feed_closed_ = true;
-  std::size_t next_ = 0;
-  std::vector<std::thread> threads_;  // the workers but this thread's
-  int workers_ = 0;                   // how many there are, this one too
-  std::size_t idle_ = 0;              // workers waiting for a line
-  std::string thread_error_;          // why fewer than --jobs started
+  // The pool the commands run on, and one future per submitted job.
+  Pool* pool_ = nullptr;
+  bool inline_pool_ = false;  // sequential: a task runs when waited for
+  std::vector<Future<void>> futures_;
+  // The {%} slots not taken by a running command.
+  std::optional<std::regex> colsep_;  // --colsep, compiled
+  std::mutex slot_mu_;
+  std::vector<int> free_slots_;
   std::atomic<std::size_t> known_{0};
   std::size_t stdin_seq_ = 0;
   std::size_t stdin_bytes_ = 0;
   std::size_t stdin_lines_ = 0;  // lines of stdin read to their end
   std::string pending_;          // a line not ended yet
   std::string input_error_;
-  std::atomic<bool> reader_stop_{false};
   std::vector<Finished> finished_;
   std::mutex mu_;
   std::mutex delay_mu_;
+  std::condition_variable delay_cv_;
+  std::size_t turn_ = 0;  // --delay: the first job whose turn has not come
   Clock::time_point next_start_{};
   Clock::time_point last_progress_{};
   Clock::time_point run_started_{};
@@ -501,54 +518,35 @@ int RunCommands(const std::vector<std::string>& commands, int jobs,
   return RunJobs(o, out, err, cancel);
 }
 
+std::vector<CommandResult> RunAll(const std::vector<std::string>& commands,
+                                  const RunAllOptions& options) {
+  std::vector<CommandResult> results;
+  CommandsOptions o{.jobs = options.jobs,
+                    .backend = options.backend,
+                    .tries = options.tries,
+                    .timeout_s = options.timeout_s,
+                    .collect = &results};
+  CommandInput input;
+  input.groups.push_back(commands);
+  o.jobs_list = BuildJobs(input);
+  RunJobs(o, stdout, stderr, options.cancel);
+  results.resize(commands.size());
+  return results;
+}
+
 int RunJobs(const CommandsOptions& options, std::FILE* out, std::FILE* err,
             const std::atomic<bool>* cancel) {
+  if (options.backend == "mpi") {
+    return RunJobsOnMpi(options, out, err, cancel);
+  }
+  if (options.backend != "sequential" && options.backend != "thread" &&
+      options.backend != "tbb") {
+    throw UsageError("backend '" + options.backend +
+                     "' cannot run commands; valid: "
+                     "sequential, thread, tbb, mpi");
+  }
   Runner runner(options, out, err, cancel);
   return runner.Run();
 }
 
-bool IsCommandsMode(const Request& r) {
-  return !r.commands.empty() || !r.command_template.empty() ||
-         !r.arg_groups.empty();
-}
-
-int RunCommandsMode(const Request& r, std::FILE* out, std::FILE* err,
-                    const std::atomic<bool>* cancel) {
-  CommandInput input;
-  input.tmpl = r.command_template;
-  CommandsOptions o = r.commands_options;
-  const bool from_stdin =
-      r.commands == "-" || (r.commands.empty() && r.arg_groups.empty());
-  if (from_stdin && !o.dry_run && r.backend != "mpi") {
-    // Lines of stdin, run as they come (find ... | run, tail -f ... | run).
-    o.stream_stdin = true;
-    o.stdin_is_commands = r.commands == "-";
-    o.stdin_name = o.stdin_is_commands ? "--commands=-" : "stdin";
-  } else if (!r.commands.empty()) {
-    input.groups.push_back(
-        ParseCommands(ReadTextInput(r.commands, "--commands=" + r.commands)));
-  } else if (r.arg_groups.empty()) {
-    // A template and no ::: or ::::: the lines of stdin are its arguments.
-    input.groups.push_back(SplitLines(ReadTextInput("-", "stdin"), false));
-  }
-  for (const ArgGroup& g : r.arg_groups) {
-    if (!g.from_file) {
-      input.groups.push_back(g.words);
-      continue;
-    }
-    for (const std::string& path : g.words) {
-      input.groups.push_back(
-          SplitLines(ReadTextInput(path, ":::: " + path), false));
-    }
-  }
-  o.jobs = r.jobs;
-  o.tmpl = input.tmpl_text();
-  o.run_timeout = r.timeout;
-  o.progress = r.progress;
-  o.verbose = r.verbose;
-  o.jobs_list = BuildJobs(input);
-  if (r.backend == "mpi") return RunJobsOnMpi(o, out, err, cancel);
-  return RunJobs(o, out, err, cancel);
-}
-
-}  // namespace fanout::cli
+}  // namespace fanout::commands

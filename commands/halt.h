@@ -1,20 +1,20 @@
-// fanout/cli/halt.h — --halt: when commands mode stops early, as GNU
+// fanout/commands/halt.h — --halt: when commands mode stops early, as GNU
 // parallel defines it.
 //
-//   fanout::cli::HaltRule rule = fanout::cli::ParseHalt("soon,fail=20%");
-//   if (fanout::cli::ShouldHalt(rule, {.total = 50, .failed = 10})) ...
+//   fanout::commands::HaltRule rule = fanout::commands::ParseHalt("soon,fail=20%");
+//   if (fanout::commands::ShouldHalt(rule, {.total = 50, .failed = 10})) ...
 //
 // `when` is now (running commands are killed) or soon (no new command
 // starts; running ones finish). The condition is fail=N, success=N or
 // done=N, N a count or a percentage of all commands. GNU parallel's short
 // forms are accepted: never, 0 (never), 1 (soon,fail=1), 2 (now,fail=1).
-#ifndef FANOUT_CLI_HALT_H_
-#define FANOUT_CLI_HALT_H_
+#ifndef FANOUT_COMMANDS_HALT_H_
+#define FANOUT_COMMANDS_HALT_H_
 
 #include <cstddef>
 #include <string>
 
-namespace fanout::cli {
+namespace fanout::commands {
 
 struct HaltRule {
   enum class When { kNever, kSoon, kNow };
@@ -37,6 +37,6 @@ struct HaltCounts {
 // Whether `counts` meet the rule's condition.
 bool ShouldHalt(const HaltRule& rule, const HaltCounts& counts);
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands
 
-#endif  // FANOUT_CLI_HALT_H_
+#endif  // FANOUT_COMMANDS_HALT_H_

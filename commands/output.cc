@@ -1,4 +1,4 @@
-#include "cli/command_output.h"
+#include "commands/output.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -16,7 +16,7 @@
 #include "core/internal/fd.h"
 #include "core/internal/wait_status.h"
 
-namespace fanout::cli {
+namespace fanout::commands {
 
 void Printer::Write(std::FILE* f, const char* data, std::size_t size,
                     const std::string& tag) {
@@ -181,4 +181,4 @@ void PrintFailure(std::FILE* err, std::size_t seq, const std::string& command,
                lost.empty() ? "" : ", but ", lost.c_str(), command.c_str());
 }
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands

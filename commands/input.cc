@@ -1,4 +1,4 @@
-#include "cli/command_input.h"
+#include "commands/input.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,7 +12,7 @@
 #include "core/errors.h"
 #include "core/internal/fd.h"
 
-namespace fanout::cli {
+namespace fanout::commands {
 namespace {
 
 // The forms of a replacement string after its optional argument number.
@@ -127,24 +127,54 @@ std::string CommandInput::tmpl_text() const {
 std::vector<Job> BuildJobs(const CommandInput& input) {
   std::vector<Job> jobs;
   if (input.groups.empty()) return jobs;
+  // Units of groups that advance together: a group and those linked to it.
+  std::vector<std::vector<std::size_t>> units;
+  for (std::size_t g = 0; g < input.groups.size(); ++g) {
+    const bool linked = g > 0 && g < input.linked.size() && input.linked[g];
+    if (!linked) {
+      units.push_back({g});
+      continue;
+    }
+    const std::size_t first = units.back().front();
+    if (input.groups[g].size() != input.groups[first].size()) {
+      throw UsageError(
+          ":::+ group " + std::to_string(g + 1) + " has " +
+          std::to_string(input.groups[g].size()) +
+          " arguments and the group it links to " +
+          std::to_string(input.groups[first].size()) +
+          "; valid: linked groups of the same length (::: a b :::+ 1 2)");
+    }
+    units.back().push_back(g);
+  }
   std::size_t total = 1;
-  for (const auto& g : input.groups) total *= g.size();
+  for (const auto& u : units) total *= input.groups[u.front()].size();
   jobs.reserve(total);
-  std::vector<std::size_t> pick(input.groups.size(), 0);
+  std::vector<std::size_t> pick(units.size(), 0);
   for (std::size_t n = 0; n < total; ++n) {
     Job job{.seq = n + 1};
-    job.args.reserve(pick.size());
-    for (std::size_t g = 0; g < pick.size(); ++g) {
-      job.args.push_back(input.groups[g][pick[g]]);
+    job.args.resize(input.groups.size());
+    for (std::size_t u = 0; u < units.size(); ++u) {
+      for (const std::size_t g : units[u]) {
+        job.args[g] = input.groups[g][pick[u]];
+      }
     }
     jobs.push_back(std::move(job));
-    // The last group varies fastest.
-    for (std::size_t g = pick.size(); g-- > 0;) {
-      if (++pick[g] < input.groups[g].size()) break;
-      pick[g] = 0;
+    // The last unit varies fastest.
+    for (std::size_t u = pick.size(); u-- > 0;) {
+      if (++pick[u] < input.groups[units[u].front()].size()) break;
+      pick[u] = 0;
     }
   }
   return jobs;
+}
+
+void SplitColumns(const std::regex& sep, Job* job) {
+  std::vector<std::string> columns;
+  for (const std::string& arg : job->args) {
+    std::sregex_token_iterator it(arg.begin(), arg.end(), sep, -1), end;
+    for (; it != end; ++it) columns.push_back(*it);
+  }
+  job->args = std::move(columns);
 }
 
 std::string ShellQuote(const std::string& text) {
@@ -284,4 +314,4 @@ std::string ReadTextInput(const std::string& path, const std::string& flag) {
   return text;
 }
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands

@@ -1,4 +1,4 @@
-#include "cli/run_command.h"
+#include "commands/run_command.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -11,13 +11,13 @@
 #include <cstring>
 #include <string>
 
-#include "cli/command_input.h"
+#include "commands/input.h"
 #include "core/errors.h"
 #include "core/internal/fd.h"
 #include "core/internal/fork.h"
 #include "core/internal/wait_status.h"
 
-namespace fanout::cli {
+namespace fanout::commands {
 namespace {
 
 // How long a command's group has after SIGTERM before SIGKILL.
@@ -210,4 +210,4 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
   return outcome;
 }
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands

@@ -1,16 +1,16 @@
-// fanout/cli/command_output.h — where commands mode's output goes: each
+// fanout/commands/output.h — where commands mode's output goes: each
 // command's stdout and stderr written together when it ends (grouped), or in
 // input order (--keep-order), or whole lines as they come (--line-buffer);
 // lines optionally prefixed with a tag (--tag). Bytes pass through as they
 // are: binary and very long output intact.
 //
-//   fanout::cli::Printer p(stdout, stderr, /*keep_order=*/true,
+//   fanout::commands::Printer p(stdout, stderr, /*keep_order=*/true,
 //                          /*line_buffer=*/false, /*tag=*/false);
 //   p.Done(1, "second\n", "", "");  // held: 0 has not finished
 //   p.Done(0, "first\n", "", "");   // prints first, then second
 //   p.Finish();
-#ifndef FANOUT_CLI_COMMAND_OUTPUT_H_
-#define FANOUT_CLI_COMMAND_OUTPUT_H_
+#ifndef FANOUT_COMMANDS_OUTPUT_H_
+#define FANOUT_COMMANDS_OUTPUT_H_
 
 #include <cstddef>
 #include <cstdio>
@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-namespace fanout::cli {
+namespace fanout::commands {
 
 // How much of a running command's stdout / stderr --line-buffer printed.
 struct StreamState {
@@ -96,6 +96,6 @@ void PrintFailure(std::FILE* err, std::size_t seq, const std::string& command,
                   int exit_code, int signal, double timed_out_after,
                   const std::string& lost = "");
 
-}  // namespace fanout::cli
+}  // namespace fanout::commands
 
-#endif  // FANOUT_CLI_COMMAND_OUTPUT_H_
+#endif  // FANOUT_COMMANDS_OUTPUT_H_
