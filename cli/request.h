@@ -36,6 +36,8 @@ struct RawFlags {
   bool reduce = false;
   std::string stream;      // "", "ordered" or "unordered"
   std::string checkpoint;  // a file; "" = none
+  std::string trace;       // a trace file; "" = none
+  bool trace_summary = false;
   std::string seed = "1";
   std::string fail_task;
   std::string fail_mode = "throw";
@@ -87,10 +89,12 @@ struct Request {
   std::chrono::milliseconds timeout{0};
   int verbose = 0;
   bool speedup = false;
-  std::uint64_t seed = 1;  // --workload=pi's random streams
-  bool reduce = false;     // the sum workload through map_reduce
-  std::string stream;      // "", "ordered" or "unordered"
-  std::string checkpoint;  // Options::checkpoint; "" = none
+  std::uint64_t seed = 1;      // --workload=pi's random streams
+  bool reduce = false;         // the sum workload through map_reduce
+  std::string stream;          // "", "ordered" or "unordered"
+  std::string checkpoint;      // Options::checkpoint; "" = none
+  std::string trace;           // Options::trace; "" = none
+  bool trace_summary = false;  // print where each run's time went
   long long fail_task = -1;
   FailMode fail_mode = FailMode::kNone;
   std::chrono::milliseconds task_timeout{0};  // Options::task_timeout

@@ -376,11 +376,26 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
   if (nested) {
     RunOptions in_task_options = o;
     in_task_options.watch = nullptr;  // the outer call's tasks own the watch
+    in_task_options.trace = nullptr;  // part of the outer task's span
     report = internal::run_inline(name(), j, in_task_options, "nested call");
-  } else if (inline_run) {
-    report = internal::run_inline(name(), j, o, inline_worker());
   } else {
-    report = RunParallel(j, o);
+    // A traced job: its tracks are taken in however it ends (a stop
+    // throws from here), so that what ran is written.
+    struct JobTrace {
+      internal::CallTrace* trace;
+      ~JobTrace() {
+        if (trace != nullptr) trace->EndJob();
+      }
+    } job_trace{o.trace};
+    if (o.trace != nullptr) {
+      o.trace->BeginJob(name(), j.n, inline_run ? 1 : total_workers(o.jobs),
+                        o.batch_size, o.batch_auto);
+    }
+    if (inline_run) {
+      report = internal::run_inline(name(), j, o, inline_worker());
+    } else {
+      report = RunParallel(j, o);
+    }
   }
   std::sort(report.failures.begin(), report.failures.end(),
             [](const TaskError& a, const TaskError& b) {

@@ -45,6 +45,7 @@
 namespace fanout {
 
 namespace internal {
+class CallTrace;
 class TaskWatch;
 
 // Work posted to a backend's own workers (Executor::Post): run(this) is
@@ -166,6 +167,11 @@ struct RunOptions {
   // pool's generation: on process a task must run where it can be killed,
   // and where its crash cannot take the caller with it).
   bool in_workers = false;
+  // The call's trace (Options::trace), or null. Executor::run opens and
+  // closes a job on it around RunParallel; a backend's workers record
+  // through core's scheduler (ChunkRunner), and a backend adds its own
+  // events (forks, deaths, moving results) with CallTrace::Note.
+  internal::CallTrace* trace = nullptr;
 };
 
 // A task that was running when a call was stopped from outside.

@@ -592,7 +592,7 @@ TEST(Cli, HelpExplainsEveryFlag) {
        at != std::string::npos; at = all.find("Example:", at + 1)) {
     ++examples;
   }
-  EXPECT_EQ(flags, 36u) << all;
+  EXPECT_EQ(flags, 38u) << all;
   EXPECT_EQ(examples, flags) << all;
   EXPECT_EQ(RunProgram(Cli(), {"-h"}).out, r.out);
 }

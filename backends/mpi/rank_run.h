@@ -55,6 +55,9 @@ class RankSink {
   static constexpr bool kPerTask = false;
   RankSink(RankRun& run, int thread);
   std::atomic<std::size_t>* watch_slot() const;
+  // The compute thread's track in a traced call.
+  int trace_worker() const { return thread_; }
+  std::string trace_name() const;
   void Failed(std::size_t index, TaskFailure&& failure);
   // The job index of the task that just failed (Failed names the user's).
   void FailedJob(std::size_t job_index);
@@ -65,6 +68,7 @@ class RankSink {
  private:
   RankRun& run_;
   fanout::internal::TaskWatch::Slot* const watch_;
+  const int thread_;
 };
 
 class RankRun {

@@ -38,6 +38,7 @@
 #include "core/errors.h"
 #include "core/executor.h"
 #include "core/internal/stop_token.h"
+#include "core/internal/trace.h"
 
 namespace fanout::internal {
 
@@ -189,7 +190,12 @@ class InPlaceSink {
       : failures_(failures),
         backend_(backend),
         worker_name_(worker_name),
-        watch_(watch != nullptr ? watch->Of(worker, worker_name) : nullptr) {}
+        watch_(watch != nullptr ? watch->Of(worker, worker_name) : nullptr),
+        worker_(worker) {}
+
+  // The worker's track in a traced call (see TraceTrackOf).
+  int trace_worker() const { return worker_; }
+  std::string trace_name() const { return worker_name_(); }
 
   // Where the tasks this worker runs record their index; null when the call
   // keeps no watch.
@@ -210,7 +216,22 @@ class InPlaceSink {
   std::string_view backend_;
   WorkerName worker_name_;
   TaskWatch::Slot* const watch_;
+  const int worker_;
 };
+
+// The trace track a worker's ChunkRunner records into, or null for a call
+// without a trace. A sink that owns its track (a forked worker's, in shared
+// memory) says trace_track(); the others give their worker index and name.
+template <class Sink>
+TraceTrack* TraceTrackOf(const RunOptions& options, Sink& sink) {
+  if constexpr (requires { sink.trace_track(); }) {
+    return options.trace != nullptr ? sink.trace_track() : nullptr;
+  } else {
+    if (options.trace == nullptr) return nullptr;
+    return options.trace->Worker(sink.trace_worker(),
+                                 [&sink] { return sink.trace_name(); });
+  }
+}
 
 // Runs chunks of one call on one worker. `Sink` receives the outcomes:
 //   static constexpr bool kPerTask;  // run task by task (process: a death
@@ -243,7 +264,8 @@ class ChunkRunner {
         retry_on_(options.retry_on),
         progress_(progress),
         stop_(stop),
-        sink_(sink) {}
+        sink_(sink),
+        trace_(TraceTrackOf(options, sink)) {}
 
   // True once the call is stopping: fail-fast, or its token was raised (the
   // token's reason is then copied into the control block for the others).
@@ -283,6 +305,11 @@ class ChunkRunner {
  private:
   bool RunWhole(std::size_t begin, std::size_t end);
   bool RunTaskByTask(std::size_t begin, std::size_t end);
+  // The same, recording spans into trace_ (out of line: a call without a
+  // trace pays one test of trace_ per chunk, nothing per task).
+  [[gnu::noinline]] bool RunWholeTraced(std::size_t begin, std::size_t end);
+  [[gnu::noinline]] bool RunTaskByTaskTraced(std::size_t begin,
+                                             std::size_t end);
   void Done(std::size_t begin, std::size_t end) {
     sink_.ChunkDone(begin, end);
     if (job_.chunk_done != nullptr) job_.chunk_done(job_.ctx, begin, end);
@@ -302,7 +329,14 @@ class ChunkRunner {
     while (attempts <= retries_ && Retryable(*failure) && !Stopping()) {
       ++attempts;
       TaskFailure again;
-      if (job_.run_range(job_.ctx, index, index + 1, &again) == 1) {
+      TraceRecord* span =
+          trace_ != nullptr
+              ? trace_->Begin(index, index + 1,
+                              static_cast<std::uint32_t>(attempts))
+              : nullptr;
+      const bool ok = job_.run_range(job_.ctx, index, index + 1, &again) == 1;
+      if (span != nullptr) trace_->End(span, index + 1);
+      if (ok) {
         *failure = TaskFailure();
         return true;
       }
@@ -331,6 +365,7 @@ class ChunkRunner {
   std::atomic<std::size_t>* const progress_;
   const StopToken* const stop_;
   Sink& sink_;
+  TraceTrack* const trace_;
 };
 
 // Points the calling thread's current-task slot (see current_task_slot())
@@ -373,6 +408,8 @@ bool ChunkRunner<Sink>::Fail(std::size_t index, TaskFailure&& failure) {
 
 template <class Sink>
 bool ChunkRunner<Sink>::RunWhole(std::size_t begin, std::size_t end) {
+  if (trace_ != nullptr) [[unlikely]]
+    return RunWholeTraced(begin, end);
   const std::size_t first = begin;
   TaskFailure failure;
   const CurrentTaskScope watching(sink_.watch_slot());
@@ -398,7 +435,94 @@ bool ChunkRunner<Sink>::RunWhole(std::size_t begin, std::size_t end) {
 }
 
 template <class Sink>
+bool ChunkRunner<Sink>::RunWholeTraced(std::size_t begin, std::size_t end) {
+  // RunWhole, with a span per run of run_range: the chunk (up to a failed
+  // task, which ends its span), or each task when they are long.
+  const std::size_t first = begin;
+  TaskFailure failure;
+  const CurrentTaskScope watching(sink_.watch_slot());
+  const bool per_task = trace_->PerTask();
+  while (begin < end) {
+    const std::size_t stop = per_task ? begin + 1 : end;
+    TraceRecord* span = trace_->Begin(begin, stop);
+    const std::size_t done = job_.run_range(job_.ctx, begin, stop, &failure);
+    const std::size_t failed = begin + done;
+    trace_->End(span, failed < stop ? failed + 1 : stop);
+    Count(done + (failed < stop ? 1 : 0));
+    if (failed == stop) {
+      begin = stop;
+      continue;
+    }
+    if (retries_ > 0 && Retry(failed, &failure)) {
+      failure = TaskFailure();
+      begin = failed + 1;
+      continue;
+    }
+    if (!Fail(failed, std::exchange(failure, TaskFailure()))) {
+      Done(first, failed + 1);
+      return false;
+    }
+    begin = failed + 1;
+  }
+  Done(first, end);
+  return true;
+}
+
+template <class Sink>
+bool ChunkRunner<Sink>::RunTaskByTaskTraced(std::size_t begin,
+                                            std::size_t end) {
+  // RunTaskByTask, with a span for the chunk (cut at a failed task, which
+  // ends it) or for each task when they are long.
+  TaskFailure failure;
+  bool keep_going = true;
+  const bool per_task = trace_->PerTask();
+  TraceRecord* chunk = per_task ? nullptr : trace_->Begin(begin, end);
+  std::size_t i = begin;
+  while (i < end && keep_going) {
+    TraceRecord* task = per_task ? trace_->Begin(i, i + 1) : nullptr;
+    sink_.Started(i);
+    const bool ok = job_.run_range(job_.ctx, i, i + 1, &failure) == 1;
+    if (task != nullptr) trace_->End(task, i + 1);
+    bool kept = true;
+    if (!ok) {
+      if (chunk != nullptr) {
+        trace_->End(chunk, i + 1);
+        chunk = nullptr;
+      }
+      if (retries_ > 0 && Retry(i, &failure)) {
+        kept = sink_.Finished(i);
+      } else {
+        keep_going = Fail(i, std::exchange(failure, TaskFailure()));
+      }
+      if (!per_task && keep_going && i + 1 < end) {
+        chunk = trace_->Begin(i + 1, end);
+      }
+    } else {
+      kept = sink_.Finished(i);
+    }
+    if (!kept && fail_fast_) {
+      // The sink recorded why the result could not be kept.
+      control_.RequestStop(StopReason::kFailed);
+      keep_going = false;
+    }
+    ++i;
+  }
+  if (chunk != nullptr) {
+    if (i > chunk->first) {
+      trace_->End(chunk, i);
+    } else {
+      trace_->Abandon(chunk);
+    }
+  }
+  Count(i - begin);
+  sink_.ChunkDone(begin, i);
+  return keep_going;
+}
+
+template <class Sink>
 bool ChunkRunner<Sink>::RunTaskByTask(std::size_t begin, std::size_t end) {
+  if (trace_ != nullptr) [[unlikely]]
+    return RunTaskByTaskTraced(begin, end);
   TaskFailure failure;
   bool keep_going = true;
   std::size_t i = begin;
