@@ -10,6 +10,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -24,6 +25,8 @@
 #include "cli/run_command.h"
 #include "core/errors.h"
 #include "core/executor.h"
+#include "core/internal/trace.h"
+#include "core/trace.h"
 
 namespace fanout::cli {
 namespace {
@@ -56,6 +59,14 @@ class Runner {
     }
   }
 
+  ~Runner() {
+    try {
+      FinishTrace();  // a run that threw still writes what it has
+    } catch (const std::exception& e) {
+      std::fprintf(err_, "run: %s\n", e.what());
+    }
+  }
+
   int Run() {
     joblog_.Open(o_.joblog, o_.resume || o_.resume_failed);
     if (joblog_.torn_bytes() > 0) {
@@ -73,6 +84,13 @@ class Runner {
     const int jobs = resolve_jobs(o_.jobs);
     jobs_ = jobs;
     if (o_.dry_run) return DryRun();
+    if (!o_.trace.empty() || o_.trace_summary) {
+      trace_ = std::make_unique<internal::CallTrace>(
+          o_.trace.empty() ? nullptr
+                           : internal::TraceFile::Open(o_.trace, "--trace"),
+          "commands");
+      trace_->BeginJob("commands", todo_.size(), jobs, 1, false);
+    }
     const auto started = Clock::now();
     run_started_ = started;
     {
@@ -119,6 +137,7 @@ class Runner {
     finished_.resize(std::max(finished_.size(), todo_.size()));
     printer_.Finish();
     if (progress_shown_) std::fputs("\r\033[K", err_);
+    FinishTrace();
     return Summarize(
         std::chrono::duration<double>(Clock::now() - started).count());
   }
@@ -267,7 +286,25 @@ class Runner {
     std::this_thread::sleep_until(mine);
   }
 
+  // Writes the trace (and prints its summary) once the commands ended.
+  void FinishTrace() {
+    if (trace_ == nullptr) return;
+    trace_->EndJob();
+    const TraceSummary s = trace_->Finish(true);
+    trace_.reset();
+    if (o_.trace_summary) {
+      std::fprintf(err_, "%s", to_string(s).c_str());
+      std::fflush(err_);
+    }
+  }
+
   void Work(int slot) {
+    // A traced run: this slot's row, a span per run of a command.
+    internal::TraceTrack* track =
+        trace_ != nullptr
+            ? trace_->Worker(slot - 1,
+                             [slot] { return "slot " + std::to_string(slot); })
+            : nullptr;
     for (;;) {
       std::size_t i = 0;
       const Job* next = nullptr;
@@ -287,12 +324,23 @@ class Runner {
         if (o_.line_buffer) {
           drain = [&] { printer_.Live(out, err, tag, &live, false); };
         }
+        internal::TraceRecord* span =
+            track != nullptr ? track->Begin(job.seq - 1, job.seq,
+                                            static_cast<std::uint32_t>(attempt))
+                             : nullptr;
         try {
           outcome =
               RunOne(command, o_.timeout_s, stop_, *guard_, out, err, drain);
         } catch (const std::exception& e) {
           err += std::string("run: ") + e.what() + "\n";
           outcome = Outcome{.exit_code = 127, .exit_status = 127};
+        }
+        if (span != nullptr) {
+          const std::uint64_t t0 = span->t0;
+          track->End(span, job.seq);
+          trace_->Note(track, command, "command", t0, t0,
+                       "\"seq\":" + std::to_string(job.seq) +
+                           ",\"exit\":" + std::to_string(outcome.exit_code));
         }
         if (o_.line_buffer) printer_.Live(out, err, tag, &live, true);
         if (outcome.ok() || outcome.stopped == Stopped::kCancel ||
@@ -459,10 +507,11 @@ class Runner {
   std::deque<Job> streamed_;  // the stdin jobs (a deque: stable addresses)
   bool feed_closed_ = true;
   std::size_t next_ = 0;
-  std::vector<std::thread> threads_;  // the workers but this thread's
-  int workers_ = 0;                   // how many there are, this one too
-  std::size_t idle_ = 0;              // workers waiting for a line
-  std::string thread_error_;          // why fewer than --jobs started
+  std::vector<std::thread> threads_;            // the workers but this thread's
+  std::unique_ptr<internal::CallTrace> trace_;  // --trace, --trace-summary
+  int workers_ = 0;           // how many there are, this one too
+  std::size_t idle_ = 0;      // workers waiting for a line
+  std::string thread_error_;  // why fewer than --jobs started
   std::atomic<std::size_t> known_{0};
   std::size_t stdin_seq_ = 0;
   std::size_t stdin_bytes_ = 0;

@@ -337,7 +337,8 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
         "; valid in commands mode: --jobs, --backend=mpi, --retries, "
         "--timeout, --timeout-ms, --halt, --delay, --keep-order, "
         "--line-buffer, --tag, --results, --joblog, --resume, "
-        "--resume-failed, --dry-run, --progress, --verbose";
+        "--resume-failed, --dry-run, --progress, --verbose, --trace, "
+        "--trace-summary";
     for (const Flag& flag : workload_only) {
       if (given(flag)) {
         throw UsageError(std::string("--") + flag.name +
@@ -585,6 +586,8 @@ Request ParseRequest(const RawFlags& f) {
   }
   r.trace = f.trace;
   r.trace_summary = f.trace_summary;
+  r.commands_options.trace = f.trace;
+  r.commands_options.trace_summary = f.trace_summary;
   if (!r.trace.empty()) {
     CheckFilePath("trace", r.trace, "run.json", /*read=*/false);
   }

@@ -18,6 +18,8 @@
 // pace), protocol.h (messages), thread_rule.cc (which thread calls),
 // local.cc / root.cc / remote.cc (the three roles), exchange.cc (results to
 // every rank), this file (the Executor).
+#include <unistd.h>
+
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -30,6 +32,7 @@
 #include "backends/mpi/thread_rule.h"
 #include "core/errors.h"
 #include "core/executor.h"
+#include "core/internal/trace.h"
 
 namespace fanout::mpi {
 namespace {
@@ -89,6 +92,14 @@ class MpiExecutor final : public Executor {
     }
     if (world_.size == 1) return internal::RunLocal(job, options);
     if (job.fingerprint != 0) CheckSameJob(job, call);
+    if (options.trace != nullptr) {
+      // The trace's name for this process: its rank and host.
+      char host[256] = {};
+      gethostname(host, sizeof(host) - 1);
+      options.trace->SetProcessName("rank " + std::to_string(world_.rank) +
+                                    " on " + host + " (pid " +
+                                    std::to_string(getpid()) + ")");
+    }
     // Every rank returns the same report, stop reason included (a timeout
     // on one rank is a TimeoutError on every rank).
     return world_.rank == 0 ? internal::RunRoot(world_, job, options, call)

@@ -255,6 +255,7 @@ void CallTrace::BeginJob(std::string_view backend, std::size_t n, int workers,
   batch_auto_ = batch_auto;
   ++job_count_;
   job_begin_ns_ = TraceNow();
+  job_open_ = true;
 }
 
 TraceTrack* CallTrace::Allocate() {
@@ -324,6 +325,8 @@ void CallTrace::Harvest(TraceTrack* t, int slot, std::int64_t pid,
 void CallTrace::EndJob() {
   const std::uint64_t end = TraceNow();
   std::lock_guard<std::mutex> lock(mu_);
+  if (!job_open_) return;
+  job_open_ = false;
   for (std::size_t k = 0; k < kMaxWorkers; ++k) {
     TraceTrack* t = workers_[k].exchange(nullptr);
     if (t == nullptr) continue;
@@ -599,7 +602,7 @@ TraceSummary CallTrace::Summarize() const {
     if (t.slot < 0) continue;
     Row& row = rows[t.slot];
     if (row.name.empty()) row.name = t.name;
-    if (t.pid != pid_ && t.tid == 1 &&
+    if (t.pid != pid_ && t.tid == 1 && !t.remote &&
         std::find(row.pids.begin(), row.pids.end(), t.pid) == row.pids.end()) {
       row.pids.push_back(t.pid);
     }
@@ -704,7 +707,7 @@ TraceSummary CallTrace::Summarize() const {
     task.end = r.end;
     task.seconds = Seconds(spans[order[k]].first);
     const Track& t = *owners[order[k]];
-    task.worker = t.name + (t.tid == 1 && t.pid != pid_
+    task.worker = t.name + (t.tid == 1 && t.pid != pid_ && !t.remote
                                 ? " (pid " + std::to_string(t.pid) + ")"
                                 : "");
     task.attempt = static_cast<int>(r.attempt);
@@ -736,7 +739,9 @@ constexpr std::string_view kTail = "\n]}\n";
 
 struct Registry {
   std::mutex mu;
-  std::map<std::string, std::weak_ptr<TraceFile>> files;
+  // Kept for the life of the process: a later Parallel tracing to the same
+  // path appends, never empties what an earlier one wrote.
+  std::map<std::string, std::shared_ptr<TraceFile>> files;
 };
 Registry& Files() {
   static auto* r = new Registry;
@@ -830,7 +835,7 @@ std::shared_ptr<TraceFile> TraceFile::Open(const std::string& path,
   struct stat now;
   const bool exists = stat(path.c_str(), &now) == 0;
   if (auto it = r.files.find(path); it != r.files.end()) {
-    if (std::shared_ptr<TraceFile> open = it->second.lock()) {
+    if (std::shared_ptr<TraceFile> open = it->second) {
       struct stat held;
       if (exists && fstat(open->fd_, &held) == 0 && held.st_dev == now.st_dev &&
           held.st_ino == now.st_ino) {

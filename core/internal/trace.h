@@ -171,7 +171,9 @@ class CallTrace {
   void BeginJob(std::string_view backend, std::size_t n, int workers,
                 std::size_t batch, bool batch_auto);
   // The job ended: every track's records are taken in (an open span is
-  // closed now, marked unfinished) and the tracks freed.
+  // closed now, marked unfinished) and the tracks freed. Once per job: a
+  // backend that must send its records on (mpi) ends the job itself, and
+  // Executor::run's call then does nothing.
   void EndJob();
 
   // In-process worker k's track (thread k, a TBB thread index, an mpi
@@ -268,6 +270,7 @@ class CallTrace {
   bool batch_auto_ = false;
   std::size_t job_count_ = 0;
   std::uint64_t job_begin_ns_ = 0;
+  bool job_open_ = false;
   std::unique_ptr<std::atomic<TraceTrack*>[]> workers_;
   std::atomic<std::uint64_t> lost_{0};
 

@@ -14,8 +14,10 @@ Perfetto can read it). Then, over every call in it:
     (or exactly --workers), each named by a thread_name metadata event;
   - --deaths / --replacements: that many "death" events and forks replacing
     a pid; --unfinished: some span was cut short by a stop (Ctrl+C);
-  - --calls: that many call spans; --notes: an event of each category.
-With --unfinished, coverage is not checked (a stopped call ran some tasks).
+  - --calls: that many call spans (each task then once per attempt in each); --notes: an event of each category.
+--partial (a stopped call ran some tasks): each task is covered at most as
+often as wanted, and some are covered. --unfinished: and a span was cut
+short by the stop (a killed worker's).
 Prints one line saying what it found; exits 1 naming the first mismatch.
 """
 
@@ -41,7 +43,9 @@ def main():
     p.add_argument("--replacements", type=int, default=-1)
     p.add_argument("--calls", type=int, default=1)
     p.add_argument("--unfinished", action="store_true")
+    p.add_argument("--partial", action="store_true")
     p.add_argument("--notes", default="")
+    p.add_argument("--per-task-after-first", action="store_true")
     a = p.parse_args()
 
     with open(a.file) as f:
@@ -64,6 +68,7 @@ def main():
     covered = collections.Counter()
     runs = collections.defaultdict(list)  # task -> attempts seen
     rows = set()
+    spans_of = collections.defaultdict(list)  # row -> (ts, tasks)
     calls = 0
     cats = collections.Counter()
     unfinished = 0
@@ -91,6 +96,7 @@ def main():
         if args.get("unfinished"):
             unfinished += 1
         rows.add((e["pid"], e["tid"]))
+        spans_of[(e["pid"], e["tid"])].append((e["ts"], end - first))
         runs[first].append(attempt)
         for i in range(first, end):
             covered[i] += 1
@@ -99,15 +105,23 @@ def main():
 
     if calls != a.calls:
         fail("%d call spans, wanted %d" % (calls, a.calls))
-    if not a.unfinished:
+    if a.partial:
         for i in range(a.tasks):
-            if covered[i] != want[i]:
+            if covered[i] > want[i]:
+                fail("task %d is covered by %d spans, wanted at most %d" %
+                     (i, covered[i], want[i]))
+        if not covered:
+            fail("no span covers any task")
+    else:
+        for i in range(a.tasks):
+            if covered[i] != want[i] * a.calls:
                 fail("task %d is covered by %d spans, wanted %d (one per "
-                     "attempt)" % (i, covered[i], want[i]))
-            if sorted(runs[i]) != list(range(1, want[i] + 1)):
+                     "attempt of each call)" %
+                     (i, covered[i], want[i] * a.calls))
+            if sorted(runs[i]) != sorted(list(range(1, want[i] + 1)) * a.calls):
                 fail("task %d: attempts %s, wanted 1..%d" %
                      (i, sorted(runs[i]), want[i]))
-    elif unfinished == 0:
+    if a.unfinished and unfinished == 0:
         fail("no span was cut short by the stop")
     for row in rows:
         if row not in names:
@@ -120,6 +134,12 @@ def main():
         fail("%d death events, wanted %d" % (cats["death"], a.deaths))
     if a.replacements >= 0 and replacements != a.replacements:
         fail("%d replacement forks, wanted %d" % (replacements, a.replacements))
+    if a.per_task_after_first:
+        for row, spans in spans_of.items():
+            later = [n for _, n in sorted(spans)[1:] if n != 1]
+            if later:
+                fail("row %s: a span of %d tasks after its first chunk" %
+                     (names.get(row, row), later[0]))
     for cat in filter(None, a.notes.split(",")):
         if cats[cat] == 0:
             fail("no %r event" % cat)

@@ -39,7 +39,9 @@ class SharedCount {
   std::atomic<int>* count_;
 };
 
-// A trace file's path for this test, the same on every mpi rank.
+// A trace file's path for this test, the same on every mpi rank (not
+// removed first: only rank 0 writes it, and it is emptied when this process
+// first opens it).
 std::string TracePath(const std::string& backend, const char* name) {
   const char* dir = std::getenv("TEST_TMPDIR");
   return std::string(dir != nullptr ? dir : "/tmp") + "/trace_" + backend +
@@ -67,7 +69,6 @@ std::uint64_t Work(std::size_t i) {
 TEST_P(Conformance, TraceHasOneSpanPerTaskPerAttempt) {
   constexpr std::size_t kN = 3000;
   const std::string path = TracePath(backend(), "spans");
-  std::remove(path.c_str());
   SharedCount runs_of_7;
   Parallel p({.jobs = 2, .backend = backend(), .retries = 2, .trace = path});
   std::vector<std::uint64_t> r = p.map(kN, [&](std::size_t i) {
@@ -90,7 +91,6 @@ TEST_P(Conformance, TraceOfLongTasksHasASpanPerTask) {
   // Tasks of about 2 ms: after each worker's first chunk, a span per task.
   constexpr std::size_t kN = 40;
   const std::string path = TracePath(backend(), "long");
-  std::remove(path.c_str());
   Parallel p({.jobs = 2, .backend = backend(), .batch_size = 4, .trace = path});
   p.for_each(kN, [](std::size_t i) {
     const auto until =
@@ -99,14 +99,13 @@ TEST_P(Conformance, TraceOfLongTasksHasASpanPerTask) {
     }
     (void)i;
   });
-  const std::optional<TraceSummary> s = p.last_trace_summary();
-  ASSERT_TRUE(s.has_value());
-  // Each worker's first chunk of 4 is one span, every later chunk a span per
-  // task: the slowest spans are single tasks.
-  ASSERT_FALSE(s->slowest.empty());
+  ASSERT_TRUE(p.last_trace_summary().has_value());
   if (!p.executor().is_primary()) return;
-  EXPECT_EQ(Check(path, "--tasks=" + std::to_string(kN)), 0);
-  EXPECT_EQ(s->slowest.back().end - s->slowest.back().first, 1u);
+  // Each worker's first chunk of 4 is one span, every later chunk a span per
+  // task.
+  EXPECT_EQ(
+      Check(path, "--tasks=" + std::to_string(kN) + " --per-task-after-first"),
+      0);
 }
 
 TEST_P(Conformance, TraceSummaryAddsUpToTheWallTime) {
