@@ -88,7 +88,10 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
   if (r.progress && err_is_terminal) {
     o.on_progress = ProgressBar(err);
   }
-  o.on_stuck = [err](const StuckCall& stuck) { ReportStuck(err, stuck); };
+  // A stream over --inputs has no call to be stuck in (and refuses it).
+  if (r.inputs.empty()) {
+    o.on_stuck = [err](const StuckCall& stuck) { ReportStuck(err, stuck); };
+  }
   o.retries = r.retries;
   Parallel p(std::move(o));
   Request run = r;
@@ -115,7 +118,8 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
     }
   };
   try {
-    t.answer = RunWorkload(p, run, failures);
+    t.tasks = r.tasks;
+    t.answer = RunWorkload(p, run, failures, &t.tasks);
   } catch (...) {
     resumed();
     summary();

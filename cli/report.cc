@@ -85,7 +85,7 @@ void PrintRun(std::FILE* out, const Request& r, const Timed& t,
         "{\"answer\": %s, \"backend\": %s, \"workload\": %s, \"jobs\": %d, "
         "\"tasks\": %zu, \"failed_tasks\": %zu, \"wall_seconds\": %.6f",
         JsonString(t.answer).c_str(), JsonString(r.backend).c_str(),
-        JsonString(r.workload).c_str(), t.jobs, r.tasks, t.failed_tasks,
+        JsonString(r.workload).c_str(), t.jobs, t.tasks, t.failed_tasks,
         t.wall);
     if (sequential != nullptr) {
       std::fprintf(out, ", \"sequential_seconds\": %.6f, \"speedup\": %.4f",
@@ -95,7 +95,7 @@ void PrintRun(std::FILE* out, const Request& r, const Timed& t,
   } else {
     std::fprintf(out, "%s\n", t.answer.c_str());
     std::fprintf(out, "backend: %s\njobs: %d\ntasks: %zu\nwall: %.3f s\n",
-                 r.backend.c_str(), t.jobs, r.tasks, t.wall);
+                 r.backend.c_str(), t.jobs, t.tasks, t.wall);
     if (sequential != nullptr) {
       std::fprintf(out, "sequential: %.3f s\nspeedup: %.2fx\n",
                    sequential->wall, Speedup(*sequential, t));

@@ -26,6 +26,7 @@ struct Timed {
   int jobs = 1;
   bool primary = true;  // false on mpi ranks other than 0, which print nothing
   std::size_t failed_tasks = 0;  // under --errors=collect
+  std::size_t tasks = 0;         // tasks run (--inputs: lines read)
 };
 
 // `v` as a JSON string literal, quotes included.

@@ -20,6 +20,7 @@
 
 #include "cli/commands.h"
 #include "cli/halt.h"
+#include "cli/memory_room.h"
 #include "cli/run_workload.h"
 #include "core/errors.h"
 #include "core/executor.h"
@@ -28,7 +29,8 @@
 namespace fanout::cli {
 namespace {
 
-constexpr const char* kWorkloads[] = {"fib", "noop", "pi", "sleep", "sum"};
+constexpr const char* kWorkloads[] = {"dag", "fib",   "noop",
+                                      "pi",  "sleep", "sum"};
 constexpr long long kIntMax = std::numeric_limits<int>::max();
 constexpr long long kLongMax = std::numeric_limits<long long>::max();
 // Milliseconds fit an int, so a deadline (now + timeout, in nanoseconds)
@@ -62,39 +64,29 @@ long long ParseInRange(const std::string& flag, const std::string& text,
   return value;
 }
 
-// "7.3 TiB": `bytes` in the largest binary unit it reaches.
-std::string HumanBytes(unsigned __int128 bytes) {
-  static const char* const kUnits[] = {"bytes", "KiB", "MiB", "GiB",
-                                       "TiB",   "PiB", "EiB"};
-  long double value = static_cast<long double>(bytes);
-  std::size_t unit = 0;
-  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
-    value /= 1024;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.1Lf %s", value, kUnits[unit]);
-  return text;
-}
-
-// Refuses a task count whose results alone would not fit in memory, before
-// anything is allocated.
+// Refuses a task count whose results alone would not fit in the memory this
+// process may use (its cgroup's limit, ulimit -v, the machine's available
+// memory: a count over a cgroup's limit used to be OOM-killed later without
+// a word), before anything is allocated.
 void CheckResultsFit(const std::string& typed, std::size_t tasks,
                      const std::string& workload) {
   const std::size_t each = ResultBytes(workload);
   const unsigned __int128 need = static_cast<unsigned __int128>(tasks) * each;
-  const unsigned long long have = MachineMemoryBytes();
-  if (have == 0 || need <= have) return;
+  const MemoryRoom room = MemoryThisProcessMayUse();
+  if (!room.known || need <= room.bytes) return;
   throw UsageError("--tasks=" + typed + " is too many: their results need " +
                    ToDecimal(need) + " bytes (" + HumanBytes(need) +
-                   ") and this machine has " + ToDecimal(have) + " bytes (" +
-                   HumanBytes(have) + ") of memory; valid: a count from 0 to " +
-                   ToDecimal(have / each) + " for --workload=" + workload);
+                   ") and this process may use " + ToDecimal(room.bytes) +
+                   " bytes (" + HumanBytes(room.bytes) +
+                   ") more: " + room.source + "; valid: a count from 0 to " +
+                   ToDecimal(room.bytes / each) +
+                   " for --workload=" + workload);
 }
 
 std::size_t ParseTasks(const RawFlags& f) {
   if (f.tasks.empty()) {
     return f.workload == "sum"     ? workloads::kSumTasks
+           : f.workload == "dag"   ? 2000
            : f.workload == "fib"   ? 6
            : f.workload == "sleep" ? 100
            : f.workload == "pi"    ? 1000
@@ -301,6 +293,80 @@ void ParseCommandsOptions(const RawFlags& f, Request* r) {
   }
 }
 
+// --inputs and --workload=dag: what they cannot be combined with is
+// refused, never ignored.
+void CheckInputsAndDag(const RawFlags& f, Request* r) {
+  r->inputs = f.inputs;
+  if (!r->inputs.empty()) {
+    const auto refuse = [&](const std::string& what, const char* why) {
+      throw UsageError("--inputs=" + r->inputs + " cannot be combined with " +
+                       what + ": " + why +
+                       "; valid: --inputs=FILE (or - for stdin) with "
+                       "--workload=sum, fib or noop, and --stream to print "
+                       "each result as it comes");
+    };
+    if (r->workload != "sum" && r->workload != "fib" && r->workload != "noop") {
+      refuse("--workload=" + r->workload,
+             "its tasks take no input n (sum, fib and noop do)");
+    }
+    if (!f.tasks.empty()) {
+      refuse("--tasks", "the number of tasks is the number of lines");
+    }
+    if (r->reduce) refuse("--reduce", "a reduction needs a known task count");
+    if (!r->checkpoint.empty()) {
+      refuse("--checkpoint", "a checkpoint needs a known task count");
+    }
+    if (r->speedup || !r->compare.empty()) {
+      refuse(r->speedup ? "--speedup" : "--compare",
+             "the input is read once, so it cannot be run twice");
+    }
+    if (r->collect_errors) {
+      refuse("--errors=collect",
+             "a failed line stops the stream where the loop reaches it");
+    }
+    if (r->timeout.count() != 0) {
+      refuse("--timeout-ms", "a stream of unknown length has no deadline");
+    }
+    if (r->verbose != 0 || r->progress) {
+      refuse(r->verbose != 0 ? "--verbose" : "--progress",
+             "progress needs a known task count");
+    }
+    if (!r->trace.empty() || r->trace_summary) {
+      refuse(!r->trace.empty() ? "--trace" : "--trace-summary",
+             "its batches run on a pool, whose tasks are not traced");
+    }
+  }
+  if (r->workload == "dag") {
+    const auto refuse = [&](const std::string& what, const char* why) {
+      throw UsageError("--workload=dag cannot be combined with " + what + ": " +
+                       why +
+                       "; valid: --workload=dag with --tasks, --seed, "
+                       "--jobs, --backend, --retries, --fail-task, "
+                       "--errors, --task-timeout-ms and --worker-memory");
+    };
+    if (!r->stream.empty()) {
+      refuse("--stream", "its answer is one checksum of every task");
+    }
+    if (!r->checkpoint.empty()) {
+      refuse("--checkpoint", "the graph is not journaled from the CLI");
+    }
+    if (r->timeout.count() != 0) {
+      refuse("--timeout-ms", "a pool's tasks have no call to time out");
+    }
+    if (r->verbose != 0 || r->progress) {
+      refuse(r->verbose != 0 ? "--verbose" : "--progress",
+             "a pool reports no progress lines");
+    }
+    if (r->batch_size != 0) {
+      refuse("--batch-size", "each node of the graph is one task");
+    }
+    if (!r->trace.empty() || r->trace_summary) {
+      refuse(!r->trace.empty() ? "--trace" : "--trace-summary",
+             "a pool's submitted tasks are not traced");
+    }
+  }
+}
+
 // A flag of one mode given in the other is refused, never ignored: named,
 // with the mode it belongs to and what is valid instead.
 void CheckModeFlags(const RawFlags& f, const Request& r) {
@@ -319,6 +385,7 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
     const Flag workload_only[] = {
         {"workload", f.workload != d.workload},
         {"tasks", f.tasks != d.tasks},
+        {"inputs", f.inputs != d.inputs},
         {"sleep-ms", f.sleep_ms != d.sleep_ms},
         {"batch-size", f.batch_size != d.batch_size},
         {"speedup", f.speedup != d.speedup},
@@ -495,14 +562,6 @@ std::vector<std::string> WorkloadNames() {
   return std::vector<std::string>(std::begin(kWorkloads), std::end(kWorkloads));
 }
 
-unsigned long long MachineMemoryBytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES);
-  const long page_size = sysconf(_SC_PAGESIZE);
-  if (pages <= 0 || page_size <= 0) return 0;  // unknown: no check
-  return static_cast<unsigned long long>(pages) *
-         static_cast<unsigned long long>(page_size);
-}
-
 Request ParseRequest(const RawFlags& f) {
   Request r;
   r.backend = f.backend;
@@ -594,6 +653,7 @@ Request ParseRequest(const RawFlags& f) {
   r.compare = ParseCompare(f.compare);
   ParseFailure(f, &r);
   ParseRetriesAndErrors(f, &r);
+  CheckInputsAndDag(f, &r);
   return r;
 }
 

@@ -38,6 +38,7 @@ struct RawFlags {
   std::string checkpoint;  // a file; "" = none
   std::string trace;       // a trace file; "" = none
   bool trace_summary = false;
+  std::string inputs;      // a file of task inputs, "-" for stdin; "" = none
   std::string seed = "1";
   std::string fail_task;
   std::string fail_mode = "throw";
@@ -95,6 +96,9 @@ struct Request {
   std::string checkpoint;      // Options::checkpoint; "" = none
   std::string trace;           // Options::trace; "" = none
   bool trace_summary = false;  // print where each run's time went
+  // --inputs: each line of this file ("-": stdin) is one task's input n,
+  // read as it arrives (imap over the lines); "" = tasks 0 .. tasks-1.
+  std::string inputs;
   long long fail_task = -1;
   FailMode fail_mode = FailMode::kNone;
   std::chrono::milliseconds task_timeout{0};  // Options::task_timeout
@@ -118,9 +122,6 @@ Request ParseRequest(const RawFlags& flags);
 // with a binary unit K, M, G or T ("256M", "1.5G", "2GiB"); 0 = no limit.
 // Throws UsageError naming the valid forms.
 std::size_t ParseByteSize(const std::string& flag, const std::string& text);
-
-// Physical memory of this machine in bytes (pages times page size).
-unsigned long long MachineMemoryBytes();
 
 }  // namespace fanout::cli
 

@@ -33,8 +33,9 @@ ABSL_FLAG(
     std::string, workload, "sum",
     "sum (10000 tasks, task n = sum of i*n for i < 100000), fib (naive "
     "fib of 38..33), sleep (tasks that sleep, like I/O), noop (overhead only), "
-    "pi (Monte Carlo: 1000 tasks of 100000 points, see --seed). "
-    "Example: --workload=fib");
+    "pi (Monte Carlo: 1000 tasks of 100000 points, see --seed), dag (a "
+    "fixed random graph of 2000 tasks, each waiting for up to 3 earlier "
+    "ones, run on a pool; prints one checksum). Example: --workload=fib");
 ABSL_FLAG(
     std::string, tasks, "",
     "number of tasks (default: sum 10000, fib 6, sleep 100, noop 1000000). "
@@ -72,6 +73,11 @@ ABSL_FLAG(std::string, stream, "",
           "(task order, through imap) or unordered (index and result, "
           "through imap_unordered), then the answer as usual. Example: "
           "--workload=fib --stream=unordered");
+ABSL_FLAG(std::string, inputs, "",
+          "a file whose lines are the tasks' inputs, one integer n a line "
+          "(- for stdin), read as they arrive and run through imap over the "
+          "lines; with --workload=sum, fib or noop. Example: seq 0 9999 | "
+          "run --workload=sum --inputs=-");
 ABSL_FLAG(std::string, checkpoint, "",
           "append each finished task's result to this file (about once a "
           "second); run the same command again after Ctrl+C, a crash or "
@@ -203,7 +209,8 @@ constexpr char kUsage[] =
     "fanout: run many independent tasks on every core, on a backend picked by "
     "name.\n"
     "\n"
-    "Usage: run [--backend=NAME] [--jobs=N] [--workload=sum|fib|sleep|noop] "
+    "Usage: run [--backend=NAME] [--jobs=N] "
+    "[--workload=sum|fib|sleep|noop|pi|dag] "
     "[flags]\n"
     "       run [flags] [--] [COMMAND TEMPLATE] {::: ARGS | :::: FILES}...\n"
     "\n"
@@ -220,6 +227,8 @@ constexpr char kUsage[] =
     "  run --fail-task=17 --fail-attempts=1 --retries=1   # a flaky task, "
     "retried\n"
     "  run --compare=all --workload=fib         # every backend side by side\n"
+    "  run --workload=dag --backend=process     # a graph of dependent tasks\n"
+    "  seq 0 9999 | run --workload=sum --inputs=-   # inputs as they arrive\n"
     "  run --format=json                        # one JSON object, for "
     "scripts\n"
     "  run --commands=jobs.txt --jobs=4         # shell commands, 4 at a time\n"
@@ -257,6 +266,7 @@ fanout::cli::Request CheckedRequest(const fanout::cli::Args& args) {
         .checkpoint = absl::GetFlag(FLAGS_checkpoint),
         .trace = absl::GetFlag(FLAGS_trace),
         .trace_summary = absl::GetFlag(FLAGS_trace_summary),
+        .inputs = absl::GetFlag(FLAGS_inputs),
         .seed = absl::GetFlag(FLAGS_seed),
         .fail_task = absl::GetFlag(FLAGS_fail_task),
         .fail_mode = absl::GetFlag(FLAGS_fail_mode),

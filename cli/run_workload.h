@@ -1,5 +1,5 @@
-// fanout/cli/run_workload.h — the CLI's workloads (sum, fib, sleep, noop)
-// run on a Parallel, with --fail-task's fault injected, each giving its
+// fanout/cli/run_workload.h — the CLI's workloads (sum, fib, sleep, noop,
+// pi, dag) run on a Parallel (dag: on a Pool), with --fail-task's fault injected, each giving its
 // answer as one line of text.
 //
 //   fanout::Parallel p({.jobs = 2, .backend = "thread"});
@@ -25,8 +25,12 @@ namespace fanout::cli {
 // that succeeded (a failed fib prints as "-") and ends with
 // " (partial: N of M tasks failed)", so it is never taken for the
 // workload's answer. Otherwise the first failure throws its TaskError.
+// With r.inputs, the tasks are the lines of that file (or stdin), read as
+// they arrive: *tasks_run says how many there were. --workload=dag runs a
+// fixed random graph of r.tasks dependent tasks on a Pool of p's backend.
 std::string RunWorkload(Parallel& p, const Request& r,
-                        std::vector<TaskError>* failures);
+                        std::vector<TaskError>* failures,
+                        std::size_t* tasks_run = nullptr);
 
 // `v` in decimal: the answers are 128-bit sums, and byte counts of 64-bit
 // task counts need 128 bits too.

@@ -354,7 +354,8 @@ TEST_P(Checkpointed, AResultTheCodecCannotWriteIsRefusedUpFront) {
                   ": the result type 'fanout::(anonymous namespace)::Opaque' "
                   "cannot be written to a checkpoint; valid: a type with a "
                   "cereal serialize() (see core/codec.h) and a default "
-                  "constructor, or no checkpoint");
+                  "constructor or cereal's load_and_construct, or no "
+                  "checkpoint");
   }
   EXPECT_EQ(shared_->runs.load(), 0u);
 }

@@ -14,9 +14,28 @@
 //     std::string name; double x, y;
 //     template <class Archive> void serialize(Archive& ar) { ar(name, x, y); }
 //   };
+//
+// A type without a default constructor is built by cereal's
+// load_and_construct, which reads what serialize() wrote and calls a
+// constructor (nothing else can know which one):
+//
+//   struct Label {
+//     explicit Label(std::string text) : text(std::move(text)) {}
+//     std::string text;
+//     template <class Archive> void serialize(Archive& ar) { ar(text); }
+//     template <class Archive>
+//     static void load_and_construct(Archive& ar,
+//                                    cereal::construct<Label>& construct) {
+//       std::string text;
+//       ar(text);
+//       construct(std::move(text));
+//     }
+//   };
 #ifndef FANOUT_CORE_CODEC_H_
 #define FANOUT_CORE_CODEC_H_
 
+#include <array>
+#include <bit>
 #include <cereal/archives/binary.hpp>
 #include <cereal/types/array.hpp>
 #include <cereal/types/chrono.hpp>
@@ -35,6 +54,7 @@
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
 #include <cstring>
+#include <new>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -94,16 +114,27 @@ inline Streams& ThreadStreams() {
 template <class T>
 inline constexpr bool kIsTrivial = std::is_trivially_copyable_v<T>;
 
+// True when T has cereal's load_and_construct (a static member, or a
+// cereal::LoadAndConstruct<T> specialization): cereal's way to load a type
+// without a default constructor. decode<T> then builds the value with it.
+template <class T>
+inline constexpr bool kLoadsAndConstructs =
+    cereal::traits::has_load_and_construct<T,
+                                           cereal::BinaryInputArchive>::value;
+
 // True when T can cross a process boundary: copied byte for byte, or
 // serialized with cereal (a serialize() member or free function, or one of
-// the standard types cereal knows) and default-constructible to decode into.
+// the standard types cereal knows) and decoded into a default-constructed
+// value or built by its load_and_construct.
 template <class T>
-inline constexpr bool kCanCross = kIsTrivial<T> ||
-                                  (cereal::traits::is_output_serializable<
-                                       T, cereal::BinaryOutputArchive>::value &&
-                                   cereal::traits::is_input_serializable<
-                                       T, cereal::BinaryInputArchive>::value &&
-                                   std::is_default_constructible_v<T>);
+inline constexpr bool kCanCross =
+    kIsTrivial<T> ||
+    (cereal::traits::is_output_serializable<
+         T, cereal::BinaryOutputArchive>::value &&
+     ((cereal::traits::is_input_serializable<
+           T, cereal::BinaryInputArchive>::value &&
+       std::is_default_constructible_v<T>) ||
+      (kLoadsAndConstructs<T> && std::is_move_constructible_v<T>)));
 
 // Appends the encoding of `value` to `out`.
 template <class T>
@@ -144,12 +175,63 @@ T decode(std::string_view bytes) {
       throw Error("codec: expected " + std::to_string(sizeof(T)) +
                   " bytes, got " + std::to_string(bytes.size()));
     }
-    T value;
-    std::memcpy(static_cast<void*>(&value), bytes.data(), sizeof(T));
-    return value;
+    if constexpr (std::is_default_constructible_v<T>) {
+      T value;
+      std::memcpy(static_cast<void*>(&value), bytes.data(), sizeof(T));
+      return value;
+    } else {  // no constructor to call: the bytes are the value
+      std::array<unsigned char, sizeof(T)> raw;
+      std::memcpy(raw.data(), bytes.data(), sizeof(T));
+      return std::bit_cast<T>(raw);
+    }
+  } else if constexpr (!std::is_default_constructible_v<T>) {
+    static_assert(kLoadsAndConstructs<T>,
+                  "fanout::codec::decode needs a default-constructible type "
+                  "or cereal's load_and_construct");
+    // Built in place by its load_and_construct (through cereal's own
+    // wrapper for it), from the same bytes as any value of T: encode()
+    // wrote them with its serialize() or save().
+    alignas(T) unsigned char storage[sizeof(T)];
+    T* const built = reinterpret_cast<T*>(storage);
+    internal::Streams& streams = internal::ThreadStreams();
+    auto load = [&](std::istream& in) {
+      try {
+        cereal::BinaryInputArchive archive(in);
+        cereal::memory_detail::LoadAndConstructLoadWrapper<
+            cereal::BinaryInputArchive, T>
+            wrapper(built);
+        archive(wrapper);
+        // Throws when load_and_construct never called construct(...).
+        (void)wrapper.construct.ptr();
+      } catch (const cereal::Exception& e) {
+        throw Error(std::string("codec: cannot decode value: ") + e.what());
+      }
+    };
+    const auto take = [&] {
+      T* const value = std::launder(built);
+      T out(std::move(*value));
+      value->~T();
+      return out;
+    };
+    if (streams.busy) {
+      internal::ViewBuf view;
+      view.Reset(bytes);
+      std::istream in(&view);
+      load(in);
+      return take();
+    }
+    streams.busy = true;
+    streams.view.Reset(bytes);
+    streams.in.clear();
+    try {
+      load(streams.in);
+    } catch (...) {
+      streams.busy = false;
+      throw;
+    }
+    streams.busy = false;
+    return take();
   } else {
-    static_assert(std::is_default_constructible_v<T>,
-                  "fanout::codec::decode needs a default-constructible type");
     T value;
     internal::Streams& streams = internal::ThreadStreams();
     auto load = [&](std::istream& in) {

@@ -159,7 +159,25 @@ std::unique_ptr<Executor> make_executor(std::string_view name,
   }
   ExecutorOptions resolved = options;
   resolved.jobs = resolve_jobs(options.jobs);
-  return factory(resolved);
+  std::unique_ptr<Executor> executor = factory(resolved);
+  refuse_jobs_over_limit(*executor, executor->jobs());
+  return executor;
+}
+
+void refuse_jobs_over_limit(const Executor& executor, int jobs) {
+  const JobsLimit limit = executor.jobs_limit();
+  if (limit.per_cpu <= 0) return;
+  const int cpus = usable_cpus();
+  const long long most = static_cast<long long>(limit.per_cpu) * cpus;
+  if (jobs <= most) return;
+  const std::string at_most = std::to_string(most);
+  throw UsageError("jobs=" + std::to_string(jobs) + " is more than backend '" +
+                   std::string(executor.name()) + "' runs at once: at most " +
+                   at_most + " (" + std::to_string(limit.per_cpu) +
+                   " per usable CPU, " + std::to_string(cpus) + " usable CPU" +
+                   (cpus == 1 ? "" : "s") + " here); " +
+                   std::string(limit.why) + "; valid: jobs from 1 to " +
+                   at_most + ", or -1 for every usable CPU");
 }
 
 int usable_cpus() {
@@ -336,6 +354,7 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
   }
   if (o.progress == nullptr) o.progress = &own_progress;
   o.jobs = std::max(o.jobs, 1);
+  refuse_jobs_over_limit(*this, o.jobs);
   o.batch_auto = o.batch_size == 0;
   o.batch_size = resolve_batch_size(job.n, total_workers(o.jobs), o.batch_size);
   if (o.retries < 0) {
@@ -355,7 +374,8 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
         std::string(name()) +
         "' needs: give it a cereal "
         "serialize() (template <class A> void serialize(A& a) { a(x, y); }, "
-        "see core/codec.h) and a default constructor, or use a backend that "
+        "see core/codec.h) and a default constructor or cereal's "
+        "load_and_construct, or use a backend that "
         "shares memory (thread, tbb, sequential)");
   }
   RunReport report;

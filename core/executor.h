@@ -97,7 +97,8 @@ struct Job {
   // Address of task `index`'s result slot when trivial_result_size != 0.
   void* (*result_slot)(void* ctx, std::size_t index) = nullptr;
   // Set when the results cannot cross a process boundary (no cereal
-  // serialize(), or no default constructor to decode into): the result
+  // serialize(), or neither a default constructor to decode into nor
+  // cereal's load_and_construct to build one; see codec::kCanCross): the result
   // type, which a backend that does not share memory refuses before any
   // task runs. encode_result and decode_result are then null.
   const std::type_info* uncrossable_result = nullptr;
@@ -128,6 +129,11 @@ struct Job {
   // order). A backend whose processes each build the job (mpi) refuses, on
   // every process, a call whose processes built different ones. 0: none.
   std::uint64_t fingerprint = 0;
+  // Index i is the caller's task i (map, for_each, try_map), so a report
+  // from inside a task (its exit(): InProcessCallScope) may name it; false
+  // for jobs with numbers of their own (windows of a stream or checkpoint,
+  // map_reduce's groups).
+  bool indices_are_tasks = false;
 };
 
 // Options for one call, as the front end gives them to Executor::run.
@@ -172,6 +178,13 @@ struct RunOptions {
   // through core's scheduler (ChunkRunner), and a backend adds its own
   // events (forks, deaths, moving results) with CallTrace::Note.
   internal::CallTrace* trace = nullptr;
+  // Optional (a pool's generation): called once for each of the call's
+  // `jobs` worker places that frees up while the call still runs (a worker
+  // that handed in its last task, or one never started because the tasks
+  // were all claimed), so that work arriving meanwhile can start in it.
+  // From the thread that made the call.
+  void (*place_freed)(void* ctx) = nullptr;
+  void* place_ctx = nullptr;
 };
 
 // A task that was running when a call was stopped from outside.
@@ -196,6 +209,13 @@ struct RunReport {
 struct ExecutorOptions {
   int jobs = -1;  // as joblib's n_jobs: -1 all usable CPUs, -k usable+1-k, 0
                   // invalid
+};
+
+// The most jobs a backend runs at once: `per_cpu` per usable CPU (0: no
+// limit), and why, for the refusal of more.
+struct JobsLimit {
+  int per_cpu = 0;
+  std::string_view why;  // "each worker is a forked process ..."
 };
 
 // A backend. Core owns scheduling (core/internal/scheduler.h): run() does
@@ -223,6 +243,11 @@ class Executor {
   // True for a backend whose RunParallel fills trivial results through
   // Job::adopt_results (see Job::construct_results).
   virtual bool adopts_results() const { return false; }
+  // The most jobs it runs (none by default). make_executor() and run()
+  // refuse more with a UsageError naming the limit, before anything starts:
+  // a jobs count far above the CPUs (a typo, --jobs=100000) must not start
+  // that many threads or processes.
+  virtual JobsLimit jobs_limit() const { return {}; }
 
   // Runs every task of `job` (or stops early, per options.errors and the
   // stop token) and returns once nothing of the call is still running.
@@ -295,6 +320,11 @@ int usable_cpus();
 // joblib's n_jobs rule: -1 -> usable_cpus(), -k -> usable+1-k (at least 1),
 // k > 0 -> k. Throws UsageError for 0.
 int resolve_jobs(int jobs);
+
+// Throws UsageError when `jobs` is more than `executor.jobs_limit()` allows:
+// "jobs=100000 is more than backend 'tbb' runs at once: at most 128 (64 per
+// usable CPU, 2 usable CPUs here); <why>; valid: ...".
+void refuse_jobs_over_limit(const Executor& executor, int jobs);
 
 // The chunk size a backend should hand out when options ask for auto.
 std::size_t auto_batch_size(std::size_t n, int jobs);

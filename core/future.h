@@ -137,7 +137,7 @@ class TaskNode final : public ValueNode<R> {
   }
   static void Decode(NodeBase* base, std::string_view bytes) {
     if constexpr (!std::is_void_v<R>) {
-      if constexpr (Journalable<R>() && std::is_default_constructible_v<R>) {
+      if constexpr (Journalable<R>()) {
         static_cast<TaskNode*>(base)->value.emplace(codec::decode<R>(bytes));
       }
     }
@@ -274,8 +274,8 @@ namespace internal {
 template <class F, class... Args>
 auto SubmitTo(PoolCore& pool, F&& f, Args&&... args) {
   using Fn = std::decay_t<F>;
-  using R = std::invoke_result_t<Fn&,
-                                 typename ArgOf<std::decay_t<Args>>::type...>;
+  using R =
+      std::invoke_result_t<Fn&, typename ArgOf<std::decay_t<Args>>::type...>;
   static_assert((... && !std::is_same_v<std::decay_t<Args>, Future<void>>),
                 "a Future<void> has no value to pass to a task");
   using Node = TaskNode<R, Fn, std::decay_t<Args>...>;
@@ -285,10 +285,9 @@ auto SubmitTo(PoolCore& pool, F&& f, Args&&... args) {
   node->Inputs(inputs);
   bool crosses = true;
   if constexpr (!std::is_void_v<R>) {
-    crosses = Journalable<R>() && std::is_default_constructible_v<R>;
+    crosses = Journalable<R>();
   }
-  pool.CheckSubmit(crosses, TypeName(typeid(R)).c_str(), inputs,
-                   Node::kInputs);
+  pool.CheckSubmit(crosses, typeid(R), inputs, Node::kInputs);
   node->refs.store(2, std::memory_order_relaxed);  // the future's, the pool's
   pool.Submit(node.get());  // may refuse; takes the node once it returns
   return FutureAccess::Make<R>(node.release());

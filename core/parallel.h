@@ -265,7 +265,8 @@ class Parallel {
     internal::Runner<R, std::remove_reference_t<F>> runner(
         n, f, executor_->adopts_results() && !in_task());
     RunReport report =
-        Run(runner.MakeJob(n), options_.errors, true, nullptr, "map");
+        Run(runner.MakeJob(n, /*indices_are_tasks=*/true), options_.errors,
+            true, nullptr, "map");
     ThrowFirst(report);
     if (runner.slots().size() != n) {
       internal::ThrowBadResultCount(runner.slots().size(), n,
@@ -399,7 +400,8 @@ class Parallel {
     }
     internal::Runner<void, std::remove_reference_t<F>> runner(n, f);
     RunReport report =
-        Run(runner.MakeJob(n), options_.errors, true, nullptr, "for_each");
+        Run(runner.MakeJob(n, /*indices_are_tasks=*/true), options_.errors,
+            true, nullptr, "for_each");
     ThrowFirst(report);
   }
 
@@ -419,8 +421,8 @@ class Parallel {
                                   ErrorPolicy::kCollectAll, /*retry=*/true)
                    .report;
     } else {
-      report = Run(runner.MakeJob(n), ErrorPolicy::kCollectAll, true, nullptr,
-                   "try_map");
+      report = Run(runner.MakeJob(n, /*indices_are_tasks=*/true),
+                   ErrorPolicy::kCollectAll, true, nullptr, "try_map");
     }
     std::vector<Outcome<R>> out;
     out.reserve(n);

@@ -117,12 +117,7 @@ class Launch {
 // True when a task's result can come back from a child process.
 template <class R>
 inline constexpr bool kCrossesProcesses =
-    std::is_void_v<R> || codec::kIsTrivial<R> ||
-    (std::is_default_constructible_v<R> &&
-     cereal::traits::is_output_serializable<
-         R, cereal::BinaryOutputArchive>::value &&
-     cereal::traits::is_input_serializable<R,
-                                           cereal::BinaryInputArchive>::value);
+    std::is_void_v<R> || codec::kCanCross<R>;
 
 }  // namespace internal
 

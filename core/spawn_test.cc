@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "backends/process/testing/children.h"
@@ -38,6 +39,30 @@ TEST_P(SpawnTest, JoinGivesTheResult) {
   EXPECT_EQ(v.join(), (std::vector<int>{1, 2, 3}));
   auto n = spawn(GetParam(), [] { return 7LL * 6; });
   EXPECT_EQ(n.join(), 42);
+  ExpectNoChildren();
+}
+
+// Issue 23 item 12: a result without a default constructor, built by
+// cereal's load_and_construct when it comes back from a child process.
+struct Label {
+  explicit Label(std::string t) : text(std::move(t)) {}
+  std::string text;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(text);
+  }
+  template <class Archive>
+  static void load_and_construct(Archive& ar,
+                                 cereal::construct<Label>& construct) {
+    std::string t;
+    ar(t);
+    construct(std::move(t));
+  }
+};
+
+TEST_P(SpawnTest, JoinGivesAResultWithoutADefaultConstructor) {
+  auto h = spawn(GetParam(), [] { return Label("forty-two"); });
+  EXPECT_EQ(h.join().text, "forty-two");
   ExpectNoChildren();
 }
 

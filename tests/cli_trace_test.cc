@@ -72,6 +72,40 @@ TEST(CliTrace, FanoutTraceTracesAProgramUnchanged) {
   EXPECT_EQ(CheckTrace(path, "--tasks=6 --min-workers=2"), 0);
 }
 
+// A pool's submitted tasks are not traced: --trace with --workload=dag or
+// --inputs (whose batches run on a pool) is refused with one line, and a
+// pool under FANOUT_TRACE still gives its exact answer.
+TEST(CliTrace, PoolWorkloadsRefuseTraceAndRunUnderFanoutTrace) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{
+           {"--workload=dag", "--trace=" + Tmp("dag.json")},
+           {"--workload=dag", "--trace-summary"},
+           {"--workload=sum", "--inputs=-", "--trace=" + Tmp("in.json")},
+           {"--workload=sum", "--inputs=-", "--trace-summary"},
+       }) {
+    const Result r = RunProgram(Cli(), args, "1\n");
+    EXPECT_EQ(r.exit_code, 2) << args[0] << " " << args[1];
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    const std::vector<std::string> lines = Lines(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_NE(lines[0].find("cannot be combined with --trace"),
+              std::string::npos)
+        << lines[0];
+    EXPECT_NE(lines[0].find("not traced"), std::string::npos) << lines[0];
+  }
+  setenv("FANOUT_TRACE", Tmp("pool-env.json").c_str(), 1);
+  for (const char* backend : {"thread", "process"}) {
+    const Result r = RunProgram(
+        Cli(), {"--workload=dag", std::string("--backend=") + backend});
+    EXPECT_EQ(r.exit_code, 0) << backend << ": " << r.err;
+    EXPECT_EQ(Lines(r.out).at(0), "11967090167291901549") << backend;
+  }
+  const Result in =
+      RunProgram(Cli(), {"--workload=sum", "--inputs=-"}, "1\n2\n");
+  unsetenv("FANOUT_TRACE");
+  EXPECT_EQ(in.exit_code, 0) << in.err;
+}
+
 TEST(CliTrace, CompareRunsEveryBackendOnOneTimeline) {
   const std::string path = Tmp("compare.json");
   const std::vector<std::string> backends = ListedBackends(Cli());

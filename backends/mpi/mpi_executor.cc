@@ -33,6 +33,7 @@
 #include "core/errors.h"
 #include "core/executor.h"
 #include "core/internal/trace.h"
+#include "core/internal/exit_hooks.h"
 
 namespace fanout::mpi {
 namespace {
@@ -100,6 +101,12 @@ class MpiExecutor final : public Executor {
                                     " on " + host + " (pid " +
                                     std::to_string(getpid()) + ")");
     }
+    // A task's exit() now would finalize MPI under this rank's other
+    // threads (Open MPI then aborts the job with MPI_ERR_COMM and no word
+    // of the task): say which task, end this rank at once, mpirun the job.
+    fanout::internal::InProcessCallScope exit_guard(
+        "mpi", job.indices_are_tasks && options.task_ids == nullptr,
+        world_.rank);
     // Every rank returns the same report, stop reason included (a timeout
     // on one rank is a TimeoutError on every rank).
     return world_.rank == 0 ? internal::RunRoot(world_, job, options, call)

@@ -60,6 +60,10 @@ struct Worker {
   // death is on it.
   internal::TraceTrack* trace = nullptr;
   bool death_noted = false;
+  // The tasks it was handed at its fork (what a dead worker left of its
+  // chunk): if it dies before its slot records them, they are still known.
+  std::size_t handed_begin = 0;
+  std::size_t handed_end = 0;
   // It handed in everything (its slot says finished) and closed its pipe:
   // it is only leaving. The call goes on without waiting for its exit (a
   // process's teardown takes a while) and reaps it before returning.
@@ -84,6 +88,9 @@ class Call {
   // Forks worker k; `replaces` is the pid of the dead worker it replaces
   // (a trace names it), -1 for none.
   void Fork(std::size_t k, WorkerPlan plan, pid_t replaces = -1);
+  // True when the call's stop token was raised (a signal on the wake pipe,
+  // the deadline, a cancel).
+  bool StopArrived();
   // Whether worker k (k >= 1) is worth forking: false once every task is
   // claimed by the workers already running.
   bool NeedAnotherWorker(std::size_t k) const;
@@ -124,6 +131,9 @@ class Call {
   void AddFailure(int k, std::size_t index, std::string type,
                   std::string message);
   void KillAll();
+  // A worker of the call is done for good (it finished, or will not be
+  // replaced): one place fewer in use; tells RunOptions::place_freed.
+  void WorkerGone(std::size_t* running);
   bool Reap(Worker& w, bool block);
   // Waits for the workers that were only leaving (Worker::leaving).
   void ReapLeaving();
@@ -136,7 +146,12 @@ class Call {
   // Copies shared result slots into the caller's result array.
   void CopyResults(bool kept_out_of_fork);
 
-  [[noreturn]] void ThrowDeath(int k);
+  // Ends the call for worker k's death; `task` is the task to blame, or
+  // kNoTask for a death between tasks.
+  [[noreturn]] void ThrowDeath(int k, std::size_t task);
+  // How many processes the kernel's OOM killer killed since the call
+  // started (-1: unknown), for a death by SIGKILL.
+  long long OomKillsSinceStart(int k) const;
   // The TaskError of worker k's death while running `task`, its `attempts`
   // th death.
   TaskError DeathError(int k, std::size_t task, int attempts) const;
@@ -180,6 +195,9 @@ class Call {
   // Deaths between tasks (a kill from outside), for which no task is to
   // blame: at most kMaxUnblamedDeaths are replaced, then the call fails.
   int unblamed_deaths_ = 0;
+  // The kernel's OOM kill count when the call started (-1: unknown): a
+  // SIGKILL is said to be possibly out of memory only if it rose.
+  long long oom_kills_at_start_ = -1;
   RunReport report_;
 };
 

@@ -16,14 +16,6 @@
 #include "core/internal/wait_status.h"
 
 namespace fanout::process_internal {
-namespace {
-
-// Deaths between tasks (a worker killed from outside while it was taking or
-// handing in work) that a call survives: no task is to blame, so retries do
-// not bound them.
-constexpr int kMaxUnblamedDeaths = 16;
-
-}  // namespace
 
 // ---------------------------------------------------------------------------
 // A worker that died: what it finished is kept, the task it was running is
@@ -33,21 +25,20 @@ bool Call::Replace(int k, std::size_t* running) {
   Worker& w = workers_[k];
   WorkerSlot& slot = shared_.slot(k);
   const internal::WaitOutcome ended = internal::DecodeWaitStatus(w.status);
-  // Deaths that cannot be survived without losing or repeating work, or
-  // that a replacement would only repeat, end the call as before: status
-  // unknown, a lost result pipe, a death before the first chunk.
+  // Deaths that cannot be survived without losing or repeating work end
+  // the call: status unknown, a lost result pipe.
   if (!w.status_known ||
       (ended.exit_status == kLostPipeExitStatus &&
-       slot.lost_pipe_fd.load(std::memory_order_acquire) >= 0) ||
-      (slot.chunk_begin.load(std::memory_order_relaxed) == kNoTask &&
-       slot.claiming.load(std::memory_order_acquire) == 0)) {
-    ThrowDeath(k);
+       slot.lost_pipe_fd.load(std::memory_order_acquire) >= 0)) {
+    ThrowDeath(k, slot.current.load(std::memory_order_relaxed));
   }
   if (slot.claiming.load(std::memory_order_acquire) != 0) {
     const std::string worker = WorkerName(k);
+    const long long oom_kills = OomKillsSinceStart(k);
     KillAll();
     throw Error("process backend: worker " +
-                internal::DescribeWaitStatus(w.status) + " (" + worker +
+                internal::DescribeWaitStatus(w.status, oom_kills) + " (" +
+                worker +
                 ") while it took a chunk of tasks; which tasks it took is "
                 "unknown, so the call cannot go on without losing some");
   }
@@ -55,15 +46,25 @@ bool Call::Replace(int k, std::size_t* running) {
     --*running;
     return false;
   }
-  const std::size_t begin = slot.chunk_begin.load(std::memory_order_relaxed);
-  const std::size_t end = slot.chunk_end.load(std::memory_order_relaxed);
+  // Its chunk, as its slot records it; before it recorded one (it died
+  // right after its fork, before its first task), the tasks it was handed
+  // at the fork, if any: no task of it finished. Nothing else was claimed
+  // (`claiming` is clear), so a replacement loses and repeats nothing.
+  const bool recorded =
+      slot.chunk_begin.load(std::memory_order_relaxed) != kNoTask;
+  const std::size_t begin =
+      recorded ? slot.chunk_begin.load(std::memory_order_relaxed)
+               : w.handed_begin;
+  const std::size_t end =
+      recorded ? slot.chunk_end.load(std::memory_order_relaxed) : w.handed_end;
   // The task it was running, if any; every task of its chunk before that
   // one (or before `done`, between tasks) finished and was delivered.
-  const std::size_t running_task = TaskRunningIn(slot);
+  const std::size_t running_task = recorded ? TaskRunningIn(slot) : kNoTask;
   std::size_t rest =
-      running_task != kNoTask
-          ? running_task
-          : std::clamp(slot.done.load(std::memory_order_acquire), begin, end);
+      running_task != kNoTask ? running_task
+      : recorded
+          ? std::clamp(slot.done.load(std::memory_order_acquire), begin, end)
+          : begin;
   // The trace: the dead worker's row ends with its death, its open span
   // (the tasks it finished of its chunk, and the one it died in) closed now.
   if (options_.trace != nullptr) {
@@ -99,11 +100,11 @@ bool Call::Replace(int k, std::size_t* running) {
     if (running_task == w.timed_out) blamed = running_task;
   } else if (running_task != kNoTask) {
     blamed = running_task;
-  } else if (ended.exit_status == kRetireExitStatus) {
-    // Left after a task ran into the memory limit (that task failed, and
-    // it does so at most once): not a death to count.
-  } else if (++unblamed_deaths_ > kMaxUnblamedDeaths) {
-    ThrowDeath(k);
+  } else if (ended.exit_status != kRetireExitStatus &&
+             ++unblamed_deaths_ > kMaxUnblamedDeaths) {
+    // (A worker that left after a task ran into the memory limit is not a
+    // death to count: that task failed, and it does so at most once.)
+    ThrowDeath(k, kNoTask);
   }
   if (blamed != kNoTask) {
     const int deaths = ++deaths_[blamed];
@@ -137,7 +138,7 @@ bool Call::Replace(int k, std::size_t* running) {
   const Control& control = shared_.control();
   if (control.stopped() != StopReason::kNone ||
       (plan.handed_begin == plan.handed_end && !control.Unclaimed())) {
-    --*running;  // nothing left for a replacement
+    WorkerGone(running);  // nothing left for a replacement
     return true;
   }
   internal::CloseFd(&w.read_fd);
@@ -163,25 +164,34 @@ bool Call::ReadStage(int k) {
   return HandleMessages(k);
 }
 
+long long Call::OomKillsSinceStart(int k) const {
+  const Worker& w = workers_[k];
+  if (!w.status_known ||
+      internal::DecodeWaitStatus(w.status).signal != SIGKILL ||
+      oom_kills_at_start_ < 0) {
+    return -1;
+  }
+  const long long now = internal::OomKillCount();
+  return now < oom_kills_at_start_ ? -1 : now - oom_kills_at_start_;
+}
+
 TaskError Call::DeathError(int k, std::size_t task, int attempts) const {
   const Worker& w = workers_[k];
   Death death{WorkerName(k), w.status_known,         w.status, -1,
               task,          report_.failures.size()};
   death.attempts = attempts;
   death.peak_kib = w.peak_kib;
+  death.oom_kills = OomKillsSinceStart(k);
   if (w.timed_out != kNoTask) death.timed_out = options_.task_timeout;
   return process_internal::DeathError(death);
 }
 
-void Call::ThrowDeath(int k) {
+void Call::ThrowDeath(int k, std::size_t task) {
   const Worker& w = workers_[k];
   const WorkerSlot& slot = shared_.slot(k);
-  Death death{WorkerName(k),
-              w.status_known,
-              w.status,
-              slot.lost_pipe_fd.load(std::memory_order_acquire),
-              slot.current.load(std::memory_order_relaxed),
-              report_.failures.size()};
+  Death death{WorkerName(k), w.status_known,
+              w.status,      slot.lost_pipe_fd.load(std::memory_order_acquire),
+              task,          report_.failures.size()};
   death.peak_kib = w.peak_kib;
   if (options_.trace != nullptr && !w.death_noted) {
     const std::uint64_t t = internal::TraceNow();
@@ -193,6 +203,8 @@ void Call::ThrowDeath(int k) {
              " (the call fails)",
          "death", t, t, "\"pid\":" + std::to_string(w.pid));
   }
+  death.oom_kills = OomKillsSinceStart(k);
+  death.unblamed_deaths = unblamed_deaths_;
   KillAll();
   process_internal::ThrowDeath(death);
 }

@@ -31,11 +31,20 @@ void ThrowDeath(const Death& death) {
     how = "worker lost its result pipe (a task closed or replaced fd " +
           std::to_string(death.lost_pipe_fd) + "?)";
   } else {
-    how = "worker " + internal::DescribeWaitStatus(death.status);
+    how =
+        "worker " + internal::DescribeWaitStatus(death.status, death.oom_kills);
+  }
+  if (death.current == kNoTask && death.unblamed_deaths <= kMaxUnblamedDeaths) {
+    throw Error("process backend: " + how + " (" + death.worker +
+                ") before it started a task");
   }
   if (death.current == kNoTask) {
     throw Error("process backend: " + how + " (" + death.worker +
-                ") before it started a task");
+                ") between tasks; " + std::to_string(death.unblamed_deaths) +
+                " workers died running no task in this call and at most " +
+                std::to_string(kMaxUnblamedDeaths) +
+                " are replaced, so something keeps killing them (a kill "
+                "from outside?)");
   }
   if (death.status_known && !lost_pipe) {
     throw DeathError(death).with_failed_tasks(death.failures_before + 1);
@@ -57,7 +66,8 @@ TaskError DeathError(const Death& death) {
     how = "timed out after " + std::to_string(death.timed_out.count()) +
           " ms (its worker was killed)";
   } else {
-    how = "worker " + internal::DescribeWaitStatus(death.status) +
+    how = "worker " +
+          internal::DescribeWaitStatus(death.status, death.oom_kills) +
           " while running this task";
     if (outcome.signal == SIGKILL && death.peak_kib > 0) {
       how += "; peak memory " +

@@ -18,6 +18,11 @@ namespace fanout::process_internal {
 // fanout::Error "process backend: <what>: <strerror(errno)>".
 [[noreturn]] void ThrowErrno(const char* what);
 
+// Deaths between tasks (a worker killed from outside before its first
+// task, or while it took or handed in work) that a call survives: no task
+// is to blame, so retries do not bound them.
+inline constexpr int kMaxUnblamedDeaths = 16;
+
 // A worker that ended without finishing cleanly.
 struct Death {
   std::string worker;           // "pid 4242"
@@ -31,9 +36,15 @@ struct Death {
   int attempts = 1;
   long peak_kib = 0;
   std::chrono::milliseconds timed_out{0};
+  // Processes the kernel's OOM killer killed during the call (-1: unknown):
+  // see internal::DescribeWaitStatus.
+  long long oom_kills = -1;
+  // Deaths between tasks in the call so far, when that is why it ends.
+  int unblamed_deaths = 0;
 };
 // TaskError naming the task and how the worker ended; fanout::Error when it
-// died before its first task.
+// died between tasks (death.current is kNoTask) more often than a call
+// replaces such deaths.
 [[noreturn]] void ThrowDeath(const Death& death);
 // The TaskError of a worker's death while running death.current:
 // "worker killed by SIGSEGV (Segmentation fault) while running this task",

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -16,6 +17,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -127,6 +130,139 @@ TEST(ProcessPool, SigkilledWorkerIsReplacedAndItsTaskRetried) {
     if (i == 21 && FirstTime(dir.file("once"))) raise(SIGKILL);
     return static_cast<long>(i * i);
   });
+  EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+  ASSERT_EQ(r.size(), kN);
+  for (std::size_t i = 0; i < kN; ++i) EXPECT_EQ(r[i], long(i * i)) << i;
+  EXPECT_EQ(runs[21], 2);
+  ExpectRanOnce(runs, kN, 21);
+}
+
+// Kills forked children right after fork (a pthread_atfork child handler:
+// before the worker's first line, so before it claims or runs anything),
+// those whose fork number (counted from 1 once armed) is in [first, last].
+class KillAfterFork {
+ public:
+  KillAfterFork(int first, int last) {
+    static std::once_flag once;
+    std::call_once(once, [] {
+      pthread_atfork(nullptr, nullptr, [] {
+        State* s = state();
+        if (!s->armed.load()) return;
+        const int number = s->forks.fetch_add(1) + 1;
+        if (number >= s->first.load() && number <= s->last.load()) {
+          raise(SIGKILL);
+        }
+      });
+    });
+    State* s = state();
+    s->forks = 0;
+    s->first = first;
+    s->last = last;
+    s->armed = true;
+  }
+  ~KillAfterFork() { state()->armed = false; }
+  KillAfterFork(const KillAfterFork&) = delete;
+  KillAfterFork& operator=(const KillAfterFork&) = delete;
+  int forks() const { return state()->forks.load(); }
+
+ private:
+  // In MAP_SHARED memory: the count must go up in the children's forks too.
+  struct State {
+    std::atomic<bool> armed{false};
+    std::atomic<int> forks{0};
+    std::atomic<int> first{0};
+    std::atomic<int> last{0};
+  };
+  static State* state() {
+    static State* s = [] {
+      void* p = mmap(nullptr, sizeof(State), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) std::abort();
+      return new (p) State;
+    }();
+    return s;
+  }
+};
+
+// Issue 23 item 10: a worker that dies before its first task (nothing
+// claimed) is replaced like any other, up to the call's cap of deaths
+// between tasks (16): the first 16 forks die, the call succeeds with every
+// task run once. It used to end the call ("... before it started a task").
+TEST(ProcessPool, WorkersKilledRightAfterForkAreReplaced) {
+  constexpr std::size_t kTasks = 1000;
+  for (const std::size_t batch : {std::size_t{1}, std::size_t{0}}) {
+    RunCounts runs(kTasks);
+    Parallel p({.jobs = 2, .backend = "process", .batch_size = batch});
+    std::vector<long> r;
+    int forks = 0;
+    {
+      KillAfterFork killer(1, 16);
+      r = p.map(kTasks, [&](std::size_t i) -> long {
+        runs.Ran(i);
+        return static_cast<long>(i) * 3;
+      });
+      forks = killer.forks();
+    }
+    EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+    EXPECT_GE(forks, 17) << "batch " << batch;
+    ASSERT_EQ(r.size(), kTasks);
+    for (std::size_t i = 0; i < kTasks; ++i) {
+      ASSERT_EQ(r[i], static_cast<long>(i) * 3) << i;
+    }
+    ExpectRanOnce(runs, kTasks, kTasks);
+  }
+}
+
+// One more than the cap ends the call, saying why, with nothing left
+// running and no task run twice.
+TEST(ProcessPool, MoreDeathsBeforeAnyTaskThanTheCapEndTheCall) {
+  constexpr std::size_t kTasks = 100;
+  RunCounts runs(kTasks);
+  Parallel p({.jobs = 2, .backend = "process", .batch_size = 1});
+  try {
+    KillAfterFork killer(1, 17);
+    p.map(kTasks, [&](std::size_t i) -> long {
+      runs.Ran(i);
+      return static_cast<long>(i);
+    });
+    FAIL() << "the call survived 17 deaths between tasks";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), ::testing::StartsWith(
+                              "process backend: worker killed by SIGKILL "
+                              "(Killed)"));
+    EXPECT_THAT(e.what(),
+                HasSubstr(") between tasks; 17 workers died running no task "
+                          "in this call and at most 16 are replaced, so "
+                          "something keeps killing them (a kill from "
+                          "outside?)"));
+  }
+  EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
+  for (std::size_t i = 0; i < kTasks; ++i) EXPECT_LE(runs[i], 1) << i;
+}
+
+// A replacement that dies right after its fork, before its slot records the
+// tasks it was handed (the rest of a dead worker's chunk): they are still
+// known, and handed to the next one. One worker (jobs 1, kept in a worker
+// by the task_timeout): task 21 kills it once; its replacements (forks 2
+// to 5) die at once; fork 6 runs 21 again and the rest of its chunk.
+TEST(ProcessPool, AReplacementKilledBeforeItsHandedTasksHandsThemOn) {
+  TempDir dir;
+  RunCounts runs(kN);
+  Parallel p({.jobs = 1,
+              .backend = "process",
+              .batch_size = 8,
+              .retries = 1,
+              .task_timeout = std::chrono::seconds(60)});
+  std::vector<long> r;
+  {
+    KillAfterFork killer(2, 5);
+    r = p.map(kN, [&](std::size_t i) -> long {
+      runs.Ran(i);
+      if (i == 21 && FirstTime(dir.file("once"))) raise(SIGKILL);
+      return static_cast<long>(i * i);
+    });
+    EXPECT_EQ(killer.forks(), 6);
+  }
   EXPECT_THAT(ChildrenOf(getpid()), IsEmpty());
   ASSERT_EQ(r.size(), kN);
   for (std::size_t i = 0; i < kN; ++i) EXPECT_EQ(r[i], long(i * i)) << i;

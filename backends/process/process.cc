@@ -43,6 +43,16 @@ class ProcessExecutor final : public Executor {
   // Trivial results are copied from the shared pages straight into the
   // caller's reserved result array (Call::CopyResults).
   bool adopts_results() const override { return true; }
+  // A worker is a whole process: a fork (0.2 ms to 30 ms, as the caller's
+  // memory grows), its own memory, a 64 KiB stage, a pipe and a pidfd in
+  // the caller. Far beyond the CPUs they only take turns.
+  JobsLimit jobs_limit() const override {
+    return {.per_cpu = 64,
+            .why =
+                "each worker is a forked process with its own memory, "
+                "pipe and pidfd: beyond the CPUs they only take turns; "
+                "for tasks that mostly wait, use backend 'thread'"};
+  }
 
  protected:
   std::string inline_worker() const override {

@@ -115,7 +115,14 @@ class WorkerSink {
 
   // Task `begin` of chunk [begin, end) is next; its slot says so before
   // any of them runs.
+  // Records the chunk in the slot, then clears `claiming` (a death from
+  // here on leaves the chunk known), then maps its result pages.
   void BeginChunk(std::size_t begin, std::size_t end) {
+    slot_.chunk_begin.store(begin, std::memory_order_relaxed);
+    slot_.chunk_end.store(end, std::memory_order_relaxed);
+    slot_.whole.store(RunsWhole(begin, end) ? 1 : 0, std::memory_order_relaxed);
+    slot_.done.store(begin, std::memory_order_release);
+    slot_.claiming.store(0, std::memory_order_release);
     // The chunk's pages of the aliased results are read once each before
     // its tasks store into them. A read fault on a shared mapping maps the
     // 16 pages around it at once (fault around), writable (shared memory
@@ -139,10 +146,6 @@ class WorkerSink {
             .load(std::memory_order_relaxed);
       }
     }
-    slot_.chunk_begin.store(begin, std::memory_order_relaxed);
-    slot_.chunk_end.store(end, std::memory_order_relaxed);
-    slot_.whole.store(RunsWhole(begin, end) ? 1 : 0, std::memory_order_relaxed);
-    slot_.done.store(begin, std::memory_order_release);
   }
 
   void Started(std::size_t i) {
@@ -304,15 +307,17 @@ void WorkerMain(const WorkerPlan& plan) {
     // The claim loop of ChunkRunner::RunClaimed, with the chunk recorded in
     // the slot (the caller hands what a dead worker left to its
     // replacement). `claiming` covers the instant between taking a chunk
-    // and recording it.
+    // and recording it: a few stores (BeginChunk clears it before it maps
+    // the chunk's pages).
     std::size_t begin = 0;
     std::size_t end = 0;
     while (keep_going && !runner.Stopping()) {
       plan.slot->claiming.store(1, std::memory_order_release);
-      const bool claimed = plan.control->Claim(&begin, &end);
-      if (claimed) sink.BeginChunk(begin, end);
-      plan.slot->claiming.store(0, std::memory_order_release);
-      if (!claimed) break;
+      if (!plan.control->Claim(&begin, &end)) {
+        plan.slot->claiming.store(0, std::memory_order_release);
+        break;
+      }
+      sink.BeginChunk(begin, end);
       keep_going = runner.RunChunk(begin, end);
     }
     sink.FlushAll();

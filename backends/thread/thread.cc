@@ -48,6 +48,8 @@ using internal::SpinUntil;
 
 constexpr std::chrono::microseconds kSpin{100};
 constexpr int kClosed = INT_MAX / 2;
+// Helpers started between looks at the call's stop token.
+constexpr int kStopCheckEvery = 16;
 
 class Pool {
  public:
@@ -57,7 +59,9 @@ class Pool {
   void Post(internal::Work* work, int workers);
 
  private:
-  void EnsureHelpers(int count);
+  // Starts helpers until there are `count`; false (and fewer) when `stop`
+  // (if any) was raised meanwhile.
+  bool EnsureHelpers(int count, const StopToken* stop = nullptr);
   void HelperLoop(std::uint32_t seen);
   void Work(int worker);
   internal::Work* PopPosted();
@@ -110,9 +114,15 @@ Pool& GetPool() {
   return *pool;
 }
 
-void Pool::EnsureHelpers(int count) {
+bool Pool::EnsureHelpers(int count, const StopToken* stop) {
   std::lock_guard<std::mutex> lock(helpers_mu_);
-  while (static_cast<int>(helpers_.size()) < count) {
+  for (int started = 0; static_cast<int>(helpers_.size()) < count; ++started) {
+    // Ctrl+C (or the deadline, a cancel) while many threads start: the call
+    // ends now; the helpers made so far stay for later calls.
+    if (stop != nullptr && started % kStopCheckEvery == 0 &&
+        stop->stop_requested()) {
+      return false;
+    }
     // The epoch before this call's bump: a helper that starts late must
     // still see the call that made it.
     try {
@@ -129,6 +139,7 @@ void Pool::EnsureHelpers(int count) {
     }
     helpers_.back().detach();
   }
+  return true;
 }
 
 void Pool::HelperLoop(std::uint32_t seen) {
@@ -210,7 +221,11 @@ RunReport Pool::Run(const Job& job, const RunOptions& options) {
   std::lock_guard<std::mutex> call(call_mu_);
   const int helpers = static_cast<int>(
       std::min<std::size_t>(options.jobs - 1, job.n ? job.n - 1 : 0));
-  EnsureHelpers(helpers);
+  if (!EnsureHelpers(helpers, options.stop)) {
+    RunReport report;
+    report.stopped = options.stop->reason();
+    return report;
+  }
   job_ = &job;
   options_ = &options;
   control_.Reset(job.n, options.batch_size);
@@ -259,11 +274,22 @@ class ThreadExecutor final : public Executor {
   std::string_view name() const override { return "thread"; }
   bool shares_memory() const override { return true; }
   int jobs() const override { return jobs_; }
+  // Threads that wait (I/O, sleeps) are what this backend is for, so more
+  // jobs than CPUs are common; but each is a thread the pool keeps until
+  // the process ends (about 0.2 ms to start, a stack, a slot in the
+  // kernel's thread limits).
+  JobsLimit jobs_limit() const override {
+    return {.per_cpu = 1024,
+            .why =
+                "each job is a thread the pool keeps until the process "
+                "ends"};
+  }
 
  protected:
   RunReport RunParallel(const Job& job, const RunOptions& options) override {
     // A task's exit() now would lose the call's results without a word.
-    internal::InProcessCallScope exit_guard("thread");
+    internal::InProcessCallScope exit_guard(
+        "thread", job.indices_are_tasks && options.task_ids == nullptr);
     return GetPool().Run(job, options);
   }
   std::string inline_worker() const override { return "thread 0"; }

@@ -34,10 +34,12 @@ internal::CheckpointedRun Parallel::RunCheckpointed(
                      "a checkpoint on the outer call");
   }
   if constexpr (!internal::Journalable<R>()) {
-    throw UsageError("checkpoint " + path + ": the result type '" + type +
-                     "' cannot be written to a checkpoint; valid: a type "
-                     "with a cereal serialize() (see core/codec.h) and a "
-                     "default constructor, or no checkpoint");
+    throw UsageError(
+        "checkpoint " + path + ": the result type '" + type +
+        "' cannot be written to a checkpoint; valid: a type "
+        "with a cereal serialize() (see core/codec.h) and a "
+        "default constructor or cereal's load_and_construct, or no "
+        "checkpoint");
   } else {
     internal::CheckpointedRun run;
     run.loaded.assign(n, 0);

@@ -24,26 +24,39 @@ void RunExitHooks();
 // (libtbb crashes in its own). A task that calls exit() used to end the
 // program with that status and no word, or with a segfault.
 //
-// Such a backend holds one of these for the time of each call. An exit()
-// from any thread meanwhile prints one line on stderr,
+// Such a backend holds one of these for the time of each call (mpi under
+// mpirun too: a rank's exit() would finalize MPI under its other threads,
+// and the job ended with Open MPI's "MPI_ERR_COMM: invalid communicator"
+// and no word of the task). An exit() from any thread meanwhile prints one
+// line on stderr,
 //
-//   fanout: a task called exit(0) while a call was running on backend
-//   'thread'; its results are lost
+//   fanout: task 17 called exit(0) while a call was running on backend
+//   'mpi' (rank 1); its results are lost
 //
-// ("exit(0) was called" when the thread calling exit() is not running a
-// task) and ends the process at once with _exit(): the status exit() was
-// given, or kExitDuringCallStatus (70, EX_SOFTWARE) for 0, so that lost
-// results never look like success. No other atexit handler or static
-// destructor runs. quick_exit() and _exit() are not seen.
+// ("a task called" when the call keeps no record of which task runs, or
+// its task numbers are not the caller's, as in a checkpointed call's
+// windows; "the program called" when the thread calling exit() is not
+// running a task) and ends the process at once with _exit(): the status
+// exit() was given, or kExitDuringCallStatus (70, EX_SOFTWARE) for 0, so
+// that lost results never look like success. No other atexit handler or
+// static destructor runs (under mpirun: no MPI_Finalize; mpirun ends the
+// job with that status). quick_exit() and _exit() are not seen.
 inline constexpr int kExitDuringCallStatus = 70;
 
 class InProcessCallScope {
  public:
-  // `backend` must outlive the process (a string literal).
-  explicit InProcessCallScope(const char* backend);
+  // `backend` must outlive the process (a string literal). `own_numbers`:
+  // the job's indices are its caller's task numbers (Job::indices_are_tasks
+  // and no RunOptions::task_ids), so the exiting task can be named. `rank`:
+  // the mpi rank, or -1.
+  explicit InProcessCallScope(const char* backend, bool own_numbers = true,
+                              int rank = -1);
   ~InProcessCallScope();
   InProcessCallScope(const InProcessCallScope&) = delete;
   InProcessCallScope& operator=(const InProcessCallScope&) = delete;
+
+ private:
+  const bool own_numbers_;
 };
 
 }  // namespace fanout::internal

@@ -81,8 +81,8 @@ std::string ReadFile(int fd, const std::string& path) {
   return bytes;
 }
 
-// The parsed header: where records begin, or 0 when the file holds no whole
-// header (empty, or a header cut short: no record can follow it).
+// The parsed header: where records begin, or 0 when the file is empty or
+// holds this call's header cut short (no record can follow it).
 std::size_t ParseHeader(const std::string& bytes, const std::string& path,
                         const JournalIdentity& id) {
   const std::size_t prefix = std::min(bytes.size(), sizeof(kMagic));
@@ -94,8 +94,27 @@ std::size_t ParseHeader(const std::string& bytes, const std::string& path,
             "never overwrites such a file); valid: a file written by a "
             "checkpointed call, or a path that does not exist yet");
   }
+  // A header cut short by a kill is a prefix of the one this call writes
+  // (the header is written in one piece before any frame). Anything else
+  // that ends inside its header, or whose lengths run past the end of the
+  // file, is damage: a length field with a flipped bit must not make whole
+  // records look like a header cut short and be thrown away.
+  const std::string expected = Journal::Header(id);
+  if (bytes.size() < expected.size() &&
+      expected.compare(0, bytes.size(), bytes) == 0) {
+    return 0;
+  }
+  const auto cut = [&] {
+    return JournalError(
+        JournalError::Kind::kDamaged,
+        "checkpoint " + path +
+            " is damaged: its header's lengths run past the end of the "
+            "file, and it is not this call's header cut short; valid: "
+            "delete " +
+            path + " to start over");
+  };
   std::size_t at = sizeof(kMagic);
-  if (bytes.size() < at + 4) return 0;
+  if (bytes.size() < at + 4) throw cut();
   const auto version = Get<std::uint32_t>(bytes, at);
   at += 4;
   if (version != kVersion) {
@@ -108,18 +127,18 @@ std::size_t ParseHeader(const std::string& bytes, const std::string& path,
                            path + " to start over");
   }
   JournalIdentity found;
-  if (bytes.size() < at + 8) return 0;
+  if (bytes.size() < at + 8) throw cut();
   found.tasks = Get<std::uint64_t>(bytes, at);
   at += 8;
   for (std::string* s : {&found.kind, &found.type, &found.key}) {
-    if (bytes.size() < at + 4) return 0;
+    if (bytes.size() < at + 4) throw cut();
     const auto len = Get<std::uint32_t>(bytes, at);
     at += 4;
-    if (bytes.size() - at < len) return 0;
+    if (bytes.size() - at < len) throw cut();
     s->assign(bytes, at, len);
     at += len;
   }
-  if (bytes.size() < at + 8) return 0;
+  if (bytes.size() < at + 8) throw cut();
   if (Get<std::uint64_t>(bytes, at) != Checksum(bytes.data(), at)) {
     throw JournalError(JournalError::Kind::kDamaged,
                        "checkpoint " + path +
@@ -139,6 +158,39 @@ std::size_t ParseHeader(const std::string& bytes, const std::string& path,
                            path + " to start over)");
   }
   return at;
+}
+
+// A frame at `at` whose head says it runs past the end of `bytes`: "" when
+// what is there is the start of such a frame (a write cut short: records
+// of this call's tasks, the last one or the checksum cut off); otherwise
+// what shows that its head is damaged instead.
+std::string NotACut(const std::string& bytes, std::size_t at,
+                    std::uint32_t count, std::uint64_t body,
+                    const JournalIdentity& id) {
+  const std::size_t begin = at + kFrameHead;
+  std::size_t p = begin;
+  for (std::uint32_t r = 0; r < count; ++r) {
+    if (bytes.size() - p < kRecordHead) return "";  // cut in a record's head
+    const auto index = Get<std::uint64_t>(bytes, p);
+    const std::uint64_t tasks = Get<std::uint32_t>(bytes, p + 8);
+    const std::uint64_t size = Get<std::uint32_t>(bytes, p + 12);
+    const std::uint64_t length = kRecordHead + tasks * size;  // < 2^64
+    if (tasks == 0 || index >= id.tasks || id.tasks - index < tasks ||
+        body - (p - begin) < length) {
+      return "says it runs past the end of the file, but its record " +
+             std::to_string(r) + " (at byte " + std::to_string(p) +
+             ") is not one of its " + std::to_string(id.tasks) +
+             " tasks within its " + std::to_string(body) + " bytes";
+    }
+    if (bytes.size() - p < length) return "";  // cut in a record's bytes
+    p += length;
+  }
+  // Every record is whole: a frame cut in its checksum ends its records
+  // where its head says.
+  if (p - begin == body) return "";
+  return "says its body is " + std::to_string(body) +
+         " bytes, past the end of the file, but its " + std::to_string(count) +
+         " records end at byte " + std::to_string(p);
 }
 
 }  // namespace
@@ -206,18 +258,35 @@ Journal::Journal(const std::string& path, const JournalIdentity& id,
     };
     while (at < bytes.size()) {
       const std::size_t left = bytes.size() - at;
-      if (left < kFrameHead + kFrameTail) break;  // torn
+      // Too short for a frame's head: a write cut short (no record fits).
+      if (left < kFrameHead) break;
       const auto magic = Get<std::uint32_t>(bytes, at);
       const auto count = Get<std::uint32_t>(bytes, at + 4);
       const auto body = Get<std::uint64_t>(bytes, at + 8);
-      if (left - kFrameHead - kFrameTail < body) break;  // torn
+      if (magic != kFrameMagic) {
+        throw damaged(
+            "does not start with a frame's mark, so it is not a "
+            "write cut short");
+      }
+      if (left < kFrameHead + kFrameTail ||
+          left - kFrameHead - kFrameTail < body) {
+        // It runs past the end of the file: a write cut short, or a length
+        // field that is damaged. Its records tell them apart.
+        const std::string why = NotACut(bytes, at, count, body, id);
+        if (why.empty()) break;  // cut short: its tasks run again
+        throw damaged(why + ", so it is not a write cut short");
+      }
       const std::size_t end = at + kFrameHead + body + kFrameTail;
-      const bool sound = magic == kFrameMagic &&
-                         Get<std::uint64_t>(bytes, end - kFrameTail) ==
-                             Checksum(bytes.data() + at, kFrameHead + body);
-      if (!sound) {
-        if (end == bytes.size()) break;  // a last frame left bad: torn
-        throw damaged("is not sound and " + std::to_string(bytes.size() - end) +
+      if (Get<std::uint64_t>(bytes, end - kFrameTail) !=
+          Checksum(bytes.data() + at, kFrameHead + body)) {
+        // A write cut short leaves the first bytes of what it wrote, never
+        // a frame as long as its head says with other bytes in it.
+        throw damaged(
+            end == bytes.size()
+                ? std::string(
+                      "is not sound though it is as long as its head says, "
+                      "so it is not a write cut short")
+                : "is not sound and " + std::to_string(bytes.size() - end) +
                       " bytes follow it, so it is not a write cut short");
       }
       // A sound frame holds whole records of this call's tasks.

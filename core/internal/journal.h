@@ -30,12 +30,16 @@
 // the cluster of one architecture, that wrote it).
 //
 // Opening keeps every whole frame and never rewrites one: the file is
-// appended to only (O_APPEND). What a process killed mid-write leaves — a
-// last frame cut short, or one whose checksum fails with nothing after it —
-// is dropped (that window's tasks run again) and the file cut back to the
-// last whole frame before anything is appended. A bad frame with more bytes
-// after it is not a torn write but a damaged file: it is refused, as is a
-// header for another call.
+// appended to only (O_APPEND). A process killed mid-write leaves the first
+// bytes of what it wrote: this call's header cut short (written anew), or a
+// last frame that ends before its head says, whose records are the start of
+// whole records of this call's tasks (dropped: that window's tasks run
+// again; the file is cut back to the last whole frame before anything is
+// appended). Anything else is damage and refused, the file left as it is:
+// a frame that fails its checksum (the last one too), a header or a frame
+// head whose length runs past the end while what follows shows it is not a
+// write cut short (a flipped bit in a length must not make whole frames
+// look torn), a header for another call.
 //
 // Depends on nothing of fanout: errors are JournalError, which the front
 // end turns into UsageError (another call's file) or Error (damage, I/O).

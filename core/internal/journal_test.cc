@@ -1,7 +1,8 @@
 // The checkpoint journal on its own: records round-trip; a file cut at any
-// byte of its last frames, or with a bad byte in its last frame, resumes
-// with exactly the records of the whole frames; damage before the end and a
-// header of another call are refused with their exact messages.
+// byte of its last frames resumes with exactly the records of the whole
+// frames; a flipped bit anywhere (header, lengths, records, checksums, the
+// last frame too) and a header of another call are refused with their exact
+// messages, and the file is left as it is.
 #include "core/internal/journal.h"
 
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -194,23 +196,127 @@ TEST(Journal, CutAtEveryByteOfTheLastFramesKeepsTheWholeOnes) {
   }
 }
 
-TEST(Journal, ABadByteInTheLastFrameDropsItAlone) {
-  const std::string path = TempPath("flip_last");
-  const Records all = Sample();
-  const std::vector<std::size_t> ends = Write(path, all, 3);
-  const std::string full = ReadBytes(path);
-  const std::size_t last = ends[0];  // the last frame holds records 3 and 4
-  for (std::size_t at = last; at < full.size(); ++at) {
-    // The body length (bytes 8..15 of the frame) is skipped: a longer one
-    // reads as a frame cut short, a shorter one as damage (both tested).
-    if (at >= last + 8 && at < last + 16) continue;
-    std::string bad = full;
-    bad[at] = static_cast<char>(bad[at] ^ 0x20);
-    WriteBytes(path, bad);
-    SCOPED_TRACE("bad byte at " + std::to_string(at));
-    ASSERT_EQ(Open(path), Records(all.begin(), all.begin() + 3));
-    ASSERT_EQ(ReadBytes(path), full.substr(0, last));
+// Writes `records` as Write does, then one frame of a run of fixed-size
+// results (AppendRun), as a map of trivial results writes them.
+std::string SampleFile(const std::string& path) {
+  Write(path, Sample(), 2);
+  {
+    Journal j(path, kId, true, [](std::uint64_t, std::string_view) {});
+    const std::uint64_t values[] = {10, 11, 12};
+    std::string batch;
+    const std::size_t frame = Journal::BeginFrame(&batch);
+    Journal::AppendRun(&batch, 20, 3, sizeof(values[0]), values);
+    EXPECT_TRUE(Journal::EndFrame(&batch, frame));
+    j.Append(batch);
   }
+  return ReadBytes(path);
+}
+
+// Every bit of every byte, and every byte inverted, anywhere in the file
+// (header, frame heads, records, checksums): the open either reads back
+// exactly the records written and leaves the file as it is, or refuses it
+// and leaves it as it is. Never fewer records, never a file cut back.
+TEST(Journal, EveryFlippedBitReadsBackTheSameRecordsOrIsRefused) {
+  const std::string path = TempPath("flip_every");
+  const std::string full = SampleFile(path);
+  const Records all = Open(path);
+  ASSERT_EQ(all.size(), Sample().size() + 3);
+  std::size_t refused = 0;
+  std::size_t tried = 0;
+  for (std::size_t at = 0; at < full.size(); ++at) {
+    for (const int mask : {1, 2, 4, 8, 16, 32, 64, 128, 255}) {
+      std::string bad = full;
+      bad[at] = static_cast<char>(bad[at] ^ mask);
+      SCOPED_TRACE("byte " + std::to_string(at) + " ^ " + std::to_string(mask));
+      for (const bool writable : {true, false}) {
+        WriteBytes(path, bad);
+        ++tried;
+        try {
+          ASSERT_EQ(Open(path, kId, writable), all);
+        } catch (const JournalError& e) {
+          ASSERT_NE(e.kind(), JournalError::Kind::kIo) << e.what();
+          ++refused;
+        }
+        ASSERT_EQ(ReadBytes(path), bad);
+      }
+    }
+  }
+  // Every byte is under a checksum, a magic number or the version: each
+  // flip is seen.
+  EXPECT_EQ(refused, tried);
+}
+
+// The flips the issue found: a high bit of a header length (which read as
+// a header cut short: the file was written anew) or of a frame's body
+// length (which read as a last frame cut short: it and every frame after it
+// were cut off).
+TEST(Journal, AFlippedHighBitOfALengthIsRefusedNotCutOff) {
+  const std::string path = TempPath("flip_length");
+  const std::vector<std::size_t> ends = Write(path, Sample(), 2);
+  const std::string full = ReadBytes(path);
+  // Header: magic (8), version (4), tasks (8), then the kind's length.
+  std::string bad = full;
+  bad[23] = static_cast<char>(bad[23] ^ 0x80);
+  WriteBytes(path, bad);
+  try {
+    Open(path);
+    FAIL() << "opened a damaged checkpoint";
+  } catch (const JournalError& e) {
+    EXPECT_EQ(e.kind(), JournalError::Kind::kDamaged);
+    EXPECT_EQ(std::string(e.what()),
+              "checkpoint " + path +
+                  " is damaged: its header's lengths run past the end of the "
+                  "file, and it is not this call's header cut short; valid: "
+                  "delete " +
+                  path + " to start over");
+  }
+  EXPECT_EQ(ReadBytes(path), bad);
+  // The second frame's body length (frame bytes 8..15), its top byte.
+  bad = full;
+  bad[ends[0] + 15] = static_cast<char>(bad[ends[0] + 15] ^ 0x80);
+  WriteBytes(path, bad);
+  std::uint64_t body = 0;
+  std::memcpy(&body, bad.data() + ends[0] + 8, sizeof(body));
+  try {
+    Open(path);
+    FAIL() << "opened a damaged checkpoint";
+  } catch (const JournalError& e) {
+    EXPECT_EQ(e.kind(), JournalError::Kind::kDamaged);
+    EXPECT_EQ(std::string(e.what()),
+              "checkpoint " + path + " is damaged: frame 1 (at byte " +
+                  std::to_string(ends[0]) + ") says its body is " +
+                  std::to_string(body) +
+                  " bytes, past the end of the file, but its 2 records end "
+                  "at byte " +
+                  std::to_string(ends[1] - 8) +
+                  ", so it is not a write cut short; valid: delete " + path +
+                  " to start over (its tasks then run again)");
+  }
+  EXPECT_EQ(ReadBytes(path), bad);
+}
+
+// A last frame as long as its head says but failing its checksum was not
+// cut short by a kill (that leaves the first bytes of a write): it is
+// refused, not dropped with its records.
+TEST(Journal, ABadByteInAWholeLastFrameIsRefused) {
+  const std::string path = TempPath("flip_last");
+  const std::vector<std::size_t> ends = Write(path, Sample(), 3);
+  std::string bad = ReadBytes(path);
+  bad[ends[0] + 16 + 16] ^= 0x20;  // the payload of the last frame's first
+  WriteBytes(path, bad);
+  try {
+    Open(path);
+    FAIL() << "opened a damaged checkpoint";
+  } catch (const JournalError& e) {
+    EXPECT_EQ(e.kind(), JournalError::Kind::kDamaged);
+    EXPECT_EQ(std::string(e.what()),
+              "checkpoint " + path + " is damaged: frame 1 (at byte " +
+                  std::to_string(ends[0]) +
+                  ") is not sound though it is as long as its head says, so "
+                  "it is not a write cut short; valid: delete " +
+                  path + " to start over (its tasks then run again)");
+  }
+  EXPECT_EQ(ReadBytes(path), bad);
 }
 
 TEST(Journal, ABadByteBeforeTheLastFrameIsRefusedAndLeftAsItIs) {

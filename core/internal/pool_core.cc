@@ -28,7 +28,9 @@ constexpr std::chrono::microseconds kDrainerSpin{50};
 // its dependents (a failed input), and a long chain must not recurse.
 struct Cascade {
   bool active = false;
-  std::vector<NodeBase*> pending;
+  // Each node, and whether the pool's reference is to be dropped now (only
+  // for one never queued: a queued one's popper drops it).
+  std::vector<std::pair<NodeBase*, bool>> pending;
 };
 thread_local Cascade t_cascade;
 
@@ -138,28 +140,22 @@ std::uint64_t HashString(const char* s) {
 // ---------------------------------------------------------------------------
 // Events, references, the queue.
 
-void Event::Notify() {
+void Event::Wake() {
   word_.fetch_add(1, std::memory_order_seq_cst);
-  if (sleepers_.load(std::memory_order_seq_cst) != 0) {
-    FutexWake(&word_, INT_MAX, FutexScope::kPrivate);
-  }
+  FutexWake(&word_, INT_MAX, FutexScope::kPrivate);
 }
 
-void Event::Wait(std::uint32_t seen, Clock::time_point deadline) {
-  sleepers_.fetch_add(1, std::memory_order_seq_cst);
-  if (word_.load(std::memory_order_seq_cst) == seen) {
-    if (deadline == Clock::time_point::max()) {
-      FutexWait(&word_, seen, FutexScope::kPrivate);
-    } else {
-      const auto left = deadline - Clock::now();
-      if (left > Clock::duration::zero()) {
-        FutexWaitFor(
-            FutexWord(&word_), seen, FutexScope::kPrivate,
-            std::chrono::duration_cast<std::chrono::nanoseconds>(left));
-      }
-    }
+void Event::Sleep(std::uint32_t seen, Clock::time_point deadline) {
+  if (word_.load(std::memory_order_seq_cst) != seen) return;
+  if (deadline == Clock::time_point::max()) {
+    FutexWait(&word_, seen, FutexScope::kPrivate);
+    return;
   }
-  sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+  const auto left = deadline - Clock::now();
+  if (left > Clock::duration::zero()) {
+    FutexWaitFor(FutexWord(&word_), seen, FutexScope::kPrivate,
+                 std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+  }
 }
 
 void Retain(NodeBase* node) {
@@ -174,47 +170,68 @@ void Release(NodeBase* node) {
 
 CurrentTask& current_task() { return t_current; }
 
-void ReadyQueue::Push(NodeBase* node) {
-  node->next = nullptr;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (tail_ == nullptr) {
-    head_ = node;
-  } else {
-    tail_->next = node;
+void ReadyQueue::Push(QueueLink* link) {
+  link->next.store(nullptr, std::memory_order_relaxed);
+  QueueLink* prev = tail_.exchange(link, std::memory_order_seq_cst);
+  prev->next.store(link, std::memory_order_release);
+}
+
+void ReadyQueue::Lock() {
+  for (int spins = 0;; ++spins) {
+    if (!locked_.load(std::memory_order_relaxed) &&
+        !locked_.exchange(true, std::memory_order_acquire)) {
+      return;
+    }
+    if (spins < 64) {
+      CpuRelax();
+    } else {
+      sched_yield();  // the holder may have lost its CPU
+    }
   }
-  tail_ = node;
-  size_.fetch_add(1, std::memory_order_seq_cst);
+}
+
+NodeBase* ReadyQueue::PopLocked() {
+  QueueLink* head = head_.load(std::memory_order_relaxed);
+  QueueLink* next = head->next.load(std::memory_order_acquire);
+  if (head == &stub_) {
+    if (next == nullptr) return nullptr;
+    head_.store(next, std::memory_order_seq_cst);
+    head = next;
+    next = next->next.load(std::memory_order_acquire);
+  }
+  if (next != nullptr) {
+    head_.store(next, std::memory_order_seq_cst);
+    return static_cast<NodeBase*>(head);
+  }
+  if (tail_.load(std::memory_order_acquire) != head)
+    return nullptr;  // mid-push
+  Push(&stub_);
+  next = head->next.load(std::memory_order_acquire);
+  if (next == nullptr) return nullptr;
+  head_.store(next, std::memory_order_seq_cst);
+  return static_cast<NodeBase*>(head);
 }
 
 NodeBase* ReadyQueue::Pop() {
-  if (size_.load(std::memory_order_seq_cst) == 0) return nullptr;
-  std::lock_guard<std::mutex> lock(mu_);
-  NodeBase* node = head_;
-  if (node == nullptr) return nullptr;
-  head_ = node->next;
-  if (head_ == nullptr) tail_ = nullptr;
-  size_.fetch_sub(1, std::memory_order_seq_cst);
+  if (Empty()) return nullptr;
+  Lock();
+  NodeBase* node = PopLocked();
+  Unlock();
   return node;
 }
 
 std::vector<NodeBase*> ReadyQueue::TakeAll(const NodeBase* upto) {
   std::vector<NodeBase*> out;
-  std::lock_guard<std::mutex> lock(mu_);
-  bool queued = false;
-  if (upto != nullptr) {
-    for (NodeBase* n = head_; n != nullptr && !queued; n = n->next) {
-      queued = n == upto;
+  Lock();
+  while (NodeBase* node = PopLocked()) {
+    out.push_back(node);
+    if (node == upto) {
+      Unlock();
+      return out;
     }
   }
-  if (!queued) upto = nullptr;
-  while (head_ != nullptr) {
-    NodeBase* n = head_;
-    head_ = n->next;
-    out.push_back(n);
-    if (n == upto) break;
-  }
-  if (head_ == nullptr) tail_ = nullptr;
-  size_.fetch_sub(out.size(), std::memory_order_seq_cst);
+  Unlock();
+  // `upto` was not queued (or a push was half done): what was, in order.
   return out;
 }
 
@@ -255,8 +272,11 @@ PoolCore::PoolCore(std::shared_ptr<Executor> executor, const Options& options)
 
 PoolCore::~PoolCore() { Close(); }
 
-void PoolCore::CheckSubmit(bool result_crosses, const char* type,
+void PoolCore::CheckSubmit(bool result_crosses, const std::type_info& type,
                            NodeBase* const* inputs, int n_inputs) const {
+  if (interrupted_.load(std::memory_order_acquire)) {
+    std::rethrow_exception(interrupted_error_);
+  }
   if (closing_.load(std::memory_order_acquire)) {
     throw UsageError(
         "submit() on a pool that is closed (close() was called, or it is "
@@ -264,11 +284,12 @@ void PoolCore::CheckSubmit(bool result_crosses, const char* type,
   }
   if (!result_crosses && !executor_->shares_memory()) {
     throw UsageError(
-        "submit(): the result type '" + std::string(type) +
+        "submit(): the result type '" + TypeName(type) +
         "' cannot cross a process boundary, as backend '" +
         std::string(executor_->name()) +
         "' needs: give it a cereal serialize() (see core/codec.h) and a "
-        "default constructor, or use a backend that shares memory (thread, "
+        "default constructor or cereal's load_and_construct, or use a "
+        "backend that shares memory (thread, "
         "tbb, sequential)");
   }
   for (int k = 0; k < n_inputs; ++k) {
@@ -322,14 +343,18 @@ void PoolCore::Submit(NodeBase* node) {
   }
   node->pool = this;
   node->id = next_id_.fetch_add(1, std::memory_order_relaxed);
-  pending_.fetch_add(1, std::memory_order_relaxed);
   node->inputs_left.store(node->n_edges + 1, std::memory_order_relaxed);
+  // Every reference first: the first input found failed below may end the
+  // node (and retire it, releasing every input) before the rest register.
   for (int k = 0; k < node->n_edges; ++k) {
     Edge& edge = node->edges[k];
     edge.dependent = node;
     edge.waiter.notify = &NotifyEdge;
     Retain(edge.input);  // released (with its reader) when the node retires
     Retain(node);        // the edge's, released once it was notified
+  }
+  for (int k = 0; k < node->n_edges; ++k) {
+    Edge& edge = node->edges[k];
     Waiter* head = edge.input->waiters.load(std::memory_order_acquire);
     bool added = false;
     while (head != kSealed) {
@@ -343,23 +368,31 @@ void PoolCore::Submit(NodeBase* node) {
     }
     if (!added) NotifyEdge(&edge.waiter, edge.input);  // it had ended
   }
-  if (node->inputs_left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+  if (node->n_edges == 0 ||
+      node->inputs_left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     MakeReady(node);
   }
 }
 
 void PoolCore::MakeReady(NodeBase* node) {
-  NodeState expected = NodeState::kWaiting;
-  if (!node->state_.compare_exchange_strong(expected, NodeState::kQueued,
-                                            std::memory_order_acq_rel)) {
-    return;  // it ended (an input failed)
-  }
+  // Ended here before it is queued (Close waits for what is queued after).
   if (closing_.load(std::memory_order_acquire)) {
     Finish(node, NodeState::kCancelled,
            CancelledFor(node, " (its pool was closed before it ran)"));
     return;
   }
-  Retain(node);  // the queue's
+  if (interrupted_.load(std::memory_order_acquire)) {
+    Finish(node, NodeState::kFailed, interrupted_error_);
+    return;
+  }
+  NodeState expected = NodeState::kWaiting;
+  if (!node->state_.compare_exchange_strong(expected, NodeState::kQueued,
+                                            std::memory_order_acq_rel)) {
+    return;  // it ended (an input failed)
+  }
+  // The queue holds the pool's reference: a node ended once queued keeps it
+  // until its popper is done with it (Finish leaves it; the popper drops it
+  // once the node did not run, or its run returned).
   ready_.Push(node);
   switch (mode_) {
     case Mode::kDrained:
@@ -401,20 +434,24 @@ bool PoolCore::Finish(NodeBase* node, NodeState to, std::exception_ptr error,
   node->root_cause = std::move(root);
   node->state_.store(to, std::memory_order_seq_cst);
   if (never_ran) Retire(node);
+  const bool release = s == NodeState::kWaiting;
   // Its waiters, and those of the nodes that ends in turn, iteratively.
-  t_cascade.pending.push_back(node);
-  if (t_cascade.active) return true;
-  t_cascade.active = true;
-  while (!t_cascade.pending.empty()) {
-    NodeBase* n = t_cascade.pending.back();
-    t_cascade.pending.pop_back();
-    Notify(n);
+  if (!t_cascade.active) {
+    t_cascade.active = true;
+    Notify(node, release);
+    while (!t_cascade.pending.empty()) {
+      const auto [n, r] = t_cascade.pending.back();
+      t_cascade.pending.pop_back();
+      Notify(n, r);
+    }
+    t_cascade.active = false;
+  } else {
+    t_cascade.pending.emplace_back(node, release);
   }
-  t_cascade.active = false;
   return true;
 }
 
-void PoolCore::Notify(NodeBase* node) {
+void PoolCore::Notify(NodeBase* node, bool release) {
   node->ended_event.Notify();
   Waiter* w = node->waiters.exchange(kSealed, std::memory_order_acq_rel);
   while (w != nullptr) {
@@ -422,20 +459,26 @@ void PoolCore::Notify(NodeBase* node) {
     w->notify(w, node);
     w = next;
   }
-  pending_.fetch_sub(1, std::memory_order_acq_rel);
+  ended_count_.fetch_add(1, std::memory_order_seq_cst);
   ended_.Notify();
-  Release(node);  // the pool's
+  if (release) Release(node);  // the pool's
 }
 
 void PoolCore::Retire(NodeBase* node) {
-  if (node->retired.exchange(true, std::memory_order_acq_rel)) return;
+  // Never twice at once: a node retires where it ends without running
+  // (Finish), or where its run returned (Execute, a generation).
+  if (node->retired.load(std::memory_order_relaxed)) return;
+  node->retired.store(true, std::memory_order_relaxed);
   node->ops->drop_task(node);
   for (int k = 0; k < node->n_edges; ++k) {
     NodeBase* input = node->edges[k].input;
     input->readers.fetch_sub(1, std::memory_order_acq_rel);
     Release(input);
   }
-  if (node->n_edges != 0) ended_.Notify();  // a get() may wait for readers
+  if (node->n_edges != 0) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    ended_.Notify();  // a get() may wait for readers
+  }
 }
 
 bool PoolCore::Cancel(NodeBase* node) {
@@ -463,14 +506,15 @@ bool PoolCore::Cancel(NodeBase* node) {
   return true;
 }
 
-void PoolCore::Execute(NodeBase* node, const std::string& worker) {
+void PoolCore::Execute(NodeBase* node, const std::string& worker,
+                       bool counted) {
   NodeState expected = NodeState::kQueued;
   if (!node->state_.compare_exchange_strong(expected, NodeState::kRunning,
                                             std::memory_order_acq_rel)) {
-    Release(node);  // the queue's: it was cancelled while queued
+    Release(node);  // the pool's, left by the Finish of a queued node
     return;
   }
-  running_.fetch_add(1, std::memory_order_acq_rel);
+  if (counted) running_.fetch_add(1, std::memory_order_acq_rel);
   TaskFailure failure;
   bool ok = false;
   {
@@ -507,10 +551,9 @@ void PoolCore::Execute(NodeBase* node, const std::string& worker) {
            std::make_exception_ptr(task_error(node->id, executor_->name(),
                                               worker, std::move(failure))));
   }
-  ended_.Notify();
   // The last touch of the pool: Close() may end it once nothing runs.
-  running_.fetch_sub(1, std::memory_order_acq_rel);
-  Release(node);  // the queue's
+  if (counted) running_.fetch_sub(1, std::memory_order_acq_rel);
+  Release(node);  // the pool's, held while it ran
 }
 
 // ---------------------------------------------------------------------------
@@ -536,10 +579,14 @@ void PoolCore::LeaveSlot() {
 
 void PoolCore::MaybePostDrainer() {
   if (!TakeSlot()) return;
-  // A slot is free, so is a drainer (busy drainers hold slots).
+  // jobs - 1 drainers at most, as the thread that waits takes part (as in
+  // a map, whose caller is one of its jobs workers): so no more threads run
+  // tasks than jobs while the caller waits, and the caller keeps a CPU for
+  // itself while it submits. With jobs = 1, one drainer.
+  const int drainers = jobs_ > 1 ? jobs_ - 1 : 1;
   const int start = next_drainer_.fetch_add(1, std::memory_order_relaxed);
-  for (int i = 0; i < jobs_; ++i) {
-    Drainer& d = drainers_[static_cast<std::size_t>((start + i) % jobs_)];
+  for (int i = 0; i < drainers; ++i) {
+    Drainer& d = drainers_[static_cast<std::size_t>((start + i) % drainers)];
     bool idle = false;
     if (d.busy.compare_exchange_strong(idle, true, std::memory_order_acq_rel)) {
       live_drainers_.fetch_add(1, std::memory_order_acq_rel);
@@ -550,7 +597,7 @@ void PoolCore::MaybePostDrainer() {
       return;
     }
   }
-  // Every drainer is busy: the slot was a helping waiter's, just left.
+  // Every drainer is busy (and the slot is a waiter's to take).
   active_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
@@ -561,7 +608,7 @@ void PoolCore::RunDrainer(Work* work) {
                              " pool worker " + std::to_string(d->index + 1);
   for (;;) {
     if (NodeBase* node = pool->ready_.Pop()) {
-      pool->Execute(node, worker);
+      pool->Execute(node, worker, /*counted=*/false);
       continue;
     }
     if (SpinUntil([&] { return !pool->ready_.Empty(); }, kDrainerSpin)) {
@@ -585,13 +632,12 @@ void PoolCore::Help(NodeBase* node, bool in_own_task) {
     // (it holds a slot already): the node it waits for may be among them.
     const std::string worker = "helping task";
     while (!node->ended()) {
-      const std::uint32_t seen = node->ended_event.Seen();
-      if (node->ended()) break;
       if (NodeBase* next = ready_.Pop()) {
         Execute(next, worker);
         continue;
       }
-      node->ended_event.Wait(seen, Clock::now() + std::chrono::milliseconds(1));
+      node->ended_event.WaitFor([node] { return node->ended(); },
+                                Clock::now() + std::chrono::milliseconds(1));
     }
     return;
   }
@@ -650,8 +696,7 @@ bool PoolCore::WaitUntil(NodeBase* node, Clock::time_point when) {
 }
 
 void PoolCore::WaitAll() {
-  Block([this] { return pending_.load(std::memory_order_acquire) == 0; },
-        ended_, Clock::time_point::max());
+  Block([this] { return Pending() == 0; }, ended_, Clock::time_point::max());
 }
 
 // ---------------------------------------------------------------------------
@@ -730,18 +775,31 @@ bool PoolCore::RunOneInline() {
   return true;
 }
 
-bool PoolCore::RunGeneration(const NodeBase* upto) {
-  Generation g;
+std::vector<NodeBase*> PoolCore::TakeGeneration(const NodeBase* upto) {
+  std::vector<NodeBase*> nodes;
   for (NodeBase* node : ready_.TakeAll(upto)) {
     NodeState expected = NodeState::kQueued;
     if (node->state_.compare_exchange_strong(expected, NodeState::kRunning,
                                              std::memory_order_acq_rel)) {
-      g.nodes.push_back(node);
+      nodes.push_back(node);
     } else {
-      Release(node);  // the queue's: cancelled while queued
+      Release(node);  // the pool's: ended while queued
     }
   }
-  if (g.nodes.empty()) return false;
+  return nodes;
+}
+
+bool PoolCore::RunGeneration(const NodeBase* upto) {
+  std::vector<NodeBase*> nodes = TakeGeneration(upto);
+  if (nodes.empty()) return false;
+  RunNodes(std::move(nodes), jobs_, nullptr);
+  return true;
+}
+
+void PoolCore::RunNodes(std::vector<NodeBase*> nodes, int workers,
+                        Places* places) {
+  Generation g;
+  g.nodes = std::move(nodes);
   const std::size_t n = g.nodes.size();
   StopBytes stop(n, !executor_->shares_memory());
   g.stop = stop.data();
@@ -774,7 +832,7 @@ bool PoolCore::RunGeneration(const NodeBase* upto) {
   job.cancelled = g.stop;
   job.fingerprint = fingerprint == 0 ? 1 : fingerprint;
   RunOptions ro;
-  ro.jobs = jobs_;
+  ro.jobs = workers;
   ro.batch_size = batch_size_;
   ro.errors = ErrorPolicy::kCollectAll;
   ro.retries = retries_;
@@ -782,12 +840,28 @@ bool PoolCore::RunGeneration(const NodeBase* upto) {
   ro.task_timeout = task_timeout_;
   ro.worker_memory = worker_memory_;
   ro.in_workers = true;
+  if (places != nullptr) {
+    ro.place_freed = &Places::Freed;
+    ro.place_ctx = places;
+  }
   RunReport report;
   std::exception_ptr fatal;
   try {
     report = executor_->run(job, ro);
   } catch (...) {
     fatal = std::current_exception();
+  }
+  // Ctrl+C or SIGTERM stopped the generation's workers (process): the pool
+  // stops too. What is queued, or becomes ready later, fails with the same
+  // error, and submit() throws it.
+  if (fatal != nullptr) {
+    try {
+      std::rethrow_exception(fatal);
+    } catch (const InterruptedError&) {
+      interrupted_error_ = fatal;
+      interrupted_.store(true, std::memory_order_release);
+    } catch (...) {
+    }
   }
   {
     std::lock_guard<std::mutex> lock(gen_mu_);
@@ -824,30 +898,87 @@ bool PoolCore::RunGeneration(const NodeBase* upto) {
              CancelledFor(node, " (its pool was closed)"));
     }
   }
-  running_.fetch_sub(n, std::memory_order_acq_rel);
-  for (NodeBase* node : g.nodes) Release(node);  // the queue's
+  running_.fetch_sub(n, std::memory_order_seq_cst);
+  for (NodeBase* node : g.nodes) Release(node);  // the pool's, held as it ran
+  if (interrupted_.load(std::memory_order_acquire)) {
+    for (NodeBase* node : ready_.TakeAll()) {
+      Finish(node, NodeState::kFailed, interrupted_error_);
+      Release(node);
+    }
+  }
   ended_.Notify();
-  return true;
+}
+
+void PoolCore::Places::Freed(void* ctx) {
+  auto* places = static_cast<Places*>(ctx);
+  PoolCore* pool = places->pool;
+  {
+    std::lock_guard<std::mutex> lock(pool->driver_mu_);
+    ++places->returned;
+    ++pool->free_places_;
+  }
+  pool->driver_cv_.notify_one();
 }
 
 void PoolCore::StartDriver() {
   std::lock_guard<std::mutex> lock(driver_mu_);
   if (driver_.joinable() || closing_.load(std::memory_order_acquire)) return;
+  free_places_ = jobs_;
   driver_ = std::thread([this] { DriverLoop(); });
 }
 
 void PoolCore::DriverLoop() {
+  std::unique_lock<std::mutex> lock(driver_mu_);
   for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(driver_mu_);
-      driver_cv_.wait(lock, [this] {
-        return driver_wake_ || closing_.load(std::memory_order_acquire);
-      });
-      driver_wake_ = false;
+    driver_cv_.wait(lock, [this] {
+      if (driver_wake_) return true;
+      // Closing: only a generation's end matters now.
+      if (closing_.load(std::memory_order_acquire)) {
+        return generation_threads_.empty();
+      }
+      return free_places_ > 0 && !ready_.Empty();
+    });
+    driver_wake_ = false;
+    // Generations that ended: their threads are joined.
+    for (auto it = generation_threads_.begin();
+         it != generation_threads_.end();) {
+      if (it->done) {
+        it->thread.join();
+        it = generation_threads_.erase(it);
+      } else {
+        ++it;
+      }
     }
-    while (RunGeneration(nullptr)) {
+    if (closing_.load(std::memory_order_acquire)) {
+      if (generation_threads_.empty()) return;
+      continue;  // Close stopped them; they end soon
     }
-    if (closing_.load(std::memory_order_acquire) && ready_.Empty()) return;
+    // Every place free is used: the queued nodes go as one generation on
+    // as many workers as there are free places (and nodes), beside the
+    // generations still running.
+    if (free_places_ == 0 || ready_.Empty()) continue;
+    lock.unlock();
+    std::vector<NodeBase*> nodes = TakeGeneration(nullptr);
+    lock.lock();
+    if (nodes.empty()) continue;
+    const int workers = static_cast<int>(std::min<std::size_t>(
+        static_cast<std::size_t>(free_places_), nodes.size()));
+    free_places_ -= workers;
+    generation_threads_.emplace_back();
+    GenerationThread& t = generation_threads_.back();
+    t.places.pool = this;
+    t.places.reserved = workers;
+    t.thread =
+        std::thread([this, &t, nodes = std::move(nodes), workers]() mutable {
+          RunNodes(std::move(nodes), workers, &t.places);
+          {
+            std::lock_guard<std::mutex> done(driver_mu_);
+            free_places_ += t.places.reserved - t.places.returned;
+            t.done = true;
+            driver_wake_ = true;
+          }
+          driver_cv_.notify_one();
+        });
   }
 }
 
@@ -859,7 +990,7 @@ void PoolCore::Close() {
   // Queued nodes never run; nodes waiting for inputs end when those do.
   for (NodeBase* node : ready_.TakeAll()) {
     Cancel(node);
-    Release(node);  // the queue's
+    Release(node);  // the pool's, left by the Finish of a queued node
   }
   // A generation running now: each of its nodes not yet ended is
   // cancelled; a backend that kills (process) kills the workers running
@@ -887,19 +1018,23 @@ void PoolCore::Close() {
   // Wait until nothing of this pool runs, no drainer is posted and every
   // node ended.
   for (;;) {
-    const std::uint32_t seen = ended_.Seen();
     for (NodeBase* node : ready_.TakeAll()) {
       Cancel(node);
       Release(node);
     }
     if (running_.load(std::memory_order_acquire) == 0 &&
-        live_drainers_.load(std::memory_order_acquire) == 0 &&
-        pending_.load(std::memory_order_acquire) == 0) {
+        live_drainers_.load(std::memory_order_acquire) == 0 && Pending() == 0) {
       break;
     }
     // Timed: the last drainer and the last run touch nothing of the pool
     // after they say they are gone, so they cannot wake this wait.
-    ended_.Wait(seen, Clock::now() + std::chrono::milliseconds(1));
+    ended_.WaitFor(
+        [&] {
+          return running_.load(std::memory_order_acquire) == 0 &&
+                 live_drainers_.load(std::memory_order_acquire) == 0 &&
+                 Pending() == 0;
+        },
+        Clock::now() + std::chrono::milliseconds(1));
   }
 }
 
@@ -938,6 +1073,7 @@ void CompletionQueue::Notify(Waiter* self, NodeBase*) {
     std::lock_guard<std::mutex> lock(q->mu_);
     q->ended_.push_back(e->index);
   }
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // see Event::Notify
   q->event_.Notify();
   q->Unref();
 }

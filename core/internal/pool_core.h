@@ -16,8 +16,11 @@
 //            (process): a driver thread takes every queued node at once as
 //            one generation and runs it as a bulk call (Executor::run; the
 //            process backend forks that generation's workers from the
-//            caller as it is then). Nodes queued meanwhile wait for the
-//            next generation.
+//            caller as it is then), on as many workers as there are free
+//            places of `jobs`. Generations overlap: a worker that handed in
+//            its last task frees its place at once (RunOptions::
+//            place_freed), and nodes queued meanwhile start there as the
+//            next generation, without waiting for the running one to end.
 //   lazy     mpi with several ranks (ranks must make the same calls, from
 //            their main threads): generations run on the thread that waits
 //            (get, wait, as_completed, wait_all), so the same program makes
@@ -27,9 +30,9 @@
 //            in the order they became ready, until what it waits for ended.
 //
 // Lifetime: a node is reference counted. Its Future holds one reference;
-// the pool holds one until the node ends; the ready queue one while the
-// node is queued; a dependent one per edge until the edge was notified; a
-// run one while it runs.
+// the pool holds one until the node ends, or, once the node was queued,
+// until whoever popped it is done with it (it did not run, or its run
+// returned); a dependent one per edge until the edge was notified.
 #ifndef FANOUT_CORE_INTERNAL_POOL_CORE_H_
 #define FANOUT_CORE_INTERNAL_POOL_CORE_H_
 
@@ -39,11 +42,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <typeinfo>
 #include <vector>
 
 #include "core/errors.h"
@@ -58,17 +63,43 @@ namespace fanout::internal {
 class PoolCore;
 struct NodeBase;
 
-// A word that changes when something happens, for threads to sleep on.
+// A word that changes when something happens, for threads to sleep on. A
+// notifier that finds nobody asleep pays one load (no write to a line
+// other threads read). Waiters say they are about to sleep before they look
+// at what they wait for:
+//
+//   event.Arm();                       // from here on a Notify wakes us
+//   std::uint32_t seen = event.Seen();
+//   if (!ready()) event.Sleep(seen, deadline);
+//   event.Disarm();
 class Event {
  public:
+  void Arm() { sleepers_.fetch_add(1, std::memory_order_seq_cst); }
+  void Disarm() { sleepers_.fetch_sub(1, std::memory_order_seq_cst); }
   std::uint32_t Seen() const { return word_.load(std::memory_order_seq_cst); }
-  // Wakes every thread sleeping in Wait.
-  void Notify();
   // Sleeps until the word is no longer `seen` (or spuriously), at most
-  // until `deadline`.
-  void Wait(std::uint32_t seen, std::chrono::steady_clock::time_point deadline);
+  // until `deadline`. Armed.
+  void Sleep(std::uint32_t seen,
+             std::chrono::steady_clock::time_point deadline);
+  // After what waiters wait for changed: wakes every one armed. The change
+  // must have been made with a seq_cst operation (or before a fence), so
+  // that it and this load of the sleepers are ordered as Arm() and the
+  // waiter's look are.
+  void Notify() {
+    if (sleepers_.load(std::memory_order_seq_cst) != 0) Wake();
+  }
+  // Arm, look, sleep, disarm: the whole wait for one change.
+  template <class Pred>
+  void WaitFor(const Pred& pred,
+               std::chrono::steady_clock::time_point deadline) {
+    Arm();
+    const std::uint32_t seen = Seen();
+    if (!pred()) Sleep(seen, deadline);
+    Disarm();
+  }
 
  private:
+  void Wake();
   std::atomic<std::uint32_t> word_{0};
   std::atomic<std::uint32_t> sleepers_{0};
 };
@@ -109,7 +140,12 @@ struct Edge {
   NodeBase* input = nullptr;
 };
 
-struct NodeBase {
+// A node's link in the ready queue.
+struct QueueLink {
+  std::atomic<QueueLink*> next{nullptr};
+};
+
+struct NodeBase : QueueLink {
   explicit NodeBase(const NodeOps* o) : ops(o) {}
   NodeBase(const NodeBase&) = delete;
   NodeBase& operator=(const NodeBase&) = delete;
@@ -134,7 +170,6 @@ struct NodeBase {
   std::atomic<std::uint8_t>* shared_stop = nullptr;
   std::atomic<bool> retrieved{false};  // get() took the outcome
   std::atomic<bool> retired{false};    // inputs released, task dropped
-  NodeBase* next = nullptr;            // the ready queue's link
   Edge* edges = nullptr;
   int n_edges = 0;
   std::exception_ptr error;  // kFailed, kCancelled
@@ -155,21 +190,35 @@ struct CurrentTask {
 };
 CurrentTask& current_task();
 
-// A FIFO of nodes, intrusive (no allocation), under a lock.
+// A FIFO of nodes, intrusive (no allocation). Any thread pushes with one
+// exchange and never waits (Vyukov's multi-producer queue); poppers take
+// turns under a spin lock held for a few instructions.
 class ReadyQueue {
  public:
-  void Push(NodeBase* node);
+  ReadyQueue() : tail_(&stub_), head_(&stub_) {}
+  void Push(NodeBase* node) { Push(static_cast<QueueLink*>(node)); }
+  // The oldest node, or null when none is (or a push is half done).
   NodeBase* Pop();
-  bool Empty() const { return size_.load(std::memory_order_seq_cst) == 0; }
+  // True when nothing is queued: only the stub is left. (head_ is the next
+  // node to hand out, so head_ == tail_ may still be one node.)
+  bool Empty() const {
+    return tail_.load(std::memory_order_seq_cst) == &stub_ &&
+           head_.load(std::memory_order_seq_cst) == &stub_;
+  }
   // Takes every node queued now, in order; with `upto` queued, only the
   // nodes up to and including it.
   std::vector<NodeBase*> TakeAll(const NodeBase* upto = nullptr);
 
  private:
-  std::mutex mu_;
-  NodeBase* head_ = nullptr;
-  NodeBase* tail_ = nullptr;
-  std::atomic<std::size_t> size_{0};
+  void Push(QueueLink* link);
+  NodeBase* PopLocked();
+  void Lock();
+  void Unlock() { locked_.store(false, std::memory_order_release); }
+
+  alignas(64) std::atomic<QueueLink*> tail_;
+  alignas(64) std::atomic<QueueLink*> head_;
+  std::atomic<bool> locked_{false};
+  QueueLink stub_;
 };
 
 // The values of one node's result crossing processes (see NodeOps).
@@ -189,7 +238,7 @@ class PoolCore {
   // Refuses a submission before any work: a closed pool, a result type
   // that cannot cross to the workers, an input from another pool or one
   // whose value get() already took. `type` names the result type.
-  void CheckSubmit(bool result_crosses, const char* type,
+  void CheckSubmit(bool result_crosses, const std::type_info& type,
                    NodeBase* const* inputs, int n_inputs) const;
   // Takes a new node (refs: its future's and the pool's) whose `edges`
   // name its inputs; it runs once they all ended well.
@@ -238,11 +287,12 @@ class PoolCore {
   friend void NotifyEdge(Waiter* self, NodeBase* input);
   // Fails `node` because its input `input` failed or was cancelled.
   void FailForInput(NodeBase* node, NodeBase* input);
-  // Runs a queued node on this thread (drained pools).
-  void Execute(NodeBase* node, const std::string& worker);
+  // Runs a queued node on this thread. `counted`: in running_ (what Close
+  // waits for); a drainer is counted in live_drainers_ instead.
+  void Execute(NodeBase* node, const std::string& worker, bool counted = true);
   // Releases the node's inputs and drops its task, once.
   void Retire(NodeBase* node);
-  void Notify(NodeBase* node);
+  void Notify(NodeBase* node, bool release);
 
   // Drained pools.
   void MaybePostDrainer();
@@ -251,9 +301,28 @@ class PoolCore {
   void LeaveSlot();
   void Help(NodeBase* node, bool in_own_task);
 
-  // Driven and lazy pools: runs the queued nodes as one bulk call (every
-  // one, or those queued up to and including `upto` when it is queued);
-  // false when none was queued.
+  // The worker places one generation holds (driven pools): those its call
+  // gives back early (RunOptions::place_freed), the rest when it ends.
+  struct Places {
+    PoolCore* pool = nullptr;
+    int reserved = 0;
+    int returned = 0;  // under driver_mu_
+    static void Freed(void* ctx);
+  };
+  struct GenerationThread {
+    std::thread thread;
+    Places places;
+    bool done = false;  // under driver_mu_
+  };
+
+  // Driven and lazy pools: the queued nodes (every one, or those up to and
+  // including `upto` when it is queued), marked running.
+  std::vector<NodeBase*> TakeGeneration(const NodeBase* upto);
+  // Runs them as one bulk call on `workers` workers; `places` (driven)
+  // hears of the places that free up.
+  void RunNodes(std::vector<NodeBase*> nodes, int workers, Places* places);
+  // Lazy pools: takes and runs a generation on this thread; false when
+  // none was queued.
   bool RunGeneration(const NodeBase* upto);
   // Inline pools: runs the next queued node on this thread; false when none.
   bool RunOneInline();
@@ -272,10 +341,20 @@ class PoolCore {
   const std::size_t worker_memory_;
 
   ReadyQueue ready_;
-  std::atomic<std::uint64_t> next_id_{0};
-  std::atomic<std::size_t> pending_{0};  // submitted, not ended
-  std::atomic<std::size_t> running_{0};  // runs not yet returned
+  // Submitted (the submitters' line) and ended (the workers' line): the
+  // nodes pending are their difference.
+  alignas(64) std::atomic<std::uint64_t> next_id_{0};
+  alignas(64) std::atomic<std::uint64_t> ended_count_{0};
+  alignas(64) std::atomic<std::size_t> running_{0};  // runs not yet returned
+  std::uint64_t Pending() const {
+    return next_id_.load(std::memory_order_acquire) -
+           ended_count_.load(std::memory_order_acquire);
+  }
   std::atomic<bool> closing_{false};
+  // A generation's workers were stopped by SIGINT/SIGTERM (process): the
+  // error, set once before the flag.
+  std::atomic<bool> interrupted_{false};
+  std::exception_ptr interrupted_error_;
   Event ended_;
 
   // Drained: threads taking nodes off ready_ (posted drainers and helping
@@ -286,11 +365,14 @@ class PoolCore {
   std::unique_ptr<Drainer[]> drainers_;
   std::atomic<int> next_drainer_{0};
 
-  // Driven: the driver thread and what wakes it.
+  // Driven: the driver thread, what wakes it, the worker places free (of
+  // jobs_) and the threads of the generations running, each on its own.
   std::mutex driver_mu_;
   std::condition_variable driver_cv_;
   std::thread driver_;
   bool driver_wake_ = false;
+  int free_places_ = 0;
+  std::list<GenerationThread> generation_threads_;
   // Generations running now, and the shared stop bytes of their nodes
   // (Cancel, Close).
   std::mutex gen_mu_;
@@ -333,9 +415,11 @@ template <class Pred>
 bool PoolCore::Block(const Pred& pred, Event& event,
                      std::chrono::steady_clock::time_point deadline) {
   for (;;) {
-    const std::uint32_t seen = event.Seen();
     if (pred()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return pred();
+    if (deadline != std::chrono::steady_clock::time_point::max() &&
+        std::chrono::steady_clock::now() >= deadline) {
+      return pred();
+    }
     if (mode_ == Mode::kLazy || mode_ == Mode::kInline) {
       if (mode_ == Mode::kLazy ? RunGeneration(nullptr) : RunOneInline()) {
         continue;
@@ -353,14 +437,18 @@ bool PoolCore::Block(const Pred& pred, Event& event,
         while (!(held = pred())) {
           NodeBase* next = ready_.Pop();
           if (next == nullptr) break;
-          Execute(next, "caller");
+          Execute(next, "caller");  // counted: the caller may leave
         }
         LeaveSlot();
         if (held) return true;
         continue;
       }
     }
-    event.Wait(seen, deadline);
+    // pred() may take what it found (as_completed): once true, it is not
+    // asked again.
+    bool held = false;
+    event.WaitFor([&] { return held = pred(); }, deadline);
+    if (held) return true;
   }
 }
 

@@ -65,9 +65,11 @@ class Runner {
     }
   }
 
-  Job MakeJob(std::size_t n) {
+  // `indices_are_tasks`: see Job::indices_are_tasks.
+  Job MakeJob(std::size_t n, bool indices_are_tasks = false) {
     Job job;
     job.n = n;
+    job.indices_are_tasks = indices_are_tasks;
     job.ctx = this;
     job.run_range = &RunRange;
     if (order_ != nullptr) job.chunk_done = &ChunkDone;
@@ -155,11 +157,8 @@ class Runner {
 
   static void Decode(void* ctx, std::size_t index, std::string_view bytes) {
     auto* self = static_cast<Runner*>(ctx);
-    if constexpr (!std::is_default_constructible_v<R>) {
-      throw Error(
-          "a result type without a default constructor cannot cross "
-          "a process boundary; give it one");
-    } else if constexpr (std::is_same_v<Slot<R>, std::optional<R>>) {
+    if constexpr (std::is_same_v<Slot<R>, std::optional<R>>) {
+      // No default constructor: built by its load_and_construct.
       self->slots_[index].emplace(codec::decode<R>(bytes));
     } else {
       self->slots_[index] = codec::decode<Slot<R>>(bytes);

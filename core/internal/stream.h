@@ -141,10 +141,12 @@ class WindowSource {
                        "valid: a checkpoint on the outer call");
     }
     if constexpr (!Journalable<R>()) {
-      throw UsageError("checkpoint " + path + ": the result type '" + type +
-                       "' cannot be written to a checkpoint; valid: a type "
-                       "with a cereal serialize() (see core/codec.h) and a "
-                       "default constructor, or no checkpoint");
+      throw UsageError(
+          "checkpoint " + path + ": the result type '" + type +
+          "' cannot be written to a checkpoint; valid: a type "
+          "with a cereal serialize() (see core/codec.h) and a "
+          "default constructor or cereal's load_and_construct, or no "
+          "checkpoint");
     } else {
       std::vector<unsigned char> done(n_, 0);
       primary_ = parallel.executor_->is_primary();

@@ -17,6 +17,7 @@
 #define FANOUT_CORE_INTERNAL_THREAD_START_H_
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -34,8 +35,9 @@ std::string ThreadLimitHint(int err);
 
 // What ProbeThreads found.
 struct ThreadProbe {
-  int started = 0;  // threads that started before one could not
-  int error = 0;    // errno of the one that could not, 0 when all started
+  int started = 0;       // threads that started before one could not
+  int error = 0;         // errno of the one that could not, 0 when all started
+  bool stopped = false;  // `stop` said to stop before all had started
 };
 
 // Starts `count` threads with `stack_size` bytes of stack (0: the default)
@@ -44,7 +46,10 @@ struct ThreadProbe {
 // (TBB) that abort the process when they cannot start a worker: a probe
 // before them turns that abort into an error. Another process of the user
 // may still take the room between the probe and the engine's own start.
-ThreadProbe ProbeThreads(int count, std::size_t stack_size);
+// `stop` (when given) is asked every few threads; once it returns true no
+// more start and the probe ends with `stopped` set.
+ThreadProbe ProbeThreads(int count, std::size_t stack_size,
+                         const std::function<bool()>& stop = nullptr);
 
 }  // namespace fanout::internal
 

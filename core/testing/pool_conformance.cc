@@ -28,6 +28,7 @@ namespace fanout::testing {
 namespace {
 
 using fanout_conformance::BadInput;
+using fanout_conformance::Label;
 using Clock = std::chrono::steady_clock;
 
 // A counter array in MAP_SHARED memory (threads and forked workers see it).
@@ -248,6 +249,23 @@ TEST_P(Conformance, PoolFailedInputFailsExactlyItsDependents) {
         return x + y;
       },
       a, c);
+  // Inputs that ended before the submit: a failed one first, then others.
+  b.wait();
+  e.wait();
+  Future<int> late = pool.submit(
+      [count](int x, int y, int z) {
+        count(5);
+        return x + y + z;
+      },
+      b, a, e);
+  try {
+    late.get();
+    ADD_FAILURE() << "expected TaskError";
+  } catch (const TaskError& err) {
+    EXPECT_NE(err.message().find("its input, task 1, failed"),
+              std::string::npos)
+        << err.what();
+  }
   EXPECT_EQ(e.get(), 11);
   EXPECT_EQ(a.get(), 1);
   try {
@@ -516,6 +534,27 @@ TEST_P(Conformance, PoolRefusesResultsThatCannotCrossAtSubmit) {
   }
 }
 
+// Issue 23 item 12: a serializable result without a default constructor
+// (Label: cereal's load_and_construct) comes back from a submitted task on
+// every backend, and feeds a dependent task.
+TEST_P(Conformance, PoolResultsWithoutADefaultConstructor) {
+  Pool pool({.jobs = 2, .backend = backend()});
+  std::vector<Future<Label>> futures;
+  for (int i = 0; i < 50; ++i) {
+    futures.push_back(pool.submit(
+        [](int k) { return Label("label " + std::to_string(k)); }, i));
+  }
+  Future<std::size_t> length =
+      pool.submit([](const Label& l) { return l.text().size(); }, futures[42]);
+  for (int i = 0; i < 50; ++i) {
+    if (i == 42) continue;
+    ASSERT_EQ(futures[i].get(), Label("label " + std::to_string(i))) << i;
+  }
+  EXPECT_EQ(length.get(), std::string("label 42").size());
+  EXPECT_EQ(futures[42].get(), Label("label 42"));
+  pool.close();
+}
+
 // Retries apply to submitted tasks as to map's.
 TEST_P(Conformance, PoolRetriesAFailedTask) {
   Shared runs(1);
@@ -774,6 +813,38 @@ TEST_P(Conformance, LeavingAnImapOverARangeEarlyCancelsTheRest) {
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(Summed(runs.Local())[0], after) << "tasks ran after the loop";
   EXPECT_LT(input.read(), 1000u);
+}
+
+// Work submitted while a long task runs starts without waiting for it
+// (process: a new generation in the places free), where workers can run
+// side by side; sequential and mpi ranks run generations one at a time.
+TEST_P(Conformance, PoolStartsNewWorkWhileALongTaskRuns) {
+  if (backend() == "sequential" || backend() == "mpi") {
+    GTEST_SKIP() << backend() << " runs one call at a time";
+  }
+  Shared started(1);
+  Shared release(1);
+  Pool pool({.jobs = 2, .backend = backend()});
+  Future<int> slow = pool.submit([&] {
+    started[0].store(1);
+    const auto until = Clock::now() + std::chrono::seconds(20);
+    while (release[0].load() == 0 && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return 1;
+  });
+  while (started[0].load() == 0) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  for (int round = 0; round < 3; ++round) {
+    Future<int> quick = pool.submit([round] { return 10 + round; });
+    ASSERT_TRUE(quick.wait_for(std::chrono::seconds(10)))
+        << "a quick task waited for the slow one (round " << round << ")";
+    EXPECT_EQ(quick.get(), 10 + round);
+  }
+  EXPECT_FALSE(slow.ready());
+  release[0].store(1);
+  EXPECT_EQ(slow.get(), 1);
 }
 
 }  // namespace

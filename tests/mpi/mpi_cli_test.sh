@@ -82,6 +82,31 @@ check_collect() {
   fi
 }
 
+# check_exit WHAT LINE COMMAND...: a task that calls exit(3) (issue 23 item
+# 11): exit 3, LINE (a grep -E pattern) exactly once, none of Open MPI's
+# own errors (it used to end with "MPI_ERR_COMM: invalid communicator",
+# exit 5, and no word of the task), no rank left running.
+check_exit() {
+  local what=$1 line=$2
+  shift 2
+  timeout -k 5 50 "$@" >"$out" 2>&1
+  local rc=$?
+  local got
+  got=$(grep -cE -- "$line" "$out")
+  echo "$what: exit $rc, exit line printed $got time(s)"
+  if [ "$rc" != 3 ] || [ "$got" != 1 ] || grep -q 'MPI_ERR' "$out"; then
+    echo "FAIL [$what]: expected exit 3 and one line matching $line" >&2
+    sed 's/^/    /' "$out" >&2
+    failures=$((failures + 1))
+  fi
+  if pgrep -f "^$cli" >/dev/null; then
+    echo "FAIL [$what]: ranks left running" >&2
+    failures=$((failures + 1))
+  fi
+}
+readonly EXITED="^fanout: task 17 called exit\\(3\\) while a call was running on backend 'mpi'"
+readonly LOST="; its results are lost$"
+
 # The reference sum without task 17's 17 * 4999950000.
 readonly PARTIAL="249972415250850000 (partial: 1 of 10000 tasks failed)"
 
@@ -98,7 +123,11 @@ for np in 2 4; do
     "$launcher" -np "$np" "$cli" --backend=mpi --fail-task=17 --fail-attempts=1
   check_collect "task 17 fails, --errors=collect, $np ranks" \
     "$launcher" -np "$np" "$cli" --backend=mpi --errors=collect --fail-task=17
+  check_exit "task 17 calls exit(3), $np ranks" "$EXITED \\(rank [0-9]+\\)$LOST" \
+    "$launcher" -np "$np" "$cli" --backend=mpi --fail-task=17 --fail-mode=exit
 done
+check_exit "task 17 calls exit(3), no mpirun" "$EXITED$LOST" \
+  "$cli" --backend=mpi --fail-task=17 --fail-mode=exit
 check_error "task 17 fails, no mpirun" "$FAILED" \
   "$cli" --backend=mpi --fail-task=17 --fail-mode=throw
 
