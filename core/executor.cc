@@ -356,6 +356,7 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
   o.jobs = std::max(o.jobs, 1);
   refuse_jobs_over_limit(*this, o.jobs);
   o.batch_auto = o.batch_size == 0;
+  o.total_workers = total_workers(o.jobs);
   o.batch_size = resolve_batch_size(job.n, total_workers(o.jobs), o.batch_size);
   if (o.retries < 0) {
     throw UsageError("retries must not be negative (got " +
@@ -464,7 +465,7 @@ RunReport run_inline(std::string_view backend, const Job& job,
                      const RunOptions& options, std::string_view worker) {
   InTaskScope scope;
   CallControl control;
-  control.Reset(job.n, options.batch_size);
+  control.Reset(job.n, options, 1);
   FailureList failures;
   const auto name = [worker] { return std::string(worker); };
   InPlaceSink<decltype(name)> sink(failures, backend, name, options.watch, 0);

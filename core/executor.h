@@ -148,8 +148,11 @@ struct RunOptions {
   // Executor::run then makes one from `timeout`.
   StopToken* stop = nullptr;
   // Set by Executor::run for the backend: batch_size was 0 and has been
-  // resolved with auto_batch_size().
+  // resolved with auto_batch_size(); core's scheduler then sizes chunks
+  // from their measured time (CallControl::Reset with these options) over
+  // `total_workers` workers (Executor::total_workers(jobs)).
   bool batch_auto = false;
+  int total_workers = 1;
   // Where in-process workers record the task they run, for a call that can
   // be stopped while a task does not return. May be null.
   internal::TaskWatch* watch = nullptr;

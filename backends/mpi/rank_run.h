@@ -75,7 +75,7 @@ class RankRun {
  public:
   RankRun(const Job& job, const RunOptions& options, int rank)
       : job(job), options(options), worker("rank " + std::to_string(rank)) {
-    control.Reset(job.n, options.batch_size);
+    control.Reset(job.n, options, options.total_workers);
   }
 
   // True when this rank should take no new chunk: the call stopped (a

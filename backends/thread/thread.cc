@@ -228,7 +228,7 @@ RunReport Pool::Run(const Job& job, const RunOptions& options) {
   }
   job_ = &job;
   options_ = &options;
-  control_.Reset(job.n, options.batch_size);
+  control_.Reset(job.n, options, options.total_workers);
   max_helpers_.store(helpers, std::memory_order_relaxed);
   finished_.store(0, std::memory_order_relaxed);
   joined_.store(0, std::memory_order_release);  // opens the call to helpers

@@ -43,22 +43,52 @@
 namespace fanout::internal {
 
 // The chunks of one call and the call's own stop flag.
+//
+// Chunks are fixed (`batch` tasks each, claimed by chunk number) or, for
+// batch_size = 0 (RunOptions::batch_auto), sized from measured time: each
+// worker's ChunkRunner reports how long its chunk took (Report), and later
+// claims take about kAutoChunkNanos of work, growing or shrinking at most
+// 4x a step from the size before, and never more than the tasks left over
+// twice the workers (so the last chunks are small and end together). The
+// first chunk of a call is one task. A claim is a compare-and-swap on the
+// next task index: however the sizes change, each task is handed out once.
 struct alignas(64) CallControl {
+  // The time one auto-sized chunk aims at: long enough that claiming it
+  // (an atomic, two clock reads; a message round trip on mpi) is well under
+  // 1% of it, short enough that the slowest worker's last chunk costs the
+  // call little.
+  static constexpr std::uint64_t kAutoChunkNanos = 200000;  // 200 µs
+
   // Readies the control block for a call of `n` tasks in chunks of `batch`
   // (>= 1). Not thread-safe: call before any worker starts.
   void Reset(std::size_t n_tasks, std::size_t batch_size) {
     n = n_tasks;
     batch = std::max<std::size_t>(batch_size, 1);
     chunks = n / batch + (n % batch != 0 ? 1 : 0);
+    adaptive = false;
+    workers = 1;
     next_chunk.store(0, std::memory_order_relaxed);
+    next_task.store(0, std::memory_order_relaxed);
+    auto_size.store(1, std::memory_order_relaxed);
     progress.store(0, std::memory_order_relaxed);
     stop.store(0, std::memory_order_relaxed);
+  }
+  // The same for a call's options: auto-sized chunks when
+  // options.batch_auto, over `total_workers` workers.
+  void Reset(std::size_t n_tasks, const RunOptions& options,
+             int total_workers) {
+    Reset(n_tasks, options.batch_size);
+    if (options.batch_auto) {
+      adaptive = true;
+      workers = static_cast<std::size_t>(std::max(total_workers, 1));
+    }
   }
 
   // Claims the next chunk [*begin, *end); false when none is left. Counts
   // chunks, not task indices: however large the batch, the counter cannot
   // wrap and no task is handed out twice.
   bool Claim(std::size_t* begin, std::size_t* end) {
+    if (adaptive) return ClaimSized(begin, end);
     const std::size_t k = next_chunk.fetch_add(1, std::memory_order_relaxed);
     if (k >= chunks) return false;
     *begin = k * batch;
@@ -66,12 +96,40 @@ struct alignas(64) CallControl {
     return true;
   }
 
+  // An auto-sized call: `tasks` tasks of a chunk took `nanos` (their own
+  // time and the chunk's overhead). Sets the size of the next claims.
+  void Report(std::size_t tasks, std::uint64_t nanos) {
+    if (tasks == 0) return;
+    const std::size_t size = auto_size.load(std::memory_order_relaxed);
+    std::size_t want;
+    if (nanos == 0) {
+      want = size * 4;
+    } else {
+      const double per_task =
+          static_cast<double>(nanos) / static_cast<double>(tasks);
+      const double w = static_cast<double>(kAutoChunkNanos) / per_task;
+      want = w >= 1e15 ? std::numeric_limits<std::size_t>::max() / 8
+                       : static_cast<std::size_t>(w);
+    }
+    want = std::clamp<std::size_t>(want, std::max<std::size_t>(size / 4, 1),
+                                   size * 4);
+    auto_size.store(want, std::memory_order_relaxed);
+  }
+
   // Whether any chunk is still unclaimed.
   bool Unclaimed() const {
+    if (adaptive) return next_task.load(std::memory_order_relaxed) < n;
     return next_chunk.load(std::memory_order_relaxed) < chunks;
   }
-  // Chunks not yet claimed.
+  // Chunks not yet claimed (auto-sized: at the current size).
   std::size_t RemainingChunks() const {
+    if (adaptive) {
+      const std::size_t t = next_task.load(std::memory_order_relaxed);
+      if (t >= n) return 0;
+      const std::size_t size =
+          std::max<std::size_t>(auto_size.load(std::memory_order_relaxed), 1);
+      return (n - t) / size + ((n - t) % size != 0 ? 1 : 0);
+    }
     const std::size_t k = next_chunk.load(std::memory_order_relaxed);
     return k >= chunks ? 0 : chunks - k;
   }
@@ -90,11 +148,36 @@ struct alignas(64) CallControl {
   std::size_t n = 0;
   std::size_t batch = 1;
   std::size_t chunks = 0;
+  bool adaptive = false;   // chunk sizes from measured time
+  std::size_t workers = 1;  // adaptive: the call's workers
   alignas(64) std::atomic<std::size_t> next_chunk{0};
+  // Adaptive: the first task not yet claimed, and the size of the next
+  // chunk (from the last Report).
+  std::atomic<std::size_t> next_task{0};
+  std::atomic<std::size_t> auto_size{1};
   // Tasks finished (succeeded or failed) by workers that cannot reach the
   // caller's progress counter (forked workers); others count there directly.
   alignas(64) std::atomic<std::size_t> progress{0};
   alignas(64) std::atomic<std::uint32_t> stop{0};
+
+ private:
+  bool ClaimSized(std::size_t* begin, std::size_t* end) {
+    std::size_t b = next_task.load(std::memory_order_relaxed);
+    std::size_t e = 0;
+    do {
+      if (b >= n) return false;
+      const std::size_t rest = n - b;
+      // Never more than the rest over twice the workers: the call's last
+      // chunks shrink, so the workers end together.
+      const std::size_t cap = std::max<std::size_t>(rest / (2 * workers), 1);
+      const std::size_t size = std::clamp<std::size_t>(
+          auto_size.load(std::memory_order_relaxed), 1, cap);
+      e = b + size;
+    } while (!next_task.compare_exchange_weak(b, e, std::memory_order_relaxed));
+    *begin = b;
+    *end = e;
+    return true;
+  }
 };
 
 // The failures of one in-process call, shared by its workers. The lock is
@@ -291,6 +374,13 @@ class ChunkRunner {
   // must stop (this chunk's failure under fail-fast, or a stop request).
   bool RunChunk(std::size_t begin, std::size_t end) {
     if (Stopping()) return false;
+    if (control_.adaptive) [[unlikely]]
+      return RunChunkTimed(begin, end);
+    return RunChunkNow(begin, end);
+  }
+
+ private:
+  bool RunChunkNow(std::size_t begin, std::size_t end) {
     if constexpr (Sink::kPerTask) {
       // One indirect call per task costs tiny tasks as much as the task
       // itself; a sink that keeps each outcome as the task ends anyway
@@ -301,8 +391,14 @@ class ChunkRunner {
       return RunWhole(begin, end);
     }
   }
-
- private:
+  // An auto-sized call (CallControl::adaptive): the chunk, timed, its time
+  // reported to size the next claims. Two clock reads per chunk.
+  [[gnu::noinline]] bool RunChunkTimed(std::size_t begin, std::size_t end) {
+    const std::uint64_t t0 = TraceNow();
+    const bool ok = RunChunkNow(begin, end);
+    control_.Report(end - begin, TraceNow() - t0);
+    return ok;
+  }
   bool RunWhole(std::size_t begin, std::size_t end);
   bool RunTaskByTask(std::size_t begin, std::size_t end);
   // The same, recording spans into trace_ (out of line: a call without a
