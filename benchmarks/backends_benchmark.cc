@@ -472,11 +472,10 @@ void RegisterBatchSizes(const std::vector<std::string>& backends, int jobs) {
          batch *= 4) {
       const std::string name = std::string(W::kName) + "/" + backend + "@b" +
                                std::to_string(batch) + suffix;
-      benchmark::RegisterBenchmark(
-          name.c_str(),
-          [backend, jobs, batch](benchmark::State& s) {
-            RunBackend<W>(s, backend, jobs, batch);
-          })
+      benchmark::RegisterBenchmark(name.c_str(),
+                                   [backend, jobs, batch](benchmark::State& s) {
+                                     RunBackend<W>(s, backend, jobs, batch);
+                                   })
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }

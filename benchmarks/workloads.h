@@ -132,7 +132,8 @@ struct Linear {
     for (std::size_t i = 0; i < kN; ++i) {
       const std::uint64_t it = kItersPerIndex * i;
       const std::uint64_t tri =
-          it == 0 ? 0 : (it % 2 == 0 ? (it / 2) * (it - 1) : it * ((it - 1) / 2));
+          it == 0 ? 0
+                  : (it % 2 == 0 ? (it / 2) * (it - 1) : it * ((it - 1) / 2));
       if (out[i] != i * tri) return false;
     }
     return true;

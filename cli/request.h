@@ -38,7 +38,7 @@ struct RawFlags {
   std::string checkpoint;  // a file; "" = none
   std::string trace;       // a trace file; "" = none
   bool trace_summary = false;
-  std::string inputs;      // a file of task inputs, "-" for stdin; "" = none
+  std::string inputs;  // a file of task inputs, "-" for stdin; "" = none
   std::string seed = "1";
   std::string fail_task;
   std::string fail_mode = "throw";

@@ -27,7 +27,10 @@
 //   backend     "thread" (default), "sequential", "process", "tbb", "mpi" —
 //               whichever are linked (see fanout::backend_names()).
 //   verbose     joblib-style progress lines on stderr; 0 none, 10 many, >10 all.
-//   batch_size  tasks per chunk handed to a worker; 0 picks one from n and jobs.
+//   batch_size  tasks per chunk handed to a worker; 0 (auto) sizes chunks
+//               from their measured time while the call runs: the first is
+//               one task, later ones aim at ~200 us of work each and shrink
+//               near the end (core/internal/scheduler.h, CallControl).
 //   errors      kFailFast (default): the first failing task stops tasks not yet
 //               started and the call throws fanout::TaskError naming the task,
 //               backend, worker and the exception's type and message.
@@ -264,9 +267,8 @@ class Parallel {
     // (Not in a nested call, which runs inline in this process.)
     internal::Runner<R, std::remove_reference_t<F>> runner(
         n, f, executor_->adopts_results() && !in_task());
-    RunReport report =
-        Run(runner.MakeJob(n, /*indices_are_tasks=*/true), options_.errors,
-            true, nullptr, "map");
+    RunReport report = Run(runner.MakeJob(n, /*indices_are_tasks=*/true),
+                           options_.errors, true, nullptr, "map");
     ThrowFirst(report);
     if (runner.slots().size() != n) {
       internal::ThrowBadResultCount(runner.slots().size(), n,
@@ -399,9 +401,8 @@ class Parallel {
       return;
     }
     internal::Runner<void, std::remove_reference_t<F>> runner(n, f);
-    RunReport report =
-        Run(runner.MakeJob(n, /*indices_are_tasks=*/true), options_.errors,
-            true, nullptr, "for_each");
+    RunReport report = Run(runner.MakeJob(n, /*indices_are_tasks=*/true),
+                           options_.errors, true, nullptr, "for_each");
     ThrowFirst(report);
   }
 

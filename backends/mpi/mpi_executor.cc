@@ -32,8 +32,8 @@
 #include "backends/mpi/thread_rule.h"
 #include "core/errors.h"
 #include "core/executor.h"
-#include "core/internal/trace.h"
 #include "core/internal/exit_hooks.h"
+#include "core/internal/trace.h"
 
 namespace fanout::mpi {
 namespace {

@@ -148,7 +148,7 @@ struct alignas(64) CallControl {
   std::size_t n = 0;
   std::size_t batch = 1;
   std::size_t chunks = 0;
-  bool adaptive = false;   // chunk sizes from measured time
+  bool adaptive = false;    // chunk sizes from measured time
   std::size_t workers = 1;  // adaptive: the call's workers
   alignas(64) std::atomic<std::size_t> next_chunk{0};
   // Adaptive: the first task not yet claimed, and the size of the next
