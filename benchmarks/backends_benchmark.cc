@@ -141,8 +141,10 @@ void MeasureMap(benchmark::State& state, MapFn&& map) {
 // A fanout backend. Backends that share memory run for_each storing into
 // out; the others (process, mpi) return results through map().
 template <class W>
-void RunBackend(benchmark::State& state, const std::string& backend, int jobs) {
-  Parallel parallel({.jobs = jobs, .backend = backend});
+void RunBackend(benchmark::State& state, const std::string& backend, int jobs,
+                std::size_t batch_size = 0) {
+  Parallel parallel(
+      {.jobs = jobs, .backend = backend, .batch_size = batch_size});
   if (!parallel.executor().shares_memory()) {
     MeasureMap<W>(state, [&] {
       return parallel.map(W::kN, [](std::size_t i) { return W::Task(i); });
@@ -457,6 +459,29 @@ void RegisterWorkload(const std::vector<std::string>& backends,
   }
 }
 
+// batch_size = 0 (auto, sized from measured time) against fixed batch
+// sizes 1, 4, 16, ... on each backend at the most jobs: runners named
+// "thread@b16". compare.py takes the best fixed size of each backend and
+// workload and sets auto beside it.
+template <class W>
+void RegisterBatchSizes(const std::vector<std::string>& backends, int jobs) {
+  const std::string suffix = "/jobs:" + std::to_string(jobs);
+  for (const std::string& backend : backends) {
+    if (backend == "sequential") continue;
+    for (std::size_t batch = 1; batch <= std::min<std::size_t>(W::kN, 4096);
+         batch *= 4) {
+      const std::string name = std::string(W::kName) + "/" + backend + "@b" +
+                               std::to_string(batch) + suffix;
+      benchmark::RegisterBenchmark(name.c_str(),
+                                   [backend, jobs, batch](benchmark::State& s) {
+                                     RunBackend<W>(s, backend, jobs, batch);
+                                   })
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+}
+
 void RegisterAll() {
   std::vector<std::string> backends;
   for (const std::string& name : backend_names()) {
@@ -471,6 +496,11 @@ void RegisterAll() {
   RegisterWorkload<Fib>(backends, job_counts);
   RegisterWorkload<Busy>(backends, job_counts);
   RegisterWorkload<Latency>(backends, job_counts);
+  RegisterWorkload<Linear>(backends, job_counts);
+  RegisterBatchSizes<Tiny>(backends, job_counts.back());
+  RegisterBatchSizes<Busy>(backends, job_counts.back());
+  RegisterBatchSizes<Fib>(backends, job_counts.back());
+  RegisterBatchSizes<Linear>(backends, job_counts.back());
   RegisterReduce(backends, job_counts);
   RegisterStreams(backends, job_counts);
   RegisterCheckpoint<Sum>(backends, job_counts);

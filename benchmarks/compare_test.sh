@@ -14,6 +14,10 @@ for runner in thread tbb sequential peer:loop peer:tbb_parallel_for \
     peer:openmp peer:thread_pool; do
   grep -q "^| ${runner} | 1 | " "${TEST_TMPDIR}/stdout" || fail "no row for ${runner}"
 done
+grep -q '^### Batch sizes: auto against fixed$' "${TEST_TMPDIR}/stdout" ||
+  fail "no batch-size table"
+grep -q '^| fib_38_33 | thread | [0-9]* | ' "${TEST_TMPDIR}/stdout" ||
+  fail "no batch-size row for thread"
 [ -s "${out}/fanout_benchmarks.json" ] || fail "no json"
 [ -s "${out}/fanout_benchmarks.md" ] || fail "no markdown table"
 [ -s "${out}/fanout_speedup.png" ] || fail "no plot"

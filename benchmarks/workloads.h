@@ -116,6 +116,30 @@ struct Busy {
   }
 };
 
+// (f) 4000 tasks whose time grows linearly with the index: task i spins
+// 150 * i iterations (0 .. ~0.2 ms; ~0.4 s in all). Fixed chunks that are
+// right at the start are too big at the end, so it tests batch sizes taken
+// from measured time against TBB's auto partitioner.
+struct Linear {
+  static constexpr const char* kName = "linear_4k";
+  static constexpr std::size_t kN = 4000;
+  static constexpr bool kImbalanced = true;
+  static constexpr std::uint64_t kItersPerIndex = 150;
+  [[gnu::noinline]] static std::uint64_t Task(std::size_t i) {
+    return SpinSum(i, kItersPerIndex * i);
+  }
+  static bool Check(const std::uint64_t* out) {
+    for (std::size_t i = 0; i < kN; ++i) {
+      const std::uint64_t it = kItersPerIndex * i;
+      const std::uint64_t tri =
+          it == 0 ? 0
+                  : (it % 2 == 0 ? (it / 2) * (it - 1) : it * ((it - 1) / 2));
+      if (out[i] != i * tri) return false;
+    }
+    return true;
+  }
+};
+
 // (e) a job of two tiny tasks: what one call costs.
 struct Latency {
   static constexpr const char* kName = "latency_2";

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <exception>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,7 +82,9 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
             .task_timeout = r.task_timeout,
             .worker_memory = r.worker_memory,
             .checkpoint = r.checkpoint,
-            .checkpoint_key = CheckpointKey(r)};
+            .checkpoint_key = CheckpointKey(r),
+            .trace = r.trace,
+            .trace_summary = r.trace_summary};
   if (r.progress && err_is_terminal) {
     o.on_progress = ProgressBar(err);
   }
@@ -107,14 +110,25 @@ Timed TimeOn(const std::string& backend, const Request& r, std::FILE* err,
                  r.checkpoint.c_str(), done, r.tasks);
     std::fflush(err);
   };
+  // Where the run's time went, however it ended (the trace of a run that
+  // threw is written too).
+  const auto summary = [&] {
+    if (!r.trace_summary || g_quiet) return;
+    if (std::optional<TraceSummary> s = p.last_trace_summary()) {
+      std::fprintf(err, "%s", to_string(*s).c_str());
+      std::fflush(err);
+    }
+  };
   try {
     t.tasks = r.tasks;
     t.answer = RunWorkload(p, run, failures, &t.tasks);
   } catch (...) {
     resumed();
+    summary();
     throw;
   }
   resumed();
+  summary();
   if (failures != nullptr) t.failed_tasks = failures->size();
   t.wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)

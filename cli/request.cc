@@ -372,6 +372,10 @@ void CheckInputsAndDag(const RawFlags& f, Request* r) {
       refuse(r->verbose != 0 ? "--verbose" : "--progress",
              "progress needs a known task count");
     }
+    if (!r->trace.empty() || r->trace_summary) {
+      refuse(!r->trace.empty() ? "--trace" : "--trace-summary",
+             "its batches run on a pool, whose tasks are not traced");
+    }
   }
   if (r->workload == "dag") {
     const auto refuse = [&](const std::string& what, const char* why) {
@@ -394,6 +398,10 @@ void CheckInputsAndDag(const RawFlags& f, Request* r) {
     }
     if (r->batch_size != 0) {
       refuse("--batch-size", "each node of the graph is one task");
+    }
+    if (!r->trace.empty() || r->trace_summary) {
+      refuse(!r->trace.empty() ? "--trace" : "--trace-summary",
+             "a pool's submitted tasks are not traced");
     }
   }
 }
@@ -436,7 +444,8 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
         "--null, "
         "--timeout, --timeout-ms, --halt, --delay, --keep-order, "
         "--line-buffer, --tag, --results, --joblog, --resume, "
-        "--resume-failed, --dry-run, --progress, --verbose";
+        "--resume-failed, --dry-run, --progress, --verbose, --trace, "
+        "--trace-summary";
     for (const Flag& flag : workload_only) {
       if (given(flag)) {
         throw UsageError(std::string("--") + flag.name +
@@ -497,15 +506,19 @@ std::string Shown(const std::string& path) {
          " characters)";
 }
 
-// Refuses a --checkpoint path that cannot be a journal, before any task
-// runs: one that is a directory, a device, a FIFO or a socket, cannot be
-// read and written, or cannot be created where it is.
-void CheckCheckpointPath(const std::string& path) {
-  const std::string flag = "--checkpoint=" + Shown(path);
+// Refuses a --checkpoint (or --trace) path that cannot be a journal (a
+// trace), before any task runs: one that is a directory, a device, a FIFO
+// or a socket, cannot be read and written (written), or cannot be created
+// where it is. `name` is the flag, `example` a valid value.
+void CheckFilePath(const std::string& name, const std::string& path,
+                   const char* example, bool read) {
+  const std::string flag = "--" + name + "=" + Shown(path);
   const std::string valid =
-      "; valid: a regular file that can be read and written, or a new "
-      "file's path in a directory that exists and can be written, as in "
-      "--checkpoint=sum.ckpt";
+      std::string("; valid: a regular file that can be ") +
+      (read ? "read and written" : "written") +
+      ", or a new file's path in a directory that exists and can be "
+      "written, as in --" +
+      name + "=" + example;
   std::size_t longest = 0;
   for (std::size_t from = 0; from <= path.size();) {
     const std::size_t slash = std::min(path.find('/', from), path.size());
@@ -518,8 +531,7 @@ void CheckCheckpointPath(const std::string& path) {
         " characters, its longest name " + std::to_string(longest) +
         "); valid: a path of up to " + std::to_string(PATH_MAX - 1) +
         " characters, each name " + "up to " + std::to_string(NAME_MAX) +
-        ", to a regular file or a new file, as in "
-        "--checkpoint=sum.ckpt");
+        ", to a regular file or a new file, as in --" + name + "=" + example);
   }
   struct stat st;
   if (stat(path.c_str(), &st) == 0) {
@@ -531,8 +543,9 @@ void CheckCheckpointPath(const std::string& path) {
                        : !S_ISREG(st.st_mode) ? "is not a regular file"
                                               : nullptr;
     if (kind != nullptr) throw UsageError(flag + ": " + kind + valid);
-    if (access(path.c_str(), R_OK | W_OK) != 0) {
-      throw UsageError(flag + ": cannot be read and written: " +
+    if (access(path.c_str(), read ? R_OK | W_OK : W_OK) != 0) {
+      throw UsageError(flag + ": cannot be " +
+                       (read ? "read and written: " : "written: ") +
                        std::strerror(errno) + valid);
     }
     return;
@@ -707,7 +720,16 @@ Request ParseRequest(const RawFlags& f) {
         "--checkpoint is for workloads; commands mode resumes with "
         "--joblog=FILE --resume");
   }
-  if (!r.checkpoint.empty()) CheckCheckpointPath(r.checkpoint);
+  if (!r.checkpoint.empty()) {
+    CheckFilePath("checkpoint", r.checkpoint, "sum.ckpt", /*read=*/true);
+  }
+  r.trace = f.trace;
+  r.trace_summary = f.trace_summary;
+  r.commands_options.trace = f.trace;
+  r.commands_options.trace_summary = f.trace_summary;
+  if (!r.trace.empty()) {
+    CheckFilePath("trace", r.trace, "run.json", /*read=*/false);
+  }
   r.compare = ParseCompare(f.compare);
   ParseFailure(f, &r);
   ParseRetriesAndErrors(f, &r);

@@ -39,7 +39,9 @@ struct RawFlags {
   bool reduce = false;
   std::string stream;      // "", "ordered" or "unordered"
   std::string checkpoint;  // a file; "" = none
-  std::string inputs;      // a file of task inputs, "-" for stdin; "" = none
+  std::string trace;       // a trace file; "" = none
+  bool trace_summary = false;
+  std::string inputs;  // a file of task inputs, "-" for stdin; "" = none
   std::string seed = "1";
   std::string fail_task;
   std::string fail_mode = "throw";
@@ -97,10 +99,12 @@ struct Request {
   std::chrono::milliseconds timeout{0};
   int verbose = 0;
   bool speedup = false;
-  std::uint64_t seed = 1;  // --workload=pi's random streams
-  bool reduce = false;     // the sum workload through map_reduce
-  std::string stream;      // "", "ordered" or "unordered"
-  std::string checkpoint;  // Options::checkpoint; "" = none
+  std::uint64_t seed = 1;      // --workload=pi's random streams
+  bool reduce = false;         // the sum workload through map_reduce
+  std::string stream;          // "", "ordered" or "unordered"
+  std::string checkpoint;      // Options::checkpoint; "" = none
+  std::string trace;           // Options::trace; "" = none
+  bool trace_summary = false;  // print where each run's time went
   // --inputs: each line of this file ("-": stdin) is one task's input n,
   // read as it arrives (imap over the lines); "" = tasks 0 .. tasks-1.
   std::string inputs;

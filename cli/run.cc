@@ -84,6 +84,20 @@ ABSL_FLAG(std::string, checkpoint, "",
           "kill -9 and only the tasks not in it run. The file is tied to the "
           "workload, --tasks and --seed; delete it to start over. "
           "Example: --workload=sum --checkpoint=sum.ckpt");
+ABSL_FLAG(std::string, trace, "",
+          "write a timeline of the run to this file, in Chrome's trace-event "
+          "JSON (open it in chrome://tracing or ui.perfetto.dev): a row per "
+          "worker (thread, forked pid, mpi rank; in commands mode a row per "
+          "slot), a span per chunk of tasks (per task when tasks take 100 "
+          "us or more), forks, deaths, retries, the copy of results. Written "
+          "when a run ends, Ctrl+C included. Example: --backend=process "
+          "--trace=run.json");
+ABSL_FLAG(bool, trace_summary, false,
+          "after each run, print on stderr where its time went: each "
+          "worker's busy fraction, the time to start, running tasks, "
+          "waiting for the last task and moving results, the five slowest "
+          "tasks and the overhead per task. Example: --workload=fib "
+          "--trace-summary");
 ABSL_FLAG(std::string, compare, "",
           "run the workload on each of these backends in turn (all, or a list "
           "such as thread,process), check the answers agree, and print a table "
@@ -257,6 +271,8 @@ fanout::cli::Request CheckedRequest(const fanout::cli::Args& args) {
         .reduce = absl::GetFlag(FLAGS_reduce),
         .stream = absl::GetFlag(FLAGS_stream),
         .checkpoint = absl::GetFlag(FLAGS_checkpoint),
+        .trace = absl::GetFlag(FLAGS_trace),
+        .trace_summary = absl::GetFlag(FLAGS_trace_summary),
         .inputs = absl::GetFlag(FLAGS_inputs),
         .seed = absl::GetFlag(FLAGS_seed),
         .fail_task = absl::GetFlag(FLAGS_fail_task),

@@ -11,6 +11,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <regex>
@@ -26,7 +27,9 @@
 #include "commands/run_command.h"
 #include "core/errors.h"
 #include "core/executor.h"
+#include "core/internal/trace.h"
 #include "core/pool.h"
+#include "core/trace.h"
 
 namespace fanout::commands {
 namespace {
@@ -60,6 +63,14 @@ class Runner {
     }
   }
 
+  ~Runner() {
+    try {
+      FinishTrace();  // a run that threw still writes what it has
+    } catch (const std::exception& e) {
+      std::fprintf(err_, "run: %s\n", e.what());
+    }
+  }
+
   int Run() {
     joblog_.Open(o_.joblog, o_.resume || o_.resume_failed || o_.joblog_append);
     if (joblog_.torn_bytes() > 0) {
@@ -79,6 +90,13 @@ class Runner {
     const int jobs = o_.backend == "sequential" ? 1 : resolve_jobs(o_.jobs);
     jobs_ = jobs;
     if (o_.dry_run) return DryRun();
+    if (!o_.trace.empty() || o_.trace_summary) {
+      trace_ = std::make_unique<internal::CallTrace>(
+          o_.trace.empty() ? nullptr
+                           : internal::TraceFile::Open(o_.trace, "--trace"),
+          "commands");
+      trace_->BeginJob("commands", todo_.size(), jobs, 1, false);
+    }
     const auto started = Clock::now();
     run_started_ = started;
     {
@@ -127,6 +145,7 @@ class Runner {
     finished_.resize(std::max(finished_.size(), todo_.size()));
     printer_.Finish();
     if (progress_shown_) std::fputs("\r\033[K", err_);
+    FinishTrace();
     return Summarize(
         std::chrono::duration<double>(Clock::now() - started).count());
   }
@@ -261,6 +280,18 @@ class Runner {
     std::this_thread::sleep_until(mine);
   }
 
+  // Writes the trace (and prints its summary) once the commands ended.
+  void FinishTrace() {
+    if (trace_ == nullptr) return;
+    trace_->EndJob();
+    const TraceSummary s = trace_->Finish(true);
+    trace_.reset();
+    if (o_.trace_summary) {
+      std::fprintf(err_, "%s", to_string(s).c_str());
+      std::fflush(err_);
+    }
+  }
+
   // A task of the pool: job `i` run to its end (with its retries) in a
   // slot ({%}) of its own, and reported.
   void RunJob(std::size_t i, const Job& job) {
@@ -276,6 +307,12 @@ class Runner {
     }
     const std::string command = CommandLine(o_.tmpl, job, slot);
     const std::string tag = o_.tag ? TagOf(job.args, command) : "";
+    // A traced run: the slot's row, a span per run of a command.
+    internal::TraceTrack* track =
+        trace_ != nullptr
+            ? trace_->Worker(slot - 1,
+                             [slot] { return "slot " + std::to_string(slot); })
+            : nullptr;
     Outcome outcome;
     std::string out, err;
     for (int attempt = 1; attempt <= std::max(1, o_.tries); ++attempt) {
@@ -286,12 +323,23 @@ class Runner {
       if (o_.line_buffer) {
         drain = [&] { printer_.Live(out, err, tag, &live, false); };
       }
+      internal::TraceRecord* span =
+          track != nullptr ? track->Begin(job.seq - 1, job.seq,
+                                          static_cast<std::uint32_t>(attempt))
+                           : nullptr;
       try {
         outcome =
             RunOne(command, o_.timeout_s, stop_, *guard_, out, err, drain);
       } catch (const std::exception& e) {
         err += std::string("run: ") + e.what() + "\n";
         outcome = Outcome{.exit_code = 127, .exit_status = 127};
+      }
+      if (span != nullptr) {
+        const std::uint64_t t0 = span->t0;
+        track->End(span, job.seq);
+        trace_->Note(track, command, "command", t0, t0,
+                     "\"seq\":" + std::to_string(job.seq) +
+                         ",\"exit\":" + std::to_string(outcome.exit_code));
       }
       if (o_.line_buffer) printer_.Live(out, err, tag, &live, true);
       if (outcome.ok() || outcome.stopped == Stopped::kCancel ||
@@ -473,6 +521,7 @@ class Runner {
   bool feed_closed_ = true;
   // The pool the commands run on, and one future per submitted job.
   Pool* pool_ = nullptr;
+  std::unique_ptr<internal::CallTrace> trace_;  // --trace, --trace-summary
   bool inline_pool_ = false;  // sequential: a task runs when waited for
   std::vector<Future<void>> futures_;
   // The {%} slots not taken by a running command.

@@ -38,8 +38,12 @@ std::string HostName() {
 int RunJobsOnMpi(const CommandsOptions& o, std::FILE* out, std::FILE* err,
                  const std::atomic<bool>* cancel) {
   JoblogFile joblog;
-  Parallel parallel(
-      {.jobs = o.jobs, .backend = "mpi", .batch_size = 1, .cancel = cancel});
+  Parallel parallel({.jobs = o.jobs,
+                     .backend = "mpi",
+                     .batch_size = 1,
+                     .cancel = cancel,
+                     .trace = o.trace,
+                     .trace_summary = o.trace_summary});
   const bool primary = parallel.executor().is_primary();
   if (primary) {
     joblog.Open(o.joblog, o.joblog_append);

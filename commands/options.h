@@ -53,6 +53,9 @@ struct CommandsOptions {
   bool progress = false;                     // a progress line on a terminal
   int verbose = 0;        // >= 1: say what holds the commands (the cgroup)
   std::string halt_text;  // as typed, for the summary
+  // --trace: a row per slot, a span per command run; --trace-summary.
+  std::string trace;
+  bool trace_summary = false;
   // The jobs are the lines of stdin, run as they come (jobs_list unused):
   // commands (--commands=-: blank and # lines skipped) or the template's
   // arguments. `stdin_name` names the input in messages.

@@ -369,6 +369,7 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
   o.jobs = std::max(o.jobs, 1);
   refuse_jobs_over_limit(*this, o.jobs);
   o.batch_auto = o.batch_size == 0;
+  o.total_workers = total_workers(o.jobs);
   o.batch_size = resolve_batch_size(job.n, total_workers(o.jobs), o.batch_size);
   if (o.retries < 0) {
     throw UsageError("retries must not be negative (got " +
@@ -409,15 +410,30 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
   if (nested) {
     RunOptions in_task_options = o;
     in_task_options.watch = nullptr;  // the outer call's tasks own the watch
+    in_task_options.trace = nullptr;  // part of the outer task's span
     if (runs_nested_calls() && !task_limits && o.jobs > 1 && job.n > 1) {
       report = RunParallel(j, in_task_options);
     } else {
       report = internal::run_inline(name(), j, in_task_options, "nested call");
     }
-  } else if (inline_run) {
-    report = internal::run_inline(name(), j, o, inline_worker());
   } else {
-    report = RunParallel(j, o);
+    // A traced job: its tracks are taken in however it ends (a stop
+    // throws from here), so that what ran is written.
+    struct JobTrace {
+      internal::CallTrace* trace;
+      ~JobTrace() {
+        if (trace != nullptr) trace->EndJob();
+      }
+    } job_trace{o.trace};
+    if (o.trace != nullptr) {
+      o.trace->BeginJob(name(), j.n, inline_run ? 1 : total_workers(o.jobs),
+                        o.batch_size, o.batch_auto);
+    }
+    if (inline_run) {
+      report = internal::run_inline(name(), j, o, inline_worker());
+    } else {
+      report = RunParallel(j, o);
+    }
   }
   std::sort(report.failures.begin(), report.failures.end(),
             [](const TaskError& a, const TaskError& b) {
@@ -466,7 +482,7 @@ RunReport run_inline(std::string_view backend, const Job& job,
                      const RunOptions& options, std::string_view worker) {
   InTaskScope scope;
   CallControl control;
-  control.Reset(job.n, options.batch_size);
+  control.Reset(job.n, options, 1);
   FailureList failures;
   const auto name = [worker] { return std::string(worker); };
   InPlaceSink<decltype(name)> sink(failures, backend, name, options.watch, 0);

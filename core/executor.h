@@ -45,6 +45,7 @@
 namespace fanout {
 
 namespace internal {
+class CallTrace;
 class TaskWatch;
 
 // Work posted to a backend's own workers (Executor::Post): run(this) is
@@ -147,8 +148,11 @@ struct RunOptions {
   // Executor::run then makes one from `timeout`.
   StopToken* stop = nullptr;
   // Set by Executor::run for the backend: batch_size was 0 and has been
-  // resolved with auto_batch_size().
+  // resolved with auto_batch_size(); core's scheduler then sizes chunks
+  // from their measured time (CallControl::Reset with these options) over
+  // `total_workers` workers (Executor::total_workers(jobs)).
   bool batch_auto = false;
+  int total_workers = 1;
   // Where in-process workers record the task they run, for a call that can
   // be stopped while a task does not return. May be null.
   internal::TaskWatch* watch = nullptr;
@@ -172,6 +176,11 @@ struct RunOptions {
   // pool's generation: on process a task must run where it can be killed,
   // and where its crash cannot take the caller with it).
   bool in_workers = false;
+  // The call's trace (Options::trace), or null. Executor::run opens and
+  // closes a job on it around RunParallel; a backend's workers record
+  // through core's scheduler (ChunkRunner), and a backend adds its own
+  // events (forks, deaths, moving results) with CallTrace::Note.
+  internal::CallTrace* trace = nullptr;
   // Optional (a pool's generation): called once for each of the call's
   // `jobs` worker places that frees up while the call still runs (a worker
   // that handed in its last task, or one never started because the tasks

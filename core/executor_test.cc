@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/internal/scheduler.h"
@@ -59,6 +61,82 @@ TEST(Scheduler, ClaimsNeverWrapWhateverTheBatch) {
     EXPECT_EQ(claimed, std::vector<int>(100, 1)) << "batch " << batch;
     EXPECT_EQ(chunks, static_cast<int>(control.chunks)) << "batch " << batch;
   }
+}
+
+// batch_size = 0: chunk sizes follow the reported times (4x a step at
+// most, about CallControl::kAutoChunkNanos of work each), shrink near the
+// end to the rest over twice the workers, and cover every task once.
+TEST(Scheduler, AutoSizedClaimsFollowReportedTimeAndCoverEachTaskOnce) {
+  using fanout::internal::CallControl;
+  constexpr std::size_t kN = 100000;
+  fanout::RunOptions o;
+  o.batch_size = fanout::resolve_batch_size(kN, 2, 0);
+  o.batch_auto = true;
+  CallControl control;
+  control.Reset(kN, o, 2);
+  std::vector<int> claimed(kN, 0);
+  std::vector<std::size_t> sizes;
+  std::size_t begin = 0, end = 0;
+  while (control.Claim(&begin, &end)) {
+    ASSERT_LT(begin, end);
+    ASSERT_LE(end, kN);
+    for (std::size_t i = begin; i < end; ++i) ++claimed[i];
+    sizes.push_back(end - begin);
+    // Tasks of 100 ns up to task 50000, then of 100 µs.
+    const std::uint64_t per = begin < 50000 ? 100 : 100000;
+    control.Report(end - begin, per * (end - begin));
+  }
+  EXPECT_EQ(claimed, std::vector<int>(kN, 1));
+  EXPECT_FALSE(control.Unclaimed());
+  EXPECT_EQ(control.RemainingChunks(), 0u);
+  // One task first, then 4x a step up to 200 µs / 100 ns = 2000 tasks.
+  ASSERT_GE(sizes.size(), 8u);
+  EXPECT_EQ((std::vector<std::size_t>(sizes.begin(), sizes.begin() + 7)),
+            (std::vector<std::size_t>{1, 4, 16, 64, 256, 1024, 2000}));
+  // Long tasks: shrunk 4x a step to 2 a chunk (200 µs / 100 µs); the last
+  // chunks are single tasks.
+  const auto long_start =
+      std::find(sizes.begin() + 7, sizes.end(), std::size_t{500});
+  ASSERT_NE(long_start, sizes.end());
+  EXPECT_EQ((std::vector<std::size_t>(long_start, long_start + 5)),
+            (std::vector<std::size_t>{500, 125, 31, 7, 2}));
+  EXPECT_EQ(sizes.back(), 1u);
+  EXPECT_EQ(*std::max_element(sizes.begin(), sizes.end()), 2000u);
+
+  // Near the end a chunk is at most the rest over twice the workers.
+  control.Reset(1000, o, 4);
+  control.Report(1, 0);  // instant tasks: grows 4x
+  for (int k = 0; k < 10; ++k) control.Report(1, 0);
+  ASSERT_TRUE(control.Claim(&begin, &end));
+  EXPECT_EQ(begin, 0u);
+  EXPECT_EQ(end, 125u);  // 1000 / (2 x 4)
+}
+
+// Threads racing on auto-sized claims with reports in between: each task
+// handed out exactly once.
+TEST(Scheduler, AutoSizedClaimsFromManyThreadsCoverEachTaskOnce) {
+  using fanout::internal::CallControl;
+  constexpr std::size_t kN = 200000;
+  fanout::RunOptions o;
+  o.batch_auto = true;
+  CallControl control;
+  control.Reset(kN, o, 4);
+  std::vector<std::atomic<int>> claimed(kN);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::size_t begin = 0, end = 0;
+      std::uint64_t k = 0;
+      while (control.Claim(&begin, &end)) {
+        for (std::size_t i = begin; i < end; ++i) claimed[i].fetch_add(1);
+        control.Report(end - begin, (++k * (t + 1) % 7) * (end - begin) * 50);
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  std::size_t not_once = 0;
+  for (std::size_t i = 0; i < kN; ++i) not_once += claimed[i].load() != 1;
+  EXPECT_EQ(not_once, 0u);
 }
 
 TEST(Scheduler, BatchSizeIsClampedToTheJob) {

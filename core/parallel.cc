@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <new>
 #include <utility>
 
 #include "core/internal/scheduler.h"
+#include "core/internal/trace.h"
 
 namespace fanout {
 
@@ -42,6 +44,8 @@ std::size_t StreamInFlight(const Options& o, int jobs) {
   if (o.verbose != 0) refuse("verbose");
   if (o.on_progress != nullptr) refuse("on_progress");
   if (o.on_stuck != nullptr) refuse("on_stuck");
+  if (!o.trace.empty()) refuse("trace");
+  if (o.trace_summary) refuse("trace_summary");
   if (o.max_in_flight == -1) {
     return 4 * static_cast<std::size_t>(std::max(jobs, 1));
   }
@@ -156,12 +160,17 @@ std::size_t NextWindow(std::size_t window, double seconds, int jobs,
 }
 
 CallScope::CallScope(Executor& executor, const Options& options,
-                     std::size_t total, std::size_t done, bool count)
+                     std::size_t total, std::size_t done, bool count,
+                     TraceState* trace, std::string_view label)
     : executor_(executor),
       total_(total),
       stop_(options.timeout),
       progress_(done),
-      count_(count) {
+      count_(count),
+      trace_state_(trace) {
+  if (trace != nullptr) {
+    trace_ = std::make_unique<CallTrace>(trace->file, std::string(label));
+  }
   ProgressCallback callback = options.on_progress;
   if (options.verbose > 0 && executor.is_primary()) {
     auto printer =
@@ -190,10 +199,28 @@ CallScope::CallScope(Executor& executor, const Options& options,
                      .done_before = done});
 }
 
-CallScope::~CallScope() { Finish(false); }
+CallScope::~CallScope() {
+  // A call that throws (a stop, a failed task, a death) still writes what
+  // its trace has. An error writing it cannot be thrown from here.
+  if (trace_ != nullptr && !trace_->finished()) {
+    try {
+      FinishTrace(false);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "fanout: %s\n", e.what());
+    }
+  }
+  Finish(false);
+}
+
+void CallScope::FinishTrace(bool ok) {
+  TraceSummary summary = trace_->Finish(ok);
+  std::lock_guard<std::mutex> lock(trace_state_->mu);
+  trace_state_->last = std::move(summary);
+}
 
 RunReport CallScope::Run(const Job& job, RunOptions ro) {
   ro.stop = &stop_;
+  ro.trace = trace_.get();
   if (monitor_ != nullptr || count_) ro.progress = &progress_;
   ro.watch = watch_.get();
   if (const std::size_t* ids = ids_.load()) {
@@ -205,6 +232,7 @@ RunReport CallScope::Run(const Job& job, RunOptions ro) {
 
 void CallScope::Finish(bool success) {
   if (monitor_ != nullptr) monitor_->finish(success);
+  if (trace_ != nullptr && !trace_->finished()) FinishTrace(success);
 }
 
 }  // namespace internal
@@ -215,6 +243,7 @@ Parallel::Parallel(Options options)
   if (options_.max_in_flight == 0 || options_.max_in_flight < -1) {
     internal::ThrowBadMaxInFlight(options_.max_in_flight);
   }
+  OpenTrace();
 }
 
 Parallel::Parallel(std::shared_ptr<Executor> executor, Options options)
@@ -223,10 +252,42 @@ Parallel::Parallel(std::shared_ptr<Executor> executor, Options options)
   if (options_.max_in_flight == 0 || options_.max_in_flight < -1) {
     internal::ThrowBadMaxInFlight(options_.max_in_flight);
   }
+  OpenTrace();
+}
+
+void Parallel::OpenTrace() {
+  std::string what;
+  const std::string path = internal::TracePath(options_.trace, &what);
+  if (path.empty() && !options_.trace_summary) return;
+  if (in_task()) {
+    // Its calls run inline, inside the outer call's task span.
+    if (!options_.trace.empty() || options_.trace_summary) {
+      throw UsageError(
+          "Options::trace" +
+          std::string(options_.trace.empty() ? "_summary" : "") +
+          " on a Parallel made inside a task: its calls run inline as part of "
+          "the outer task, so they are not traced on their own; valid: trace "
+          "the outer call");
+    }
+    return;  // $FANOUT_TRACE: the outer call is traced
+  }
+  trace_ = std::make_shared<internal::TraceState>();
+  // On mpi only the primary rank writes; the others send it their records.
+  // Every rank refuses a bad path alike.
+  if (!path.empty()) internal::CheckTracePath(path, what);
+  if (!path.empty() && executor_->is_primary()) {
+    trace_->file = internal::TraceFile::Open(path, what);
+  }
+}
+
+std::optional<TraceSummary> Parallel::last_trace_summary() const {
+  if (trace_ == nullptr) return std::nullopt;
+  std::lock_guard<std::mutex> lock(trace_->mu);
+  return trace_->last;
 }
 
 RunReport Parallel::Run(const Job& job, ErrorPolicy errors, bool retry,
-                        internal::CallScope* scope) {
+                        internal::CallScope* scope, std::string_view label) {
   RunOptions ro;
   ro.jobs = executor_->jobs();
   ro.batch_size = options_.batch_size;
@@ -247,7 +308,8 @@ RunReport Parallel::Run(const Job& job, ErrorPolicy errors, bool retry,
   if (scope != nullptr) return scope->Run(job, ro);
   // A call of one job: its scope is its own (a failed last event if it
   // throws).
-  internal::CallScope own(*executor_, options_, job.n, 0, /*count=*/false);
+  internal::CallScope own(*executor_, options_, job.n, 0, /*count=*/false,
+                          trace_.get(), label);
   RunReport report = own.Run(job, ro);
   own.Finish(report.failures.empty());
   return report;

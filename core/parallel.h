@@ -27,7 +27,10 @@
 //   backend     "thread" (default), "sequential", "process", "tbb", "mpi" —
 //               whichever are linked (see fanout::backend_names()).
 //   verbose     joblib-style progress lines on stderr; 0 none, 10 many, >10 all.
-//   batch_size  tasks per chunk handed to a worker; 0 picks one from n and jobs.
+//   batch_size  tasks per chunk handed to a worker; 0 (auto) sizes chunks
+//               from their measured time while the call runs: the first is
+//               one task, later ones aim at ~200 us of work each and shrink
+//               near the end (core/internal/scheduler.h, CallControl).
 //   errors      kFailFast (default): the first failing task stops tasks not yet
 //               started and the call throws fanout::TaskError naming the task,
 //               backend, worker and the exception's type and message.
@@ -45,6 +48,11 @@
 //               for tasks that may hang.
 //   on_progress a callback receiving progress events (core/progress.h).
 //   on_stuck    see above: a call stopped while tasks on threads still run.
+//   trace       a Chrome trace-event JSON file of every call: a row per
+//               worker, a span per chunk (per task when tasks are long),
+//               forks, deaths, retries, moving results (core/trace.h);
+//               $FANOUT_TRACE when empty. trace_summary keeps a summary of
+//               each call for last_trace_summary() (with or without a file).
 //   checkpoint  a file each finished task's result is appended to, about
 //               once a second; a later call with the same file (and the
 //               same n, result type, kind of call and checkpoint_key) reads
@@ -109,6 +117,7 @@
 #include "core/internal/checkpoint.h"
 #include "core/internal/runner.h"
 #include "core/progress.h"
+#include "core/trace.h"
 
 namespace fanout {
 
@@ -159,6 +168,13 @@ struct Options {
   // so that a file of another job is refused rather than read back.
   std::string checkpoint = {};
   std::string checkpoint_key = {};
+  // Where the time goes (core/trace.h): the Chrome trace-event JSON file
+  // every call of this Parallel appends to (empty: $FANOUT_TRACE, if set),
+  // refused with a UsageError here, before any task runs, when it cannot be
+  // written; and whether to keep each call's summary for
+  // last_trace_summary() (a trace file keeps one too).
+  std::string trace = {};
+  bool trace_summary = false;
   // imap and imap_unordered over an input range (of unknown length): at
   // most this many tasks submitted and not yet yielded; -1 (the default)
   // is 4 x jobs. 0 and other negative values are a UsageError. With imap
@@ -214,6 +230,7 @@ auto delayed(F f) {
 namespace internal {
 template <class R, class F>
 class WindowSource;
+struct TraceState;
 }  // namespace internal
 
 class Parallel {
@@ -231,6 +248,9 @@ class Parallel {
   std::size_t last_call_resumed() const { return last_resumed_; }
   // Workers a call uses (options.jobs resolved).
   int jobs() const { return executor_->jobs(); }
+  // Where the last traced call's time went (Options::trace or
+  // trace_summary; core/trace.h), or nullopt before one.
+  std::optional<TraceSummary> last_trace_summary() const;
 
   // r[i] = f(i) for i in [0, n), in parallel; results in task order.
   template <class F>
@@ -250,8 +270,8 @@ class Parallel {
     // (Not in a nested call, which runs inline in this process.)
     internal::Runner<R, std::remove_reference_t<F>> runner(
         n, f, executor_->adopts_results() && !in_task());
-    RunReport report =
-        Run(runner.MakeJob(n, /*indices_are_tasks=*/true), options_.errors);
+    RunReport report = Run(runner.MakeJob(n, /*indices_are_tasks=*/true),
+                           options_.errors, true, nullptr, "map");
     ThrowFirst(report);
     if (runner.slots().size() != n) {
       internal::ThrowBadResultCount(runner.slots().size(), n,
@@ -332,8 +352,8 @@ class Parallel {
       last_resumed_ = resumed;
     } else {
       internal::Runner<T, decltype(fold_group)> runner(groups, fold_group);
-      RunReport report =
-          Run(runner.MakeJob(groups), ErrorPolicy::kFailFast, /*retry=*/false);
+      RunReport report = Run(runner.MakeJob(groups), ErrorPolicy::kFailFast,
+                             /*retry=*/false, nullptr, "map_reduce");
       ThrowFirst(report);
       partials = std::move(runner.slots());
     }
@@ -384,8 +404,8 @@ class Parallel {
       return;
     }
     internal::Runner<void, std::remove_reference_t<F>> runner(n, f);
-    RunReport report =
-        Run(runner.MakeJob(n, /*indices_are_tasks=*/true), options_.errors);
+    RunReport report = Run(runner.MakeJob(n, /*indices_are_tasks=*/true),
+                           options_.errors, true, nullptr, "for_each");
     ThrowFirst(report);
   }
 
@@ -406,7 +426,7 @@ class Parallel {
                    .report;
     } else {
       report = Run(runner.MakeJob(n, /*indices_are_tasks=*/true),
-                   ErrorPolicy::kCollectAll);
+                   ErrorPolicy::kCollectAll, true, nullptr, "try_map");
     }
     std::vector<Outcome<R>> out;
     out.reserve(n);
@@ -488,9 +508,12 @@ class Parallel {
   friend class internal::WindowSource;
 
   // Runs the job and sorts its failures by task index; as one job of
-  // `scope`'s call when given.
+  // `scope`'s call when given. `label` names the call in a trace.
   RunReport Run(const Job& job, ErrorPolicy errors, bool retry = true,
-                internal::CallScope* scope = nullptr);
+                internal::CallScope* scope = nullptr,
+                std::string_view label = "call");
+  // Opens the trace file, if any (see Options::trace).
+  void OpenTrace();
 
   // Runs tasks [0, n) of a job whose task i is f(i) (the user's task; a
   // group for map_reduce) with Options::checkpoint: reads the finished ones
@@ -520,6 +543,8 @@ class Parallel {
   Options options_;
   // Set by imap's stream, which holds the Parallel as const.
   mutable std::size_t last_resumed_ = 0;
+  // Null when calls are not traced.
+  std::shared_ptr<internal::TraceState> trace_;
 };
 
 }  // namespace fanout

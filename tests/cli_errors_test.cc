@@ -204,7 +204,7 @@ TEST(CliErrors, EachFlagOfTheOtherModeIsRefused) {
       "--null, --timeout, "
       "--timeout-ms, --halt, --delay, --keep-order, --line-buffer, --tag, "
       "--results, --joblog, --resume, --resume-failed, --dry-run, "
-      "--progress, --verbose";
+      "--progress, --verbose, --trace, --trace-summary";
   const std::string ran = std::string(std::getenv("TEST_TMPDIR")) + "/ran";
   for (const char* flag :
        {"--stream=ordered", "--reduce", "--worker-memory=64M",

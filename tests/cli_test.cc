@@ -613,7 +613,7 @@ TEST(Cli, HelpExplainsEveryFlag) {
        at != std::string::npos; at = all.find("Example:", at + 1)) {
     ++examples;
   }
-  EXPECT_EQ(flags, 39u) << all;
+  EXPECT_EQ(flags, 41u) << all;
   EXPECT_EQ(examples, flags) << all;
   EXPECT_EQ(RunProgram(Cli(), {"-h"}).out, r.out);
 }

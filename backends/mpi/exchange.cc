@@ -80,6 +80,7 @@ std::string EncodeRank(RankRun& run, std::uint64_t call) {
   PutVarint(out, run.job.n);
   PutVarint(out, static_cast<std::uint64_t>(run.stopped()));
   PutVarint(out, run.done.load());
+  PutVarint(out, run.options.trace != nullptr ? 1 : 0);  // traced here
   PutVarint(out, run.ranges.size());
   for (const Chunk& c : run.ranges) {
     PutVarint(out, c.begin);
@@ -97,6 +98,7 @@ std::string EncodeRank(RankRun& run, std::uint64_t call) {
 struct Decoded {
   StopReason stopped = StopReason::kNone;
   std::size_t done = 0;
+  bool traced = false;  // the rank records a trace of the call
 };
 
 std::vector<Chunk> ReadRanges(Reader& in, const Job& job) {
@@ -143,6 +145,7 @@ Decoded DecodeRank(const World& w, std::string_view bytes, int from,
   Decoded d;
   d.stopped = static_cast<StopReason>(in.Varint());
   d.done = in.Varint();
+  d.traced = in.Varint() != 0;
   const std::vector<Chunk> ranges = ReadRanges(in, job);
   const std::string worker = "rank " + std::to_string(from);
   // Tasks that threw have no bytes; tasks whose result could not be encoded
@@ -228,8 +231,11 @@ Gathered AllGather(const World& w, const std::string& mine) {
 }  // namespace
 
 RunReport Exchange(const World& w, RankRun& run, std::uint64_t call) {
+  const std::uint64_t t0 =
+      run.options.trace != nullptr ? fanout::internal::TraceNow() : 0;
   const std::string mine = EncodeRank(run, call);
   const Gathered g = AllGather(w, mine);
+  bool root_traces = w.rank == 0 && run.options.trace != nullptr;
   RunReport report;
   report.failures = std::move(run.failures);
   // Every rank reports the same stop: the first rank's reason, in rank
@@ -247,6 +253,7 @@ RunReport Exchange(const World& w, RankRun& run, std::uint64_t call) {
                      r, call, run.job, &report.failures);
       stopped = d.stopped;
       done += d.done;
+      if (r == 0) root_traces = d.traced;
     }
     if (!outside(report.stopped) && outside(stopped)) report.stopped = stopped;
   }
@@ -254,6 +261,16 @@ RunReport Exchange(const World& w, RankRun& run, std::uint64_t call) {
     const std::size_t seen = run.options.progress->load();
     if (done > seen) run.options.progress->fetch_add(done - seen);
   }
+  if (run.options.trace != nullptr) {
+    run.options.trace->Note(nullptr, "exchange results", "move", t0,
+                            fanout::internal::TraceNow(),
+                            "\"bytes_sent\":" + std::to_string(mine.size()) +
+                                ",\"bytes_received\":" +
+                                std::to_string(g.all.size() - mine.size()));
+  }
+  // Every rank knows now whether rank 0 traces: then each sends it its
+  // records (collective, so decided alike on every rank).
+  if (root_traces) GatherTrace(w, run);
   return report;
 }
 

@@ -23,6 +23,11 @@ namespace fanout::mpi::internal {
 // brings its progress counter to the tasks finished on all ranks. Collective.
 RunReport Exchange(const World& w, RankRun& run, std::uint64_t call);
 
+// Rank 0 traces the call: every rank ends its trace's job and sends its
+// records to rank 0 (nothing from a rank that does not trace), which
+// shifts them onto its own clock and adds them to its trace. Collective.
+void GatherTrace(const World& w, RankRun& run);
+
 }  // namespace fanout::mpi::internal
 
 #endif  // FANOUT_BACKENDS_MPI_EXCHANGE_H_

@@ -18,6 +18,8 @@
 // pace), protocol.h (messages), thread_rule.cc (which thread calls),
 // local.cc / root.cc / remote.cc (the three roles), exchange.cc (results to
 // every rank), this file (the Executor).
+#include <unistd.h>
+
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -31,6 +33,7 @@
 #include "core/errors.h"
 #include "core/executor.h"
 #include "core/internal/exit_hooks.h"
+#include "core/internal/trace.h"
 
 namespace fanout::mpi {
 namespace {
@@ -90,6 +93,14 @@ class MpiExecutor final : public Executor {
     }
     if (world_.size == 1) return internal::RunLocal(job, options);
     if (job.fingerprint != 0) CheckSameJob(job, call);
+    if (options.trace != nullptr) {
+      // The trace's name for this process: its rank and host.
+      char host[256] = {};
+      gethostname(host, sizeof(host) - 1);
+      options.trace->SetProcessName("rank " + std::to_string(world_.rank) +
+                                    " on " + host + " (pid " +
+                                    std::to_string(getpid()) + ")");
+    }
     // A task's exit() now would finalize MPI under this rank's other
     // threads (Open MPI then aborts the job with MPI_ERR_COMM and no word
     // of the task): say which task, end this rank at once, mpirun the job.

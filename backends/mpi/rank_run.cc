@@ -47,7 +47,12 @@ RankSink::RankSink(RankRun& run, int thread)
                                            return run.worker + " thread " +
                                                   std::to_string(thread);
                                          })
-                 : nullptr) {}
+                 : nullptr),
+      thread_(thread) {}
+
+std::string RankSink::trace_name() const {
+  return run_.worker + " thread " + std::to_string(thread_);
+}
 
 std::atomic<std::size_t>* RankSink::watch_slot() const {
   return watch_ != nullptr ? &watch_->task : nullptr;

@@ -55,6 +55,9 @@ class RankSink {
   static constexpr bool kPerTask = false;
   RankSink(RankRun& run, int thread);
   std::atomic<std::size_t>* watch_slot() const;
+  // The compute thread's track in a traced call.
+  int trace_worker() const { return thread_; }
+  std::string trace_name() const;
   void Failed(std::size_t index, TaskFailure&& failure);
   // The job index of the task that just failed (Failed names the user's).
   void FailedJob(std::size_t job_index);
@@ -65,13 +68,14 @@ class RankSink {
  private:
   RankRun& run_;
   fanout::internal::TaskWatch::Slot* const watch_;
+  const int thread_;
 };
 
 class RankRun {
  public:
   RankRun(const Job& job, const RunOptions& options, int rank)
       : job(job), options(options), worker("rank " + std::to_string(rank)) {
-    control.Reset(job.n, options.batch_size);
+    control.Reset(job.n, options, options.total_workers);
   }
 
   // True when this rank should take no new chunk: the call stopped (a

@@ -31,6 +31,19 @@ using Clock = std::chrono::steady_clock;
 // tasks (task_timeout).
 constexpr int kTickMs = 10;
 
+const char* StopReasonName(StopReason reason) {
+  switch (reason) {
+    case StopReason::kTimedOut:
+      return "timed out";
+    case StopReason::kInterrupted:
+      return "interrupted";
+    case StopReason::kCancelled:
+      return "cancelled";
+    default:
+      return "stopped";
+  }
+}
+
 }  // namespace
 
 Call::Call(const Job& job, const RunOptions& options, int workers,
@@ -61,7 +74,11 @@ RunReport Call::Run() {
   const bool kept_out_of_fork = dontfork_bytes_ != 0;
   RestoreFork();
   if (job_.trivial_result_size != 0 && !report_.workers_stopped) {
+    const std::uint64_t t0 =
+        options_.trace != nullptr ? internal::TraceNow() : 0;
     CopyResults(kept_out_of_fork);
+    Note(-1, "copy results", "move", t0, internal::TraceNow(),
+         "\"bytes\":" + std::to_string(job_.n * job_.trivial_result_size));
   }
   ReapLeaving();
   return std::move(report_);
@@ -117,9 +134,23 @@ WorkerPlan Call::MakePlan() const {
                     -1};
 }
 
-void Call::Fork(std::size_t k, WorkerPlan plan) {
+void Call::Fork(std::size_t k, WorkerPlan plan, pid_t replaces) {
   Worker& w = workers_[k];
   w = Worker{};
+  // A traced call: the worker records into a track of its own, in memory
+  // the caller reads after it ends (or dies).
+  std::uint64_t fork_start = 0;
+  if (options_.trace != nullptr) {
+    plan.trace = options_.trace->NewProcessTrack(static_cast<int>(k),
+                                                 "worker " + std::to_string(k));
+    if (plan.retry_task != kNoTask) {
+      plan.trace->retry_task = plan.retry_task;
+      plan.trace->retry_attempt =
+          static_cast<std::uint32_t>(plan.retry_attempt);
+    }
+    w.trace = plan.trace;
+    fork_start = internal::TraceNow();
+  }
   internal::Pipe pipe;
   if (!internal::MakePipe(&pipe)) ThrowErrno("pipe2");
   // Descriptors of this call the worker must not hold.
@@ -143,12 +174,33 @@ void Call::Fork(std::size_t k, WorkerPlan plan) {
     ThrowErrno("fork");
   }
   w.pid = pid;
+  if (w.trace != nullptr) {
+    options_.trace->SetPid(w.trace, pid);
+    std::string args = "\"pid\":" + std::to_string(pid);
+    if (replaces > 0) args += ",\"replaces_pid\":" + std::to_string(replaces);
+    Note(-1,
+         replaces > 0 ? "fork worker " + std::to_string(k) +
+                            " (replacing pid " + std::to_string(replaces) + ")"
+                      : "fork worker " + std::to_string(k),
+         "fork", fork_start, internal::TraceNow(), args);
+    if (replaces > 0) {
+      Note(static_cast<int>(k), "replaces pid " + std::to_string(replaces),
+           "replace", fork_start, fork_start, args);
+    }
+  }
   w.handed_begin = plan.handed_begin;
   w.handed_end = plan.handed_end;
   w.read_fd = pipe.read;
   internal::SetNonBlocking(w.read_fd);
   w.pidfd = internal::PidfdOpen(pid);
   w.seen_at = Clock::now();
+}
+
+void Call::Note(int k, std::string name, const char* cat, std::uint64_t t0,
+                std::uint64_t t1, std::string args) const {
+  if (options_.trace == nullptr) return;
+  options_.trace->Note(k < 0 ? nullptr : workers_[k].trace, std::move(name),
+                       cat, t0, t1, std::move(args));
 }
 
 bool Call::NeedAnotherWorker(std::size_t k) const {
@@ -313,6 +365,14 @@ void Call::KillOverdue() {
     if (now - w.seen_at >= options_.task_timeout) {
       w.timed_out = current;
       kill(w.pid, SIGKILL);
+      if (options_.trace != nullptr) {
+        const std::uint64_t t = internal::TraceNow();
+        Note(static_cast<int>(k),
+             "task_timeout: killed running task " + std::to_string(current),
+             "kill", t, t,
+             "\"task\":" + std::to_string(current) + ",\"timeout_ms\":" +
+                 std::to_string(options_.task_timeout.count()));
+      }
     }
   }
 }
@@ -332,6 +392,12 @@ void Call::KillCancelled() {
     }
     w.cancelled = current;
     kill(w.pid, SIGKILL);
+    if (options_.trace != nullptr) {
+      const std::uint64_t t = internal::TraceNow();
+      Note(static_cast<int>(k),
+           "cancelled: killed running task " + std::to_string(current), "kill",
+           t, t, "\"task\":" + std::to_string(current));
+    }
   }
 }
 
@@ -352,10 +418,13 @@ bool Call::HandleMessages(int k) {
   std::size_t pos = 0;
   bool keep_going = true;
   Message m;
+  const std::uint64_t t0 = options_.trace != nullptr ? internal::TraceNow() : 0;
+  std::size_t decoded = 0;
   while (NextMessage(w.inbox, &pos, &m)) {
     if (m.kind == MessageKind::kResult) {
       try {
         job_.decode_result(job_.ctx, m.index, m.body);
+        ++decoded;
         continue;
       } catch (...) {
         TaskFailure f = internal::describe_current_exception();
@@ -372,6 +441,11 @@ bool Call::HandleMessages(int k) {
   }
   w.inbox.erase(0, pos);
   w.handled += pos;
+  if (decoded > 0 && options_.trace != nullptr) {
+    Note(-1, "decode results", "move", t0, internal::TraceNow(),
+         "\"results\":" + std::to_string(decoded) + ",\"bytes\":" +
+             std::to_string(pos) + ",\"pid\":" + std::to_string(w.pid));
+  }
   return keep_going;
 }
 
@@ -450,6 +524,18 @@ void Call::StopFromOutside() {
     if (current != kNoTask) {
       report_.running.push_back({current, WorkerName(static_cast<int>(k))});
     }
+    if (options_.trace != nullptr) {
+      options_.trace->CloseOpen(workers_[k].trace, internal::TraceNow(),
+                                current != kNoTask ? current + 1 : kNoTask,
+                                internal::kTraceUnfinished);
+    }
+  }
+  if (options_.trace != nullptr) {
+    const std::uint64_t t = internal::TraceNow();
+    Note(-1,
+         std::string("stopped (") + StopReasonName(stop_.reason()) +
+             "): every worker killed",
+         "stop", t, t);
   }
   std::sort(report_.running.begin(), report_.running.end(),
             [](const RunningTask& a, const RunningTask& b) {

@@ -24,6 +24,7 @@
 #include "backends/process/worker.h"
 #include "core/executor.h"
 #include "core/internal/fd.h"
+#include "core/internal/trace.h"
 
 namespace fanout::process_internal {
 
@@ -55,6 +56,10 @@ struct Worker {
   // The task the caller killed it for because it was cancelled
   // (Job::cancelled), or kNoTask.
   std::size_t cancelled = kNoTask;
+  // Its trace track (a traced call), in shared memory, and whether its
+  // death is on it.
+  internal::TraceTrack* trace = nullptr;
+  bool death_noted = false;
   // The tasks it was handed at its fork (what a dead worker left of its
   // chunk): if it dies before its slot records them, they are still known.
   std::size_t handed_begin = 0;
@@ -80,7 +85,9 @@ class Call {
   // Starting.
   void Start();
   WorkerPlan MakePlan() const;
-  void Fork(std::size_t k, WorkerPlan plan);
+  // Forks worker k; `replaces` is the pid of the dead worker it replaces
+  // (a trace names it), -1 for none.
+  void Fork(std::size_t k, WorkerPlan plan, pid_t replaces = -1);
   // True when the call's stop token was raised (a signal on the wake pipe,
   // the deadline, a cancel).
   bool StopArrived();
@@ -154,6 +161,9 @@ class Call {
   std::string WorkerName(int k) const {
     return "pid " + std::to_string(workers_[k].pid);
   }
+  // A traced call's event on worker k's row (k < 0: the call's row).
+  void Note(int k, std::string name, const char* cat, std::uint64_t t0,
+            std::uint64_t t1, std::string args = {}) const;
 
   const Job& job_;
   const RunOptions& options_;

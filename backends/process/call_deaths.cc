@@ -65,6 +65,24 @@ bool Call::Replace(int k, std::size_t* running) {
       : recorded
           ? std::clamp(slot.done.load(std::memory_order_acquire), begin, end)
           : begin;
+  // The trace: the dead worker's row ends with its death, its open span
+  // (the tasks it finished of its chunk, and the one it died in) closed now.
+  if (options_.trace != nullptr) {
+    w.death_noted = true;
+    const std::uint64_t t = internal::TraceNow();
+    options_.trace->CloseOpen(w.trace, t,
+                              running_task != kNoTask ? running_task + 1 : rest,
+                              internal::kTraceDied);
+    Note(k,
+         "worker " + internal::DescribeWaitStatus(w.status) +
+             (running_task != kNoTask
+                  ? " running task " + std::to_string(running_task)
+                  : std::string(" between tasks")),
+         "death", t, t,
+         "\"pid\":" + std::to_string(w.pid) + ",\"task\":" +
+             (running_task != kNoTask ? std::to_string(running_task)
+                                      : std::string("null")));
+  }
   std::size_t blamed = kNoTask;
   if (w.cancelled != kNoTask && running_task == w.cancelled) {
     // Killed because its task was cancelled: that task fails as cancelled
@@ -113,6 +131,10 @@ bool Call::Replace(int k, std::size_t* running) {
     plan.handed_begin = rest;
     plan.handed_end = end;
   }
+  if (blamed != kNoTask && rest == blamed) {
+    plan.retry_task = blamed;  // its next attempt
+    plan.retry_attempt = deaths_[blamed] + 1;
+  }
   const Control& control = shared_.control();
   if (control.stopped() != StopReason::kNone ||
       (plan.handed_begin == plan.handed_end && !control.Unclaimed())) {
@@ -122,7 +144,7 @@ bool Call::Replace(int k, std::size_t* running) {
   internal::CloseFd(&w.read_fd);
   new (&slot) WorkerSlot;
   std::fflush(nullptr);
-  Fork(static_cast<std::size_t>(k), plan);
+  Fork(static_cast<std::size_t>(k), plan, w.pid);
   pidfds_ = pidfds_ && workers_[k].pidfd >= 0;
   return true;
 }
@@ -171,6 +193,16 @@ void Call::ThrowDeath(int k, std::size_t task) {
               w.status,      slot.lost_pipe_fd.load(std::memory_order_acquire),
               task,          report_.failures.size()};
   death.peak_kib = w.peak_kib;
+  if (options_.trace != nullptr && !w.death_noted) {
+    const std::uint64_t t = internal::TraceNow();
+    options_.trace->CloseOpen(
+        w.trace, t, death.current != kNoTask ? death.current + 1 : kNoTask,
+        internal::kTraceDied);
+    Note(k,
+         "worker " + internal::DescribeWaitStatus(w.status) +
+             " (the call fails)",
+         "death", t, t, "\"pid\":" + std::to_string(w.pid));
+  }
   death.oom_kills = OomKillsSinceStart(k);
   death.unblamed_deaths = unblamed_deaths_;
   KillAll();

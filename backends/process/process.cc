@@ -68,7 +68,7 @@ class ProcessExecutor final : public Executor {
     std::unique_ptr<SharedBlock> block = cache_.Take(workers, result_bytes);
     block->Reset(workers,
                  result_bytes != 0 ? job.result_slot(job.ctx, 0) : nullptr);
-    block->control().Reset(job.n, options.batch_size);
+    block->control().Reset(job.n, options, workers);
     RunReport report;
     {
       const process_internal::CpuBudget budget(options.jobs);  // for forks

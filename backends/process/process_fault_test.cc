@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -505,6 +506,60 @@ TEST(ProcessWorker, IgnoredSigintStaysIgnored) {
   });
   sigaction(SIGINT, &before, nullptr);
   EXPECT_EQ(r, (std::vector<int>{0, 1, 2, 3}));
+}
+
+// A worker SIGKILLed mid-call is on the trace: its row ends with the death
+// (its open span closed there, naming the task), a replacement is forked
+// for it, and the task it died in has one span per attempt; a task_timeout
+// kill is there too.
+TEST(ProcessTrace, KilledWorkerIsADeathAndAReplacementOnTheTimeline) {
+  const std::string path =
+      std::string(std::getenv("TEST_TMPDIR")) + "/death.json";
+  SharedInt runs_of_50;
+  Parallel p({.jobs = 2,
+              .backend = "process",
+              .retries = 1,
+              .trace = path,
+              .trace_summary = true});
+  const std::vector<int> r = p.map(200, [&](std::size_t i) {
+    if (i == 50 && runs_of_50->fetch_add(1) == 0) kill(getpid(), SIGKILL);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    return static_cast<int>(i);
+  });
+  ASSERT_EQ(r.size(), 200u);
+  EXPECT_EQ(r[50], 50);
+  const std::string cmd =
+      "/usr/bin/python3 core/testing/trace_check.py '" + path +
+      "' --tasks=200 --attempts=50:2 --deaths=1 --replacements=1 "
+      "--min-workers=3";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  const std::optional<TraceSummary> s = p.last_trace_summary();
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->deaths, 1);
+  EXPECT_EQ(s->forks, 3);
+  EXPECT_EQ(s->retries, 1);
+  EXPECT_EQ(s->workers.size(), 2u) << to_string(*s);  // by worker index
+}
+
+TEST(ProcessTrace, TaskTimeoutKillIsOnTheTimeline) {
+  const std::string path =
+      std::string(std::getenv("TEST_TMPDIR")) + "/timeout.json";
+  Parallel p({.jobs = 2,
+              .backend = "process",
+              .errors = ErrorPolicy::kCollectAll,
+              .task_timeout = std::chrono::milliseconds(100),
+              .trace = path});
+  const auto outcomes = p.try_map(20, [](std::size_t i) {
+    if (i == 5) std::this_thread::sleep_for(std::chrono::seconds(30));
+    return static_cast<int>(i);
+  });
+  ASSERT_EQ(outcomes.size(), 20u);
+  EXPECT_FALSE(outcomes[5].ok());
+  const std::string cmd = "/usr/bin/python3 core/testing/trace_check.py '" +
+                          path +
+                          "' --tasks=20 --deaths=1 "
+                          "--notes=kill,death,fork,move";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
 }
 
 }  // namespace

@@ -111,6 +111,7 @@ class WorkerSink {
            begin >= aliased_.first && end <= aliased_.second;
   }
   std::atomic<std::size_t>* watch_slot() const { return &plan_.slot->current; }
+  internal::TraceTrack* trace_track() const { return plan_.trace; }
 
   // Task `begin` of chunk [begin, end) is next; its slot says so before
   // any of them runs.

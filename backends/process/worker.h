@@ -39,6 +39,12 @@ struct WorkerPlan {
   // worker that died had not finished of its chunk.
   std::size_t handed_begin = 0;
   std::size_t handed_end = 0;
+  // Where the worker records its spans in a traced call (shared memory the
+  // caller reads), or null; the task handed to it to run again, and that
+  // run's attempt (the trace says which attempt each span is).
+  internal::TraceTrack* trace = nullptr;
+  std::size_t retry_task = static_cast<std::size_t>(-1);
+  int retry_attempt = 1;
 };
 
 // Runs the worker's share of the call in the forked child and leaves with

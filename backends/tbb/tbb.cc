@@ -125,13 +125,17 @@ class Call {
  public:
   Call(const Job& job, const RunOptions& options)
       : job_(job), options_(options) {
-    control_.Reset(job.n, options.batch_size);
+    control_.Reset(job.n, options, options.total_workers);
   }
 
   // In `arena`, or with null in the arena the calling thread runs in (a
   // call nested in a task: TBB's threads there take its sub-ranges).
   RunReport Run(tbb::task_arena* arena, int jobs) {
-    if (job_.n > kFewTasksPerJob * static_cast<std::size_t>(jobs)) {
+    // batch_size = 0 (auto): core's counter sizes chunks from their
+    // measured time, claimed greedily by one body per thread; a fixed batch
+    // size is TBB's grain under its auto partitioner.
+    if (!options_.batch_auto &&
+        job_.n > kFewTasksPerJob * static_cast<std::size_t>(jobs)) {
       RunSplit(arena);
     } else {
       RunGreedy(arena, jobs);
@@ -161,8 +165,8 @@ class Call {
   }
 
   void RunSplit(tbb::task_arena* arena) {
-    // The user's batch size is TBB's grain; auto lets TBB decide alone.
-    const std::size_t grain = options_.batch_auto ? 1 : options_.batch_size;
+    // The user's batch size is TBB's grain.
+    const std::size_t grain = options_.batch_size;
     InArena(arena, [&] {
       tbb::parallel_for(
           tbb::blocked_range<std::size_t>(0, job_.n, grain),

@@ -363,7 +363,7 @@ RunReport Pool::Run(const Job& job, const RunOptions& options) {
   }
   job_ = &job;
   options_ = &options;
-  control_.Reset(job.n, options.batch_size);
+  control_.Reset(job.n, options, options.total_workers);
   call_limit_.store(options.jobs, std::memory_order_seq_cst);
   max_helpers_.store(helpers, std::memory_order_relaxed);
   finished_.store(0, std::memory_order_relaxed);
@@ -435,7 +435,7 @@ struct NestedCall {
 
   NestedCall(const Job& j, const RunOptions& o, int shares)
       : job(j), options(o), refs(shares + 1), shares(new Share[shares]) {
-    control.Reset(j.n, o.batch_size);
+    control.Reset(j.n, o, o.jobs);
   }
 
   void Unref() {

@@ -16,6 +16,7 @@
 #include "core/internal/call_scope.h"
 #include "core/internal/checkpoint.h"
 #include "core/internal/runner.h"
+#include "core/internal/trace.h"
 
 namespace fanout {
 
@@ -72,7 +73,7 @@ internal::CheckpointedRun Parallel::RunCheckpointed(
       if (!run.loaded[i]) todo.push_back(i);
     }
     internal::CallScope scope(*executor_, options_, n, run.resumed,
-                              /*count=*/true);
+                              /*count=*/true, trace_.get(), kind);
     // Where every rank must make the same calls (mpi), windows cannot be
     // sized by each rank's clock.
     const bool timed = executor_->calls_from_any_thread();
@@ -124,7 +125,16 @@ internal::CheckpointedRun Parallel::RunCheckpointed(
           const void* results = nullptr;
           if constexpr (!std::is_void_v<R>) results = runner.slots().data();
           internal::RecordWindow<R>(&batch, ids, count, results, failed);
-          if (internal::Journal::EndFrame(&batch, frame)) file.Append(batch);
+          if (internal::Journal::EndFrame(&batch, frame)) {
+            const std::uint64_t t0 = internal::TraceNow();
+            file.Append(batch);
+            if (internal::CallTrace* trace = scope.trace()) {
+              trace->Note(nullptr, "checkpoint write", "checkpoint", t0,
+                          internal::TraceNow(),
+                          "\"bytes\":" + std::to_string(batch.size()) +
+                              ",\"tasks\":" + std::to_string(count));
+            }
+          }
         }
         // A failed task's slot holds no result; the failure is reported.
         if constexpr (!std::is_void_v<R>) {

@@ -38,26 +38,57 @@
 #include "core/errors.h"
 #include "core/executor.h"
 #include "core/internal/stop_token.h"
+#include "core/internal/trace.h"
 
 namespace fanout::internal {
 
 // The chunks of one call and the call's own stop flag.
+//
+// Chunks are fixed (`batch` tasks each, claimed by chunk number) or, for
+// batch_size = 0 (RunOptions::batch_auto), sized from measured time: each
+// worker's ChunkRunner reports how long its chunk took (Report), and later
+// claims take about kAutoChunkNanos of work, growing or shrinking at most
+// 4x a step from the size before, and never more than the tasks left over
+// twice the workers (so the last chunks are small and end together). The
+// first chunk of a call is one task. A claim is a compare-and-swap on the
+// next task index: however the sizes change, each task is handed out once.
 struct alignas(64) CallControl {
+  // The time one auto-sized chunk aims at: long enough that claiming it
+  // (an atomic, two clock reads; a message round trip on mpi) is well under
+  // 1% of it, short enough that the slowest worker's last chunk costs the
+  // call little.
+  static constexpr std::uint64_t kAutoChunkNanos = 200000;  // 200 µs
+
   // Readies the control block for a call of `n` tasks in chunks of `batch`
   // (>= 1). Not thread-safe: call before any worker starts.
   void Reset(std::size_t n_tasks, std::size_t batch_size) {
     n = n_tasks;
     batch = std::max<std::size_t>(batch_size, 1);
     chunks = n / batch + (n % batch != 0 ? 1 : 0);
+    adaptive = false;
+    workers = 1;
     next_chunk.store(0, std::memory_order_relaxed);
+    next_task.store(0, std::memory_order_relaxed);
+    auto_size.store(1, std::memory_order_relaxed);
     progress.store(0, std::memory_order_relaxed);
     stop.store(0, std::memory_order_relaxed);
+  }
+  // The same for a call's options: auto-sized chunks when
+  // options.batch_auto, over `total_workers` workers.
+  void Reset(std::size_t n_tasks, const RunOptions& options,
+             int total_workers) {
+    Reset(n_tasks, options.batch_size);
+    if (options.batch_auto) {
+      adaptive = true;
+      workers = static_cast<std::size_t>(std::max(total_workers, 1));
+    }
   }
 
   // Claims the next chunk [*begin, *end); false when none is left. Counts
   // chunks, not task indices: however large the batch, the counter cannot
   // wrap and no task is handed out twice.
   bool Claim(std::size_t* begin, std::size_t* end) {
+    if (adaptive) return ClaimSized(begin, end);
     const std::size_t k = next_chunk.fetch_add(1, std::memory_order_relaxed);
     if (k >= chunks) return false;
     *begin = k * batch;
@@ -65,12 +96,40 @@ struct alignas(64) CallControl {
     return true;
   }
 
+  // An auto-sized call: `tasks` tasks of a chunk took `nanos` (their own
+  // time and the chunk's overhead). Sets the size of the next claims.
+  void Report(std::size_t tasks, std::uint64_t nanos) {
+    if (tasks == 0) return;
+    const std::size_t size = auto_size.load(std::memory_order_relaxed);
+    std::size_t want;
+    if (nanos == 0) {
+      want = size * 4;
+    } else {
+      const double per_task =
+          static_cast<double>(nanos) / static_cast<double>(tasks);
+      const double w = static_cast<double>(kAutoChunkNanos) / per_task;
+      want = w >= 1e15 ? std::numeric_limits<std::size_t>::max() / 8
+                       : static_cast<std::size_t>(w);
+    }
+    want = std::clamp<std::size_t>(want, std::max<std::size_t>(size / 4, 1),
+                                   size * 4);
+    auto_size.store(want, std::memory_order_relaxed);
+  }
+
   // Whether any chunk is still unclaimed.
   bool Unclaimed() const {
+    if (adaptive) return next_task.load(std::memory_order_relaxed) < n;
     return next_chunk.load(std::memory_order_relaxed) < chunks;
   }
-  // Chunks not yet claimed.
+  // Chunks not yet claimed (auto-sized: at the current size).
   std::size_t RemainingChunks() const {
+    if (adaptive) {
+      const std::size_t t = next_task.load(std::memory_order_relaxed);
+      if (t >= n) return 0;
+      const std::size_t size =
+          std::max<std::size_t>(auto_size.load(std::memory_order_relaxed), 1);
+      return (n - t) / size + ((n - t) % size != 0 ? 1 : 0);
+    }
     const std::size_t k = next_chunk.load(std::memory_order_relaxed);
     return k >= chunks ? 0 : chunks - k;
   }
@@ -89,11 +148,36 @@ struct alignas(64) CallControl {
   std::size_t n = 0;
   std::size_t batch = 1;
   std::size_t chunks = 0;
+  bool adaptive = false;    // chunk sizes from measured time
+  std::size_t workers = 1;  // adaptive: the call's workers
   alignas(64) std::atomic<std::size_t> next_chunk{0};
+  // Adaptive: the first task not yet claimed, and the size of the next
+  // chunk (from the last Report).
+  std::atomic<std::size_t> next_task{0};
+  std::atomic<std::size_t> auto_size{1};
   // Tasks finished (succeeded or failed) by workers that cannot reach the
   // caller's progress counter (forked workers); others count there directly.
   alignas(64) std::atomic<std::size_t> progress{0};
   alignas(64) std::atomic<std::uint32_t> stop{0};
+
+ private:
+  bool ClaimSized(std::size_t* begin, std::size_t* end) {
+    std::size_t b = next_task.load(std::memory_order_relaxed);
+    std::size_t e = 0;
+    do {
+      if (b >= n) return false;
+      const std::size_t rest = n - b;
+      // Never more than the rest over twice the workers: the call's last
+      // chunks shrink, so the workers end together.
+      const std::size_t cap = std::max<std::size_t>(rest / (2 * workers), 1);
+      const std::size_t size = std::clamp<std::size_t>(
+          auto_size.load(std::memory_order_relaxed), 1, cap);
+      e = b + size;
+    } while (!next_task.compare_exchange_weak(b, e, std::memory_order_relaxed));
+    *begin = b;
+    *end = e;
+    return true;
+  }
 };
 
 // The failures of one in-process call, shared by its workers. The lock is
@@ -189,7 +273,12 @@ class InPlaceSink {
       : failures_(failures),
         backend_(backend),
         worker_name_(worker_name),
-        watch_(watch != nullptr ? watch->Of(worker, worker_name) : nullptr) {}
+        watch_(watch != nullptr ? watch->Of(worker, worker_name) : nullptr),
+        worker_(worker) {}
+
+  // The worker's track in a traced call (see TraceTrackOf).
+  int trace_worker() const { return worker_; }
+  std::string trace_name() const { return worker_name_(); }
 
   // Where the tasks this worker runs record their index; null when the call
   // keeps no watch.
@@ -210,7 +299,22 @@ class InPlaceSink {
   std::string_view backend_;
   WorkerName worker_name_;
   TaskWatch::Slot* const watch_;
+  const int worker_;
 };
+
+// The trace track a worker's ChunkRunner records into, or null for a call
+// without a trace. A sink that owns its track (a forked worker's, in shared
+// memory) says trace_track(); the others give their worker index and name.
+template <class Sink>
+TraceTrack* TraceTrackOf(const RunOptions& options, Sink& sink) {
+  if constexpr (requires { sink.trace_track(); }) {
+    return options.trace != nullptr ? sink.trace_track() : nullptr;
+  } else {
+    if (options.trace == nullptr) return nullptr;
+    return options.trace->Worker(sink.trace_worker(),
+                                 [&sink] { return sink.trace_name(); });
+  }
+}
 
 // Runs chunks of one call on one worker. `Sink` receives the outcomes:
 //   static constexpr bool kPerTask;  // run task by task (process: a death
@@ -243,7 +347,8 @@ class ChunkRunner {
         retry_on_(options.retry_on),
         progress_(progress),
         stop_(stop),
-        sink_(sink) {}
+        sink_(sink),
+        trace_(TraceTrackOf(options, sink)) {}
 
   // True once the call is stopping: fail-fast, or its token was raised (the
   // token's reason is then copied into the control block for the others).
@@ -269,6 +374,13 @@ class ChunkRunner {
   // must stop (this chunk's failure under fail-fast, or a stop request).
   bool RunChunk(std::size_t begin, std::size_t end) {
     if (Stopping()) return false;
+    if (control_.adaptive) [[unlikely]]
+      return RunChunkTimed(begin, end);
+    return RunChunkNow(begin, end);
+  }
+
+ private:
+  bool RunChunkNow(std::size_t begin, std::size_t end) {
     if constexpr (Sink::kPerTask) {
       // One indirect call per task costs tiny tasks as much as the task
       // itself; a sink that keeps each outcome as the task ends anyway
@@ -279,10 +391,21 @@ class ChunkRunner {
       return RunWhole(begin, end);
     }
   }
-
- private:
+  // An auto-sized call (CallControl::adaptive): the chunk, timed, its time
+  // reported to size the next claims. Two clock reads per chunk.
+  [[gnu::noinline]] bool RunChunkTimed(std::size_t begin, std::size_t end) {
+    const std::uint64_t t0 = TraceNow();
+    const bool ok = RunChunkNow(begin, end);
+    control_.Report(end - begin, TraceNow() - t0);
+    return ok;
+  }
   bool RunWhole(std::size_t begin, std::size_t end);
   bool RunTaskByTask(std::size_t begin, std::size_t end);
+  // The same, recording spans into trace_ (out of line: a call without a
+  // trace pays one test of trace_ per chunk, nothing per task).
+  [[gnu::noinline]] bool RunWholeTraced(std::size_t begin, std::size_t end);
+  [[gnu::noinline]] bool RunTaskByTaskTraced(std::size_t begin,
+                                             std::size_t end);
   void Done(std::size_t begin, std::size_t end) {
     sink_.ChunkDone(begin, end);
     if (job_.chunk_done != nullptr) job_.chunk_done(job_.ctx, begin, end);
@@ -302,7 +425,14 @@ class ChunkRunner {
     while (attempts <= retries_ && Retryable(*failure) && !Stopping()) {
       ++attempts;
       TaskFailure again;
-      if (job_.run_range(job_.ctx, index, index + 1, &again) == 1) {
+      TraceRecord* span =
+          trace_ != nullptr
+              ? trace_->Begin(index, index + 1,
+                              static_cast<std::uint32_t>(attempts))
+              : nullptr;
+      const bool ok = job_.run_range(job_.ctx, index, index + 1, &again) == 1;
+      if (span != nullptr) trace_->End(span, index + 1);
+      if (ok) {
         *failure = TaskFailure();
         return true;
       }
@@ -331,6 +461,7 @@ class ChunkRunner {
   std::atomic<std::size_t>* const progress_;
   const StopToken* const stop_;
   Sink& sink_;
+  TraceTrack* const trace_;
 };
 
 // Points the calling thread's current-task slot (see current_task_slot())
@@ -373,6 +504,8 @@ bool ChunkRunner<Sink>::Fail(std::size_t index, TaskFailure&& failure) {
 
 template <class Sink>
 bool ChunkRunner<Sink>::RunWhole(std::size_t begin, std::size_t end) {
+  if (trace_ != nullptr) [[unlikely]]
+    return RunWholeTraced(begin, end);
   const std::size_t first = begin;
   TaskFailure failure;
   const CurrentTaskScope watching(sink_.watch_slot());
@@ -398,7 +531,94 @@ bool ChunkRunner<Sink>::RunWhole(std::size_t begin, std::size_t end) {
 }
 
 template <class Sink>
+bool ChunkRunner<Sink>::RunWholeTraced(std::size_t begin, std::size_t end) {
+  // RunWhole, with a span per run of run_range: the chunk (up to a failed
+  // task, which ends its span), or each task when they are long.
+  const std::size_t first = begin;
+  TaskFailure failure;
+  const CurrentTaskScope watching(sink_.watch_slot());
+  const bool per_task = trace_->PerTask();
+  while (begin < end) {
+    const std::size_t stop = per_task ? begin + 1 : end;
+    TraceRecord* span = trace_->Begin(begin, stop);
+    const std::size_t done = job_.run_range(job_.ctx, begin, stop, &failure);
+    const std::size_t failed = begin + done;
+    trace_->End(span, failed < stop ? failed + 1 : stop);
+    Count(done + (failed < stop ? 1 : 0));
+    if (failed == stop) {
+      begin = stop;
+      continue;
+    }
+    if (retries_ > 0 && Retry(failed, &failure)) {
+      failure = TaskFailure();
+      begin = failed + 1;
+      continue;
+    }
+    if (!Fail(failed, std::exchange(failure, TaskFailure()))) {
+      Done(first, failed + 1);
+      return false;
+    }
+    begin = failed + 1;
+  }
+  Done(first, end);
+  return true;
+}
+
+template <class Sink>
+bool ChunkRunner<Sink>::RunTaskByTaskTraced(std::size_t begin,
+                                            std::size_t end) {
+  // RunTaskByTask, with a span for the chunk (cut at a failed task, which
+  // ends it) or for each task when they are long.
+  TaskFailure failure;
+  bool keep_going = true;
+  const bool per_task = trace_->PerTask();
+  TraceRecord* chunk = per_task ? nullptr : trace_->Begin(begin, end);
+  std::size_t i = begin;
+  while (i < end && keep_going) {
+    TraceRecord* task = per_task ? trace_->Begin(i, i + 1) : nullptr;
+    sink_.Started(i);
+    const bool ok = job_.run_range(job_.ctx, i, i + 1, &failure) == 1;
+    if (task != nullptr) trace_->End(task, i + 1);
+    bool kept = true;
+    if (!ok) {
+      if (chunk != nullptr) {
+        trace_->End(chunk, i + 1);
+        chunk = nullptr;
+      }
+      if (retries_ > 0 && Retry(i, &failure)) {
+        kept = sink_.Finished(i);
+      } else {
+        keep_going = Fail(i, std::exchange(failure, TaskFailure()));
+      }
+      if (!per_task && keep_going && i + 1 < end) {
+        chunk = trace_->Begin(i + 1, end);
+      }
+    } else {
+      kept = sink_.Finished(i);
+    }
+    if (!kept && fail_fast_) {
+      // The sink recorded why the result could not be kept.
+      control_.RequestStop(StopReason::kFailed);
+      keep_going = false;
+    }
+    ++i;
+  }
+  if (chunk != nullptr) {
+    if (i > chunk->first) {
+      trace_->End(chunk, i);
+    } else {
+      trace_->Abandon(chunk);
+    }
+  }
+  Count(i - begin);
+  sink_.ChunkDone(begin, i);
+  return keep_going;
+}
+
+template <class Sink>
 bool ChunkRunner<Sink>::RunTaskByTask(std::size_t begin, std::size_t end) {
+  if (trace_ != nullptr) [[unlikely]]
+    return RunTaskByTaskTraced(begin, end);
   TaskFailure failure;
   bool keep_going = true;
   std::size_t i = begin;

@@ -243,7 +243,9 @@ class WindowSource {
         // and process run chunks in any order), and the stream, which
         // yields every result before the failure, would yield its empty
         // slot. At most one window's work runs past a failure.
-        report = inner_.Run(job, ErrorPolicy::kCollectAll);
+        report = inner_.Run(job, ErrorPolicy::kCollectAll, true, nullptr,
+                            "imap window " + std::to_string(w.index(0)) + "-" +
+                                std::to_string(w.index(count - 1)));
       } catch (const TaskError& e) {
         // A worker died: the backend named the window's task.
         TaskError::Details d = e.details();

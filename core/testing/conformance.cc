@@ -580,6 +580,65 @@ TEST_P(Conformance, ResultsInTaskOrderForEveryBatchSize) {
   }
 }
 
+// batch_size = 0 sizes chunks from measured time while the call runs: task
+// times that change sharply (instant, then ~20 µs of work, then instant
+// again) make later chunks grow, shrink and grow. Whatever sizes come out,
+// each task runs exactly once and lands in its place, with failures (every
+// 97th task, collected) and a retried task counted exactly.
+TEST_P(Conformance, AutoBatchSizesFromMeasuredTimeRunEachTaskOnce) {
+  constexpr std::size_t kN = 60000;
+  const auto work = [](std::size_t i) {
+    std::uint64_t x = i;
+    if (i >= 20000 && i < 20400) {
+      for (int k = 0; k < 20000; ++k) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        asm volatile("" : "+r"(x));
+      }
+    }
+    return x;
+  };
+  const auto answer = [&work](std::size_t i) {
+    return work(i) ^ (std::uint64_t(i) * 5 + 1);
+  };
+  for (int jobs : {2, 3}) {
+    SharedCounters<std::uint32_t> runs(kN);
+    Parallel p({.jobs = jobs, .backend = backend(), .retries = 1});
+    auto outcomes = p.try_map(kN, [&](std::size_t i) -> std::uint64_t {
+      const std::uint32_t attempt = runs[i].fetch_add(1) + 1;
+      if (i % 97 == 5) throw BadInput("task " + std::to_string(i));
+      if (i == 30001 && attempt == 1) throw BadInput("flaky");
+      return answer(i);
+    });
+    ASSERT_EQ(outcomes.size(), kN);
+    const std::vector<std::uint64_t> total = Summed(runs.Local());
+    std::size_t wrong = 0, bad_runs = 0, failed = 0;
+    for (std::size_t i = 0; i < kN; ++i) {
+      const std::uint64_t expected_runs = i % 97 == 5 || i == 30001 ? 2 : 1;
+      bad_runs += total[i] != expected_runs;
+      if (i % 97 == 5) {
+        failed += !outcomes[i].ok() && outcomes[i].error().index() == i;
+      } else {
+        wrong += !outcomes[i].ok() || outcomes[i].value() != answer(i);
+      }
+    }
+    EXPECT_EQ(wrong, 0u) << "jobs " << jobs;
+    EXPECT_EQ(bad_runs, 0u) << "jobs " << jobs;
+    EXPECT_EQ(failed, (kN - 5 + 96) / 97) << "jobs " << jobs;
+  }
+  // Fail-fast: the lowest failure is thrown, with the others counted.
+  Parallel p({.jobs = 2, .backend = backend()});
+  try {
+    p.map(kN, [&](std::size_t i) {
+      if (i == 40000) throw BadInput("task 40000");
+      return work(i);
+    });
+    FAIL() << "expected a TaskError";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.index(), 40000u);
+    EXPECT_EQ(e.message(), "task 40000");
+  }
+}
+
 TEST_P(Conformance, CallsFromSeveralThreadsAtOnce) {
   // This (main) thread and three others call at once, five calls each, with
   // results that differ per thread and per call. Every call returns exactly
