@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -25,7 +26,7 @@ constexpr std::size_t kTrackBytes =
     sizeof(TraceTrack) + kTraceRecords * sizeof(TraceRecord);
 // Records of a freed track beyond this many pages are given back to the
 // system before the track is kept for the next call.
-constexpr std::size_t kKeptRecordBytes = 64 * 1024;
+constexpr std::size_t kKeptRecordBytes = std::size_t{64} * 1024;
 
 // Freed tracks, kept for the next call (mapping 40 MiB is cheap, but a call
 // of two tiny tasks should not pay for it).
@@ -696,8 +697,9 @@ TraceSummary CallTrace::Summarize() const {
   std::vector<std::size_t> order(spans.size());
   for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
   const std::size_t top = std::min<std::size_t>(5, order.size());
-  std::partial_sort(order.begin(), order.begin() + top, order.end(),
-                    [&](std::size_t a, std::size_t b) {
+  std::partial_sort(order.begin(),
+                    order.begin() + static_cast<std::ptrdiff_t>(top),
+                    order.end(), [&](std::size_t a, std::size_t b) {
                       return spans[a].first > spans[b].first;
                     });
   for (std::size_t k = 0; k < top; ++k) {
