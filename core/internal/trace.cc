@@ -303,7 +303,11 @@ void CallTrace::Harvest(TraceTrack* t, int slot, std::int64_t pid,
   track.dropped = t->dropped.load();
   const std::uint64_t count = t->count.load(std::memory_order_acquire);
   track.records.assign(t->records(), t->records() + count);
-  if (t->open.load(std::memory_order_acquire) != 0 && count < t->capacity) {
+  // An open span the worker had begun (its start time written): it ran
+  // until the worker was stopped. One without a start was never begun (a
+  // worker stopped between its flag and its record): nothing to show.
+  if (t->open.load(std::memory_order_acquire) != 0 && count < t->capacity &&
+      t->records()[count].t0 != 0) {
     TraceRecord r = t->records()[count];
     r.t1 = std::max(r.t0, TraceNow());
     r.flags |= kTraceUnfinished;
