@@ -187,6 +187,7 @@ class Reader {
   }
   void Raw(void* to, std::size_t len) {
     Need(len);
+    if (len == 0) return;  // `to` may be an empty vector's null data()
     std::memcpy(to, in_.data() + pos_, len);
     pos_ += len;
   }
