@@ -304,6 +304,9 @@ void CallTrace::Harvest(TraceTrack* t, int slot, std::int64_t pid,
   track.dropped = t->dropped.load();
   const std::uint64_t count = t->count.load(std::memory_order_acquire);
   track.records.assign(t->records(), t->records() + count);
+  // A record a stopped worker counted before it wrote it has no start: it
+  // is no span (seen as "tasks 0-0" at time 0 under asan, after a SIGINT).
+  std::erase_if(track.records, [](const TraceRecord& r) { return r.t0 == 0; });
   // An open span the worker had begun (its start time written): it ran
   // until the worker was stopped. One without a start was never begun (a
   // worker stopped between its flag and its record): nothing to show.
