@@ -97,6 +97,40 @@ std::uint64_t Mix(std::uint64_t x) {
   return x;
 }
 
+// A random graph: each task after the first waits for up to 3 earlier ones.
+std::vector<std::vector<std::size_t>> RandomGraph(std::size_t n,
+                                                  std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::vector<std::size_t>> inputs(n);
+  for (std::size_t i = 1; i < n; ++i) {
+    const std::size_t k = rng() % 4;
+    for (std::size_t j = 0; j < k; ++j) inputs[i].push_back(rng() % i);
+  }
+  return inputs;
+}
+
+// Submits task(i, inputs' values...) with the futures of its inputs `in`.
+template <class F>
+void SubmitNode(Pool& pool, const F& task, std::size_t i,
+                const std::vector<std::size_t>& in,
+                std::vector<Future<std::uint64_t>>* f) {
+  std::vector<Future<std::uint64_t>>& v = *f;
+  switch (in.size()) {
+    case 0:
+      v.push_back(pool.submit(task, std::uint64_t{i}));
+      break;
+    case 1:
+      v.push_back(pool.submit(task, std::uint64_t{i}, v[in[0]]));
+      break;
+    case 2:
+      v.push_back(pool.submit(task, std::uint64_t{i}, v[in[0]], v[in[1]]));
+      break;
+    default:
+      v.push_back(
+          pool.submit(task, std::uint64_t{i}, v[in[0]], v[in[1]], v[in[2]]));
+  }
+}
+
 TEST_P(Conformance, PoolSubmitAndGetTenThousandTasks) {
   constexpr std::size_t kN = 10'000;
   Shared runs(kN);
@@ -163,12 +197,8 @@ TEST_P(Conformance, PoolAsCompletedYieldsEachFutureOnce) {
 // earlier ones, gives what computing it in order gives.
 TEST_P(Conformance, PoolRandomDagMatchesTheReference) {
   constexpr std::size_t kN = 2000;
-  std::mt19937_64 rng(20261203);
-  std::vector<std::vector<std::size_t>> inputs(kN);
-  for (std::size_t i = 1; i < kN; ++i) {
-    const std::size_t k = rng() % 4;
-    for (std::size_t j = 0; j < k; ++j) inputs[i].push_back(rng() % i);
-  }
+  const std::vector<std::vector<std::size_t>> inputs =
+      RandomGraph(kN, 20261203);
   const auto node = [](std::uint64_t i, auto... in) -> std::uint64_t {
     std::uint64_t h = Mix(i + 1);
     ((h = Mix(h ^ in)), ...);
@@ -191,20 +221,7 @@ TEST_P(Conformance, PoolRandomDagMatchesTheReference) {
         return node(k, in...);
       };
       const std::vector<std::size_t>& in = inputs[i];
-      switch (in.size()) {
-        case 0:
-          f.push_back(pool.submit(task, std::uint64_t{i}));
-          break;
-        case 1:
-          f.push_back(pool.submit(task, std::uint64_t{i}, f[in[0]]));
-          break;
-        case 2:
-          f.push_back(pool.submit(task, std::uint64_t{i}, f[in[0]], f[in[1]]));
-          break;
-        default:
-          f.push_back(pool.submit(task, std::uint64_t{i}, f[in[0]], f[in[1]],
-                                  f[in[2]]));
-      }
+      SubmitNode(pool, task, i, in, &f);
     }
     // Backwards: the last tasks first, while their inputs may still run.
     for (std::size_t i = kN; i-- > 0;) {
@@ -868,12 +885,7 @@ TEST_P(Conformance, PoolCheckpointResumesAGraphKilledHalfway) {
                   "threads";
 #endif
   constexpr std::size_t kN = 2000;
-  std::mt19937_64 rng(7);
-  std::vector<std::vector<std::size_t>> inputs(kN);
-  for (std::size_t i = 1; i < kN; ++i) {
-    const std::size_t k = rng() % 4;
-    for (std::size_t j = 0; j < k; ++j) inputs[i].push_back(rng() % i);
-  }
+  const std::vector<std::vector<std::size_t>> inputs = RandomGraph(kN, 7);
   std::vector<std::uint64_t> expected(kN);
   std::uint64_t answer = 0;
   for (std::size_t i = 0; i < kN; ++i) {
@@ -903,20 +915,7 @@ TEST_P(Conformance, PoolCheckpointResumesAGraphKilledHalfway) {
     f.reserve(kN);
     for (std::size_t i = 0; i < kN; ++i) {
       const std::vector<std::size_t>& in = inputs[i];
-      switch (in.size()) {
-        case 0:
-          f.push_back(pool.submit(task, std::uint64_t{i}));
-          break;
-        case 1:
-          f.push_back(pool.submit(task, std::uint64_t{i}, f[in[0]]));
-          break;
-        case 2:
-          f.push_back(pool.submit(task, std::uint64_t{i}, f[in[0]], f[in[1]]));
-          break;
-        default:
-          f.push_back(pool.submit(task, std::uint64_t{i}, f[in[0]], f[in[1]],
-                                  f[in[2]]));
-      }
+      SubmitNode(pool, task, i, in, &f);
     }
     std::uint64_t sum = 0;
     for (Future<std::uint64_t>& x : f) sum += x.get();
