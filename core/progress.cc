@@ -59,7 +59,16 @@ namespace internal {
 ProgressMonitor::ProgressMonitor(MonitorOptions options)
     : options_(std::move(options)),
       start_(std::chrono::steady_clock::now()),
-      thread_([this] { Loop(); }) {}
+      thread_([this] { Loop(); }) {
+  // The call forks its workers next (process backend). A thread still
+  // starting may hold a lock of the allocator; glibc's malloc is reset in a
+  // fork's child, but not every allocator is (ASan's in GCC 12 is not: a
+  // worker forked then hung in its first malloc). Waiting here costs one
+  // handshake per call and leaves the thread parked on its condition
+  // variable, holding no lock, when the first fork comes.
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return started_; });
+}
 
 ProgressMonitor::~ProgressMonitor() { finish(false); }
 
@@ -124,6 +133,8 @@ void ProgressMonitor::Loop() {
   const auto tick = std::chrono::milliseconds(watching_stop ? 10 : 50);
   StopToken* stop = options_.stop;
   std::unique_lock<std::mutex> lock(mu_);
+  started_ = true;
+  cv_.notify_all();
   while (!stop_requested_) {
     // Wake at the next tick, or at the deadline if that comes first.
     auto wake = std::chrono::steady_clock::now() + tick;

@@ -122,6 +122,9 @@ class ProgressMonitor {
   std::condition_variable cv_;
   bool stop_requested_ = false;
   bool finished_ = false;
+  // The thread has reached its loop: the constructor returns only then (see
+  // the constructor).
+  bool started_ = false;
   std::thread thread_;
 };
 
