@@ -42,10 +42,14 @@ class SharedCount {
 // A trace file's path for this test, the same on every mpi rank (not
 // removed first: only rank 0 writes it, and it is emptied when this process
 // first opens it).
+// A file of its own for each use (a program appends every traced call to a
+// file it traced to before, so --gtest_repeat needs a new name each time;
+// mpi ranks count alike, as they run the same tests in the same order).
 std::string TracePath(const std::string& backend, const char* name) {
+  static int uses = 0;
   const char* dir = std::getenv("TEST_TMPDIR");
   return std::string(dir != nullptr ? dir : "/tmp") + "/trace_" + backend +
-         "_" + name + ".json";
+         "_" + name + "_" + std::to_string(++uses) + ".json";
 }
 
 // Runs core/testing/trace_check.py on `path` with `args`; its exit status.
