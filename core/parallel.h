@@ -116,71 +116,11 @@
 #include "core/internal/call_scope.h"
 #include "core/internal/checkpoint.h"
 #include "core/internal/runner.h"
+#include "core/options.h"  // IWYU pragma: export
 #include "core/progress.h"
 #include "core/trace.h"
 
 namespace fanout {
-
-struct Options {
-  int jobs = -1;
-  std::string backend = "thread";
-  int verbose = 0;
-  std::size_t batch_size = 0;
-  ErrorPolicy errors = ErrorPolicy::kFailFast;
-  std::chrono::milliseconds timeout{0};
-  ProgressCallback on_progress = nullptr;
-  // Raised by the caller (e.g. from a signal handler) to stop the call between
-  // chunks; the call then throws InterruptedError. May be null.
-  const std::atomic<bool>* cancel = nullptr;
-  // Called once, on the monitor thread, when the call was stopped (timeout
-  // or cancel) but tasks that cannot be stopped from outside (on threads:
-  // thread, tbb, sequential) are still running 100 ms later. It gets the
-  // reason, the tasks still running and the message of the error the call
-  // will throw once they return. The call itself keeps waiting: a running
-  // thread cannot be killed, and its task may use the caller's memory. A
-  // program may report it and end itself (the CLI does); the process
-  // backend kills its workers at the deadline instead, so it never calls
-  // this.
-  std::function<void(const StuckCall&)> on_stuck = nullptr;
-  // A task that throws is run again, on the same worker, up to `retries`
-  // times (0: never); only for exceptions whose type is in `retry_on`
-  // (demangled, e.g. "std::runtime_error"; empty: any). A task that fails
-  // every attempt fails the call as usual, its message ending "(failed N
-  // attempts)". On process, a task whose worker dies (a signal, an exit, an
-  // OOM kill, task_timeout) is run again the same way, in a new worker, up
-  // to `retries` times whatever retry_on says (a death has no exception
-  // type). map_reduce never retries (a group would run again).
-  int retries = 0;
-  std::vector<std::string> retry_on = {};
-  // process only (a UsageError before any task runs elsewhere: a thread
-  // cannot be stopped or limited from outside). A task running longer than
-  // task_timeout (0: none) has its worker killed and fails with "timed out
-  // after N ms" (or is retried); the call goes on with a new worker.
-  std::chrono::milliseconds task_timeout{0};
-  // process only. Bytes each worker may allocate beyond what it inherits
-  // from the caller at fork (0: none); a task that needs more fails with
-  // "exceeded the worker memory limit of 256 MiB" (see
-  // backends/process/memory_limit.h). With either limit set, even a call of
-  // jobs = 1 or one task runs in a worker, so the limit holds.
-  std::size_t worker_memory = 0;
-  // Checkpoint and resume (see the top of this file): the journal file,
-  // empty for none, and the user's name for the job, recorded in the file
-  // so that a file of another job is refused rather than read back.
-  std::string checkpoint = {};
-  std::string checkpoint_key = {};
-  // Where the time goes (core/trace.h): the Chrome trace-event JSON file
-  // every call of this Parallel appends to (empty: $FANOUT_TRACE, if set),
-  // refused with a UsageError here, before any task runs, when it cannot be
-  // written; and whether to keep each call's summary for
-  // last_trace_summary() (a trace file keeps one too).
-  std::string trace = {};
-  bool trace_summary = false;
-  // imap and imap_unordered over an input range (of unknown length): at
-  // most this many tasks submitted and not yet yielded; -1 (the default)
-  // is 4 x jobs. 0 and other negative values are a UsageError. With imap
-  // over n tasks, windows are cut to at most this many pending tasks.
-  int max_in_flight = -1;
-};
 
 // One task's outcome under the collect-all policy: its value or its error.
 template <class R>
@@ -255,30 +195,7 @@ class Parallel {
   // r[i] = f(i) for i in [0, n), in parallel; results in task order.
   template <class F>
   requires std::invocable<F&, std::size_t>
-  auto map(std::size_t n, F&& f) {
-    using R = std::invoke_result_t<F&, std::size_t>;
-    static_assert(!std::is_void_v<R>, "map needs a value; use for_each");
-    if (!options_.checkpoint.empty()) {
-      std::vector<internal::Slot<R>> slots(n);
-      ThrowFirst(RunCheckpointed<R>("map", n, f, &slots, options_.errors,
-                                    /*retry=*/true)
-                     .report);
-      return Collect<R>(slots);
-    }
-    // Trivial results a backend fills from its own buffer (process) are
-    // copied once, not over a zero-filled array.
-    // (Not in a nested call, which runs inline in this process.)
-    internal::Runner<R, std::remove_reference_t<F>> runner(
-        n, f, executor_->adopts_results() && !in_task());
-    RunReport report = Run(runner.MakeJob(n, /*indices_are_tasks=*/true),
-                           options_.errors, true, nullptr, "map");
-    ThrowFirst(report);
-    if (runner.slots().size() != n) {
-      internal::ThrowBadResultCount(runner.slots().size(), n,
-                                    executor_->name());
-    }
-    return Collect<R>(runner.slots());
-  }
+  auto map(std::size_t n, F&& f);
 
   // r[k] = f(items[k]) for each item of a container, in parallel.
   template <std::ranges::sized_range Items, class F>
@@ -314,55 +231,7 @@ class Parallel {
   template <class T, class F, class Op>
   requires std::invocable<F&, std::size_t> &&
       std::invocable<Op&, T, std::invoke_result_t<F&, std::size_t>>
-          T map_reduce(std::size_t n, F&& f, T init, Op op) {
-    static_assert(std::is_default_constructible_v<T>,
-                  "map_reduce needs a default-constructible T to hold the "
-                  "group results");
-    if (n == 0) return init;
-    const std::size_t groups = std::min(n, kReduceGroups);
-    const std::size_t per = n / groups;
-    const std::size_t extra = n % groups;
-    const auto first = [per, extra](std::size_t g) {
-      return g * per + std::min(g, extra);
-    };
-    auto fold_group = [&](std::size_t g) -> T {
-      std::size_t i = first(g);
-      const std::size_t end = first(g + 1);
-      try {
-        T acc = static_cast<T>(std::invoke(f, i));
-        for (++i; i < end; ++i) acc = op(std::move(acc), std::invoke(f, i));
-        return acc;
-      } catch (...) {
-        throw internal::GroupTaskFailure{i, std::current_exception()};
-      }
-    };
-    std::vector<internal::Slot<T>> partials;
-    if (!options_.checkpoint.empty()) {
-      // One record per group: the groups depend on n alone, so a rerun
-      // folds the same tasks into each.
-      partials.resize(groups);
-      internal::CheckpointedRun run = RunCheckpointed<T>(
-          "map_reduce", groups, fold_group, &partials, ErrorPolicy::kFailFast,
-          /*retry=*/false, n);
-      ThrowFirst(run.report);
-      std::size_t resumed = 0;
-      for (std::size_t g = 0; g < groups; ++g) {
-        if (run.loaded[g]) resumed += first(g + 1) - first(g);
-      }
-      last_resumed_ = resumed;
-    } else {
-      internal::Runner<T, decltype(fold_group)> runner(groups, fold_group);
-      RunReport report = Run(runner.MakeJob(groups), ErrorPolicy::kFailFast,
-                             /*retry=*/false, nullptr, "map_reduce");
-      ThrowFirst(report);
-      partials = std::move(runner.slots());
-    }
-    T acc = std::move(init);
-    for (auto& partial : partials) {
-      acc = op(std::move(acc), internal::TakeSlot<T>(partial));
-    }
-    return acc;
-  }
+          T map_reduce(std::size_t n, F&& f, T init, Op op);
 
   // The most groups map_reduce cuts its tasks into.
   static constexpr std::size_t kReduceGroups = 4096;
@@ -395,51 +264,13 @@ class Parallel {
   // f(i) for i in [0, n), in parallel, for its effects.
   template <class F>
   requires std::invocable<F&, std::size_t>
-  void for_each(std::size_t n, F&& f) {
-    if (!options_.checkpoint.empty()) {
-      std::vector<char> none;
-      ThrowFirst(RunCheckpointed<void>("for_each", n, f, &none, options_.errors,
-                                       /*retry=*/true)
-                     .report);
-      return;
-    }
-    internal::Runner<void, std::remove_reference_t<F>> runner(n, f);
-    RunReport report = Run(runner.MakeJob(n, /*indices_are_tasks=*/true),
-                           options_.errors, true, nullptr, "for_each");
-    ThrowFirst(report);
-  }
+  void for_each(std::size_t n, F&& f);
 
   // Like map, but every task runs and each outcome is returned: its value or
   // its TaskError. Backend failures (timeout, interrupt) still throw.
   template <class F>
   requires std::invocable<F&, std::size_t>
-  auto try_map(std::size_t n, F&& f) {
-    using R = std::invoke_result_t<F&, std::size_t>;
-    internal::Runner<R, std::remove_reference_t<F>> runner(
-        options_.checkpoint.empty() ? n : 0, f);
-    RunReport report;
-    if (!options_.checkpoint.empty()) {
-      runner.slots().resize(n);
-      // The same records as map's: a map may resume a try_map and back.
-      report = RunCheckpointed<R>("map", n, f, &runner.slots(),
-                                  ErrorPolicy::kCollectAll, /*retry=*/true)
-                   .report;
-    } else {
-      report = Run(runner.MakeJob(n, /*indices_are_tasks=*/true),
-                   ErrorPolicy::kCollectAll, true, nullptr, "try_map");
-    }
-    std::vector<Outcome<R>> out;
-    out.reserve(n);
-    auto failure = report.failures.begin();
-    for (std::size_t i = 0; i < n; ++i) {
-      if (failure != report.failures.end() && failure->index() == i) {
-        out.emplace_back(*failure++);
-      } else {
-        out.emplace_back(internal::TakeSlot<R>(runner.slots()[i]));
-      }
-    }
-    return out;
-  }
+  auto try_map(std::size_t n, F&& f);
 
   // joblib's return_as="generator" and Pool.imap: f(0), f(1), ... in task
   // order as a range, computed window by window so that at most two windows
@@ -528,16 +359,7 @@ class Parallel {
   static void ThrowFirst(const RunReport& report);
 
   template <class R>
-  static std::vector<R> Collect(std::vector<internal::Slot<R>>& slots) {
-    if constexpr (std::is_same_v<internal::Slot<R>, R>) {
-      return std::move(slots);
-    } else {
-      std::vector<R> out;
-      out.reserve(slots.size());
-      for (auto& s : slots) out.push_back(internal::TakeSlot<R>(s));
-      return out;
-    }
-  }
+  static std::vector<R> Collect(std::vector<internal::Slot<R>>& slots);
 
   std::shared_ptr<Executor> executor_;
   Options options_;
@@ -550,6 +372,7 @@ class Parallel {
 }  // namespace fanout
 
 // The templates behind Parallel's members (they need the whole class).
+#include "core/internal/bulk_calls.h"        // IWYU pragma: export
 #include "core/internal/checkpointed_run.h"  // IWYU pragma: export
 #include "core/internal/range_stream.h"      // IWYU pragma: export
 #include "core/internal/search.h"            // IWYU pragma: export
