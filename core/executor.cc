@@ -312,18 +312,18 @@ namespace {
 // Throws the error for a call that was stopped from outside; returns for a
 // call that ran to its end or stopped on a failed task.
 void ThrowIfStopped(std::string_view backend, const RunReport& report,
-                    const RunOptions& options, std::size_t n) {
+                    const RunOptions& options, const Job& job) {
   if (report.stopped == StopReason::kNone ||
       report.stopped == StopReason::kFailed) {
     return;
   }
   std::vector<RunningTask> running = report.running;
-  if (options.task_ids != nullptr) {
-    for (RunningTask& t : running) t.index = options.task_ids[t.index];
+  if (job.task_ids != nullptr) {
+    for (RunningTask& t : running) t.index = job.task_ids[t.index];
   }
   const std::string what = internal::stop_message(
       report.stopped, backend, *options.stop, options.progress->load(),
-      options.call_tasks != 0 ? options.call_tasks : n, running,
+      job.call_tasks != 0 ? job.call_tasks : job.n, running,
       report.workers_stopped);
   if (report.stopped == StopReason::kTimedOut) throw TimeoutError(what);
   throw InterruptedError(what, report.stopped == StopReason::kInterrupted
@@ -439,7 +439,7 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
             [](const TaskError& a, const TaskError& b) {
               return a.index() < b.index();
             });
-  ThrowIfStopped(name(), report, o, job.n);
+  ThrowIfStopped(name(), report, o, job);
   return report;
 }
 

@@ -134,6 +134,13 @@ struct Job {
   // for jobs with numbers of their own (windows of a stream or checkpoint,
   // map_reduce's groups).
   bool indices_are_tasks = false;
+  // Front end only (core names the tasks; backends pass them along): a call
+  // run as several jobs (a checkpointed call's windows) numbers task k of
+  // this job as the call's task task_ids[k], of call_tasks in all, and the
+  // error a stop throws names those (indices_are_tasks is then false).
+  // Null / 0: the job is the whole call.
+  const std::size_t* task_ids = nullptr;
+  std::size_t call_tasks = 0;
 };
 
 // Options for one call, as the front end gives them to Executor::run.
@@ -166,12 +173,6 @@ struct RunOptions {
   // Bytes each worker may allocate beyond what it holds at its start (0: no
   // limit). Only backends whose can_limit_tasks() is true take it.
   std::size_t worker_memory = 0;
-  // A call run as several jobs (a checkpointed call's windows): task k of
-  // this job is the call's task task_ids[k], of call_tasks in all, and the
-  // progress counter counts the whole call. The error a stop throws names
-  // the call's tasks and count. Null / 0: the job is the whole call.
-  const std::size_t* task_ids = nullptr;
-  std::size_t call_tasks = 0;
   // Run in the backend's workers even a call of one task or jobs = 1 (a
   // pool's generation: on process a task must run where it can be killed,
   // and where its crash cannot take the caller with it).

@@ -224,8 +224,11 @@ RunReport CallScope::Run(const Job& job, RunOptions ro) {
   if (monitor_ != nullptr || count_) ro.progress = &progress_;
   ro.watch = watch_.get();
   if (const std::size_t* ids = ids_.load()) {
-    ro.task_ids = ids;
-    ro.call_tasks = total_;
+    Job numbered = job;
+    numbered.task_ids = ids;
+    numbered.call_tasks = total_;
+    numbered.indices_are_tasks = false;
+    return executor_.run(numbered, ro);
   }
   return executor_.run(job, ro);
 }

@@ -105,7 +105,7 @@ class MpiExecutor final : public Executor {
     // threads (Open MPI then aborts the job with MPI_ERR_COMM and no word
     // of the task): say which task, end this rank at once, mpirun the job.
     fanout::internal::InProcessCallScope exit_guard(
-        "mpi", job.indices_are_tasks && options.task_ids == nullptr,
+        "mpi", job.indices_are_tasks,
         world_.rank);
     // Every rank returns the same report, stop reason included (a timeout
     // on one rank is a TimeoutError on every rank).

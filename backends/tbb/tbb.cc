@@ -254,7 +254,7 @@ class TbbExecutor final : public Executor {
     }
     // A task's exit() now would crash libtbb's shutdown: say so, end at once.
     internal::InProcessCallScope exit_guard(
-        "tbb", job.indices_are_tasks && options.task_ids == nullptr);
+        "tbb", job.indices_are_tasks);
     tbb::task_arena* arena = Arena(options.jobs, *options.stop);
     if (arena == nullptr) {  // stopped while its threads were tried
       RunReport report;

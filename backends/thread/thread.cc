@@ -559,7 +559,7 @@ class ThreadExecutor final : public Executor {
     }
     // A task's exit() now would lose the call's results without a word.
     internal::InProcessCallScope exit_guard(
-        "thread", job.indices_are_tasks && options.task_ids == nullptr);
+        "thread", job.indices_are_tasks);
     return GetPool().Run(job, options);
   }
   std::string inline_worker() const override { return "thread 0"; }

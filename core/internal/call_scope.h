@@ -51,7 +51,7 @@ class CallScope {
   CallScope(const CallScope&) = delete;
   CallScope& operator=(const CallScope&) = delete;
 
-  // The call's task numbering for the next job (see RunOptions::task_ids).
+  // The call's task numbering for the next job (see Job::task_ids).
   void SetTaskIds(const std::size_t* ids) { ids_.store(ids); }
   // Runs one job of the call.
   RunReport Run(const Job& job, RunOptions ro);

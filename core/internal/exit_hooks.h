@@ -47,7 +47,7 @@ class InProcessCallScope {
  public:
   // `backend` must outlive the process (a string literal). `own_numbers`:
   // the job's indices are its caller's task numbers (Job::indices_are_tasks
-  // and no RunOptions::task_ids), so the exiting task can be named. `rank`:
+  // with no Job::task_ids), so the exiting task can be named. `rank`:
   // the mpi rank, or -1.
   explicit InProcessCallScope(const char* backend, bool own_numbers = true,
                               int rank = -1);
