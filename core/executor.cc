@@ -393,16 +393,17 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
         "shares memory (thread, tbb, sequential)");
   }
   RunReport report;
+  const Capabilities caps = capabilities();
   // A call from inside a task runs inline: the workers are busy with the
   // outer call (and on mpi only the outer call talks to the other ranks).
   const bool nested = in_task();
   const bool inline_run =
-      nested || (runs_small_calls_inline() && !task_limits && !o.in_workers &&
-                 (o.jobs <= 1 || job.n <= 1));
+      nested || (caps.runs_small_calls_inline && !task_limits &&
+                 !o.in_workers && (o.jobs <= 1 || job.n <= 1));
   // Reserved result slots are constructed here unless an adopting backend
   // fills them (Job::construct_results).
   Job j = job;
-  if (j.construct_results != nullptr && (inline_run || !adopts_results())) {
+  if (j.construct_results != nullptr && (inline_run || !caps.adopts_results)) {
     j.construct_results(j.ctx);
     j.construct_results = nullptr;
     j.adopt_results = nullptr;
@@ -411,7 +412,7 @@ RunReport Executor::run(const Job& job, const RunOptions& options) {
     RunOptions in_task_options = o;
     in_task_options.watch = nullptr;  // the outer call's tasks own the watch
     in_task_options.trace = nullptr;  // part of the outer task's span
-    if (runs_nested_calls() && !task_limits && o.jobs > 1 && job.n > 1) {
+    if (caps.runs_nested_calls && !task_limits && o.jobs > 1 && job.n > 1) {
       report = RunParallel(j, in_task_options);
     } else {
       report = internal::run_inline(name(), j, in_task_options, "nested call");

@@ -14,15 +14,46 @@
 // in exactly one outcome: its value, stored by the body, or a failure that the
 // backend turns into a `TaskError` naming the task, backend and worker.
 //
-// Writing a backend:
+// Writing a backend — this header is all a backend author reads. A backend
+// answers two questions; core (Executor::run, core/internal/scheduler.h)
+// does everything else: inline small calls, batch sizes (fixed or from
+// measured time), retries, the stop token (deadline, Ctrl+C, cancel),
+// progress, traces, checkpoints, and sorting failures.
 //
-//   class MyExecutor : public fanout::Executor { ... };
+//   1. How workers come to exist. RunParallel(job, options) starts (or
+//      reuses) options.jobs workers — threads, forked processes, ranks —
+//      and each claims chunks of [0, job.n) from core's scheduler and runs
+//      them with job.run_range; RunParallel returns once none of the call is
+//      running. Work that arrives over time (a Pool) comes through Post(),
+//      or, where a backend has no such workers, as bulk calls in
+//      generations.
+//   2. How results move. Where workers share the caller's memory,
+//      run_range stores each result in place and nothing moves. Where they
+//      do not, a worker encodes each result (job.encode_result, or a memcpy
+//      of job.trivial_result_size bytes from job.result_slot) and the
+//      caller decodes it (job.decode_result, or adopt_results).
+//
+// What else differs between backends is one Capabilities struct. A
+// minimal backend, whose workers are threads of the caller's process:
+//
+//   class MyExecutor : public fanout::Executor {
+//    public:
+//     std::string_view name() const override { return "mine"; }
+//     int jobs() const override { return jobs_; }
+//     fanout::Capabilities capabilities() const override { return {}; }
+//    protected:
+//     fanout::RunReport RunParallel(const fanout::Job& job,
+//                                   const fanout::RunOptions& o) override;
+//     int jobs_ = 4;
+//   };
 //   FANOUT_REGISTER_BACKEND(mine, "one line on what it is",
 //       [](const fanout::ExecutorOptions& o) {
 //         return std::make_unique<MyExecutor>(o);
 //       });
 //
 // and make its cc_library `alwayslink = True` so the registration is linked.
+// backends/sequential/sequential.cc is the shortest real one;
+// core/testing/conformance.h is the suite a backend must pass.
 #ifndef FANOUT_CORE_EXECUTOR_H_
 #define FANOUT_CORE_EXECUTOR_H_
 
@@ -106,7 +137,7 @@ struct Job {
   // ok or failed), where tasks share the caller's memory; from any thread.
   void (*chunk_done)(void* ctx, std::size_t begin, std::size_t end) = nullptr;
   // Set (both) when the result slots are reserved but not yet constructed:
-  // trivial results, for a backend whose adopts_results() is true, which
+  // trivial results, for a backend whose Capabilities::adopts_results is set, which
   // then fills them in one pass from its own buffer instead of over a
   // zero-filled array. Nothing may write a result through run_range or
   // result_slot in the caller before construct_results() (value-initialises
@@ -168,10 +199,10 @@ struct RunOptions {
   int retries = 0;
   const std::vector<std::string>* retry_on = nullptr;
   // A task running longer than this fails (0: no limit); its worker is
-  // killed. Only backends whose can_limit_tasks() is true take it.
+  // killed. Only backends whose Capabilities::can_limit_tasks is set take it.
   std::chrono::milliseconds task_timeout{0};
   // Bytes each worker may allocate beyond what it holds at its start (0: no
-  // limit). Only backends whose can_limit_tasks() is true take it.
+  // limit). Only backends with Capabilities::can_limit_tasks take it.
   std::size_t worker_memory = 0;
   // Run in the backend's workers even a call of one task or jobs = 1 (a
   // pool's generation: on process a task must run where it can be killed,
@@ -222,6 +253,43 @@ struct JobsLimit {
   std::string_view why;  // "each worker is a forked process ..."
 };
 
+// What a backend can do: one struct, returned by Executor::capabilities(),
+// from which core decides how each call runs. A new backend sets what
+// differs from these defaults (a backend of threads in the caller's
+// process needs none).
+struct Capabilities {
+  // Tasks run in the caller's address space and store their results in
+  // place; false: results cross a process boundary through the codec
+  // (core/codec.h, Job::encode_result), and a result type that cannot is
+  // refused before any task runs.
+  bool shares_memory = true;
+  // A task runs in a worker that can be killed and limited from outside
+  // (process): RunOptions::task_timeout and worker_memory are refused with
+  // a UsageError elsewhere, before any task runs, and calls with either
+  // limit never run inline (a limit must hold for one task too).
+  bool can_limit_tasks = false;
+  // RunParallel fills trivial results through Job::adopt_results (see
+  // Job::construct_results).
+  bool adopts_results = false;
+  // A call of jobs <= 1 or n <= 1 runs inline on the calling thread; false
+  // where even a one-task call must go through the backend (mpi with
+  // several ranks: every rank must take part in every call).
+  bool runs_small_calls_inline = true;
+  // A call made from inside a task can share the backend's workers (thread,
+  // tbb: RunParallel is then called with in_task() true, and runs the call
+  // on the threads the outer call already has, starting none); false runs
+  // such a call inline on the calling worker.
+  bool runs_nested_calls = false;
+  // False where every call must come from one thread (mpi on several
+  // ranks: the ranks must make the same calls in the same order).
+  bool calls_from_any_thread = true;
+  // The most jobs it runs (none by default). make_executor() and run()
+  // refuse more with a UsageError naming the limit, before anything
+  // starts: a jobs count far above the CPUs (a typo, --jobs=100000) must
+  // not start that many threads or processes.
+  JobsLimit jobs_limit = {};
+};
+
 // A backend. Core owns scheduling (core/internal/scheduler.h): run() does
 // what every backend shares, and a backend supplies only RunParallel(): how
 // its workers come to exist and how results move.
@@ -231,27 +299,22 @@ class Executor {
 
   // The registered name ("thread", "process", ...).
   virtual std::string_view name() const = 0;
-  // True when tasks run in the caller's address space (results are written
-  // in place); false when results cross a boundary through the codec.
-  virtual bool shares_memory() const = 0;
   // Workers this executor uses by default (resolved from ExecutorOptions).
   virtual int jobs() const = 0;
+  // What this backend can do, said once (see Capabilities). Called by core
+  // at each call; cheap.
+  virtual Capabilities capabilities() const = 0;
   // False on every rank but the one that should print (mpi); true elsewhere.
   virtual bool is_primary() const { return true; }
-  // True where a task runs in a worker that can be killed and limited from
-  // outside (process): RunOptions::task_timeout and worker_memory are
-  // refused with a UsageError elsewhere, before any task runs. Calls with
-  // either limit never run inline there (a limit must hold for one task
-  // too).
-  virtual bool can_limit_tasks() const { return false; }
-  // True for a backend whose RunParallel fills trivial results through
-  // Job::adopt_results (see Job::construct_results).
-  virtual bool adopts_results() const { return false; }
-  // The most jobs it runs (none by default). make_executor() and run()
-  // refuse more with a UsageError naming the limit, before anything starts:
-  // a jobs count far above the CPUs (a typo, --jobs=100000) must not start
-  // that many threads or processes.
-  virtual JobsLimit jobs_limit() const { return {}; }
+
+  // Shorthands for capabilities().
+  bool shares_memory() const { return capabilities().shares_memory; }
+  bool can_limit_tasks() const { return capabilities().can_limit_tasks; }
+  bool adopts_results() const { return capabilities().adopts_results; }
+  JobsLimit jobs_limit() const { return capabilities().jobs_limit; }
+  bool calls_from_any_thread() const {
+    return capabilities().calls_from_any_thread;
+  }
 
   // Runs every task of `job` (or stops early, per options.errors and the
   // stop token) and returns once nothing of the call is still running.
@@ -263,34 +326,24 @@ class Executor {
   //
   // The same for every backend: a call of jobs <= 1 or n <= 1 runs inline on
   // the calling thread (as joblib does; not with a task_timeout or
-  // worker_memory, which only a separate worker can enforce), the batch size is resolved and
-  // clamped to n, and failures come back sorted by task index.
+  // worker_memory, which only a separate worker can enforce), the batch
+  // size is resolved and clamped to n, and failures come back sorted by
+  // task index.
   RunReport run(const Job& job, const RunOptions& options);
 
  protected:
   // The backend's part of a call with jobs >= 2 and n >= 2 (or every call,
-  // where runs_small_calls_inline() is false or the call sets a task limit). options.batch_size is >= 1
-  // and <= n, options.stop and options.progress are never null.
+  // where Capabilities::runs_small_calls_inline is false or the call sets a
+  // task limit). options.batch_size is >= 1 and <= n, options.stop and
+  // options.progress are never null.
   virtual RunReport RunParallel(const Job& job, const RunOptions& options) = 0;
   // How a call that runs inline names its worker in errors ("thread 0").
   virtual std::string inline_worker() const { return "main thread"; }
-  // False where even a one-task call must go through the backend (mpi with
-  // several ranks: every rank must take part in every call).
-  virtual bool runs_small_calls_inline() const { return true; }
   // The workers `jobs` gives across the whole backend (mpi: jobs per rank
   // times ranks); auto batch sizes are computed for this many.
   virtual int total_workers(int jobs) const { return jobs; }
-  // True where a call made from inside a task can share the backend's
-  // workers (thread, tbb: RunParallel is then called with in_task() true,
-  // and runs the call on the threads the outer call already has, starting
-  // none); false runs such a call inline on the calling worker.
-  virtual bool runs_nested_calls() const { return false; }
 
  public:
-  // False where every call must come from one thread (mpi on several ranks:
-  // the ranks must make the same calls in the same order).
-  virtual bool calls_from_any_thread() const { return true; }
-
   // Work that arrives over time (a Pool's tasks): runs work->run(work) once,
   // soon, on one of the backend's own workers in this process; from any
   // thread, allocating nothing. The caller keeps at most `workers` works

@@ -206,9 +206,10 @@ class BufferExecutor final : public fanout::Executor {
  public:
   explicit BufferExecutor(bool forget) : forget_(forget) {}
   std::string_view name() const override { return "buffer"; }
-  bool shares_memory() const override { return false; }
   int jobs() const override { return 2; }
-  bool adopts_results() const override { return true; }
+  fanout::Capabilities capabilities() const override {
+    return {.shares_memory = false, .adopts_results = true};
+  }
   int parallel_runs = 0;
   bool saw_reserved = false;
 

@@ -13,8 +13,7 @@ namespace fanout::mpi::internal {
 RunReport RunLocal(const Job& job, const RunOptions& options) {
   // Tasks run on threads of this process, as on the thread backend: a
   // task's exit() is reported, never success (core/internal/exit_hooks.h).
-  fanout::internal::InProcessCallScope exit_guard(
-      "mpi", job.indices_are_tasks);
+  fanout::internal::InProcessCallScope exit_guard("mpi", job.indices_are_tasks);
   RankRun run(job, options, 0);
   auto take = [&run](Chunk* c) {
     return run.control.Claim(&c->begin, &c->end);

@@ -67,20 +67,20 @@ class MpiExecutor final : public Executor {
  public:
   explicit MpiExecutor(int jobs) : jobs_(jobs), world_(world()) {}
   std::string_view name() const override { return "mpi"; }
-  bool shares_memory() const override { return false; }
   int jobs() const override { return jobs_; }
+  Capabilities capabilities() const override {
+    // Every rank takes part in every call of a world of several ranks, and
+    // the ranks must make the same calls in the same order.
+    return {.shares_memory = false,
+            .runs_small_calls_inline = world_.size == 1,
+            .calls_from_any_thread = world_.size == 1};
+  }
   bool is_primary() const override { return world_.rank == 0; }
 
  protected:
   std::string inline_worker() const override { return "rank 0"; }
-  // Every rank takes part in every call of a world of several ranks.
-  bool runs_small_calls_inline() const override { return world_.size == 1; }
   int total_workers(int jobs) const override { return jobs * world_.size; }
 
- public:
-  bool calls_from_any_thread() const override { return world_.size == 1; }
-
- protected:
   RunReport RunParallel(const Job& job, const RunOptions& options) override {
     // Refused alike on every rank, before the call takes a number.
     internal::CheckCallingThread(world_);
@@ -105,8 +105,7 @@ class MpiExecutor final : public Executor {
     // threads (Open MPI then aborts the job with MPI_ERR_COMM and no word
     // of the task): say which task, end this rank at once, mpirun the job.
     fanout::internal::InProcessCallScope exit_guard(
-        "mpi", job.indices_are_tasks,
-        world_.rank);
+        "mpi", job.indices_are_tasks, world_.rank);
     // Every rank returns the same report, stop reason included (a timeout
     // on one rank is a TimeoutError on every rank).
     return world_.rank == 0 ? internal::RunRoot(world_, job, options, call)

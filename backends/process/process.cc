@@ -35,23 +35,25 @@ class ProcessExecutor final : public Executor {
  public:
   explicit ProcessExecutor(int jobs) : jobs_(jobs) {}
   std::string_view name() const override { return "process"; }
-  bool shares_memory() const override { return false; }
   int jobs() const override { return jobs_; }
-  // Workers are processes: they can be killed (task_timeout) and limited
-  // (worker_memory) from outside.
-  bool can_limit_tasks() const override { return true; }
-  // Trivial results are copied from the shared pages straight into the
-  // caller's reserved result array (Call::CopyResults).
-  bool adopts_results() const override { return true; }
-  // A worker is a whole process: a fork (0.2 ms to 30 ms, as the caller's
-  // memory grows), its own memory, a 64 KiB stage, a pipe and a pidfd in
-  // the caller. Far beyond the CPUs they only take turns.
-  JobsLimit jobs_limit() const override {
-    return {.per_cpu = 64,
-            .why =
-                "each worker is a forked process with its own memory, "
-                "pipe and pidfd: beyond the CPUs they only take turns; "
-                "for tasks that mostly wait, use backend 'thread'"};
+  Capabilities capabilities() const override {
+    return {
+        .shares_memory = false,
+        // Workers are processes: they can be killed (task_timeout) and
+        // limited (worker_memory) from outside.
+        .can_limit_tasks = true,
+        // Trivial results are copied from the shared pages straight into
+        // the caller's reserved result array (Call::CopyResults).
+        .adopts_results = true,
+        // A worker is a whole process: a fork (0.2 ms to 30 ms, as the
+        // caller's memory grows), its own memory, a 64 KiB stage, a pipe
+        // and a pidfd in the caller. Far beyond the CPUs they only take
+        // turns.
+        .jobs_limit = {.per_cpu = 64,
+                       .why = "each worker is a forked process with its own "
+                              "memory, pipe and pidfd: beyond the CPUs they "
+                              "only take turns; for tasks that mostly wait, "
+                              "use backend 'thread'"}};
   }
 
  protected:

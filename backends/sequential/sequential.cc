@@ -10,7 +10,7 @@ namespace {
 class SequentialExecutor final : public Executor {
  public:
   std::string_view name() const override { return "sequential"; }
-  bool shares_memory() const override { return true; }
+  Capabilities capabilities() const override { return {}; }
   // One worker: Executor::run runs every call inline.
   int jobs() const override { return 1; }
 

@@ -222,18 +222,19 @@ class TbbExecutor final : public Executor {
  public:
   explicit TbbExecutor(int jobs) : jobs_(jobs) {}
   std::string_view name() const override { return "tbb"; }
-  bool shares_memory() const override { return true; }
   int jobs() const override { return jobs_; }
-  // TBB is made for CPU work: its idle threads look for work before they
-  // sleep, so threads far beyond the CPUs slow every call (jobs 1000 on 2
-  // CPUs: a call of 100000 tiny tasks took 0.33 s against 0.01 s at jobs 2)
-  // and gain nothing.
-  JobsLimit jobs_limit() const override {
-    return {.per_cpu = 64,
-            .why =
-                "TBB's threads are for CPU work: beyond the CPUs they only "
-                "take turns and slow every call; for tasks that mostly "
-                "wait, use backend 'thread'"};
+  Capabilities capabilities() const override {
+    return {// A nested call runs in the arena its task runs in.
+            .runs_nested_calls = true,
+            // TBB is made for CPU work: its idle threads look for work before
+            // they sleep, so threads far beyond the CPUs slow every call (jobs
+            // 1000 on 2 CPUs: a call of 100000 tiny tasks took 0.33 s against
+            // 0.01 s at jobs 2) and gain nothing.
+            .jobs_limit = {.per_cpu = 64,
+                           .why = "TBB's threads are for CPU work: beyond the "
+                                  "CPUs they only take turns and slow every "
+                                  "call; for tasks that mostly wait, use "
+                                  "backend 'thread'"}};
   }
 
  protected:
@@ -253,8 +254,7 @@ class TbbExecutor final : public Executor {
           std::min(options.jobs, tbb::this_task_arena::max_concurrency()));
     }
     // A task's exit() now would crash libtbb's shutdown: say so, end at once.
-    internal::InProcessCallScope exit_guard(
-        "tbb", job.indices_are_tasks);
+    internal::InProcessCallScope exit_guard("tbb", job.indices_are_tasks);
     tbb::task_arena* arena = Arena(options.jobs, *options.stop);
     if (arena == nullptr) {  // stopped while its threads were tried
       RunReport report;
@@ -265,7 +265,6 @@ class TbbExecutor final : public Executor {
     return call.Run(arena, options.jobs);
   }
   std::string inline_worker() const override { return "tbb thread 0"; }
-  bool runs_nested_calls() const override { return true; }
 
  public:
   bool Post(internal::Work* work, int workers) override {

@@ -527,17 +527,18 @@ class ThreadExecutor final : public Executor {
  public:
   explicit ThreadExecutor(int jobs) : jobs_(jobs) {}
   std::string_view name() const override { return "thread"; }
-  bool shares_memory() const override { return true; }
   int jobs() const override { return jobs_; }
-  // Threads that wait (I/O, sleeps) are what this backend is for, so more
-  // jobs than CPUs are common; but each is a thread the pool keeps until
-  // the process ends (about 0.2 ms to start, a stack, a slot in the
-  // kernel's thread limits).
-  JobsLimit jobs_limit() const override {
-    return {.per_cpu = 1024,
-            .why =
-                "each job is a thread the pool keeps until the process "
-                "ends"};
+  Capabilities capabilities() const override {
+    return {
+        // A nested call shares the outer call's threads.
+        .runs_nested_calls = true,
+        // Threads that wait (I/O, sleeps) are what this backend is for, so
+        // more jobs than CPUs are common; but each is a thread the pool
+        // keeps until the process ends (about 0.2 ms to start, a stack, a
+        // slot in the kernel's thread limits).
+        .jobs_limit = {.per_cpu = 1024,
+                       .why = "each job is a thread the pool keeps until the "
+                              "process ends"}};
   }
 
  protected:
@@ -558,12 +559,10 @@ class ThreadExecutor final : public Executor {
       return internal::run_inline("thread", job, options, "nested call");
     }
     // A task's exit() now would lose the call's results without a word.
-    internal::InProcessCallScope exit_guard(
-        "thread", job.indices_are_tasks);
+    internal::InProcessCallScope exit_guard("thread", job.indices_are_tasks);
     return GetPool().Run(job, options);
   }
   std::string inline_worker() const override { return "thread 0"; }
-  bool runs_nested_calls() const override { return true; }
 
  public:
   bool Post(internal::Work* work, int workers) override {
