@@ -19,6 +19,7 @@
 #include "core/executor.h"
 #include "core/internal/journal.h"
 #include "core/internal/runner.h"
+#include "core/internal/trace.h"
 
 namespace fanout::internal {
 
@@ -138,6 +139,75 @@ class Checkpoint {
   std::string path_;
   std::unique_ptr<Journal> journal_;
 };
+
+// The refusals every checkpointed call makes before it opens its file: a
+// call made from inside a task, and a result type a checkpoint cannot hold.
+template <class R>
+void RefuseCheckpoint(const std::string& path) {
+  if (in_task()) {
+    throw UsageError("checkpoint " + path +
+                     " cannot be used by a call made from inside a task (it "
+                     "runs inline, as one of the outer call's tasks); valid: "
+                     "a checkpoint on the outer call");
+  }
+  if constexpr (!Journalable<R>()) {
+    throw UsageError("checkpoint " + path + ": the result type '" +
+                     TypeName(typeid(R)) +
+                     "' cannot be written to a checkpoint; valid: a type "
+                     "with a cereal serialize() (see core/codec.h) and a "
+                     "default constructor or cereal's load_and_construct, "
+                     "or no checkpoint");
+  }
+}
+
+// Opens a checkpointed call's file (after RefuseCheckpoint<R>) and reads it
+// back: the first record of task i is decoded into *slot_for(i) (nothing is
+// decoded for void results) and (*loaded)[i] set; repeats are skipped.
+// `loaded` holds a byte per task of the call, zero on entry.
+template <class R, class SlotFor>
+std::unique_ptr<Checkpoint> OpenCheckpoint(const std::string& path,
+                                           const JournalIdentity& id,
+                                           bool primary,
+                                           std::vector<unsigned char>* loaded,
+                                           SlotFor slot_for) {
+  return std::make_unique<Checkpoint>(
+      path, id, primary, [&, loaded](std::uint64_t i, std::string_view bytes) {
+        if ((*loaded)[i]) return;  // a repeat: the first one wins
+        if constexpr (!std::is_void_v<R>) {
+          try {
+            DecodeSlot<R>(bytes, slot_for(i));
+          } catch (const std::exception& e) {
+            throw Error("checkpoint " + path + ": the record of task " +
+                        std::to_string(i) + " is not a " + id.type + " (" +
+                        e.what() + "); valid: delete " + path +
+                        " to start over");
+          }
+        }
+        (*loaded)[i] = 1;
+      });
+}
+
+// Appends the records of a window's tasks ids[0 .. count) (results at
+// `results`, as RecordWindow), but not those `failed(k)` names, as one
+// frame written with one write(); a traced call notes the write. `batch`
+// is scratch space, reused between windows.
+template <class R, class Failed>
+void AppendWindow(Checkpoint& file, std::string* batch, const std::size_t* ids,
+                  std::size_t count, const void* results, Failed failed,
+                  CallTrace* trace) {
+  batch->clear();
+  batch->reserve(64 + count * RecordBytes<R>());
+  const std::size_t frame = Journal::BeginFrame(batch);
+  RecordWindow<R>(batch, ids, count, results, failed);
+  if (!Journal::EndFrame(batch, frame)) return;
+  const std::uint64_t t0 = trace != nullptr ? TraceNow() : 0;
+  file.Append(*batch);
+  if (trace != nullptr) {
+    trace->Note(nullptr, "checkpoint write", "checkpoint", t0, TraceNow(),
+                "\"bytes\":" + std::to_string(batch->size()) +
+                    ",\"tasks\":" + std::to_string(count));
+  }
+}
 
 // The size of a checkpointed call's next window, in tasks. See parallel.cc.
 std::size_t FirstWindow(int jobs, std::size_t left, bool timed);

@@ -26,45 +26,23 @@ internal::CheckpointedRun Parallel::RunCheckpointed(
     typename internal::SlotsOf<R>::type* slots, ErrorPolicy errors, bool retry,
     std::size_t tasks) {
   const std::string& path = options_.checkpoint;
-  const std::string type = internal::TypeName(typeid(R));
-  if (in_task()) {
-    throw UsageError("checkpoint " + path +
-                     " cannot be used by a call made from inside a task (it "
-                     "runs inline, as one of the outer call's tasks); valid: "
-                     "a checkpoint on the outer call");
-  }
+  internal::RefuseCheckpoint<R>(path);
   if constexpr (!internal::Journalable<R>()) {
-    throw UsageError(
-        "checkpoint " + path + ": the result type '" + type +
-        "' cannot be written to a checkpoint; valid: a type "
-        "with a cereal serialize() (see core/codec.h) and a "
-        "default constructor or cereal's load_and_construct, or no "
-        "checkpoint");
+    return {};  // not reached: RefuseCheckpoint threw
   } else {
     internal::CheckpointedRun run;
     run.loaded.assign(n, 0);
     const bool primary = executor_->is_primary();
-    internal::Checkpoint file(
-        path,
-        {.tasks = tasks != 0 ? tasks : n,
-         .type = type,
-         .kind = std::string(kind),
-         .key = options_.checkpoint_key},
-        primary, [&](std::uint64_t i, std::string_view bytes) {
-          if (run.loaded[i]) return;  // a repeat: the first one wins
-          if constexpr (!std::is_void_v<R>) {
-            try {
-              internal::DecodeSlot<R>(bytes, &(*slots)[i]);
-            } catch (const std::exception& e) {
-              throw Error("checkpoint " + path + ": the record of task " +
-                          std::to_string(i) + " is not a " + type + " (" +
-                          e.what() + "); valid: delete " + path +
-                          " to start over");
-            }
-          }
-          run.loaded[i] = 1;
-          ++run.resumed;
-        });
+    const std::unique_ptr<internal::Checkpoint> file =
+        internal::OpenCheckpoint<R>(
+            path,
+            {.tasks = tasks != 0 ? tasks : n,
+             .type = internal::TypeName(typeid(R)),
+             .kind = std::string(kind),
+             .key = options_.checkpoint_key},
+            primary, &run.loaded, [&](std::size_t i) { return &(*slots)[i]; });
+    run.resumed = static_cast<std::size_t>(
+        std::count(run.loaded.begin(), run.loaded.end(), 1));
     last_resumed_ = run.resumed;
     // The tasks left, in index order: task k of a window is ids[k].
     std::vector<std::size_t> todo;
@@ -119,22 +97,10 @@ internal::CheckpointedRun Parallel::RunCheckpointed(
             return failure != report.failures.end() &&
                    failure->index() == ids[k];
           };
-          batch.clear();
-          batch.reserve(64 + count * internal::RecordBytes<R>());
-          const std::size_t frame = internal::Journal::BeginFrame(&batch);
           const void* results = nullptr;
           if constexpr (!std::is_void_v<R>) results = runner.slots().data();
-          internal::RecordWindow<R>(&batch, ids, count, results, failed);
-          if (internal::Journal::EndFrame(&batch, frame)) {
-            const std::uint64_t t0 = internal::TraceNow();
-            file.Append(batch);
-            if (internal::CallTrace* trace = scope.trace()) {
-              trace->Note(nullptr, "checkpoint write", "checkpoint", t0,
-                          internal::TraceNow(),
-                          "\"bytes\":" + std::to_string(batch.size()) +
-                              ",\"tasks\":" + std::to_string(count));
-            }
-          }
+          internal::AppendWindow<R>(*file, &batch, ids, count, results, failed,
+                                    scope.trace());
         }
         // A failed task's slot holds no result; the failure is reported.
         if constexpr (!std::is_void_v<R>) {

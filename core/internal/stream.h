@@ -133,41 +133,19 @@ class WindowSource {
   // a checkpointed map's (the caller did not fix their size).
   void OpenCheckpoint(const Parallel& parallel, bool timed) {
     const std::string& path = parallel.options_.checkpoint;
-    const std::string type = TypeName(typeid(R));
-    if (in_task()) {
-      throw UsageError("checkpoint " + path +
-                       " cannot be used by a call made from inside a task (it "
-                       "runs inline, as one of the outer call's tasks); "
-                       "valid: a checkpoint on the outer call");
-    }
-    if constexpr (!Journalable<R>()) {
-      throw UsageError(
-          "checkpoint " + path + ": the result type '" + type +
-          "' cannot be written to a checkpoint; valid: a type "
-          "with a cereal serialize() (see core/codec.h) and a "
-          "default constructor or cereal's load_and_construct, or no "
-          "checkpoint");
-    } else {
+    RefuseCheckpoint<R>(path);
+    if constexpr (Journalable<R>()) {
       std::vector<unsigned char> done(n_, 0);
       primary_ = parallel.executor_->is_primary();
-      file_ = std::make_unique<Checkpoint>(
+      file_ = internal::OpenCheckpoint<R>(
           path,
           JournalIdentity{.tasks = n_,
-                          .type = type,
+                          .type = TypeName(typeid(R)),
                           .kind = "imap",
                           .key = parallel.options_.checkpoint_key},
-          primary_, [&](std::uint64_t i, std::string_view bytes) {
-            if (done[i]) return;  // a repeat: the first one wins
-            done[i] = 1;
+          primary_, &done, [&](std::size_t i) {
             loaded_.emplace_back(i, Slot<R>{});
-            try {
-              DecodeSlot<R>(bytes, &loaded_.back().second);
-            } catch (const std::exception& e) {
-              throw Error("checkpoint " + path + ": the record of task " +
-                          std::to_string(i) + " is not a " + type + " (" +
-                          e.what() + "); valid: delete " + path +
-                          " to start over");
-            }
+            return &loaded_.back().second;
           });
       std::stable_sort(
           loaded_.begin(), loaded_.end(),
@@ -191,11 +169,9 @@ class WindowSource {
     if constexpr (Journalable<R>()) {
       if (!primary_ || !w.failures.empty()) return;
       std::string batch;
-      batch.reserve(64 + w.slots.size() * RecordBytes<R>());
-      const std::size_t frame = Journal::BeginFrame(&batch);
-      RecordWindow<R>(&batch, w.ids, w.slots.size(), w.slots.data(),
-                      [](std::size_t) { return false; });
-      if (Journal::EndFrame(&batch, frame)) file_->Append(batch);
+      AppendWindow<R>(
+          *file_, &batch, w.ids, w.slots.size(), w.slots.data(),
+          [](std::size_t) { return false; }, nullptr);
     }
   }
   static std::size_t DefaultWindow(const Parallel& p, std::size_t n) {
