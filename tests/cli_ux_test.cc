@@ -164,9 +164,19 @@ std::vector<int> ProcessesWith(const std::string& marker) {
   while (dirent* e = readdir(d)) {
     const int pid = std::atoi(e->d_name);
     if (pid <= 0) continue;
-    std::ifstream f("/proc/" + std::string(e->d_name) + "/cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(f)),
-                        std::istreambuf_iterator<char>());
+    // Read with read(2): a process that exits while it is read makes the
+    // read fail with ESRCH, which an ifstream turns into an exception.
+    std::string cmdline;
+    const int fd =
+        open(("/proc/" + std::string(e->d_name) + "/cmdline").c_str(),
+             O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[4096];
+    ssize_t got;
+    while ((got = read(fd, buf, sizeof buf)) > 0) {
+      cmdline.append(buf, static_cast<size_t>(got));
+    }
+    close(fd);
     std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
     if (cmdline.find(marker) != std::string::npos &&
         cmdline.find("--commands") == std::string::npos) {

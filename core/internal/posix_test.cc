@@ -318,8 +318,9 @@ TEST(ProbeThreads, ItsThreadsSleepUntilReleased) {
   EXPECT_EQ(probe.started, kThreads);
   EXPECT_EQ(probe.error, 0);
   EXPECT_FALSE(probe.stopped);
-  // About one each (a wait; the join), against 30 or more when they polled.
-  EXPECT_LT(after.ru_nvcsw - before.ru_nvcsw, 4 * kThreads);
+  // About one to four each (a wait; the join; under a sanitizer or on a
+  // loaded machine a few more), against 30 or more when they polled.
+  EXPECT_LT(after.ru_nvcsw - before.ru_nvcsw, 12 * kThreads);
 }
 
 // Ctrl+C while a probe starts threads: it stops starting them when asked

@@ -127,7 +127,10 @@ TEST_P(Conformance, TraceSummaryAddsUpToTheWallTime) {
                        s->waiting_seconds + s->moving_seconds +
                        s->other_seconds;
   EXPECT_NEAR(parts, s->wall_seconds, 1e-6 + 1e-9 * kN);
-  EXPECT_NEAR(parts, wall, 0.05 * wall) << to_string(*s);
+  // The summary's wall is the call's, inside the caller's measured window
+  // (how much smaller depends on the machine's load: no timed assertion).
+  EXPECT_GT(parts, 0) << to_string(*s);
+  EXPECT_LE(parts, wall + 1e-6) << to_string(*s);
   EXPECT_EQ(s->tasks, kN);
   EXPECT_EQ(s->backend, backend());
   ASSERT_FALSE(s->workers.empty());
