@@ -9,37 +9,21 @@ thread_pool::ThreadPool, std::async, tbb::flow::graph) and
 benchmarks/pool_peers.py (Python's ProcessPoolExecutor and Dask's
 LocalCluster), then prints a Markdown table: per-task cost and the ratio the
 issue asks about for each. Installs python3-distributed and python3-joblib
-from Debian's packages when /usr/bin/python3 lacks them, as ./bazelw does.
+from Debian's packages when they are missing (benchmarks/debian_packages.py,
+shared with metg.py), as ./bazelw does.
 """
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import debian_packages  # noqa: E402
+
 PYTHON = "/usr/bin/python3"
 PACKAGES = ["python3-distributed", "python3-joblib"]
-
-
-def ensure_packages():
-    probe = subprocess.run([PYTHON, "-c", "import distributed, joblib"],
-                           capture_output=True)
-    if probe.returncode == 0:
-        return
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    if sudo and shutil.which("sudo") is None:
-        sys.exit("pool_compare: as root, run: apt-get install -y "
-                 + " ".join(PACKAGES))
-    print("pool_compare: installing " + " ".join(PACKAGES) +
-          " from Debian's packages (the Python peers need them)",
-          file=sys.stderr)
-    subprocess.run(sudo + ["apt-get", "update", "-q"], check=True,
-                   stdout=sys.stderr)
-    subprocess.run(sudo + ["apt-get", "install", "-y", "-q",
-                           "--no-install-recommends"] + PACKAGES,
-                   check=True, stdout=sys.stderr)
 
 
 def fanout_medians(binary, repetitions):
@@ -85,7 +69,7 @@ def main():
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     reps = 1 if args.quick else args.repetitions
-    ensure_packages()
+    debian_packages.ensure(PACKAGES, "pool_compare")
     f = fanout_medians(args.binary, reps)
     p = peer_medians(args.peers, reps, args.quick)
 
