@@ -10,7 +10,11 @@ from ($BUILD_WORKING_DIRECTORY under `bazel run`, else --out_dir):
 
   fanout_benchmarks.json   Google Benchmark's JSON output
   fanout_benchmarks.md     the tables below, in markdown
-  fanout_speedup.png       speedup over the sequential loop per runner (gnuplot)
+  fanout_speedup.png       speedup over the sequential loop per runner, and
+                           apart from it each runner's 2-task latency (gnuplot)
+
+--markdown=FILE only redraws the plot from a table it printed before (the
+first "| runner | jobs |" table in FILE: fanout_benchmarks.md or the README).
 
 The first table gives, for each runner (a fanout backend or a peer library)
 and jobs count, the median time of each workload and its ratio to the best
@@ -51,6 +55,9 @@ def parse_args():
     p.add_argument("--filter", default="", help="--benchmark_filter regex")
     p.add_argument("--json", default="",
                    help="render an existing JSON result instead of running")
+    p.add_argument("--markdown", default="",
+                   help="only plot, from the first table of this markdown "
+                   "file (fanout_benchmarks.md, or the README's)")
     p.add_argument("--plot_format", choices=["png", "svg"], default="png")
     return p.parse_args()
 
@@ -240,20 +247,21 @@ def targets(medians):
 
 
 def plot(medians, out_path, fmt):
-    """Speedup over the sequential loop, per runner, at the most jobs."""
+    """Speedup over the sequential loop per runner at the most jobs; beside
+    it, apart, each runner's 2-task latency (a time, not a speedup)."""
     gnuplot = shutil.which("gnuplot")
     if gnuplot is None:
         print("gnuplot not found (apt-get install gnuplot-nox): no plot",
               file=sys.stderr)
         return False
     jobs = max(j for (_, _, j) in medians)
-    # A 2-task call's latency is not a speedup: it is left out (the table
-    # has it).
     workloads = [w for w in WORKLOADS
                  if w != "latency_2" and (w, LOOP, 1) in medians and
                  any(k[0] == w and k[2] == jobs for k in medians)]
     runners = [r for r in runners_in(medians)
                if r != LOOP and any((w, r, jobs) in medians for w in workloads)]
+    latency = [(r, medians[("latency_2", r, jobs)]) for r in runners_in(medians)
+               if ("latency_2", r, jobs) in medians]
     if not workloads or not runners:
         print("nothing to plot (the sequential loop is needed)", file=sys.stderr)
         return False
@@ -268,32 +276,93 @@ def plot(medians, out_path, fmt):
                     t = medians.get((w, r, jobs))
                     vals.append("%.4f" % (base / t) if t else "NaN")
                 f.write('"%s" %s\n' % (w, " ".join(vals)))
+        lat = os.path.join(tmp, "latency.dat")
+        with open(lat, "w") as f:
+            for i, (r, t) in enumerate(latency):
+                f.write('%d "%s" %.6g "%s"\n' %
+                        (i, r, t * 1e6, fmt_time(t).replace(" ", "")))
         script = os.path.join(tmp, "plot.gp")
-        terminal = ("pngcairo size 1100,550 noenhanced" if fmt == "png"
-                    else "svg size 1100,550 noenhanced")
+        terminal = ("pngcairo size 1300,600 noenhanced" if fmt == "png"
+                    else "svg size 1300,600 noenhanced")
+        latency_plot = ""
+        if latency:
+            latency_plot = """
+set origin 0.7,0
+set size 0.3,1
+unset key
+set title 'latency_2 (a call of 2 tiny tasks), jobs %d'
+set ylabel 'microseconds per call (log scale; lower is better)'
+set logscale y
+set yrange [*:*]
+set style fill solid 0.8 border -1
+set boxwidth 0.7
+set xtics rotate by 40 right
+set xrange [-0.7:%f]
+set rmargin 3
+plot '%s' using 1:3:xtic(2) with boxes lc rgb '#5e81ac', \\
+     '' using 1:($3*1.3):4 with labels font ',8'
+""" % (jobs, len(latency) - 0.3, lat)
         with open(script, "w") as f:
             f.write("""set terminal %s
 set output '%s'
-set title 'fanout backends and peers: speedup over a sequential loop, jobs = %d (latency_2 left out: see the table)'
+set multiplot
+set origin 0,0
+set size %s,1
+set title 'fanout backends and peers: speedup over a sequential loop, jobs = %d'
 set ylabel 'speedup (higher is better)'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
-set key outside right top
+set key outside top center horizontal
 set grid ytics
 set yrange [0:*]
 set xtics nomirror rotate by -30 left
-set bmargin 6
+set bmargin 7
 plot for [c=2:%d] '%s' using c:xtic(1) title columnheader(c)
-""" % (terminal, out_path, jobs, len(runners) + 1, data))
+%sunset multiplot
+""" % (terminal, out_path, "0.7" if latency else "1", jobs, len(runners) + 1,
+                    data, latency_plot))
         rc = subprocess.call([gnuplot, script])
     return rc == 0 and os.path.exists(out_path)
+
+
+def load_markdown(path):
+    """{(workload, runner, jobs): seconds} from the first table of a
+    fanout_benchmarks.md (or a README holding one): re-plots a run whose
+    JSON is gone."""
+    medians, workloads = {}, None
+    units = dict(TO_SECONDS, **{"µs": 1e-6})
+    with open(path) as f:
+        for line in f:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not line.startswith("|"):
+                if workloads and medians:
+                    break
+                continue
+            if cells[:2] == ["runner", "jobs"] and workloads is None:
+                workloads = cells[2:]
+                continue
+            if workloads is None or cells[0].startswith("---"):
+                continue
+            runner, jobs = cells[0], int(cells[1])
+            for w, cell in zip(workloads, cells[2:]):
+                if cell:
+                    value, unit = cell.split()[:2]
+                    medians[(w, runner, jobs)] = float(value) * units[unit]
+    return medians
 
 
 def main():
     args = parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
+    plot_path = os.path.join(args.out_dir, "fanout_speedup." + args.plot_format)
+    if args.markdown:
+        medians = load_markdown(args.markdown)
+        if not plot(medians, plot_path, args.plot_format):
+            return 1
+        print("plot: " + plot_path)
+        return 0
     json_path = args.json or os.path.join(args.out_dir, "fanout_benchmarks.json")
     rc = 0
     if not args.json:
@@ -314,7 +383,6 @@ def main():
     print(text)
     with open(os.path.join(args.out_dir, "fanout_benchmarks.md"), "w") as f:
         f.write(text + "\n")
-    plot_path = os.path.join(args.out_dir, "fanout_speedup." + args.plot_format)
     if plot(medians, plot_path, args.plot_format):
         print("\nplot: " + plot_path)
     else:
