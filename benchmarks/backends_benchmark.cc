@@ -141,10 +141,8 @@ void MeasureMap(benchmark::State& state, MapFn&& map) {
 // A fanout backend. Backends that share memory run for_each storing into
 // out; the others (process, mpi) return results through map().
 template <class W>
-void RunBackend(benchmark::State& state, const std::string& backend, int jobs,
-                std::size_t batch_size = 0) {
-  Parallel parallel(
-      {.jobs = jobs, .backend = backend, .batch_size = batch_size});
+void RunBackendWith(benchmark::State& state, const Options& options) {
+  Parallel parallel(options);
   if (!parallel.executor().shares_memory()) {
     MeasureMap<W>(state, [&] {
       return parallel.map(W::kN, [](std::size_t i) { return W::Task(i); });
@@ -155,6 +153,13 @@ void RunBackend(benchmark::State& state, const std::string& backend, int jobs,
     parallel.for_each(W::kN, [out](std::size_t i) { out[i] = W::Task(i); });
     return out;
   });
+}
+
+template <class W>
+void RunBackend(benchmark::State& state, const std::string& backend, int jobs,
+                std::size_t batch_size = 0) {
+  RunBackendWith<W>(
+      state, {.jobs = jobs, .backend = backend, .batch_size = batch_size});
 }
 
 template <class W>
@@ -414,6 +419,39 @@ void RegisterCheckpoint(const std::vector<std::string>& backends,
   }
 }
 
+// Traces: the sum and tiny workloads with Options::trace (one file written
+// at the end of every call), run as sum_10k/<backend> and tiny_1M/<backend>
+// run untraced: the cost of tracing, the recording and the file's writing.
+// The file is in the system's temporary directory.
+template <class W>
+void RegisterTraced(const std::vector<std::string>& backends,
+                    const std::vector<int>& job_counts) {
+  for (int jobs : job_counts) {
+    for (const std::string& backend : backends) {
+      if (backend == "sequential" && jobs != 1) continue;
+      if (backend == "mpi") continue;  // ranks would share one file name
+      const std::string name = std::string(W::kName) + "_trace/" + backend +
+                               "/jobs:" + std::to_string(jobs);
+      benchmark::RegisterBenchmark(
+          name.c_str(),
+          [backend, jobs](benchmark::State& s) {
+            const std::string path =
+                (std::filesystem::temp_directory_path() /
+                 ("fanout_bench_" + std::to_string(getpid()) + ".json"))
+                    .string();
+            RunBackendWith<W>(
+                s, {.jobs = jobs, .backend = backend, .trace = path});
+            if (!std::filesystem::exists(path)) {
+              throw std::runtime_error("a traced call wrote no trace");
+            }
+            std::filesystem::remove(path);
+          })
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+}
+
 // True when this process was started by mpirun (Open MPI, or a PMI launcher).
 bool UnderMpirun() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr ||
@@ -505,6 +543,8 @@ void RegisterAll() {
   RegisterStreams(backends, job_counts);
   RegisterCheckpoint<Sum>(backends, job_counts);
   RegisterCheckpoint<Tiny>(backends, job_counts);
+  RegisterTraced<Sum>(backends, job_counts);
+  RegisterTraced<Tiny>(backends, job_counts);
 }
 
 }  // namespace

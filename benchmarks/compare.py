@@ -34,7 +34,8 @@ import tempfile
 WORKLOADS = ["tiny_1M", "sum_10k", "fib_38_33", "busy_1ms_x1000", "linear_4k",
              "latency_2",
              "reduce_10M", "imap_1M", "imap_unordered_1M",
-             "sum_10k_checkpoint", "tiny_1M_checkpoint"]
+             "sum_10k_checkpoint", "tiny_1M_checkpoint",
+             "sum_10k_trace", "tiny_1M_trace"]
 LOOP = "peer:loop"
 TBB_PEER = "peer:tbb_parallel_for"
 TO_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -239,6 +240,13 @@ def targets(medians):
         at_most("%s linear_4k / tbb_parallel_for (jobs %d)" % (backend, top),
                 get("linear_4k", backend, top), get("linear_4k", TBB_PEER, top),
                 1.05)
+    # Tracing on (Options::trace, the file written at the end of each call)
+    # against off, the same runner otherwise.
+    for backend in ("thread", "tbb", "process"):
+        for w, limit in (("tiny_1M", 1.05), ("sum_10k", 1.01)):
+            at_most("%s %s traced / untraced (jobs %d)" % (backend, w, top),
+                    get(w + "_trace", backend, top), get(w, backend, top),
+                    limit)
     lines = ["| target | measured | wanted | |", "|---|---:|---:|---|"]
     for desc, ratio, wanted, ok in rows:
         lines.append("| %s | %.3f | %s | %s |" % (desc, ratio, wanted,
