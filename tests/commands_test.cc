@@ -818,6 +818,24 @@ TEST(Commands, StdinLinesStartOnlyTheThreadsTheyNeed) {
   EXPECT_EQ(r.exit_code, 8) << r.err;
   EXPECT_EQ(r.out, lines);
   EXPECT_EQ(Lines(Slurp(side)).size(), 16u);
+  // The issue's own case: every attempt is cut by --timeout; each line's
+  // last attempt still runs (it did not for 1 to 3 of them), and prints.
+  // The issue's 0.1 s is too short here: on a loaded machine sh can take
+  // that long to reach its first echo, and a kill before it is right.
+  const std::string timed = Tmp("stdin-retries-timeout");
+  r = RunProgram(Cli(),
+                 {"-k", "--jobs=1000", "--retries=2", "--timeout=1", "--",
+                  "echo {} >> " + timed + "; echo {}; sleep 5"},
+                 lines);
+  EXPECT_EQ(r.exit_code, 8) << r.err;
+  EXPECT_EQ(r.out, lines);
+  std::vector<std::string> attempts = Lines(Slurp(timed));
+  std::sort(attempts.begin(), attempts.end());
+  std::vector<std::string> want;
+  for (int i = 1; i <= 8; ++i) want.insert(want.end(), 2, std::to_string(i));
+  EXPECT_EQ(attempts, want);
+  EXPECT_NE(r.err.find("commands: 8 run, 0 ok, 8 failed"), std::string::npos)
+      << r.err;
 }
 
 // Issue 21: --backend means something in commands mode. sequential runs one
