@@ -51,11 +51,15 @@ struct StopState {
 
 // Runs `command`, collecting its output into out / err (calling `drain`
 // after each read when set); kills its process group (SIGTERM, then SIGKILL)
-// after `timeout_s` seconds (0: never) or when `stop` says so. Throws
-// fanout::Error when it cannot create a pipe or fork.
+// after `timeout_s` seconds (0: never) or when `stop` says so. Its stdin is
+// /dev/null, or `input` when given (--pipe's block: written as the command
+// reads it; a command that exits without reading all of it is not an error
+// of the run, and no SIGPIPE reaches this process). Throws fanout::Error
+// when it cannot create a pipe or fork.
 Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
                ProcessGuard& guard, std::string& out, std::string& err,
-               const std::function<void()>& drain);
+               const std::function<void()>& drain,
+               const std::string* input = nullptr);
 
 }  // namespace fanout::commands
 
