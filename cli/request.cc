@@ -327,10 +327,12 @@ void ParsePipe(const RawFlags& f, const Request& r, CommandsOptions* o) {
   if (!r.arg_groups.empty() || !r.commands.empty()) {
     refuse("so it takes no ::: or :::: arguments and no --commands");
   }
-  if (f.null || !f.colsep.empty()) {
-    refuse(std::string("so ") + (f.null ? "--null" : "--colsep") +
-           " has no items to split (for NUL-ended records: --recend='\\0')");
+  if (f.null) {
+    refuse(
+        "so --null has no items to split (for NUL-ended records: "
+        "--recend='\\0')");
   }
+  if (!f.colsep.empty()) refuse("so --colsep has no items to split");
   if (f.dry_run) refuse("which --dry-run would have to run to show");
   if (r.backend == "mpi") refuse("on this host only, not over mpi's ranks");
   o->pipe = true;

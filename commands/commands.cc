@@ -16,6 +16,7 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -210,13 +211,16 @@ class Runner {
   }
 
   // --pipe: a block of stdin, the stdin of a job of its own.
-  void AddBlock(std::string block) {
+  void AddBlock(Block block) {
     std::size_t index = 0;
     const Job* job = nullptr;
     {
       std::unique_lock<std::mutex> lock(feed_mu_);
       const std::size_t seq = ++stdin_seq_;
-      if (Skipped(seq)) return;
+      if (Skipped(seq)) {
+        reader_->Recycle(std::move(block));
+        return;
+      }
       streamed_.push_back(Job{.seq = seq, .args = {}});
       todo_.push_back(&streamed_.back());
       blocks_.push_back(std::move(block));
@@ -232,7 +236,8 @@ class Runner {
   // comes; while twice --jobs blocks wait or run, reading waits, so memory
   // stays flat however long the input.
   void ReadBlocks() {
-    constexpr std::size_t kRead = 1 << 20;
+    reader_ = std::make_unique<BlockReader>(0, o_.block);
+    BlockReader& reader = *reader_;
     pollfd p = {0, POLLIN, 0};
     bool eof = false;
     const std::size_t most_held = 2 * static_cast<std::size_t>(jobs_);
@@ -246,46 +251,40 @@ class Runner {
         }
       }
       if (poll(&p, 1, 50) <= 0) continue;
-      const std::size_t had = pending_.size();
-      pending_.resize(had + kRead);
-      const ssize_t got = read(0, pending_.data() + had, kRead);
-      pending_.resize(had + (got > 0 ? static_cast<std::size_t>(got) : 0));
+      const ssize_t got = reader.Read();
       if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (got <= 0) eof = true;
-      for (std::size_t n; (n = NextBlock(pending_, o_.block, eof)) > 0;) {
-        if (n == pending_.size()) {
-          AddBlock(std::move(pending_));
-          pending_.clear();
-        } else {
-          std::string block(pending_, 0, n);
-          pending_.erase(0, n);
-          AddBlock(std::move(block));
-        }
+      while (std::optional<Block> block = reader.Next(eof)) {
+        AddBlock(*std::move(block));
       }
-      if (RecordTooLong(pending_, o_.block)) {
-        input_error_ = "a record of more than " +
-                       std::to_string(kMaxRecordBytes) +
-                       " bytes has no --recend (" + Visible(o_.block.recend) +
-                       ") in it";
+      if (reader.TooLong()) {
+        input_error_ =
+            o_.block.records > 0
+                ? std::to_string(o_.block.records) +
+                      " records (-N) make more than " +
+                      std::to_string(kMaxRecordBytes) + " bytes"
+                : "a record of more than " + std::to_string(kMaxRecordBytes) +
+                      " bytes has no --recend (" + Visible(o_.block.recend) +
+                      ") in it";
         break;
       }
     }
-    pending_.clear();
+    reader.Finish();
     feed_closed_ = true;
   }
 
   // A job's block, taken out of the run's memory once its command ran.
-  std::string TakeBlock(std::size_t i) {
+  Block TakeBlock(std::size_t i) {
     std::lock_guard<std::mutex> lock(feed_mu_);
-    std::string block = std::move(blocks_[i]);
-    blocks_[i].clear();
-    blocks_[i].shrink_to_fit();
-    return block;
+    return std::move(blocks_[i]);
   }
 
-  void BlockDone() {
+  // A job's block is done with: its memory goes back to the reader, and
+  // reading may go on.
+  void BlockDone(Block block) {
     {
       std::lock_guard<std::mutex> lock(feed_mu_);
+      reader_->Recycle(std::move(block));
       --blocks_held_;
     }
     blocks_cv_.notify_all();
@@ -399,14 +398,17 @@ class Runner {
   // A task of the pool: job `i` run to its end (with its retries) in a
   // slot ({%}) of its own, and reported.
   void RunJob(std::size_t i, const Job& job) {
-    std::string block;
-    if (o_.pipe) block = TakeBlock(i);
     struct Done {
       Runner* r;
+      Block block;
       ~Done() {
-        if (r != nullptr) r->BlockDone();
+        if (r != nullptr) r->BlockDone(std::move(block));
       }
-    } done{o_.pipe ? this : nullptr};
+    } done{o_.pipe ? this : nullptr, o_.pipe ? TakeBlock(i) : Block()};
+    const CommandStdin input{.bytes = done.block.bytes.view(),
+                             .fd = done.block.in_file ? 0 : -1,
+                             .offset = done.block.offset,
+                             .length = done.block.length};
     WaitTurn(i);
     if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) return;
     int slot = 1;
@@ -442,7 +444,7 @@ class Runner {
       try {
         outcome =
             RunOne(command, o_.timeout_s, stop_, *guard_, out, err, drain,
-                   o_.pipe ? &block : nullptr);
+                   o_.pipe ? &input : nullptr);
       } catch (const std::exception& e) {
         err += std::string("run: ") + e.what() + "\n";
         outcome = Outcome{.exit_code = 127, .exit_status = 127};
@@ -631,7 +633,9 @@ class Runner {
   std::mutex feed_mu_;
   std::vector<const Job*> todo_;
   std::deque<Job> streamed_;  // the stdin jobs (a deque: stable addresses)
-  std::deque<std::string> blocks_;  // --pipe: job i's block, until it runs
+  // --pipe: the reader of stdin's blocks, which takes back their memory.
+  std::unique_ptr<BlockReader> reader_;
+  std::deque<Block> blocks_;  // --pipe: job i's block, until it runs
   std::size_t blocks_held_ = 0;     // blocks read and not yet run
   std::condition_variable blocks_cv_;
   bool feed_closed_ = true;
