@@ -582,11 +582,8 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
                        "with --commands=FILE or arguments, as in: run " +
                        example +
                        // -0 reads stdin: no ::: with it.
-                       (std::string(flag.name) == "null" ||
-                                std::string(flag.name) == "pipe" ||
-                                std::string(flag.name) == "block" ||
-                                std::string(flag.name) == "recend" ||
-                                std::string(flag.name) == "records"
+                       (std::string(flag.name) == "null" ? " echo < items"
+                        : std::string(example).rfind("--pipe", 0) == 0
                             ? " wc -l < items"
                             : " echo ::: a b"));
     }
