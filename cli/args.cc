@@ -85,7 +85,8 @@ class Parser {
         if (depth == 0) result_.dashes = true;
       } else if (arg == "-0") {
         ParseFlag("--null", nullptr, depth);
-      } else if (arg.rfind("-N", 0) == 0 && arg.find('=') == std::string::npos) {
+      } else if (arg.rfind("-N", 0) == 0 &&
+                 arg.find('=') == std::string::npos) {
         // GNU parallel's -N N (with --pipe: records a block): --records.
         const std::string* next = i + 1 < args.size() ? &args[i + 1] : nullptr;
         if (arg.size() > 2) {

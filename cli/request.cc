@@ -336,8 +336,7 @@ void ParsePipe(const RawFlags& f, const Request& r, CommandsOptions* o) {
   if (f.dry_run) refuse("which --dry-run would have to run to show");
   if (r.backend == "mpi") refuse("on this host only, not over mpi's ranks");
   o->pipe = true;
-  o->block.block_bytes =
-      ParseByteSize("block", f.block, "from 1 byte to 1G");
+  o->block.block_bytes = ParseByteSize("block", f.block, "from 1 byte to 1G");
   if (o->block.block_bytes == 0 ||
       o->block.block_bytes > commands::kMaxRecordBytes) {
     throw UsageError("--block=" + f.block +

@@ -180,9 +180,10 @@ ABSL_FLAG(std::string, recend, "\\n",
           "commands mode, with --pipe: what ends a record (\\n, \\t, \\0 "
           "and \\\\ spell a newline, tab, NUL and backslash); no block "
           "cuts one. Example: --pipe --recend='\\0'");
-ABSL_FLAG(std::string, records, "0",
-          "commands mode, with --pipe (-N): this many records a block, "
-          "whatever their size; 0 = blocks by --block. Example: --pipe -N 1000");
+ABSL_FLAG(
+    std::string, records, "0",
+    "commands mode, with --pipe (-N): this many records a block, "
+    "whatever their size; 0 = blocks by --block. Example: --pipe -N 1000");
 ABSL_FLAG(bool, dry_run, false,
           "commands mode: print the commands that would run, run none. "
           "Example: --dry-run gzip ::: a b");

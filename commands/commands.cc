@@ -258,14 +258,14 @@ class Runner {
         AddBlock(*std::move(block));
       }
       if (reader.TooLong()) {
-        input_error_ =
-            o_.block.records > 0
-                ? std::to_string(o_.block.records) +
-                      " records (-N) make more than " +
-                      std::to_string(kMaxRecordBytes) + " bytes"
-                : "a record of more than " + std::to_string(kMaxRecordBytes) +
-                      " bytes has no --recend (" + Visible(o_.block.recend) +
-                      ") in it";
+        input_error_ = o_.block.records > 0
+                           ? std::to_string(o_.block.records) +
+                                 " records (-N) make more than " +
+                                 std::to_string(kMaxRecordBytes) + " bytes"
+                           : "a record of more than " +
+                                 std::to_string(kMaxRecordBytes) +
+                                 " bytes has no --recend (" +
+                                 Visible(o_.block.recend) + ") in it";
         break;
       }
     }
@@ -442,9 +442,8 @@ class Runner {
                                           static_cast<std::uint32_t>(attempt))
                            : nullptr;
       try {
-        outcome =
-            RunOne(command, o_.timeout_s, stop_, *guard_, out, err, drain,
-                   o_.pipe ? &input : nullptr);
+        outcome = RunOne(command, o_.timeout_s, stop_, *guard_, out, err, drain,
+                         o_.pipe ? &input : nullptr);
       } catch (const std::exception& e) {
         err += std::string("run: ") + e.what() + "\n";
         outcome = Outcome{.exit_code = 127, .exit_status = 127};
@@ -635,8 +634,8 @@ class Runner {
   std::deque<Job> streamed_;  // the stdin jobs (a deque: stable addresses)
   // --pipe: the reader of stdin's blocks, which takes back their memory.
   std::unique_ptr<BlockReader> reader_;
-  std::deque<Block> blocks_;  // --pipe: job i's block, until it runs
-  std::size_t blocks_held_ = 0;     // blocks read and not yet run
+  std::deque<Block> blocks_;     // --pipe: job i's block, until it runs
+  std::size_t blocks_held_ = 0;  // blocks read and not yet run
   std::condition_variable blocks_cv_;
   bool feed_closed_ = true;
   // The pool the commands run on, and one future per submitted job.

@@ -286,8 +286,8 @@ std::optional<Block> BlockReader::Next(bool eof) {
   }
   const std::size_t carry = filling_.size_ - n;
   BlockBuffer block = std::move(filling_);
-  filling_ = Fresh(std::max(rule_.records > 0 ? block.capacity_ : check_at_,
-                            carry));
+  filling_ =
+      Fresh(std::max(rule_.records > 0 ? block.capacity_ : check_at_, carry));
   // The record a read cut in two: the only bytes copied.
   if (carry > 0) std::memcpy(filling_.data_, block.data_ + n, carry);
   filling_.size_ = carry;

@@ -49,8 +49,7 @@ bool FeedInput(int fd, const CommandStdin& input, std::size_t* fed) {
   sigemptyset(&pipe_only);
   sigaddset(&pipe_only, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
-  const std::size_t size =
-      input.fd >= 0 ? input.length : input.bytes.size();
+  const std::size_t size = input.fd >= 0 ? input.length : input.bytes.size();
   bool more = true;
   while (*fed < size) {
     ssize_t n = 0;
@@ -104,8 +103,7 @@ Stopped StopState::Now() {
 // exits.
 Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
                ProcessGuard& guard, std::string& out, std::string& err,
-               const std::function<void()>& drain,
-               const CommandStdin* input) {
+               const std::function<void()>& drain, const CommandStdin* input) {
   if (command.size() > kMaxLineBytes) {
     // exec() would fail with E2BIG, and the shell's 127 say nothing.
     throw Error("the command is " + std::to_string(command.size()) +
@@ -174,7 +172,8 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
     const std::size_t want = std::min<std::size_t>(
         input->fd >= 0 ? input->length : input->bytes.size(),
         std::size_t{1} << 20);
-    if (want > (64 << 10)) fcntl(pi.write, F_SETPIPE_SZ, static_cast<int>(want));
+    if (want > (64 << 10))
+      fcntl(pi.write, F_SETPIPE_SZ, static_cast<int>(want));
   }
   pollfd fds[4] = {{po.read, POLLIN, 0},
                    {pe.read, POLLIN, 0},

@@ -596,10 +596,9 @@ TEST(Cli, HelpExplainsEveryFlag) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_TRUE(r.err.empty()) << r.err;
   const std::string all = r.out;
-  for (const char* flag :
-       {"backend", "jobs", "workload", "tasks", "verbose", "list_backends",
-        "fail_task", "fail_mode", "speedup", "pipe", "block", "recend",
-        "records"}) {
+  for (const char* flag : {"backend", "jobs", "workload", "tasks", "verbose",
+                           "list_backends", "fail_task", "fail_mode", "speedup",
+                           "pipe", "block", "recend", "records"}) {
     EXPECT_NE(all.find(std::string("--") + flag), std::string::npos) << flag;
   }
   EXPECT_NE(all.find("Examples:"), std::string::npos);

@@ -89,8 +89,8 @@ TEST(BlockReader, BlocksOfAPipeAreTheRulesWhateverTheReadsCut) {
   const std::string input = Lines(3000);
   for (const BlockRule& rule :
        {BlockRule{.block_bytes = 1000}, BlockRule{.block_bytes = 1},
-        BlockRule{.block_bytes = 300, .recend = "1\n"},
-        BlockRule{.records = 7}, BlockRule{.recend = "0.", .records = 1}}) {
+        BlockRule{.block_bytes = 300, .recend = "1\n"}, BlockRule{.records = 7},
+        BlockRule{.recend = "0.", .records = 1}}) {
     internal::Pipe p;
     ASSERT_TRUE(internal::MakePipe(&p));
     std::thread writer([&] {
@@ -200,9 +200,9 @@ TEST_P(Pipe, EveryRecordReachesExactlyOneCommandWhole) {
       << r.err;
   // Unordered, each record still reaches exactly one command: the blocks,
   // in whatever order they ended, are the same multiset.
-  const Result u =
-      RunOn({"--pipe", "--block=10k", "-j4", "--", "printf '<'; cat; printf '>'"},
-            input);
+  const Result u = RunOn(
+      {"--pipe", "--block=10k", "-j4", "--", "printf '<'; cat; printf '>'"},
+      input);
   ASSERT_EQ(u.exit_code, 0) << u.err;
   std::vector<std::string> got = Framed(u.out), want = expected;
   std::sort(got.begin(), got.end());
@@ -277,14 +277,13 @@ TEST_P(Pipe, MemoryStaysFlatHoweverLongTheInput) {
       std::ofstream f(path, std::ios::binary | std::ios::trunc);
       for (; size + line.size() <= sizes[k]; size += line.size()) f << line;
     }
-    const std::vector<std::string> args = {"--pipe", "--block=1M", "-j2",
-                                           "--", "wc -c"};
+    const std::vector<std::string> args = {"--pipe", "--block=1M", "-j2", "--",
+                                           "wc -c"};
     Result r;
     if (GetParam() == Feed::kFile) {
       r = RunProgramOnFile(Cli(), args, path);
     } else {
-      std::vector<std::string> sh = {"-c", "cat \"$0\" | \"$@\"", path,
-                                     Cli()};
+      std::vector<std::string> sh = {"-c", "cat \"$0\" | \"$@\"", path, Cli()};
       sh.insert(sh.end(), args.begin(), args.end());
       r = RunProgram("/bin/sh", sh);
     }
