@@ -85,6 +85,15 @@ class Parser {
         if (depth == 0) result_.dashes = true;
       } else if (arg == "-0") {
         ParseFlag("--null", nullptr, depth);
+      } else if (arg.rfind("-N", 0) == 0 &&
+                 arg.find('=') == std::string::npos) {
+        // GNU parallel's -N N (with --pipe: records a block): --records.
+        const std::string* next = i + 1 < args.size() ? &args[i + 1] : nullptr;
+        if (arg.size() > 2) {
+          ParseFlag("--records=" + arg.substr(2), nullptr, depth);
+        } else if (ParseFlag("--records", next, depth)) {
+          ++i;
+        }
       } else if (arg == "-k") {
         ParseFlag("--keep-order", nullptr, depth);
       } else if ((arg.rfind("-j", 0) == 0 || arg.rfind("-P", 0) == 0) &&

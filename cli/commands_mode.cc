@@ -34,6 +34,7 @@ int RunCommandsMode(const Request& r, std::FILE* out, std::FILE* err,
   if (from_stdin && !o.dry_run && r.backend != "mpi") {
     // Lines of stdin, run as they come (find ... | run, tail -f ... | run).
     o.stream_stdin = true;
+    o.pipe = r.commands_options.pipe;
     o.stdin_is_commands = r.commands == "-";
     o.stdin_name = o.stdin_is_commands ? "--commands=-" : "stdin";
   } else if (!r.commands.empty()) {

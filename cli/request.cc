@@ -23,6 +23,7 @@
 #include "cli/memory_room.h"
 #include "cli/run_workload.h"
 #include "commands/halt.h"
+#include "commands/pipe.h"
 #include "core/errors.h"
 #include "core/executor.h"
 #include "workloads/workloads.h"
@@ -271,6 +272,89 @@ void ParsePositional(const RawFlags& f, Request* r) {
   }
 }
 
+// --recend's text with its escapes read: \n, \t, \r, \0 and \\.
+std::string Unescaped(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\' || i + 1 == text.size()) {
+      out += text[i];
+      continue;
+    }
+    const char c = text[++i];
+    if (c == 'n') {
+      out += '\n';
+    } else if (c == 't') {
+      out += '\t';
+    } else if (c == 'r') {
+      out += '\r';
+    } else if (c == '0') {
+      out += '\0';
+    } else if (c == '\\') {
+      out += '\\';
+    } else {
+      throw UsageError("--recend=" + text + ": '\\" + std::string(1, c) +
+                       "' is not an escape; valid: \\n, \\t, \\r, \\0, "
+                       "\\\\ or plain text, as --recend='\\n\\n'");
+    }
+  }
+  return out;
+}
+
+// --pipe and what shapes its blocks (--block, --recend, -N): checked
+// together, so that none of them is given where it would do nothing.
+void ParsePipe(const RawFlags& f, const Request& r, CommandsOptions* o) {
+  const RawFlags d;
+  if (!f.pipe) {
+    for (const auto& [name, given] :
+         {std::pair<const char*, bool>{"block", f.block != d.block},
+          {"recend", f.recend != d.recend},
+          {"records", f.records != d.records}}) {
+      if (given || f.given.count(name) > 0) {
+        throw UsageError(std::string("--") + name +
+                         " shapes --pipe's blocks and does nothing without "
+                         "it; valid: with --pipe, as in cat big.log | run "
+                         "--pipe --block=10M grep -c ERROR");
+      }
+    }
+    return;
+  }
+  const auto refuse = [](const std::string& what) {
+    throw UsageError("--pipe feeds blocks of stdin to the commands, " + what +
+                     "; valid: cat big.log | run --pipe [--block=SIZE] "
+                     "[--recend=TEXT] [-N RECORDS] COMMAND");
+  };
+  if (r.command_template.empty()) refuse("and no command was given");
+  if (!r.arg_groups.empty() || !r.commands.empty()) {
+    refuse("so it takes no ::: or :::: arguments and no --commands");
+  }
+  if (f.null) {
+    refuse(
+        "so --null has no items to split (for NUL-ended records: "
+        "--recend='\\0')");
+  }
+  if (!f.colsep.empty()) refuse("so --colsep has no items to split");
+  if (f.dry_run) refuse("which --dry-run would have to run to show");
+  if (r.backend == "mpi") refuse("on this host only, not over mpi's ranks");
+  o->pipe = true;
+  o->block.block_bytes = ParseByteSize("block", f.block, "from 1 byte to 1G");
+  if (o->block.block_bytes == 0 ||
+      o->block.block_bytes > commands::kMaxRecordBytes) {
+    throw UsageError("--block=" + f.block +
+                     " is out of range; valid: 1 byte to 1G, as "
+                     "--block=10M (GNU parallel's default: 1M)");
+  }
+  o->block.recend = Unescaped(f.recend);
+  if (o->block.recend.empty()) {
+    throw UsageError(
+        "--recend is empty, so no record would ever end; valid: the text "
+        "that ends a record, as --recend='\\n' (a line, the default) or "
+        "--recend='\\0'");
+  }
+  o->block.records = static_cast<std::size_t>(
+      ParseInRange("records", f.records, 0, 1LL << 30,
+                   "records a block, 0 (blocks by --block) to 1073741824"));
+}
+
 // The commands-mode flags.
 void ParseCommandsOptions(const RawFlags& f, Request* r) {
   CommandsOptions& o = r->commands_options;
@@ -319,6 +403,7 @@ void ParseCommandsOptions(const RawFlags& f, Request* r) {
     }
   }
   o.null_separated = f.null;
+  ParsePipe(f, *r, &o);
   const RawFlags defaults;
   const bool from_stdin = f.commands == "-" ||
                           (f.commands.empty() && !r->command_template.empty() &&
@@ -441,7 +526,7 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
     };
     const std::string valid =
         "; valid in commands mode: --jobs, --backend, --retries, --colsep, "
-        "--null, "
+        "--null, --pipe, --block, --recend, --records (-N), "
         "--timeout, --timeout-ms, --halt, --delay, --keep-order, "
         "--line-buffer, --tag, --results, --joblog, --resume, "
         "--resume-failed, --dry-run, --progress, --verbose, --trace, "
@@ -484,6 +569,10 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
       {{"dry-run", f.dry_run != d.dry_run}, "--dry-run"},
       {{"colsep", f.colsep != d.colsep}, "--colsep=,"},
       {{"null", f.null != d.null}, "--null"},
+      {{"pipe", f.pipe != d.pipe}, "--pipe"},
+      {{"block", f.block != d.block}, "--pipe --block=10M"},
+      {{"recend", f.recend != d.recend}, "--pipe --recend='\\0'"},
+      {{"records", f.records != d.records}, "--pipe -N 1000"},
   };
   for (const auto& [flag, example] : commands_only) {
     if (given(flag)) {
@@ -493,7 +582,9 @@ void CheckModeFlags(const RawFlags& f, const Request& r) {
                        example +
                        // -0 reads stdin: no ::: with it.
                        (std::string(flag.name) == "null" ? " echo < items"
-                                                         : " echo ::: a b"));
+                        : std::string(example).rfind("--pipe", 0) == 0
+                            ? " wc -l < items"
+                            : " echo ::: a b"));
     }
   }
 }
@@ -570,10 +661,12 @@ void CheckFilePath(const std::string& name, const std::string& path,
 
 }  // namespace
 
-std::size_t ParseByteSize(const std::string& flag, const std::string& text) {
+std::size_t ParseByteSize(const std::string& flag, const std::string& text,
+                          const char* zero) {
   const std::string valid =
       "bytes (268435456) or a number with K, M, G or T (binary units: 256M, "
-      "1.5G, 2GiB); 0 for no limit";
+      "1.5G, 2GiB); " +
+      std::string(zero);
   double number = 0;
   const char* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), end, number);

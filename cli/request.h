@@ -68,6 +68,10 @@ struct RawFlags {
   bool dry_run = false;
   std::string colsep;  // "" = one argument a line
   bool null = false;   // -0: stdin items end with NUL
+  bool pipe = false;   // --pipe: blocks of stdin as each command's stdin
+  std::string block = "1M";  // --block: a block's size
+  std::string recend = "\\n";  // --recend, escapes unread (\\n: a newline)
+  std::string records = "0";   // -N: records a block (--pipe)
   // Arguments after the flags: a command template, then `:::` words and
   // `::::` files; `dashes` when they came after "--".
   std::vector<std::string> positional;
@@ -129,8 +133,9 @@ Request ParseRequest(const RawFlags& flags);
 
 // --worker-memory's value in bytes: plain bytes ("268435456"), or a number
 // with a binary unit K, M, G or T ("256M", "1.5G", "2GiB"); 0 = no limit.
-// Throws UsageError naming the valid forms.
-std::size_t ParseByteSize(const std::string& flag, const std::string& text);
+// Throws UsageError naming the valid forms, `zero` saying what 0 means.
+std::size_t ParseByteSize(const std::string& flag, const std::string& text,
+                          const char* zero = "0 for no limit");
 
 }  // namespace fanout::cli
 

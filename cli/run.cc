@@ -168,6 +168,22 @@ ABSL_FLAG(std::string, colsep, "",
 ABSL_FLAG(bool, null, false,
           "commands mode (-0): items of stdin end with a NUL byte, not a "
           "newline. Example: find . -print0 | run -0 wc -c");
+ABSL_FLAG(bool, pipe, false,
+          "commands mode: cut stdin into blocks of whole records (--block, "
+          "--recend, -N), each the stdin of one command. Example: "
+          "cat big.log | run --pipe --block=10M grep -c ERROR");
+ABSL_FLAG(std::string, block, "1M",
+          "commands mode, with --pipe: a block's size in bytes, or with K, "
+          "M, G (binary units); a record longer than it is a block of its "
+          "own. Example: --pipe --block=10M");
+ABSL_FLAG(std::string, recend, "\\n",
+          "commands mode, with --pipe: what ends a record (\\n, \\t, \\0 "
+          "and \\\\ spell a newline, tab, NUL and backslash); no block "
+          "cuts one. Example: --pipe --recend='\\0'");
+ABSL_FLAG(
+    std::string, records, "0",
+    "commands mode, with --pipe (-N): this many records a block, "
+    "whatever their size; 0 = blocks by --block. Example: --pipe -N 1000");
 ABSL_FLAG(bool, dry_run, false,
           "commands mode: print the commands that would run, run none. "
           "Example: --dry-run gzip ::: a b");
@@ -299,6 +315,10 @@ fanout::cli::Request CheckedRequest(const fanout::cli::Args& args) {
         .dry_run = absl::GetFlag(FLAGS_dry_run),
         .colsep = absl::GetFlag(FLAGS_colsep),
         .null = absl::GetFlag(FLAGS_null),
+        .pipe = absl::GetFlag(FLAGS_pipe),
+        .block = absl::GetFlag(FLAGS_block),
+        .recend = absl::GetFlag(FLAGS_recend),
+        .records = absl::GetFlag(FLAGS_records),
         .positional = args.positional,
         .dashes = args.dashes,
         .stdin_is_terminal = isatty(STDIN_FILENO) != 0,

@@ -16,6 +16,7 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "commands/joblog.h"
 #include "commands/mpi.h"
 #include "commands/output.h"
+#include "commands/pipe.h"
 #include "commands/process_guard.h"
 #include "commands/run_command.h"
 #include "core/errors.h"
@@ -35,6 +37,23 @@ namespace fanout::commands {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// `text` as a message shows it: "\n" for a newline, "\0" for NUL.
+std::string Visible(const std::string& text) {
+  std::string shown;
+  for (const char c : text) {
+    if (c == '\n') {
+      shown += "\\n";
+    } else if (c == '\t') {
+      shown += "\\t";
+    } else if (c == '\0') {
+      shown += "\\0";
+    } else {
+      shown += c;
+    }
+  }
+  return shown;
+}
 
 // What a finished command left for the summary.
 struct Finished {
@@ -117,12 +136,16 @@ class Runner {
         // The first chunk before anything runs, so that a file that is not
         // text is refused with nothing started; the rest as it comes.
         feed_closed_ = false;
-        ReadStdin(/*first_chunk_only=*/true);
-        if (!input_error_.empty()) {
+        if (o_.pipe) {
+          ReadBlocks();  // any bytes: blocks are not checked for text
+        } else {
+          ReadStdin(/*first_chunk_only=*/true);
+        }
+        if (!input_error_.empty() && !o_.pipe) {
           throw UsageError(o_.stdin_name + ": " + input_error_ +
                            "; valid: a text file with one item a line");
         }
-        if (!feed_closed_) ReadStdin(false);
+        if (!feed_closed_ && !o_.pipe) ReadStdin(false);
       } else {
         for (std::size_t i = 0; i < todo_.size(); ++i) Submit(i, todo_[i]);
       }
@@ -185,6 +208,86 @@ class Runner {
       known_ = todo_.size();
     }
     Submit(index, job);
+  }
+
+  // --pipe: a block of stdin, the stdin of a job of its own.
+  void AddBlock(Block block) {
+    std::size_t index = 0;
+    const Job* job = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(feed_mu_);
+      const std::size_t seq = ++stdin_seq_;
+      if (Skipped(seq)) {
+        reader_->Recycle(std::move(block));
+        return;
+      }
+      streamed_.push_back(Job{.seq = seq, .args = {}});
+      todo_.push_back(&streamed_.back());
+      blocks_.push_back(std::move(block));
+      index = todo_.size() - 1;
+      job = todo_.back();
+      known_ = todo_.size();
+      ++blocks_held_;
+    }
+    Submit(index, job);
+  }
+
+  // --pipe: reads stdin into blocks of whole records, each a job, as it
+  // comes; while twice --jobs blocks wait or run, reading waits, so memory
+  // stays flat however long the input.
+  void ReadBlocks() {
+    reader_ = std::make_unique<BlockReader>(0, o_.block);
+    BlockReader& reader = *reader_;
+    pollfd p = {0, POLLIN, 0};
+    bool eof = false;
+    const std::size_t most_held = 2 * static_cast<std::size_t>(jobs_);
+    while (!eof) {
+      if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) break;
+      {
+        std::unique_lock<std::mutex> lock(feed_mu_);
+        if (blocks_held_ >= most_held) {
+          blocks_cv_.wait_for(lock, std::chrono::milliseconds(50));
+          continue;
+        }
+      }
+      if (poll(&p, 1, 50) <= 0) continue;
+      const ssize_t got = reader.Read();
+      if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (got <= 0) eof = true;
+      while (std::optional<Block> block = reader.Next(eof)) {
+        AddBlock(*std::move(block));
+      }
+      if (reader.TooLong()) {
+        input_error_ = o_.block.records > 0
+                           ? std::to_string(o_.block.records) +
+                                 " records (-N) make more than " +
+                                 std::to_string(kMaxRecordBytes) + " bytes"
+                           : "a record of more than " +
+                                 std::to_string(kMaxRecordBytes) +
+                                 " bytes has no --recend (" +
+                                 Visible(o_.block.recend) + ") in it";
+        break;
+      }
+    }
+    reader.Finish();
+    feed_closed_ = true;
+  }
+
+  // A job's block, taken out of the run's memory once its command ran.
+  Block TakeBlock(std::size_t i) {
+    std::lock_guard<std::mutex> lock(feed_mu_);
+    return std::move(blocks_[i]);
+  }
+
+  // A job's block is done with: its memory goes back to the reader, and
+  // reading may go on.
+  void BlockDone(Block block) {
+    {
+      std::lock_guard<std::mutex> lock(feed_mu_);
+      reader_->Recycle(std::move(block));
+      --blocks_held_;
+    }
+    blocks_cv_.notify_all();
   }
 
   // Job `i` of the input, submitted to the pool. On sequential it runs now
@@ -295,6 +398,17 @@ class Runner {
   // A task of the pool: job `i` run to its end (with its retries) in a
   // slot ({%}) of its own, and reported.
   void RunJob(std::size_t i, const Job& job) {
+    struct Done {
+      Runner* r;
+      Block block;
+      ~Done() {
+        if (r != nullptr) r->BlockDone(std::move(block));
+      }
+    } done{o_.pipe ? this : nullptr, o_.pipe ? TakeBlock(i) : Block()};
+    const CommandStdin input{.bytes = done.block.bytes.view(),
+                             .fd = done.block.in_file ? 0 : -1,
+                             .offset = done.block.offset,
+                             .length = done.block.length};
     WaitTurn(i);
     if (stop_.no_new.load() || stop_.Now() != Stopped::kNo) return;
     int slot = 1;
@@ -328,8 +442,8 @@ class Runner {
                                           static_cast<std::uint32_t>(attempt))
                            : nullptr;
       try {
-        outcome =
-            RunOne(command, o_.timeout_s, stop_, *guard_, out, err, drain);
+        outcome = RunOne(command, o_.timeout_s, stop_, *guard_, out, err, drain,
+                         o_.pipe ? &input : nullptr);
       } catch (const std::exception& e) {
         err += std::string("run: ") + e.what() + "\n";
         outcome = Outcome{.exit_code = 127, .exit_status = 127};
@@ -518,6 +632,11 @@ class Runner {
   std::mutex feed_mu_;
   std::vector<const Job*> todo_;
   std::deque<Job> streamed_;  // the stdin jobs (a deque: stable addresses)
+  // --pipe: the reader of stdin's blocks, which takes back their memory.
+  std::unique_ptr<BlockReader> reader_;
+  std::deque<Block> blocks_;     // --pipe: job i's block, until it runs
+  std::size_t blocks_held_ = 0;  // blocks read and not yet run
+  std::condition_variable blocks_cv_;
   bool feed_closed_ = true;
   // The pool the commands run on, and one future per submitted job.
   Pool* pool_ = nullptr;

@@ -12,6 +12,7 @@
 
 #include "commands/halt.h"
 #include "commands/input.h"
+#include "commands/pipe.h"
 
 namespace fanout::commands {
 
@@ -60,6 +61,11 @@ struct CommandsOptions {
   // commands (--commands=-: blank and # lines skipped) or the template's
   // arguments. `stdin_name` names the input in messages.
   bool stream_stdin = false;
+  // --pipe: stdin is cut into blocks of whole records (`block`), each the
+  // stdin of one command of the template (stream_stdin must be set); at
+  // most twice --jobs blocks are held at a time, however long the input.
+  bool pipe = false;
+  BlockRule block;
   bool stdin_is_commands = false;
   std::string stdin_name = "stdin";
   // When set, each command's result is kept here (in input order) instead

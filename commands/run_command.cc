@@ -2,14 +2,18 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstring>
+#include <ctime>
 #include <string>
+#include <string_view>
 
 #include "commands/input.h"
 #include "core/errors.h"
@@ -35,6 +39,51 @@ double EpochNow() {
       .count();
 }
 
+// Feeds the non-blocking pipe `fd` what it takes now of `input` from *fed
+// on (written, or spliced from the file). True while more is to come;
+// false once all is in or the command closed its stdin (EPIPE: it did not
+// want the rest). The SIGPIPE is blocked on this thread and taken back, so
+// it never ends the run.
+bool FeedInput(int fd, const CommandStdin& input, std::size_t* fed) {
+  sigset_t pipe_only, old;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+  const std::size_t size = input.fd >= 0 ? input.length : input.bytes.size();
+  bool more = true;
+  while (*fed < size) {
+    ssize_t n = 0;
+    if (input.fd >= 0) {
+      loff_t from = input.offset + static_cast<off_t>(*fed);
+      n = splice(input.fd, &from, fd, nullptr, size - *fed,
+                 SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+      if (n == 0) {
+        errno = EPIPE;  // the file ended early (truncated meanwhile)
+        n = -1;
+      }
+    } else {
+      n = write(fd, input.bytes.data() + *fed, size - *fed);
+    }
+    if (n > 0) {
+      *fed += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) break;
+    if (n < 0 && errno == EPIPE) {
+      // The SIGPIPE it raised is pending on this thread: taken back here.
+      const timespec now = {0, 0};
+      while (sigtimedwait(&pipe_only, nullptr, &now) < 0 && errno == EINTR) {
+      }
+    }
+    more = false;
+    break;
+  }
+  if (*fed >= size) more = false;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return more;
+}
+
 }  // namespace
 
 Stopped StopState::Now() {
@@ -54,7 +103,7 @@ Stopped StopState::Now() {
 // exits.
 Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
                ProcessGuard& guard, std::string& out, std::string& err,
-               const std::function<void()>& drain) {
+               const std::function<void()>& drain, const CommandStdin* input) {
   if (command.size() > kMaxLineBytes) {
     // exec() would fail with E2BIG, and the shell's 127 say nothing.
     throw Error("the command is " + std::to_string(command.size()) +
@@ -64,10 +113,12 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
   Outcome outcome;
   outcome.start = EpochNow();
   const auto started = Clock::now();
-  internal::Pipe po, pe;
-  if (!internal::MakePipe(&po) || !internal::MakePipe(&pe)) {
+  internal::Pipe po, pe, pi;
+  if (!internal::MakePipe(&po) || !internal::MakePipe(&pe) ||
+      (input != nullptr && !internal::MakePipe(&pi))) {
     const int e = errno;
-    for (int* fd : {&po.read, &po.write, &pe.read, &pe.write}) {
+    for (int* fd :
+         {&po.read, &po.write, &pe.read, &pe.write, &pi.read, &pi.write}) {
       internal::CloseFd(fd);
     }
     throw Error(std::string("cannot create a pipe: ") + std::strerror(e));
@@ -80,8 +131,12 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
     // Only async-signal-safe calls between fork and exec.
     dup2(po.write, 1);
     dup2(pe.write, 2);
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, 0);
+    if (input != nullptr) {
+      dup2(pi.read, 0);
+    } else {
+      int devnull = open("/dev/null", O_RDONLY);
+      if (devnull >= 0) dup2(devnull, 0);
+    }
     if (!guard.JoinCgroup()) {
       static constexpr char kMessage[] =
           "run: cannot move this command into the run's cgroup (see "
@@ -95,17 +150,35 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
   const int fork_errno = errno;
   internal::CloseFd(&po.write);
   internal::CloseFd(&pe.write);
+  internal::CloseFd(&pi.read);
   if (pid < 0) {
     internal::CloseFd(&po.read);
     internal::CloseFd(&pe.read);
+    internal::CloseFd(&pi.write);
     throw Error(std::string("cannot fork: ") + std::strerror(fork_errno));
   }
   guard.Add(pid);
   int pidfd = internal::PidfdOpen(pid);
   internal::SetNonBlocking(po.read);
   internal::SetNonBlocking(pe.read);
-  pollfd fds[3] = {
-      {po.read, POLLIN, 0}, {pe.read, POLLIN, 0}, {pidfd, POLLIN, 0}};
+  // --pipe: the block goes in as the command takes it, beside reading its
+  // output (a command that writes before it has read all would otherwise
+  // wait on us as we wait on it).
+  std::size_t fed = 0;
+  if (pi.write >= 0) {
+    internal::SetNonBlocking(pi.write);
+    // A pipe that takes up to 1 MiB at once (the most an unprivileged
+    // process may ask; 64 KiB by default): a sixteenth of the wake-ups.
+    const std::size_t want = std::min<std::size_t>(
+        input->fd >= 0 ? input->length : input->bytes.size(),
+        std::size_t{1} << 20);
+    if (want > (64 << 10))
+      fcntl(pi.write, F_SETPIPE_SZ, static_cast<int>(want));
+  }
+  pollfd fds[4] = {{po.read, POLLIN, 0},
+                   {pe.read, POLLIN, 0},
+                   {pidfd, POLLIN, 0},
+                   {pi.write, POLLOUT, 0}};
   const auto deadline =
       timeout_s > 0 ? started + std::chrono::duration_cast<Clock::duration>(
                                     std::chrono::duration<double>(timeout_s))
@@ -136,7 +209,12 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
       wait_ms = static_cast<int>(std::clamp<long long>(ms, 0, wait_ms));
     }
     if (reaped || pidfd < 0) fds[2].fd = -1;
-    const int ready = poll(fds, 3, wait_ms);
+    // Once it is being stopped, what it has not read is of no use.
+    if (termed) internal::CloseFd(&fds[3].fd);
+    const int ready = poll(fds, 4, wait_ms);
+    if (ready > 0 && fds[3].fd >= 0 && fds[3].revents != 0) {
+      if (!FeedInput(fds[3].fd, *input, &fed)) internal::CloseFd(&fds[3].fd);
+    }
     if (ready > 0) {
       for (int k = 0; k < 2; ++k) {
         if (fds[k].fd < 0 || !(fds[k].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -189,6 +267,7 @@ Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
   }
   internal::CloseFd(&fds[0].fd);
   internal::CloseFd(&fds[1].fd);
+  internal::CloseFd(&fds[3].fd);
   if (pidfd >= 0) close(pidfd);
   kill(-pid, SIGKILL);  // anything of its group still around
   // Adopted members of the group (we are their subreaper) that are gone.

@@ -12,10 +12,14 @@
 #ifndef FANOUT_COMMANDS_RUN_COMMAND_H_
 #define FANOUT_COMMANDS_RUN_COMMAND_H_
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "commands/process_guard.h"
 
@@ -49,13 +53,27 @@ struct StopState {
   Stopped Now();
 };
 
+// A command's stdin, --pipe's block: bytes in memory, or (`fd` >= 0)
+// `length` bytes of the regular file `fd` from `offset`, spliced into the
+// command's pipe without passing through this process's memory.
+struct CommandStdin {
+  std::string_view bytes;
+  int fd = -1;
+  off_t offset = 0;
+  std::size_t length = 0;
+};
+
 // Runs `command`, collecting its output into out / err (calling `drain`
 // after each read when set); kills its process group (SIGTERM, then SIGKILL)
-// after `timeout_s` seconds (0: never) or when `stop` says so. Throws
-// fanout::Error when it cannot create a pipe or fork.
+// after `timeout_s` seconds (0: never) or when `stop` says so. Its stdin is
+// /dev/null, or `input` when given (--pipe's block: fed as the command
+// reads it; a command that exits without reading all of it is not an error
+// of the run, and no SIGPIPE reaches this process). Throws fanout::Error
+// when it cannot create a pipe or fork.
 Outcome RunOne(const std::string& command, double timeout_s, StopState& stop,
                ProcessGuard& guard, std::string& out, std::string& err,
-               const std::function<void()>& drain);
+               const std::function<void()>& drain,
+               const CommandStdin* input = nullptr);
 
 }  // namespace fanout::commands
 

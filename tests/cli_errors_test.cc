@@ -201,7 +201,7 @@ TEST(CliErrors, BadValuesAreUsageErrors) {
 TEST(CliErrors, EachFlagOfTheOtherModeIsRefused) {
   const std::string valid =
       "; valid in commands mode: --jobs, --backend, --retries, --colsep, "
-      "--null, --timeout, "
+      "--null, --pipe, --block, --recend, --records (-N), --timeout, "
       "--timeout-ms, --halt, --delay, --keep-order, --line-buffer, --tag, "
       "--results, --joblog, --resume, --resume-failed, --dry-run, "
       "--progress, --verbose, --trace, --trace-summary";

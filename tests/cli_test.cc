@@ -596,9 +596,9 @@ TEST(Cli, HelpExplainsEveryFlag) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_TRUE(r.err.empty()) << r.err;
   const std::string all = r.out;
-  for (const char* flag :
-       {"backend", "jobs", "workload", "tasks", "verbose", "list_backends",
-        "fail_task", "fail_mode", "speedup"}) {
+  for (const char* flag : {"backend", "jobs", "workload", "tasks", "verbose",
+                           "list_backends", "fail_task", "fail_mode", "speedup",
+                           "pipe", "block", "recend", "records"}) {
     EXPECT_NE(all.find(std::string("--") + flag), std::string::npos) << flag;
   }
   EXPECT_NE(all.find("Examples:"), std::string::npos);
@@ -613,7 +613,7 @@ TEST(Cli, HelpExplainsEveryFlag) {
        at != std::string::npos; at = all.find("Example:", at + 1)) {
     ++examples;
   }
-  EXPECT_EQ(flags, 41u) << all;
+  EXPECT_EQ(flags, 45u) << all;
   EXPECT_EQ(examples, flags) << all;
   EXPECT_EQ(RunProgram(Cli(), {"-h"}).out, r.out);
 }

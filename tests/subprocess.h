@@ -17,12 +17,20 @@ struct Result {
   int exit_code = -1;  // the exit status, or 128 + signal when killed
   std::string out;
   std::string err;
+  long max_rss_kb = 0;  // its peak resident memory (and its children's)
 };
 
-// Runs `program` with `args`, `input` on its stdin, and waits for it.
+// Runs `program` with `args`, `input` on its stdin (a pipe, written as the
+// program reads it, beside reading its output), and waits for it.
 Result RunProgram(const std::string& program,
                   const std::vector<std::string>& args,
                   const std::string& input = "");
+
+// As RunProgram, with the file at `stdin_path` as its stdin (a regular
+// file, as after `< FILE`, not a pipe).
+Result RunProgramOnFile(const std::string& program,
+                        const std::vector<std::string>& args,
+                        const std::string& stdin_path);
 
 // The path of a file of this repository in the test's runfiles.
 std::string Runfile(const std::string& path);
