@@ -66,9 +66,9 @@ struct RawFlags {
   std::string timeout = "0";  // seconds per command
   std::string delay = "0";    // seconds between starts
   bool dry_run = false;
-  std::string colsep;  // "" = one argument a line
-  bool null = false;   // -0: stdin items end with NUL
-  bool pipe = false;   // --pipe: blocks of stdin as each command's stdin
+  std::string colsep;        // "" = one argument a line
+  bool null = false;         // -0: stdin items end with NUL
+  bool pipe = false;         // --pipe: blocks of stdin as each command's stdin
   std::string block = "1M";  // --block: a block's size
   std::string recend = "\\n";  // --recend, escapes unread (\\n: a newline)
   std::string records = "0";   // -N: records a block (--pipe)
